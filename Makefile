@@ -1,0 +1,62 @@
+# Tenantry developer tasks. `make` (or `make help`) lists them.
+#
+# The dev database is a project-local PostgreSQL cluster in .tenantry/pg,
+# listening on 127.0.0.1:$(PG_PORT). Set TENANTRY__DATABASE__URL (and
+# TENANTRY__DATABASE__OWNER_URL) to use another server instead.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PG_PORT ?= $(or $(TENANTRY_PG_PORT),54329)
+PG_DIR  := .tenantry/pg
+DB_NAME ?= $(or $(TENANTRY_DB_NAME),tenantry)
+
+export TENANTRY_PG_PORT := $(PG_PORT)
+
+.PHONY: help db-up db-down db-psql migrate run test lint fmt build clean-db
+
+help: ## List the targets
+	@echo "Usage: make <target>"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Variables: PG_PORT=$(PG_PORT) (dev cluster port), DB_NAME=$(DB_NAME)"
+
+db-up: ## Start the dev PostgreSQL cluster (.tenantry/pg), creating it if needed
+	@if [[ -n "$${TENANTRY__DATABASE__URL:-}" ]]; then \
+		safe=$$(printf '%s' "$$TENANTRY__DATABASE__URL" | sed -E 's#^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):.*@#\1:***@#'); \
+		echo "db-up: TENANTRY__DATABASE__URL is set; using $$safe's server; no local cluster started"; \
+	else \
+		scripts/pg.sh up $(PG_DIR) $(PG_PORT); \
+	fi
+
+db-down: ## Stop the dev cluster
+	@scripts/pg.sh down $(PG_DIR)
+
+db-psql: ## Open psql (as superuser) on the dev database
+	@scripts/pg.sh psql $(PG_DIR) $(PG_PORT) -d $(DB_NAME)
+
+migrate: db-up ## Build and run `tenantry migrate` against the dev database
+	@scripts/run.sh migrate
+
+run: ## Start the dev cluster, build, migrate and serve
+	@scripts/run.sh
+
+test: ## Run all tests against a throwaway cluster (extra nextest args: ARGS=...)
+	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+	@scripts/test.sh $(ARGS)
+
+lint: ## rustfmt check + clippy (warnings are errors)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format all code
+	cargo fmt --all
+
+build: ## Build the workspace
+	cargo build --workspace
+
+clean-db: db-down ## Stop the dev cluster and DELETE its data
+	@echo "clean-db: deleting the dev cluster in $(PG_DIR) (all local data is lost)"
+	rm -rf $(PG_DIR)

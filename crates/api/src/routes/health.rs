@@ -1,0 +1,23 @@
+//! `/healthz` (the process is up) and `/readyz` (it can serve: the database
+//! answers and its schema is exactly this build's).
+
+use actix_web::{HttpResponse, get, web};
+use serde_json::json;
+
+use crate::{ApiError, AppState};
+
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let schema = state.db.schema_state().await?;
+    if !schema.is_current() {
+        return Err(ApiError::Unavailable(
+            "the database schema is not current; run `tenantry migrate`".to_owned(),
+        ));
+    }
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
+}

@@ -1,0 +1,10 @@
+//! Tenantry's domain types. Nothing here performs I/O: no database, no HTTP,
+//! no clock reads, so every rule in this crate is testable as a pure function.
+
+pub mod id;
+pub mod slug;
+pub mod status;
+
+pub use id::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, UserId};
+pub use slug::{Slug, SlugError};
+pub use status::{TenantStatus, UnknownStatus};

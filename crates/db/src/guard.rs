@@ -1,0 +1,453 @@
+//! The isolation guard (design.md rule 5): reads the catalog as the service's
+//! role and names every object that would let tenants see each other.
+//! Run at startup (the server refuses to start on any violation) and by
+//! `tenantry policies check`.
+
+use std::fmt;
+
+use diesel::QueryableByName;
+use diesel::sql_query;
+use diesel::sql_types::{Array, Bool, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::{Db, DbError};
+
+/// One thing wrong, naming the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub object: String,
+    pub problem: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.object, self.problem)
+    }
+}
+
+fn violation(object: impl Into<String>, problem: impl Into<String>) -> Violation {
+    Violation {
+        object: object.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The predicates a permissive policy may use, as PostgreSQL deparses them
+/// (whitespace-normalised): the tenant context, or the platform-admin context.
+const TENANT_PREDICATE: &str =
+    "(tenant_id = (nullif(current_setting('app.tenant_id'::text, true), ''::text))::uuid)";
+const ADMIN_PREDICATE: &str = "(current_setting('app.platform_admin'::text, true) = 'on'::text)";
+
+/// Schemas the guard inspects: everything but PostgreSQL's own.
+const USER_SCHEMAS: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
+
+impl Db {
+    /// Runs every check; an empty list means the database is safe to serve.
+    pub async fn check_isolation(&self) -> Result<Vec<Violation>, DbError> {
+        let mut conn = self.checkout().await?;
+        Ok(check(&mut conn).await?)
+    }
+}
+
+/// Every check, on any connection (the service's, in production).
+pub async fn check(conn: &mut AsyncPgConnection) -> Result<Vec<Violation>, diesel::result::Error> {
+    let mut found = Vec::new();
+    found.extend(service_role(conn).await?);
+    found.extend(tenant_tables(conn).await?);
+    found.extend(foreign_keys(conn).await?);
+    found.extend(views(conn).await?);
+    Ok(found)
+}
+
+#[derive(QueryableByName)]
+struct RoleRow {
+    #[diesel(sql_type = Text)]
+    role: String,
+    #[diesel(sql_type = Bool)]
+    superuser: bool,
+    #[diesel(sql_type = Bool)]
+    bypassrls: bool,
+}
+
+#[derive(QueryableByName)]
+struct OwnedRow {
+    #[diesel(sql_type = Text)]
+    object: String,
+    #[diesel(sql_type = Text)]
+    owner: String,
+}
+
+/// The service's role (and every role it is a member of) is not superuser,
+/// not BYPASSRLS, and owns nothing outside PostgreSQL's own schemas.
+async fn service_role(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<Violation>, diesel::result::Error> {
+    let roles: Vec<RoleRow> = sql_query(
+        "SELECT r.rolname::text AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypassrls
+           FROM pg_roles r
+          WHERE pg_has_role(current_user, r.oid, 'MEMBER')",
+    )
+    .load(conn)
+    .await?;
+    let mut found = Vec::new();
+    for r in roles {
+        if r.superuser {
+            found.push(violation(
+                format!("role {}", r.role),
+                "the service's role is (or is a member of) a superuser",
+            ));
+        }
+        if r.bypassrls {
+            found.push(violation(
+                format!("role {}", r.role),
+                "the service's role has (or is a member of a role with) BYPASSRLS",
+            ));
+        }
+    }
+    let owned: Vec<OwnedRow> = sql_query(format!(
+        "SELECT format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                                              WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' ELSE 'table' END,
+                       c.oid::regclass) AS object,
+                pg_get_userbyid(c.relowner)::text AS owner
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE {USER_SCHEMAS} AND pg_has_role(current_user, c.relowner, 'MEMBER')
+         UNION ALL
+         SELECT format('function %s', p.oid::regprocedure), pg_get_userbyid(p.proowner)::text
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE {USER_SCHEMAS} AND pg_has_role(current_user, p.proowner, 'MEMBER')
+         UNION ALL
+         SELECT format('schema %s', n.nspname), pg_get_userbyid(n.nspowner)::text
+           FROM pg_namespace n
+          WHERE {USER_SCHEMAS} AND n.nspowner <> 'pg_database_owner'::regrole
+            AND pg_has_role(current_user, n.nspowner, 'MEMBER')
+         ORDER BY 1"
+    ))
+    .load(conn)
+    .await?;
+    found.extend(owned.into_iter().map(|o| {
+        violation(
+            o.object,
+            format!(
+                "owned by {}, which the service's role is or is a member of (an owner can disable RLS)",
+                o.owner
+            ),
+        )
+    }));
+    Ok(found)
+}
+
+#[derive(QueryableByName)]
+struct TableRow {
+    #[diesel(sql_type = Text)]
+    table: String,
+    #[diesel(sql_type = Bool)]
+    enabled: bool,
+    #[diesel(sql_type = Bool)]
+    forced: bool,
+}
+
+#[derive(QueryableByName)]
+struct PolicyRow {
+    #[diesel(sql_type = Text)]
+    table: String,
+    #[diesel(sql_type = Text)]
+    policy: String,
+    #[diesel(sql_type = Bool)]
+    permissive: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    using_expr: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    check_expr: Option<String>,
+}
+
+/// Every table with a `tenant_id` column has RLS enabled AND forced, a policy
+/// keyed on `app.tenant_id`, and no permissive policy that opens it any other
+/// way (a permissive `USING (true)` would be OR-ed with the tenant policy).
+async fn tenant_tables(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<Violation>, diesel::result::Error> {
+    let tables: Vec<TableRow> = sql_query(format!(
+        "SELECT c.oid::regclass::text AS table, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced
+           FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+          WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMAS}
+          ORDER BY 1"
+    ))
+    .load(conn)
+    .await?;
+    let policies: Vec<PolicyRow> = sql_query(format!(
+        "SELECT c.oid::regclass::text AS table, p.polname::text AS policy, p.polpermissive AS permissive,
+                pg_get_expr(p.polqual, p.polrelid) AS using_expr,
+                pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr
+           FROM pg_policy p
+           JOIN pg_class c ON c.oid = p.polrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE {USER_SCHEMAS}
+          ORDER BY 1, 2"
+    ))
+    .load(conn)
+    .await?;
+    let mut found = Vec::new();
+    for table in &tables {
+        found.extend(judge_table(
+            table,
+            policies.iter().filter(|p| p.table == table.table),
+        ));
+    }
+    // A view over a tenant table could also leak; views() covers that.
+    Ok(found)
+}
+
+fn normalise(expr: &str) -> String {
+    expr.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+fn judge_table<'p>(
+    table: &TableRow,
+    policies: impl Iterator<Item = &'p PolicyRow>,
+) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let name = format!("table {}", table.table);
+    if !table.enabled {
+        found.push(violation(
+            &name,
+            "has tenant_id but row level security is not enabled",
+        ));
+    }
+    if !table.forced {
+        found.push(violation(
+            &name,
+            "has tenant_id but row level security is not forced (FORCE ROW LEVEL SECURITY)",
+        ));
+    }
+    let mut keyed_on_tenant = false;
+    for p in policies {
+        let exprs = [p.using_expr.as_deref(), p.check_expr.as_deref()];
+        if exprs
+            .iter()
+            .flatten()
+            .any(|e| normalise(e) == TENANT_PREDICATE)
+        {
+            keyed_on_tenant = true;
+        }
+        if !p.permissive {
+            continue; // restrictive policies only ever narrow access
+        }
+        for expr in exprs.into_iter().flatten() {
+            let e = normalise(expr);
+            if e != TENANT_PREDICATE && e != ADMIN_PREDICATE {
+                found.push(violation(
+                    &name,
+                    format!(
+                        "permissive policy {} opens rows by ({expr}), not by the tenant context",
+                        p.policy
+                    ),
+                ));
+            }
+        }
+    }
+    if !keyed_on_tenant {
+        found.push(violation(
+            &name,
+            "has tenant_id but no policy on app.tenant_id (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)",
+        ));
+    }
+    found
+}
+
+#[derive(QueryableByName)]
+struct ForeignKeyRow {
+    #[diesel(sql_type = Text)]
+    constraint: String,
+    #[diesel(sql_type = Text)]
+    from_table: String,
+    #[diesel(sql_type = Text)]
+    to_table: String,
+    #[diesel(sql_type = Array<Text>)]
+    from_columns: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    to_columns: Vec<String>,
+}
+
+/// A foreign key between two tables that both have `tenant_id` must map
+/// `tenant_id` to `tenant_id`, so a row can never reference another
+/// tenant's row.
+async fn foreign_keys(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<Violation>, diesel::result::Error> {
+    let fks: Vec<ForeignKeyRow> = sql_query(format!(
+        "SELECT con.conname::text AS constraint,
+                con.conrelid::regclass::text AS from_table,
+                con.confrelid::regclass::text AS to_table,
+                ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
+                        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+                       ORDER BY k.ord) AS from_columns,
+                ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(attnum, ord)
+                        JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+                       ORDER BY k.ord) AS to_columns
+           FROM pg_constraint con
+           JOIN pg_class c ON c.oid = con.conrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE con.contype = 'f' AND {USER_SCHEMAS}
+            AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = con.conrelid
+                           AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+            AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = con.confrelid
+                           AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+          ORDER BY 1"
+    ))
+    .load(conn)
+    .await?;
+    Ok(fks.iter().filter_map(judge_foreign_key).collect())
+}
+
+fn judge_foreign_key(fk: &ForeignKeyRow) -> Option<Violation> {
+    let maps_tenant = fk
+        .from_columns
+        .iter()
+        .zip(&fk.to_columns)
+        .any(|(from, to)| from == "tenant_id" && to == "tenant_id");
+    (!maps_tenant).then(|| {
+        violation(
+            format!("foreign key {} on table {}", fk.constraint, fk.from_table),
+            format!(
+                "references {} by ({}) -> ({}) without tenant_id = tenant_id: a row could point at another tenant's row",
+                fk.to_table,
+                fk.from_columns.join(", "),
+                fk.to_columns.join(", ")
+            ),
+        )
+    })
+}
+
+#[derive(QueryableByName)]
+struct ViewRow {
+    #[diesel(sql_type = Text)]
+    view: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+}
+
+/// Views must be `security_invoker` (else they run as their owner, for whom
+/// RLS may not apply); materialized views cannot carry RLS at all, so one
+/// with a `tenant_id` column is refused.
+async fn views(conn: &mut AsyncPgConnection) -> Result<Vec<Violation>, diesel::result::Error> {
+    let rows: Vec<ViewRow> = sql_query(format!(
+        "SELECT c.oid::regclass::text AS view, c.relkind::text AS kind
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE {USER_SCHEMAS}
+            AND ((c.relkind = 'v'
+                  AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(c.reloptions, '{{}}')) o
+                                   WHERE lower(o) IN ('security_invoker=true', 'security_invoker=on',
+                                                      'security_invoker=1', 'security_invoker=yes')))
+              OR (c.relkind = 'm'
+                  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                                 AND a.attname = 'tenant_id' AND NOT a.attisdropped)))
+          ORDER BY 1"
+    ))
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            if r.kind == "m" {
+                violation(
+                    format!("materialized view {}", r.view),
+                    "has tenant_id but materialized views bypass row level security",
+                )
+            } else {
+                violation(
+                    format!("view {}", r.view),
+                    "is not security_invoker: it would read tables with its owner's rights (CREATE VIEW ... WITH (security_invoker = true))",
+                )
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(enabled: bool, forced: bool) -> TableRow {
+        TableRow {
+            table: "t".into(),
+            enabled,
+            forced,
+        }
+    }
+
+    fn policy(permissive: bool, using: Option<&str>, check: Option<&str>) -> PolicyRow {
+        PolicyRow {
+            table: "t".into(),
+            policy: "p".into(),
+            permissive,
+            using_expr: using.map(String::from),
+            check_expr: check.map(String::from),
+        }
+    }
+
+    const TENANT: &str =
+        "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)";
+
+    #[test]
+    fn a_table_with_the_tenant_policy_passes() {
+        let p = [policy(true, Some(TENANT), Some(TENANT))];
+        assert_eq!(judge_table(&table(true, true), p.iter()), vec![]);
+    }
+
+    #[test]
+    fn rls_must_be_enabled_and_forced() {
+        let p = [policy(true, Some(TENANT), None)];
+        assert_eq!(judge_table(&table(false, true), p.iter()).len(), 1);
+        assert_eq!(judge_table(&table(true, false), p.iter()).len(), 1);
+    }
+
+    #[test]
+    fn a_table_without_any_policy_fails() {
+        let v = judge_table(&table(true, true), [].iter());
+        assert_eq!(v.len(), 1);
+        assert!(v[0].problem.contains("no policy on app.tenant_id"));
+    }
+
+    #[test]
+    fn a_permissive_policy_that_opens_rows_otherwise_fails() {
+        let p = [
+            policy(true, Some(TENANT), Some(TENANT)),
+            policy(true, Some("true"), None),
+        ];
+        let v = judge_table(&table(true, true), p.iter());
+        assert_eq!(v.len(), 1);
+        assert!(v[0].problem.contains("permissive policy"));
+    }
+
+    #[test]
+    fn a_restrictive_policy_is_allowed() {
+        let p = [
+            policy(true, Some(TENANT), Some(TENANT)),
+            policy(false, Some("(status <> 'hidden'::text)"), None),
+        ];
+        assert_eq!(judge_table(&table(true, true), p.iter()), vec![]);
+    }
+
+    #[test]
+    fn foreign_keys_must_map_tenant_id_to_tenant_id() {
+        let fk = |from: &[&str], to: &[&str]| ForeignKeyRow {
+            constraint: "fk".into(),
+            from_table: "instances".into(),
+            to_table: "clusters".into(),
+            from_columns: from.iter().map(|s| s.to_string()).collect(),
+            to_columns: to.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(
+            judge_foreign_key(&fk(&["tenant_id", "cluster_id"], &["tenant_id", "id"])).is_none()
+        );
+        assert!(judge_foreign_key(&fk(&["cluster_id"], &["id"])).is_some());
+        assert!(
+            judge_foreign_key(&fk(&["tenant_id", "cluster_id"], &["id", "tenant_id"])).is_some()
+        );
+    }
+}

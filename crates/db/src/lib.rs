@@ -1,0 +1,24 @@
+//! Tenantry's database layer. Only this crate knows SQL.
+//!
+//! Tenant-plane code gets a connection one way: [`TenantScope::run`], which
+//! opens a transaction whose first statement sets the tenant context
+//! (`SET LOCAL app.tenant_id`, through `set_tenant_context($1)`), so row-level
+//! security confines every statement in it to that tenant. Control-plane code
+//! uses [`PlatformScope::run`]. The pool itself is private to this crate.
+
+mod error;
+pub mod guard;
+pub mod migrate;
+mod pool;
+pub mod schema;
+mod scope;
+mod settings;
+
+pub use diesel_async::AsyncPgConnection;
+pub use error::DbError;
+pub use guard::Violation;
+pub use migrate::{MigrateError, MigrationReport, SchemaState};
+pub use pool::{Db, PoolStatus};
+pub use scope::{PlatformScope, TenantScope};
+pub use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+pub use settings::DatabaseSettings;

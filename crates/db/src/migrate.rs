@@ -1,0 +1,301 @@
+//! The embedded migration runner behind `tenantry migrate`.
+//!
+//! Runs as the owner role, in ONE transaction under an advisory lock (so two
+//! replicas starting together cannot interleave): pending migrations from
+//! `sql/` in name order, then every file in `policies/` (idempotent), then the
+//! record in `tenantry_migrations`. An applied migration whose text changed,
+//! or a database that has migrations this binary does not know, is refused.
+
+use std::collections::BTreeMap;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::{QueryableByName, sql_query};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+pub(crate) struct Migration {
+    pub(crate) version: &'static str,
+    pub(crate) up: &'static str,
+    pub(crate) down: &'static str,
+}
+
+pub(crate) struct Policy {
+    pub(crate) file: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+
+/// Any 64-bit constant unique to this purpose: serializes migrators.
+const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74_7279; // "tenantry"
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("cannot connect as the owner role: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("migration {version}: {source}")]
+    Apply {
+        version: String,
+        #[source]
+        source: diesel::result::Error,
+    },
+    #[error("policy file {file}: {source}")]
+    Policy {
+        file: String,
+        #[source]
+        source: diesel::result::Error,
+    },
+    #[error(
+        "migration {0} was edited after it was applied (checksum differs); add a new migration instead"
+    )]
+    Edited(String),
+    #[error(
+        "the database has migration {0}, which this binary does not know: it is newer than this build"
+    )]
+    Unknown(String),
+    #[error("nothing to revert")]
+    NothingToRevert,
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub applied: Vec<String>,
+    pub policies: usize,
+}
+
+/// Where a database stands against this binary's migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaState {
+    pub applied: Vec<String>,
+}
+
+impl SchemaState {
+    /// Every embedded migration is applied, and nothing else.
+    #[must_use]
+    pub fn is_current(&self) -> bool {
+        self.applied.len() == MIGRATIONS.len()
+            && self
+                .applied
+                .iter()
+                .zip(MIGRATIONS)
+                .all(|(a, m)| a == m.version)
+    }
+}
+
+/// The versions this binary carries, in order.
+#[must_use]
+pub fn embedded_versions() -> Vec<&'static str> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
+}
+
+#[derive(QueryableByName)]
+struct AppliedRow {
+    #[diesel(sql_type = Text)]
+    version: String,
+    #[diesel(sql_type = Text)]
+    checksum: String,
+}
+
+fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn connect_owner(owner_url: &SecretString) -> Result<AsyncPgConnection, MigrateError> {
+    Ok(AsyncPgConnection::establish(owner_url.expose_secret()).await?)
+}
+
+async fn lock_and_read(
+    conn: &mut AsyncPgConnection,
+) -> Result<BTreeMap<String, String>, MigrateError> {
+    sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<BigInt, _>(MIGRATION_LOCK)
+        .execute(conn)
+        .await?;
+    conn.batch_execute(
+        "CREATE TABLE IF NOT EXISTS tenantry_migrations (
+             version    text        PRIMARY KEY,
+             checksum   text        NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );
+         GRANT SELECT ON tenantry_migrations TO tenantry_service;",
+    )
+    .await?;
+    let rows: Vec<AppliedRow> =
+        sql_query("SELECT version, checksum FROM tenantry_migrations ORDER BY version")
+            .load(conn)
+            .await?;
+    Ok(rows.into_iter().map(|r| (r.version, r.checksum)).collect())
+}
+
+/// Applies pending migrations, then every policy file. Idempotent.
+pub async fn run(owner_url: &SecretString) -> Result<MigrationReport, MigrateError> {
+    let mut conn = connect_owner(owner_url).await?;
+    conn.transaction(async |conn| {
+        let applied = lock_and_read(conn).await?;
+        for version in applied.keys() {
+            if !MIGRATIONS.iter().any(|m| m.version == version.as_str()) {
+                return Err(MigrateError::Unknown(version.clone()));
+            }
+        }
+        let mut report = MigrationReport {
+            applied: Vec::new(),
+            policies: 0,
+        };
+        for migration in MIGRATIONS {
+            let sum = checksum(migration.up);
+            match applied.get(migration.version) {
+                Some(recorded) if *recorded == sum => continue,
+                Some(_) => return Err(MigrateError::Edited(migration.version.to_owned())),
+                None => {}
+            }
+            conn.batch_execute(migration.up)
+                .await
+                .map_err(|source| MigrateError::Apply {
+                    version: migration.version.to_owned(),
+                    source,
+                })?;
+            sql_query("INSERT INTO tenantry_migrations (version, checksum) VALUES ($1, $2)")
+                .bind::<Text, _>(migration.version)
+                .bind::<Text, _>(&sum)
+                .execute(conn)
+                .await?;
+            report.applied.push(migration.version.to_owned());
+        }
+        for policy in POLICIES {
+            conn.batch_execute(policy.sql)
+                .await
+                .map_err(|source| MigrateError::Policy {
+                    file: policy.file.to_owned(),
+                    source,
+                })?;
+            report.policies += 1;
+        }
+        Ok(report)
+    })
+    .await
+}
+
+/// Reverts the most recently applied migration (its `down.sql`).
+pub async fn revert_last(owner_url: &SecretString) -> Result<String, MigrateError> {
+    let mut conn = connect_owner(owner_url).await?;
+    conn.transaction(async |conn| {
+        let applied = lock_and_read(conn).await?;
+        let (version, _) = applied
+            .last_key_value()
+            .ok_or(MigrateError::NothingToRevert)?;
+        let migration = MIGRATIONS
+            .iter()
+            .find(|m| m.version == version.as_str())
+            .ok_or_else(|| MigrateError::Unknown(version.clone()))?;
+        conn.batch_execute(migration.down)
+            .await
+            .map_err(|source| MigrateError::Apply {
+                version: migration.version.to_owned(),
+                source,
+            })?;
+        sql_query("DELETE FROM tenantry_migrations WHERE version = $1")
+            .bind::<Text, _>(migration.version)
+            .execute(conn)
+            .await?;
+        Ok(migration.version.to_owned())
+    })
+    .await
+}
+
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+/// Reads the applied versions (as the service; it may SELECT the table).
+pub(crate) async fn schema_state(
+    conn: &mut AsyncPgConnection,
+) -> Result<SchemaState, diesel::result::Error> {
+    let exists: Vec<VersionRow> = sql_query(
+        "SELECT 'present'::text AS version WHERE to_regclass('tenantry_migrations') IS NOT NULL",
+    )
+    .load(conn)
+    .await?;
+    if exists.is_empty() {
+        return Ok(SchemaState {
+            applied: Vec::new(),
+        });
+    }
+    let rows: Vec<VersionRow> =
+        sql_query("SELECT version FROM tenantry_migrations ORDER BY version")
+            .load(conn)
+            .await?;
+    Ok(SchemaState {
+        applied: rows.into_iter().map(|r| r.version).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_embedded_in_order_with_up_and_down() {
+        assert!(!MIGRATIONS.is_empty());
+        let versions = embedded_versions();
+        let mut sorted = versions.clone();
+        sorted.sort_unstable();
+        assert_eq!(versions, sorted);
+        for m in MIGRATIONS {
+            assert!(!m.up.trim().is_empty(), "{} has an empty up.sql", m.version);
+            assert!(
+                !m.down.trim().is_empty(),
+                "{} has an empty down.sql",
+                m.version
+            );
+        }
+    }
+
+    #[test]
+    fn every_policy_file_enables_and_forces_rls() {
+        assert!(!POLICIES.is_empty());
+        for p in POLICIES {
+            let table = p.file.trim_end_matches(".sql");
+            assert!(
+                p.sql
+                    .contains(&format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")),
+                "{}",
+                p.file
+            );
+            assert!(
+                p.sql
+                    .contains(&format!("ALTER TABLE {table} FORCE ROW LEVEL SECURITY")),
+                "{}",
+                p.file
+            );
+        }
+    }
+
+    #[test]
+    fn schema_state_is_current_only_with_exactly_the_embedded_versions() {
+        let all: Vec<String> = embedded_versions().into_iter().map(String::from).collect();
+        assert!(
+            SchemaState {
+                applied: all.clone()
+            }
+            .is_current()
+        );
+        assert!(
+            !SchemaState {
+                applied: all[..all.len() - 1].to_vec()
+            }
+            .is_current()
+        );
+        let mut extra = all;
+        extra.push("9999_future".into());
+        assert!(!SchemaState { applied: extra }.is_current());
+    }
+}

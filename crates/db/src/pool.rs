@@ -1,0 +1,137 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sql_types::Text;
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolError as ConnError, RecyclingMethod,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use secrecy::ExposeSecret;
+use tenantry_core::TenantId;
+
+use crate::scope::{PlatformScope, TenantScope};
+use crate::{DatabaseSettings, DbError};
+
+/// The service's handle on PostgreSQL: a pool of connections as the
+/// service's role. Cheap to clone. It hands out scopes, never raw
+/// connections (outside this crate).
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<AsyncPgConnection>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("pool", &self.status()).finish()
+    }
+}
+
+/// A snapshot of the pool, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+}
+
+/// Session settings applied once to every new connection.
+#[derive(Debug)]
+struct SessionSettings {
+    statement_timeout_ms: String,
+    idle_in_transaction_timeout_ms: String,
+    application_name: String,
+}
+
+impl Db {
+    /// Builds the pool. No connection is opened until one is needed.
+    pub fn new(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        let session = Arc::new(SessionSettings {
+            statement_timeout_ms: millis(settings.statement_timeout),
+            idle_in_transaction_timeout_ms: millis(settings.idle_in_transaction_timeout),
+            application_name: settings.application_name.clone(),
+        });
+        let mut manager_config = ManagerConfig::default();
+        // A connection returned inside a transaction, or in an errored
+        // transaction state, or closed by the server, is discarded by the
+        // manager's `is_broken` check before any recycling method runs.
+        manager_config.recycling_method = RecyclingMethod::Fast;
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+            settings.url.expose_secret(),
+            manager_config,
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections)
+            .wait_timeout(Some(settings.acquire_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.recycle_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .post_create(Hook::async_fn(move |conn, _metrics| {
+                let session = Arc::clone(&session);
+                Box::pin(async move { apply_session_settings(conn, &session).await })
+            }))
+            .build()
+            .map_err(|e| DbError::Config(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// The scope for one unit of tenant-plane work.
+    #[must_use]
+    pub fn tenant(&self, tenant: TenantId) -> TenantScope {
+        TenantScope::new(self.clone(), tenant)
+    }
+
+    /// The scope for one unit of control-plane work. Callers must hold a
+    /// platform-admin principal (the API's `PlatformAdmin` extractor).
+    #[must_use]
+    pub fn platform(&self) -> PlatformScope {
+        PlatformScope::new(self.clone())
+    }
+
+    #[must_use]
+    pub fn status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+        }
+    }
+
+    /// A pooled connection with no tenant context. Crate-private: outside
+    /// this crate, connections come only through the scopes.
+    pub(crate) async fn checkout(&self) -> Result<Object<AsyncPgConnection>, DbError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+async fn apply_session_settings(
+    conn: &mut AsyncPgConnection,
+    session: &SessionSettings,
+) -> Result<(), HookError> {
+    diesel::sql_query(
+        "SELECT set_config('statement_timeout', $1, false), \
+                set_config('idle_in_transaction_session_timeout', $2, false), \
+                set_config('application_name', $3, false)",
+    )
+    .bind::<Text, _>(&session.statement_timeout_ms)
+    .bind::<Text, _>(&session.idle_in_transaction_timeout_ms)
+    .bind::<Text, _>(&session.application_name)
+    .execute(conn)
+    .await
+    .map(|_| ())
+    .map_err(|e| HookError::Backend(ConnError::QueryError(e)))
+}
+
+impl Db {
+    /// Whether the database answers and which migrations it has, for
+    /// `/readyz`. Reads only `tenantry_migrations`; no tenant context.
+    pub async fn schema_state(&self) -> Result<crate::SchemaState, DbError> {
+        let mut conn = self.checkout().await?;
+        Ok(crate::migrate::schema_state(&mut conn).await?)
+    }
+}

@@ -1,0 +1,111 @@
+//! The only way to run SQL as the service: a transaction with its context
+//! set as the first statement.
+
+use diesel::sql_types;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use scoped_futures::ScopedBoxFuture;
+use tenantry_core::TenantId;
+
+use crate::{Db, DbError};
+
+/// One unit of work for one tenant. Every statement run through
+/// [`TenantScope::run`] is inside a transaction that began with
+/// `SELECT set_tenant_context($1)` (a `SET LOCAL`), so RLS confines it to this
+/// tenant; the setting ends with the transaction, whatever way it ends.
+#[derive(Debug, Clone)]
+pub struct TenantScope {
+    db: Db,
+    tenant: TenantId,
+}
+
+impl TenantScope {
+    pub(crate) fn new(db: Db, tenant: TenantId) -> Self {
+        Self { db, tenant }
+    }
+
+    #[must_use]
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Runs `work` in one transaction under this tenant's context: commits
+    /// if it returns `Ok`, rolls back if it returns `Err`. If the future is
+    /// dropped or panics midway, the connection is discarded by the pool
+    /// (it is still inside a transaction) and the server rolls back.
+    ///
+    /// ```text
+    /// scope.run(|conn| async move { instances::list(conn, page).await }.scope_boxed()).await
+    /// ```
+    pub async fn run<'a, R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
+            + Send
+            + 'a,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+        R: Send + 'a,
+    {
+        run_in_context(&self.db, Context::Tenant(self.tenant), work).await
+    }
+}
+
+/// One unit of control-plane work, across tenants. Opens the control-plane
+/// tables (tenants, quotas, usage, audit, retention receipts) and nothing
+/// else: tenant-scoped tables stay at zero rows without a tenant context.
+#[derive(Debug, Clone)]
+pub struct PlatformScope {
+    db: Db,
+}
+
+impl PlatformScope {
+    pub(crate) fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// As [`TenantScope::run`], with the platform-admin context instead.
+    pub async fn run<'a, R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
+            + Send
+            + 'a,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+        R: Send + 'a,
+    {
+        run_in_context(&self.db, Context::Platform, work).await
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Context {
+    Tenant(TenantId),
+    Platform,
+}
+
+/// The one place a transaction begins: check out, BEGIN, set the context as
+/// the first statement, run the work, COMMIT on `Ok`, ROLLBACK on `Err`.
+async fn run_in_context<'a, R, E, F>(db: &Db, context: Context, work: F) -> Result<R, E>
+where
+    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
+        + Send
+        + 'a,
+    E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+    R: Send + 'a,
+{
+    let mut conn = db.checkout().await?;
+    conn.transaction(async move |conn| {
+        match context {
+            Context::Tenant(tenant) => {
+                diesel::sql_query("SELECT set_tenant_context($1)")
+                    .bind::<sql_types::Uuid, _>(tenant)
+                    .execute(conn)
+                    .await?
+            }
+            Context::Platform => {
+                diesel::sql_query("SELECT set_platform_admin_context()")
+                    .execute(conn)
+                    .await?
+            }
+        };
+        work(conn).await
+    })
+    .await
+}

@@ -1,0 +1,176 @@
+//! `tenantry`: the one binary. `serve`, `migrate`, `policies check`.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use tenantry_api::AppState;
+use tenantry_db::{Db, migrate};
+use tracing_subscriber::EnvFilter;
+
+mod settings;
+
+use settings::{LogFormat, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tenantry",
+    version,
+    about = "Multi-tenant platform service on PostgreSQL row-level security"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (refuses to start if the isolation guard fails).
+    Serve,
+    /// Apply pending migrations and the RLS policies, as the owner role.
+    Migrate {
+        /// Revert the most recent migration instead.
+        #[arg(long)]
+        down: bool,
+    },
+    /// Isolation checks against the live catalog.
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PoliciesCommand {
+    /// Check RLS, foreign keys, views and the service's role; exit 1 naming
+    /// each offending object.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("tenantry: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tenantry: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("tenantry: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate { down } => {
+            let owner_url = owner_url(&settings)?;
+            if down {
+                let version = migrate::revert_last(owner_url).await?;
+                eprintln!("reverted {version}");
+            } else {
+                let report = migrate::run(owner_url).await?;
+                if report.applied.is_empty() {
+                    eprintln!(
+                        "schema is current; {} policy files re-applied",
+                        report.policies
+                    );
+                } else {
+                    eprintln!(
+                        "applied {}; {} policy files applied",
+                        report.applied.join(", "),
+                        report.policies
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policies {
+            command: PoliciesCommand::Check,
+        } => {
+            let db = Db::new(&settings.database)?;
+            let violations = db.check_isolation().await?;
+            if violations.is_empty() {
+                eprintln!("policies check: ok");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for v in &violations {
+                    eprintln!("policies check: {v}");
+                }
+                eprintln!("policies check: {} violation(s)", violations.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+fn owner_url(settings: &Settings) -> anyhow::Result<&SecretString> {
+    settings.database.owner_url.as_ref().context(
+        "migrations run as the owner role: set database.owner_url (TENANTRY__DATABASE__OWNER_URL)",
+    )
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    let db = Db::new(&settings.database)?;
+    let violations = db
+        .check_isolation()
+        .await
+        .context("cannot run the isolation guard")?;
+    if !violations.is_empty() {
+        for v in &violations {
+            tracing::error!(object = %v.object, problem = %v.problem, "isolation guard");
+            eprintln!("tenantry: refusing to start: {v}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    match db.schema_state().await {
+        Ok(state) if state.is_current() => {}
+        Ok(_) => tracing::warn!(
+            "schema is not current; /readyz answers 503 until `tenantry migrate` runs"
+        ),
+        Err(err) => tracing::warn!(%err, "cannot read the schema state"),
+    }
+    let address = format!("{}:{}", settings.server.host, settings.server.port);
+    let listener =
+        TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
+    let local = listener.local_addr()?;
+    let workers = match settings.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        n => n,
+    };
+    tracing::info!(%local, workers, "listening");
+    eprintln!("tenantry: listening on http://{local}");
+    tenantry_api::server(listener, AppState { db }, workers)?.await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(settings: &Settings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,82 @@
+//! Configuration: the built-in config/default.toml, then
+//! `$TENANTRY_CONFIG_DIR/$TENANTRY_ENV.toml` (when TENANTRY_ENV is set; the
+//! directory defaults to `config`), then `TENANTRY__SECTION__KEY` variables.
+
+use anyhow::Context as _;
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use tenantry_api::ServerSettings;
+use tenantry_db::DatabaseSettings;
+
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    pub fn load() -> anyhow::Result<Self> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Ok(env) = std::env::var("TENANTRY_ENV") {
+            let dir = std::env::var("TENANTRY_CONFIG_DIR").unwrap_or_else(|_| "config".to_owned());
+            let path = format!("{dir}/{env}.toml");
+            builder = builder.add_source(File::new(&path, FileFormat::Toml).required(true));
+        }
+        builder
+            .add_source(
+                Environment::with_prefix("TENANTRY")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .and_then(Config::try_deserialize)
+            .context("invalid configuration")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_defaults_parse() {
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize)
+            .unwrap();
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.server.host, "127.0.0.1");
+        assert!(settings.database.owner_url.is_some());
+        assert_eq!(settings.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let bad = format!("{DEFAULTS}\n[surprise]\nkey = 1\n");
+        let result = Config::builder()
+            .add_source(File::from_str(&bad, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize::<Settings>);
+        assert!(result.is_err());
+    }
+}

@@ -1,0 +1,8 @@
+-- instances: tenant-scoped. A row is visible and writable only inside its own
+-- tenant's context; with no context, nothing is visible.
+ALTER TABLE instances ENABLE ROW LEVEL SECURITY;
+ALTER TABLE instances FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS tenant_isolation ON instances;
+CREATE POLICY tenant_isolation ON instances
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);

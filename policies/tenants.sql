@@ -1,0 +1,12 @@
+-- tenants: the registry (control plane). A tenant's own context may read its
+-- own row (the tenant gate and GET /v1/tenant); everything else needs the
+-- platform-admin context.
+ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS tenant_read_own ON tenants;
+CREATE POLICY tenant_read_own ON tenants FOR SELECT
+    USING (id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+DROP POLICY IF EXISTS platform_admin ON tenants;
+CREATE POLICY platform_admin ON tenants
+    USING (current_setting('app.platform_admin', true) = 'on')
+    WITH CHECK (current_setting('app.platform_admin', true) = 'on');

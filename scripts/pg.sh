@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# Manage a project-local PostgreSQL cluster (dev cluster in .tenantry/pg, or a
+# throwaway test cluster). Never touches a system-wide server.
+#
+#   scripts/pg.sh up     DIR PORT        create (initdb) if needed, start, bootstrap roles/db
+#   scripts/pg.sh down   DIR             stop it (no error if not running / not created)
+#   scripts/pg.sh status DIR             print "running" / "not running"
+#   scripts/pg.sh psql   DIR PORT [ARGS] psql as superuser over the cluster's Unix socket
+#
+# Layout: DIR/data (PGDATA), DIR/run (Unix socket), DIR/log (initdb.log, postgres.log).
+#
+# Environment:
+#   PG_FAST=1                  fsync/synchronous_commit/full_page_writes off (test clusters only)
+#   TENANTRY_OWNER_PASSWORD    password for tenantry_owner   (default tenantry-owner-dev)
+#   TENANTRY_APP_PASSWORD      password for tenantry_app     (default tenantry-app-dev)
+#   TENANTRY_DB_NAME           database to create            (default tenantry)
+#   PG_BINDIR_GLOB             where to look for server binaries when initdb/pg_ctl are
+#                              not on PATH (default /usr/lib/postgresql/*/bin)
+#
+# When run as root, initdb/pg_ctl/postgres (and psql over the socket) run as the
+# OS user "postgres"; otherwise as the current user. The socket is created with
+# mode 0700, so only that OS user (and root) can use the trust-authenticated
+# local connection; TCP (127.0.0.1 only) requires a scram-sha-256 password.
+set -euo pipefail
+
+prog=$(basename "$0")
+script_dir=$(cd "$(dirname "$0")" && pwd -P)
+
+die() {
+    echo "$prog: $*" >&2
+    exit 1
+}
+
+usage() {
+    cat >&2 <<EOF
+usage: $prog up DIR PORT
+       $prog down DIR
+       $prog status DIR
+       $prog psql DIR PORT [psql args...]
+EOF
+    exit 2
+}
+
+# Connection-related libpq variables from the caller's shell must not redirect
+# our psql invocations (we always pass host/port/user/db explicitly anyway).
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE \
+    PGSERVICEFILE PGOPTIONS PGSSLMODE PGTARGETSESSIONATTRS PGDATA 2>/dev/null || true
+
+# ---------------------------------------------------------------------------
+# Binaries
+# ---------------------------------------------------------------------------
+PG_BINDIR=""
+INITDB="" PG_CTL="" PSQL=""
+
+find_server_bins() {
+    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+        INITDB=$(command -v initdb)
+        PG_CTL=$(command -v pg_ctl)
+        PG_BINDIR=$(dirname "$(readlink -f "$PG_CTL")")
+    else
+        local glob=${PG_BINDIR_GLOB:-/usr/lib/postgresql/*/bin}
+        local d best=""
+        # shellcheck disable=SC2086 # the glob must expand
+        best=$(for d in $glob; do
+            if [[ -x "$d/initdb" && -x "$d/pg_ctl" ]]; then printf '%s\n' "$d"; fi
+        done | sort -V | tail -n 1)
+        if [[ -z "$best" ]]; then
+            echo "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found. Install them, e.g. on Debian/Ubuntu: apt-get install postgresql (or postgresql-15)." >&2
+            exit 1
+        fi
+        PG_BINDIR=$best
+        INITDB=$best/initdb
+        PG_CTL=$best/pg_ctl
+    fi
+    find_psql
+}
+
+find_psql() {
+    if command -v psql >/dev/null 2>&1; then
+        PSQL=$(command -v psql)
+    elif [[ -n "$PG_BINDIR" && -x "$PG_BINDIR/psql" ]]; then
+        PSQL=$PG_BINDIR/psql
+    else
+        # psql-only commands (e.g. "psql") may not have looked for a bindir yet.
+        local glob=${PG_BINDIR_GLOB:-/usr/lib/postgresql/*/bin} d
+        # shellcheck disable=SC2086
+        PSQL=$(for d in $glob; do
+            if [[ -x "$d/psql" ]]; then printf '%s\n' "$d/psql"; fi
+        done | sort -V | tail -n 1)
+        [[ -n "$PSQL" ]] || die "psql not found. Install it, e.g. on Debian/Ubuntu: apt-get install postgresql-client"
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# Running things as the cluster's OS user
+# ---------------------------------------------------------------------------
+if [[ $(id -u) -eq 0 ]]; then
+    IS_ROOT=1
+else
+    IS_ROOT=0
+fi
+
+require_pg_user() {
+    if [[ $IS_ROOT -eq 1 ]] && ! id -u postgres >/dev/null 2>&1; then
+        die "running as root, but PostgreSQL refuses to run as root and there is no 'postgres' OS user to run it as. Create one (useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres) or run this as an unprivileged user."
+    fi
+}
+
+# as_pg CMD ARGS... : run CMD as the cluster's OS user (directly when not root).
+as_pg() {
+    if [[ $IS_ROOT -eq 0 ]]; then
+        "$@"
+    elif command -v runuser >/dev/null 2>&1; then
+        runuser -u postgres -- "$@"
+    else
+        # "--" so the command's own options are not parsed by su.
+        su -s /bin/sh -c 'exec "$@"' -- postgres sh "$@"
+    fi
+}
+
+# Same, but from "/" so the server tools never trip over an unreadable CWD
+# (e.g. /root). All paths we pass are absolute.
+as_pg_in_root() {
+    (cd / && as_pg "$@")
+}
+
+# abs_dir DIR : absolute path of DIR without requiring it to exist.
+abs_dir() {
+    local d=$1
+    [[ -n "$d" ]] || die "DIR must not be empty"
+    [[ "$d" == /* ]] || d="$PWD/$d"
+    # Normalise "." / ".." / duplicate slashes lexically.
+    realpath -m -- "$d"
+}
+
+# Fail clearly if the cluster's OS user cannot reach PATH (every parent needs +x).
+check_traversable() {
+    local target=$1
+    [[ $IS_ROOT -eq 1 ]] || return 0
+    if as_pg_in_root test -x "$target" && as_pg_in_root test -w "$target"; then
+        return 0
+    fi
+    local p="" comp
+    local IFS=/
+    for comp in $target; do
+        [[ -z "$comp" ]] && continue
+        p="$p/$comp"
+        if ! as_pg_in_root test -x "$p"; then
+            die "the OS user 'postgres' cannot traverse '$p' (mode $(stat -c '%A %U:%G' "$p")), so it cannot reach '$target'. Put the cluster elsewhere or grant search permission, e.g.: chmod o+x '$p'"
+        fi
+    done
+    die "the OS user 'postgres' cannot write to '$target' ($(stat -c '%A %U:%G' "$target"))"
+}
+
+validate_port() {
+    if ! [[ "$1" =~ ^[1-9][0-9]{0,4}$ ]] || (($1 > 65535)); then
+        die "invalid port: '$1'"
+    fi
+}
+
+# pg_running DATA : 0 when a postmaster is running for DATA.
+pg_running() {
+    local data=$1
+    [[ -f "$data/PG_VERSION" ]] || return 1
+    as_pg_in_root "$PG_CTL" status -D "$data" >/dev/null 2>&1
+}
+
+# Port of the running postmaster (line 4 of postmaster.pid).
+running_port() {
+    sed -n '4p' "$1/postmaster.pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------
+cmd_up() {
+    [[ $# -eq 2 ]] || usage
+    local dir port
+    dir=$(abs_dir "$1")
+    port=$2
+    validate_port "$port"
+    [[ "$dir" != *"'"* ]] || die "DIR must not contain a single quote: $dir"
+
+    find_server_bins
+    require_pg_user
+
+    local data=$dir/data run=$dir/run log=$dir/log
+
+    # Unix socket paths are limited to 107 bytes (sun_path).
+    local sock="$run/.s.PGSQL.$port"
+    ((${#sock} <= 107)) || die "socket path '$sock' is too long (${#sock} > 107 bytes); use a shorter DIR"
+
+    # 1. Create directories (world-traversable parents; postgres owns the leaves).
+    #    DIR itself is left alone (it may be a shared directory); it only has to
+    #    be traversable.
+    (umask 022 && mkdir -p -- "$data" "$run" "$log")
+    if [[ $IS_ROOT -eq 1 ]]; then
+        if [[ -f "$data/PG_VERSION" ]]; then
+            local owner
+            owner=$(stat -c %U "$data")
+            [[ "$owner" == postgres ]] ||
+                die "$data belongs to '$owner', but as root this script runs the server as 'postgres'. Run it as '$owner' instead, or remove the cluster."
+        else
+            chown -R postgres: -- "$data"
+        fi
+        chown postgres: -- "$run" "$log"
+        check_traversable "$data"
+        check_traversable "$run"
+        check_traversable "$log"
+    fi
+
+    # 2. initdb if needed.
+    if [[ ! -f "$data/PG_VERSION" ]]; then
+        local initlog=$log/initdb.log
+        : >"$initlog"
+        [[ $IS_ROOT -eq 0 ]] || chown postgres: -- "$initlog"
+        local locale ok=0
+        for locale in C.UTF-8 C; do
+            if as_pg_in_root "$INITDB" -D "$data" -U postgres \
+                --auth-local=trust --auth-host=scram-sha-256 \
+                --encoding=UTF8 --locale="$locale" >>"$initlog" 2>&1; then
+                ok=1
+                break
+            fi
+            echo "--- initdb with --locale=$locale failed" >>"$initlog"
+            # initdb removes what it created on failure, but be sure the dir is empty.
+            find "$data" -mindepth 1 -delete 2>/dev/null || true
+        done
+        if [[ $ok -ne 1 ]]; then
+            echo "$prog: initdb failed; output ($initlog):" >&2
+            cat "$initlog" >&2
+            exit 1
+        fi
+    fi
+
+    # Refuse to start a cluster with binaries of another major version.
+    local data_ver bin_ver
+    data_ver=$(<"$data/PG_VERSION")
+    bin_ver=$("$PG_CTL" --version | sed -E 's/.* ([0-9]+)(\.[0-9]+)*.*/\1/')
+    if [[ "$data_ver" != "$bin_ver" ]]; then
+        die "cluster in $data is PostgreSQL $data_ver but the binaries found ($PG_BINDIR) are $bin_ver. Install PostgreSQL $data_ver, or remove $dir to recreate the cluster (dev cluster: make clean-db)."
+    fi
+
+    # 3. Start if needed.
+    if pg_running "$data"; then
+        local rport
+        rport=$(running_port "$data")
+        if [[ "$rport" != "$port" ]]; then
+            die "the cluster in $data is already running on port ${rport:-?}, not $port. Stop it first: $prog down $dir"
+        fi
+    else
+        local opts="-p $port -k '$run' -c listen_addresses=127.0.0.1 -c max_connections=200"
+        opts+=" -c unix_socket_permissions=0700"
+        if [[ "${PG_FAST:-}" == 1 ]]; then
+            opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        fi
+        local pglog=$log/postgres.log
+        touch "$pglog"
+        [[ $IS_ROOT -eq 0 ]] || chown postgres: -- "$pglog"
+        if ! as_pg_in_root "$PG_CTL" -D "$data" -l "$pglog" -w -t 60 -o "$opts" start >/dev/null 2>"$log/pg_ctl.err"; then
+            echo "$prog: could not start PostgreSQL (port $port). pg_ctl said:" >&2
+            sed 's/^/  /' "$log/pg_ctl.err" >&2 || true
+            echo "last lines of $pglog:" >&2
+            tail -n 30 "$pglog" | sed 's/^/  /' >&2 || true
+            exit 1
+        fi
+    fi
+
+    # 4. Bootstrap roles and database (idempotent).
+    local sql=$script_dir/bootstrap-roles.sql
+    [[ -r "$sql" ]] || die "missing $sql"
+    # The file is fed on stdin so the cluster's OS user need not be able to read the checkout.
+    if ! as_pg_in_root "$PSQL" -X -q -v ON_ERROR_STOP=1 \
+        -h "$run" -p "$port" -U postgres -d postgres \
+        -v owner_password="${TENANTRY_OWNER_PASSWORD:-tenantry-owner-dev}" \
+        -v app_password="${TENANTRY_APP_PASSWORD:-tenantry-app-dev}" \
+        -v dbname="${TENANTRY_DB_NAME:-tenantry}" \
+        -f - <"$sql" >/dev/null; then
+        die "bootstrapping roles/database failed (see the psql error above; server log: $log/postgres.log)"
+    fi
+
+    # 5. Done.
+    echo "postgres: up on 127.0.0.1:$port (data $data)"
+}
+
+cmd_down() {
+    [[ $# -eq 1 ]] || usage
+    local dir data
+    dir=$(abs_dir "$1")
+    data=$dir/data
+    if [[ ! -f "$data/PG_VERSION" ]]; then
+        echo "postgres: no cluster in $data (nothing to stop)"
+        return 0
+    fi
+    find_server_bins
+    require_pg_user
+    if pg_running "$data"; then
+        as_pg_in_root "$PG_CTL" stop -D "$data" -m fast -w -t 60 >/dev/null
+        echo "postgres: stopped (data $data)"
+    else
+        echo "postgres: not running (data $data)"
+    fi
+}
+
+cmd_status() {
+    [[ $# -eq 1 ]] || usage
+    local dir data
+    dir=$(abs_dir "$1")
+    data=$dir/data
+    if [[ ! -f "$data/PG_VERSION" ]]; then
+        echo "not running (no cluster in $data)"
+        return 0
+    fi
+    find_server_bins
+    require_pg_user
+    if pg_running "$data"; then
+        echo "running on 127.0.0.1:$(running_port "$data") (data $data)"
+    else
+        echo "not running (data $data)"
+    fi
+}
+
+cmd_psql() {
+    [[ $# -ge 2 ]] || usage
+    local dir port
+    dir=$(abs_dir "$1")
+    port=$2
+    shift 2
+    validate_port "$port"
+    find_psql
+    require_pg_user
+    # -d postgres first so a caller's "-d DB" argument wins.
+    as_pg "$PSQL" -X -h "$dir/run" -p "$port" -U postgres -d postgres "$@"
+}
+
+[[ $# -ge 1 ]] || usage
+cmd=$1
+shift
+case "$cmd" in
+up) cmd_up "$@" ;;
+down) cmd_down "$@" ;;
+status) cmd_status "$@" ;;
+psql) cmd_psql "$@" ;;
+-h | --help | help) usage ;;
+*) usage ;;
+esac

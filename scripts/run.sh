@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Run Tenantry locally (`make run`).
+#
+#   scripts/run.sh            build, migrate, serve
+#   scripts/run.sh migrate    build, migrate, exit (`make migrate`)
+#
+# Database:
+#   - If TENANTRY__DATABASE__URL is set, that server is used as-is (no local
+#     cluster is started); TENANTRY__DATABASE__OWNER_URL must then be set too,
+#     because migrations run as the owner role.
+#   - Otherwise the dev cluster in .tenantry/pg is started on port
+#     ${TENANTRY_PG_PORT:-54329} and both URLs are pointed at its "tenantry" db.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd -P)
+cd "$root"
+
+mode=${1:-serve}
+case "$mode" in
+serve | migrate) ;;
+*)
+    echo "usage: $0 [serve|migrate]" >&2
+    exit 2
+    ;;
+esac
+
+die() {
+    echo "run.sh: $*" >&2
+    exit 1
+}
+
+# Percent-encode a URL userinfo component (passwords may contain anything).
+urlencode() {
+    local LC_ALL=C s=$1 out="" c i
+    for ((i = 0; i < ${#s}; i++)); do
+        c=${s:i:1}
+        case "$c" in
+        [A-Za-z0-9._~-]) out+=$c ;;
+        *) out+=$(printf '%%%02X' "'$c") ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+
+if [[ -n "${TENANTRY__DATABASE__URL:-}" ]]; then
+    [[ -n "${TENANTRY__DATABASE__OWNER_URL:-}" ]] ||
+        die "TENANTRY__DATABASE__URL is set, so no local cluster is used, but TENANTRY__DATABASE__OWNER_URL is not: migrations need the owner role's URL (postgres://tenantry_owner:PASSWORD@HOST:PORT/DB). Set it, or unset TENANTRY__DATABASE__URL to use the local dev cluster."
+    echo "run.sh: using the database server from TENANTRY__DATABASE__URL; no local cluster started"
+else
+    port=${TENANTRY_PG_PORT:-54329}
+    db=${TENANTRY_DB_NAME:-tenantry}
+    owner_pw=${TENANTRY_OWNER_PASSWORD:-tenantry-owner-dev}
+    app_pw=${TENANTRY_APP_PASSWORD:-tenantry-app-dev}
+    "$root/scripts/pg.sh" up "$root/.tenantry/pg" "$port"
+    TENANTRY__DATABASE__URL="postgres://tenantry_app:$(urlencode "$app_pw")@127.0.0.1:${port}/${db}"
+    TENANTRY__DATABASE__OWNER_URL="postgres://tenantry_owner:$(urlencode "$owner_pw")@127.0.0.1:${port}/${db}"
+    export TENANTRY__DATABASE__URL TENANTRY__DATABASE__OWNER_URL
+fi
+
+cargo build -p tenantry
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/tenantry"
+[[ -x "$bin" ]] || die "expected binary not found: $bin"
+
+"$bin" migrate
+
+if [[ "$mode" == migrate ]]; then
+    exit 0
+fi
+
+echo "Tenantry listening on http://127.0.0.1:${TENANTRY__SERVER__PORT:-8080}"
+echo "Get an admin token with: $bin token --admin"
+exec "$bin" serve

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Run the test suite against a throwaway PostgreSQL cluster (`make test`).
+#
+#   scripts/test.sh [nextest args...]     e.g. scripts/test.sh -E 'test(tenant_isolation)'
+#
+# 1. builds the tenantry binary and the test binaries (outside the cluster's lifetime),
+# 2. starts a fresh cluster in /tmp/tenantry-test.XXXXXX on a free port,
+# 3. migrates the template database tenantry_template with the real binary,
+# 4. runs `cargo nextest run --workspace` with TENANTRY_TEST_* pointing at it,
+# 5. always stops the cluster and deletes the directory, keeping the tests' exit code.
+#
+# It never touches the dev cluster in .tenantry/ and ignores the caller's
+# TENANTRY__* / PG* connection settings.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd -P)
+cd "$root"
+pg="$root/scripts/pg.sh"
+
+log() { echo "test.sh: $*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+# --- Isolate from the caller's environment ---------------------------------
+# No inherited app config may point the tests (or the migrate step) at a real DB.
+while IFS= read -r var; do
+    unset "$var"
+done < <(compgen -e | grep -E '^(TENANTRY__|TENANTRY_TEST_)' || true)
+unset DATABASE_URL PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE \
+    PGSERVICE PGSERVICEFILE PGOPTIONS 2>/dev/null || true
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    die "cargo-nextest is not installed. Install it with: cargo install --locked cargo-nextest"
+fi
+
+# --- Build first --------------------------------------------------------------
+log "building"
+cargo build -p tenantry
+cargo nextest run --workspace --no-run
+TENANTRY_BIN="$CARGO_TARGET_DIR/debug/tenantry"
+[[ -x "$TENANTRY_BIN" ]] || die "expected binary not found: $TENANTRY_BIN"
+export TENANTRY_BIN
+
+# --- Throwaway cluster --------------------------------------------------------
+rand_hex() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+
+free_port() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+        return
+    fi
+    local p _
+    for _ in $(seq 1 50); do
+        p=$((20000 + RANDOM % 40001))
+        # Connection refused => nothing listens there.
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+    die "could not find a free TCP port"
+}
+
+tmp=$(mktemp -d /tmp/tenantry-test.XXXXXX)
+
+# shellcheck disable=SC2317 # invoked via trap
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -f "$tmp/data/PG_VERSION" ]]; then
+        "$pg" down "$tmp" >/dev/null 2>&1 || log "warning: could not stop the test cluster in $tmp"
+    fi
+    rm -rf -- "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+chmod 755 "$tmp"
+if [[ $(id -u) -eq 0 ]]; then
+    chown postgres: "$tmp"
+fi
+
+port=$(free_port)
+owner_pw=$(rand_hex)
+app_pw=$(rand_hex)
+su_pw=$(rand_hex)
+template_db=tenantry_template
+
+log "starting test cluster in $tmp on port $port"
+PG_FAST=1 TENANTRY_DB_NAME="$template_db" \
+    TENANTRY_OWNER_PASSWORD="$owner_pw" TENANTRY_APP_PASSWORD="$app_pw" \
+    "$pg" up "$tmp" "$port"
+
+# The superuser has no password (socket auth is trust); give it a random one
+# so the tests can connect over TCP (scram-sha-256). Hex only: safe to inline.
+"$pg" psql "$tmp" "$port" -q -v ON_ERROR_STOP=1 -c "ALTER ROLE postgres PASSWORD '$su_pw'" >/dev/null
+
+# --- Migrate the template -----------------------------------------------------
+log "migrating $template_db"
+TENANTRY__DATABASE__OWNER_URL="postgres://tenantry_owner:${owner_pw}@127.0.0.1:${port}/${template_db}" \
+    TENANTRY__DATABASE__URL="postgres://tenantry_app:${app_pw}@127.0.0.1:${port}/${template_db}" \
+    "$TENANTRY_BIN" migrate
+
+# CREATE DATABASE ... TEMPLATE fails while anyone is connected to the template:
+# make sure nothing lingers (the migrate process has exited, but be certain).
+lingering=$("$pg" psql "$tmp" "$port" -q -At -v ON_ERROR_STOP=1 -v db="$template_db" -f - <<'SQL'
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = :'db' AND pid <> pg_backend_pid();
+SQL
+)
+if [[ "$lingering" != 0 ]]; then
+    log "warning: terminated $lingering session(s) still connected to $template_db after migrate"
+fi
+
+# --- Run the tests ------------------------------------------------------------
+export TENANTRY_TEST_PG_HOST=127.0.0.1
+export TENANTRY_TEST_PG_PORT="$port"
+export TENANTRY_TEST_PG_SUPERUSER_URL="postgres://postgres:${su_pw}@127.0.0.1:${port}/postgres"
+export TENANTRY_TEST_TEMPLATE_DB="$template_db"
+export TENANTRY_TEST_OWNER_PASSWORD="$owner_pw"
+export TENANTRY_TEST_APP_PASSWORD="$app_pw"
+export TENANTRY_TEST_DIR="$tmp"
+
+log "running tests"
+rc=0
+cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+exit "$rc"

@@ -1,0 +1,2 @@
+DROP FUNCTION IF EXISTS set_platform_admin_context();
+DROP FUNCTION IF EXISTS set_tenant_context(uuid);

@@ -1,0 +1,338 @@
+//! Test support: a fresh database per test, cloned from the migrated
+//! template that `make test` (scripts/test.sh) prepares on a throwaway
+//! cluster; the real app spawned on port 0; the real binary.
+//!
+//! Everything here panics on failure: it is test scaffolding.
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test scaffolding fails loudly and early"
+)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use secrecy::SecretString;
+use tenantry_api::AppState;
+use tenantry_core::TenantId;
+use tenantry_db::{DatabaseSettings, Db, ScopedFutureExt};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests with `make test`, which starts a throwaway PostgreSQL"
+        )
+    })
+}
+
+/// A database of its own for one test, cloned from the migrated template.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    pub name: String,
+    host: String,
+    port: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let template = env("TENANTRY_TEST_TEMPLATE_DB");
+        let mut admin = AsyncPgConnection::establish(&env("TENANTRY_TEST_PG_SUPERUSER_URL"))
+            .await
+            .expect("connect as the test cluster's superuser");
+        // Cloning is refused while anything is connected to the template;
+        // nothing should be, but retry briefly rather than flake.
+        let mut last_error = None;
+        for _ in 0..20 {
+            match admin
+                .batch_execute(&format!(
+                    "CREATE DATABASE {name} TEMPLATE {template} OWNER tenantry_owner"
+                ))
+                .await
+            {
+                Ok(()) => {
+                    last_error = None;
+                    break;
+                }
+                Err(e) => {
+                    last_error = Some(e);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        if let Some(e) = last_error {
+            panic!("cannot clone {template} into {name}: {e}");
+        }
+        Self {
+            name,
+            host: env("TENANTRY_TEST_PG_HOST"),
+            port: env("TENANTRY_TEST_PG_PORT"),
+        }
+    }
+
+    /// The service role's URL for this database.
+    #[must_use]
+    pub fn app_url(&self) -> String {
+        format!(
+            "postgres://tenantry_app:{}@{}:{}/{}",
+            env("TENANTRY_TEST_APP_PASSWORD"),
+            self.host,
+            self.port,
+            self.name
+        )
+    }
+
+    /// The owner role's URL for this database (migrations, test fixtures
+    /// that change the schema).
+    #[must_use]
+    pub fn owner_url(&self) -> String {
+        format!(
+            "postgres://tenantry_owner:{}@{}:{}/{}",
+            env("TENANTRY_TEST_OWNER_PASSWORD"),
+            self.host,
+            self.port,
+            self.name
+        )
+    }
+
+    #[must_use]
+    pub fn settings(&self, max_connections: usize) -> DatabaseSettings {
+        DatabaseSettings {
+            url: SecretString::from(self.app_url()),
+            owner_url: Some(SecretString::from(self.owner_url())),
+            max_connections,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            recycle_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+            idle_in_transaction_timeout: Duration::from_secs(10),
+            application_name: "tenantry-test".to_owned(),
+        }
+    }
+
+    /// The service's pool on this database.
+    #[must_use]
+    pub fn db(&self, max_connections: usize) -> Db {
+        Db::new(&self.settings(max_connections)).expect("build the pool")
+    }
+
+    /// A raw connection as the service's role, outside any scope: for tests
+    /// of what the role can do when no one set a context.
+    pub async fn app_conn(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.app_url())
+            .await
+            .expect("connect as tenantry_app")
+    }
+
+    /// A raw connection as the owner role.
+    pub async fn owner_conn(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.owner_url())
+            .await
+            .expect("connect as tenantry_owner")
+    }
+
+    /// Environment for running the real binary against this database.
+    #[must_use]
+    pub fn binary_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("TENANTRY__DATABASE__URL".to_owned(), self.app_url()),
+            ("TENANTRY__DATABASE__OWNER_URL".to_owned(), self.owner_url()),
+        ]
+    }
+}
+
+/// Creates an active tenant through the platform scope (as the service
+/// would) and returns its id.
+pub async fn create_tenant(db: &Db, slug: &str) -> TenantId {
+    let id = TenantId::new();
+    let slug = slug.to_owned();
+    db.platform()
+        .run(|conn| {
+            async move {
+                diesel::sql_query("INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $2)")
+                    .bind::<SqlUuid, _>(id)
+                    .bind::<Text, _>(&slug)
+                    .execute(conn)
+                    .await?;
+                Ok::<_, tenantry_db::DbError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("create tenant");
+    id
+}
+
+/// Creates a cluster and `count` instances in it for `tenant`, through the
+/// tenant's own scope.
+pub async fn create_instances(db: &Db, tenant: TenantId, count: usize) {
+    db.tenant(tenant)
+        .run(|conn| {
+            async move {
+                let cluster = uuid::Uuid::now_v7();
+                diesel::sql_query(
+                    "INSERT INTO clusters (tenant_id, id, name, region) VALUES ($1, $2, 'main', 'eu-west')",
+                )
+                .bind::<SqlUuid, _>(tenant)
+                .bind::<SqlUuid, _>(cluster)
+                .execute(conn)
+                .await?;
+                for i in 0..count {
+                    diesel::sql_query(
+                        "INSERT INTO instances (tenant_id, id, cluster_id, name, cpu_cores, memory_gb)
+                         VALUES ($1, $2, $3, $4, 1, 1)",
+                    )
+                    .bind::<SqlUuid, _>(tenant)
+                    .bind::<SqlUuid, _>(uuid::Uuid::now_v7())
+                    .bind::<SqlUuid, _>(cluster)
+                    .bind::<Text, _>(format!("vm-{i}"))
+                    .execute(conn)
+                    .await?;
+                }
+                Ok::<_, tenantry_db::DbError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("create instances");
+}
+
+/// The real app, served on 127.0.0.1 port 0, against a fresh database.
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: String,
+    pub db: Db,
+    pub test_db: TestDb,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let test_db = TestDb::new().await;
+        Self::spawn_on(test_db).await
+    }
+
+    pub async fn spawn_on(test_db: TestDb) -> Self {
+        let settings = test_db.settings(4);
+        Self::spawn_with(test_db, &settings).await
+    }
+
+    /// The app on `test_db`, but with these pool settings (e.g. a URL that
+    /// points nowhere).
+    pub async fn spawn_with(test_db: TestDb, settings: &DatabaseSettings) -> Self {
+        let db = Db::new(settings).expect("build the pool");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let address = format!("http://{}", listener.local_addr().expect("local addr"));
+        let server =
+            tenantry_api::server(listener, AppState { db: db.clone() }, 1).expect("build server");
+        tokio::spawn(server);
+        Self {
+            address,
+            db,
+            test_db,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// The `tenantry` binary that `make test` built.
+#[must_use]
+pub fn tenantry_bin() -> PathBuf {
+    PathBuf::from(env("TENANTRY_BIN"))
+}
+
+/// Runs `tenantry ARGS` against `db`; returns (success, stdout, stderr).
+#[must_use]
+pub fn run_tenantry(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(tenantry_bin())
+        .args(args)
+        .envs(db.binary_env())
+        .env_remove("TENANTRY_ENV")
+        .output()
+        .expect("run the tenantry binary");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// `SELECT count(*) FROM <table>` on `conn`, in whatever context it has.
+pub async fn count_rows(
+    conn: &mut AsyncPgConnection,
+    table: &str,
+) -> Result<i64, diesel::result::Error> {
+    let row: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+        .get_result(conn)
+        .await?;
+    Ok(row.n)
+}
+
+#[derive(diesel::QueryableByName)]
+struct TenantRow {
+    #[diesel(sql_type = SqlUuid)]
+    tenant_id: uuid::Uuid,
+}
+
+/// The `tenant_id` of every row of `table` visible on `conn`.
+pub async fn visible_tenants(
+    conn: &mut AsyncPgConnection,
+    table: &str,
+) -> Result<Vec<uuid::Uuid>, diesel::result::Error> {
+    let rows: Vec<TenantRow> = diesel::sql_query(format!("SELECT tenant_id FROM {table}"))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.tenant_id).collect())
+}
+
+/// The text of a database error, for asserting on what PostgreSQL refused.
+#[must_use]
+pub fn db_message(err: &diesel::result::Error) -> String {
+    match err {
+        diesel::result::Error::DatabaseError(_, info) => info.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// `SELECT count(*) FROM <table>` inside `tenant`'s scope.
+pub async fn count_as(db: &Db, tenant: TenantId, table: &'static str) -> i64 {
+    db.tenant(tenant)
+        .run(|conn| {
+            async move { Ok::<_, tenantry_db::DbError>(count_rows(conn, table).await?) }
+                .scope_boxed()
+        })
+        .await
+        .expect("count rows in a tenant scope")
+}
+
+/// `SELECT count(*) FROM <table>` inside the platform scope.
+pub async fn count_as_platform(db: &Db, table: &'static str) -> i64 {
+    db.platform()
+        .run(|conn| {
+            async move { Ok::<_, tenantry_db::DbError>(count_rows(conn, table).await?) }
+                .scope_boxed()
+        })
+        .await
+        .expect("count rows in the platform scope")
+}

@@ -1,0 +1,209 @@
+//! The isolation guard: passes on the real schema, and names the object
+//! when a table, foreign key, view or role would break isolation — both as
+//! `tenantry policies check` and as `tenantry serve` refusing to start.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use secrecy::SecretString;
+use tenantry_db::Db;
+use tenantry_tests::{TestDb, run_tenantry, tenantry_bin};
+
+/// Runs `policies check` after `sabotage` (run as the owner) and returns its
+/// stderr, asserting it failed.
+async fn check_fails_after(sabotage: &str) -> String {
+    let test_db = TestDb::new().await;
+    test_db
+        .owner_conn()
+        .await
+        .batch_execute(sabotage)
+        .await
+        .unwrap();
+    let (ok, _stdout, stderr) = run_tenantry(&test_db, &["policies", "check"]);
+    assert!(!ok, "policies check passed after: {sabotage}\n{stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn the_migrated_schema_passes_the_guard() {
+    let test_db = TestDb::new().await;
+    assert_eq!(test_db.db(1).check_isolation().await.unwrap(), vec![]);
+    let (ok, _stdout, stderr) = run_tenantry(&test_db, &["policies", "check"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("policies check: ok"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_table_with_tenant_id_and_no_policy_is_named() {
+    let stderr =
+        check_fails_after("CREATE TABLE rogue_notes (tenant_id uuid NOT NULL, body text)").await;
+    assert!(stderr.contains("table rogue_notes"), "{stderr}");
+    assert!(stderr.contains("not enabled"), "{stderr}");
+    assert!(stderr.contains("no policy on app.tenant_id"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_table_whose_rls_is_not_forced_is_named() {
+    let stderr = check_fails_after("ALTER TABLE clusters NO FORCE ROW LEVEL SECURITY").await;
+    assert!(
+        stderr.contains("table clusters") && stderr.contains("not forced"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_permissive_policy_that_ignores_the_tenant_is_named() {
+    let stderr = check_fails_after("CREATE POLICY open_door ON users USING (true)").await;
+    assert!(
+        stderr.contains("table users") && stderr.contains("open_door"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_key_that_leaves_out_tenant_id_is_named() {
+    let stderr = check_fails_after(
+        "ALTER TABLE instances ADD CONSTRAINT instances_id_key UNIQUE (id);
+         CREATE TABLE notes (tenant_id uuid NOT NULL, id uuid NOT NULL, instance_id uuid,
+                             PRIMARY KEY (tenant_id, id),
+                             CONSTRAINT notes_instance_fk FOREIGN KEY (instance_id) REFERENCES instances (id));
+         ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+         CREATE POLICY tenant_isolation ON notes
+             USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+             WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);",
+    )
+    .await;
+    assert!(
+        stderr.contains("foreign key notes_instance_fk on table notes"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with("policies check: table notes:")),
+        "the table itself is fine: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_view_without_security_invoker_is_named() {
+    let stderr = check_fails_after("CREATE VIEW all_users AS SELECT * FROM users").await;
+    assert!(
+        stderr.contains("view all_users") && stderr.contains("security_invoker"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_security_invoker_view_passes() {
+    let test_db = TestDb::new().await;
+    test_db
+        .owner_conn()
+        .await
+        .batch_execute("CREATE VIEW my_users WITH (security_invoker = true) AS SELECT * FROM users")
+        .await
+        .unwrap();
+    assert_eq!(test_db.db(1).check_isolation().await.unwrap(), vec![]);
+}
+
+/// A role of this test's own (roles are cluster-wide: never alter the shared
+/// ones while other tests run).
+async fn guard_as_new_role(
+    test_db: &TestDb,
+    attributes: &str,
+    member_of: Option<&str>,
+) -> Vec<String> {
+    let role = format!("svc_{}", uuid::Uuid::new_v4().simple());
+    let mut su =
+        AsyncPgConnection::establish(&std::env::var("TENANTRY_TEST_PG_SUPERUSER_URL").unwrap())
+            .await
+            .unwrap();
+    su.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'pw' {attributes}"
+    ))
+    .await
+    .unwrap();
+    if let Some(group) = member_of {
+        su.batch_execute(&format!("GRANT {group} TO {role}"))
+            .await
+            .unwrap();
+    }
+    let mut settings = test_db.settings(1);
+    settings.url = SecretString::from(
+        test_db
+            .app_url()
+            .replacen("tenantry_app:", &format!("{role}:"), 1)
+            .replacen(
+                &format!(":{}@", std::env::var("TENANTRY_TEST_APP_PASSWORD").unwrap()),
+                ":pw@",
+                1,
+            ),
+    );
+    let violations = Db::new(&settings).unwrap().check_isolation().await.unwrap();
+    violations.iter().map(ToString::to_string).collect()
+}
+
+#[tokio::test]
+async fn a_service_role_with_bypassrls_is_named() {
+    let test_db = TestDb::new().await;
+    let found = guard_as_new_role(&test_db, "BYPASSRLS", Some("tenantry_service")).await;
+    assert!(found.iter().any(|v| v.contains("BYPASSRLS")), "{found:?}");
+}
+
+#[tokio::test]
+async fn a_superuser_service_role_is_named() {
+    let test_db = TestDb::new().await;
+    let found = guard_as_new_role(&test_db, "SUPERUSER", None).await;
+    assert!(found.iter().any(|v| v.contains("superuser")), "{found:?}");
+}
+
+#[tokio::test]
+async fn a_service_role_that_is_a_member_of_the_owner_is_named() {
+    let test_db = TestDb::new().await;
+    let found = guard_as_new_role(&test_db, "", Some("tenantry_owner")).await;
+    assert!(
+        found
+            .iter()
+            .any(|v| v.starts_with("table instances") && v.contains("owned by tenantry_owner")),
+        "{found:?}"
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_naming_the_offending_table() {
+    let test_db = TestDb::new().await;
+    test_db
+        .owner_conn()
+        .await
+        .batch_execute("ALTER TABLE events DISABLE ROW LEVEL SECURITY")
+        .await
+        .unwrap();
+    let mut child = Command::new(tenantry_bin())
+        .arg("serve")
+        .envs(test_db.binary_env())
+        .env("TENANTRY__SERVER__PORT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve started on a schema with RLS disabled");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("refusing to start") && stderr.contains("table events"),
+        "{stderr}"
+    );
+}

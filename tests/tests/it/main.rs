@@ -1,0 +1,14 @@
+//! End-to-end specifications of Tenantry against a real PostgreSQL (the
+//! throwaway cluster `make test` starts), connected as the service's role.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail loudly, like the tests"
+)]
+
+mod guard;
+mod http;
+mod migrations;
+mod pool_hygiene;
+mod rls;
+mod roles;

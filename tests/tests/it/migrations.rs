@@ -1,0 +1,227 @@
+//! Migrations: embedded, idempotent, reversible, tamper-evident; and the
+//! schema follows design.md rule 2 table by table.
+
+use diesel::sql_types::{Bool, Text};
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use secrecy::SecretString;
+use tenantry_db::migrate::{self, MigrateError};
+use tenantry_db::schema::{self, TENANT_TABLES};
+use tenantry_tests::{TestDb, run_tenantry};
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_reapplies_the_policies() {
+    let test_db = TestDb::new().await;
+    let (ok, _stdout, stderr) = run_tenantry(&test_db, &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("schema is current"), "{stderr}");
+    assert!(test_db.db(1).schema_state().await.unwrap().is_current());
+}
+
+#[tokio::test]
+async fn every_migration_reverts_and_reapplies_cleanly() {
+    let test_db = TestDb::new().await;
+    let owner = SecretString::from(test_db.owner_url());
+    let versions = migrate::embedded_versions();
+    // One revert through the binary (the CLI contract), the rest through the library.
+    let (ok, _stdout, stderr) = run_tenantry(&test_db, &["migrate", "--down"]);
+    assert!(
+        ok && stderr.contains(versions[versions.len() - 1]),
+        "{stderr}"
+    );
+    for expected in versions.iter().rev().skip(1) {
+        assert_eq!(migrate::revert_last(&owner).await.unwrap(), *expected);
+    }
+    assert!(matches!(
+        migrate::revert_last(&owner).await,
+        Err(MigrateError::NothingToRevert)
+    ));
+    let mut conn = test_db.owner_conn().await;
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        #[expect(dead_code, reason = "only counted")]
+        name: String,
+    }
+    let left: Vec<Name> = diesel::sql_query(
+        "SELECT relname::text AS name FROM pg_class
+          WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> 'tenantry_migrations'",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(left.len(), 0, "down migrations left tables behind");
+
+    let report = migrate::run(&owner).await.unwrap();
+    assert_eq!(report.applied, versions);
+    assert_eq!(test_db.db(1).check_isolation().await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn an_edited_migration_is_refused() {
+    let test_db = TestDb::new().await;
+    test_db
+        .owner_conn()
+        .await
+        .batch_execute("UPDATE tenantry_migrations SET checksum = 'tampered' WHERE version = (SELECT min(version) FROM tenantry_migrations)")
+        .await
+        .unwrap();
+    let err = migrate::run(&SecretString::from(test_db.owner_url()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MigrateError::Edited(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_database_newer_than_the_binary_is_refused_and_not_ready() {
+    let test_db = TestDb::new().await;
+    test_db
+        .owner_conn()
+        .await
+        .batch_execute("INSERT INTO tenantry_migrations (version, checksum) VALUES ('9999_from_the_future', 'x')")
+        .await
+        .unwrap();
+    let err = migrate::run(&SecretString::from(test_db.owner_url()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MigrateError::Unknown(ref v) if v == "9999_from_the_future"),
+        "{err}"
+    );
+    assert!(!test_db.db(1).schema_state().await.unwrap().is_current());
+}
+
+#[tokio::test]
+async fn migrate_without_an_owner_url_says_what_to_set() {
+    let test_db = TestDb::new().await;
+    let output = std::process::Command::new(tenantry_tests::tenantry_bin())
+        .arg("migrate")
+        .env("TENANTRY__DATABASE__URL", test_db.app_url())
+        .env("TENANTRY__DATABASE__OWNER_URL", "")
+        .output()
+        .unwrap();
+    // An empty owner URL cannot connect; the error names the owner role.
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("owner"), "{stderr}");
+}
+
+#[derive(diesel::QueryableByName, Debug, PartialEq, Eq)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// Column names of a diesel table, read from the SQL diesel renders for
+/// `SELECT <all columns>`.
+fn diesel_columns<T>(table: T) -> Vec<String>
+where
+    T: diesel::Table + diesel::query_dsl::methods::SelectDsl<T::AllColumns>,
+    <T as diesel::query_dsl::methods::SelectDsl<T::AllColumns>>::Output:
+        diesel::query_builder::QueryFragment<diesel::pg::Pg>,
+{
+    let sql = diesel::debug_query::<diesel::pg::Pg, _>(&table.select(T::all_columns())).to_string();
+    let select_list = sql
+        .trim_start_matches("SELECT ")
+        .split(" FROM ")
+        .next()
+        .unwrap()
+        .to_owned();
+    select_list
+        .split(", ")
+        .map(|c| c.rsplit('.').next().unwrap().trim_matches('"').to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn diesel_schema_matches_the_migrated_catalog() {
+    let test_db = TestDb::new().await;
+    let mut conn = test_db.owner_conn().await;
+    let tables = [
+        ("tenants", diesel_columns(schema::tenants::table)),
+        (
+            "tenant_quotas",
+            diesel_columns(schema::tenant_quotas::table),
+        ),
+        ("tenant_usage", diesel_columns(schema::tenant_usage::table)),
+        ("audit_events", diesel_columns(schema::audit_events::table)),
+        (
+            "retention_runs",
+            diesel_columns(schema::retention_runs::table),
+        ),
+        ("users", diesel_columns(schema::users::table)),
+        ("api_keys", diesel_columns(schema::api_keys::table)),
+        ("clusters", diesel_columns(schema::clusters::table)),
+        ("instances", diesel_columns(schema::instances::table)),
+        ("events", diesel_columns(schema::events::table)),
+    ];
+    for (table, expected) in tables {
+        let columns: Vec<Column> = diesel::sql_query(
+            "SELECT column_name::text AS name FROM information_schema.columns
+              WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind::<Text, _>(table)
+        .load(&mut conn)
+        .await
+        .unwrap();
+        let actual: Vec<String> = columns.into_iter().map(|c| c.name).collect();
+        assert_eq!(actual, expected, "{table}");
+    }
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct KeyInfo {
+    #[diesel(sql_type = Text)]
+    primary_key: String,
+    #[diesel(sql_type = Bool)]
+    indexes_led_by_tenant: bool,
+    #[diesel(sql_type = Bool)]
+    tenant_id_is_uuid_not_null: bool,
+    #[diesel(sql_type = Bool)]
+    id_is_uuid: bool,
+    #[diesel(sql_type = Bool)]
+    has_isolation_policy: bool,
+}
+
+#[tokio::test]
+async fn every_tenant_table_follows_rule_two() {
+    let test_db = TestDb::new().await;
+    let mut conn = test_db.owner_conn().await;
+    for table in TENANT_TABLES {
+        let info: KeyInfo = diesel::sql_query(
+            "SELECT
+               (SELECT string_agg(a.attname, ',' ORDER BY k.ord)
+                  FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                  JOIN pg_attribute a ON a.attrelid = $1::regclass AND a.attnum = k.attnum
+                 WHERE i.indrelid = $1::regclass AND i.indisprimary) AS primary_key,
+               (SELECT bool_and(a.attname = 'tenant_id')
+                  FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                 WHERE i.indrelid = $1::regclass) AS indexes_led_by_tenant,
+               (SELECT atttypid = 'uuid'::regtype AND attnotnull FROM pg_attribute
+                 WHERE attrelid = $1::regclass AND attname = 'tenant_id') AS tenant_id_is_uuid_not_null,
+               (SELECT atttypid = 'uuid'::regtype FROM pg_attribute
+                 WHERE attrelid = $1::regclass AND attname = 'id') AS id_is_uuid,
+               EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1::regclass AND polname = 'tenant_isolation')
+                 AS has_isolation_policy",
+        )
+        .bind::<Text, _>(table)
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(info.primary_key, "tenant_id,id", "{table}");
+        assert!(
+            info.indexes_led_by_tenant,
+            "{table}: an index does not start with tenant_id"
+        );
+        assert!(info.tenant_id_is_uuid_not_null, "{table}");
+        assert!(info.id_is_uuid, "{table}");
+        assert!(info.has_isolation_policy, "{table}");
+    }
+    // And the owner, too, is subject to RLS (FORCE): with no context it sees nothing.
+    conn.batch_execute("SELECT 1").await.unwrap();
+    assert_eq!(
+        tenantry_tests::count_rows(&mut conn, "tenants")
+            .await
+            .unwrap(),
+        0
+    );
+}
