@@ -229,3 +229,43 @@ async fn concurrent_units_that_fail_panic_or_are_dropped_never_leak_a_tenant() {
     platform_unit(&f.db).await.unwrap();
     assert_nothing_committed_by_failed_units(&f).await;
 }
+
+#[derive(diesel::QueryableByName)]
+struct SessionSettings {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    statement_timeout: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    idle_in_transaction_session_timeout: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    application_name: String,
+}
+
+#[tokio::test]
+async fn every_pooled_connection_carries_the_configured_session_limits() {
+    let test_db = TestDb::new().await;
+    let db = test_db.db(2);
+    let tenant = create_tenant(&db, "acme").await;
+    let settings = db
+        .tenant(tenant)
+        .run(|conn| {
+            async move {
+                Ok::<_, DbError>(
+                    diesel::sql_query(
+                        "SELECT current_setting('statement_timeout') AS statement_timeout,
+                                current_setting('idle_in_transaction_session_timeout')
+                                    AS idle_in_transaction_session_timeout,
+                                current_setting('application_name') AS application_name",
+                    )
+                    .get_result::<SessionSettings>(conn)
+                    .await?,
+                )
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    // TestDb::settings: 5 s statement timeout, 10 s idle-in-transaction.
+    assert_eq!(settings.statement_timeout, "5s");
+    assert_eq!(settings.idle_in_transaction_session_timeout, "10s");
+    assert_eq!(settings.application_name, "tenantry-test");
+}
