@@ -28,6 +28,9 @@ die() {
 while IFS= read -r var; do
     unset "$var"
 done < <(compgen -e | grep -E '^(TENANTRY__|TENANTRY_TEST_)' || true)
+# TENANTRY_ENV / TENANTRY_CONFIG_DIR would make the binary load a developer's
+# config/<env>.toml on top of the defaults.
+unset TENANTRY_ENV TENANTRY_CONFIG_DIR
 unset DATABASE_URL PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE \
     PGSERVICE PGSERVICEFILE PGOPTIONS 2>/dev/null || true
 
