@@ -16,9 +16,13 @@ use std::time::Duration;
 
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use secrecy::SecretString;
-use tenantry_api::AppState;
-use tenantry_core::TenantId;
+use secrecy::{ExposeSecret, SecretString};
+use tenantry_api::auth::{
+    AuthSettings, Issuer, ServiceKey, generate_secret, generate_signing_key_pem,
+};
+use tenantry_api::{AppState, ServerSettings};
+use tenantry_core::{Scope, Scopes, TenantId};
+use tenantry_db::models::Limits;
 use tenantry_db::{DatabaseSettings, Db, ScopedFutureExt};
 
 fn env(name: &str) -> String {
@@ -201,6 +205,61 @@ pub async fn create_instances(db: &Db, tenant: TenantId, count: usize) {
         .expect("create instances");
 }
 
+/// The audience and issuer the test app expects.
+pub const TEST_ISSUER: &str = "tenantry-test";
+pub const TEST_AUDIENCE: &str = "tenantry-test-api";
+/// Host-based addressing domain of the test app.
+pub const TEST_BASE_DOMAIN: &str = "tenants.test";
+
+/// Generous limits for tests that are not about quotas.
+#[must_use]
+pub fn test_limits() -> Limits {
+    Limits {
+        max_users: 1000,
+        max_api_keys: 1000,
+        max_clusters: 1000,
+        max_instances: 1000,
+        max_cpu_cores: 100_000,
+        max_memory_gb: 100_000,
+        max_storage_gb: 1_000_000,
+        requests_per_second: 10_000,
+        burst: 10_000,
+    }
+}
+
+/// Auth settings with fresh in-memory keys; `tweak` adjusts them.
+#[must_use]
+pub fn test_auth_settings() -> AuthSettings {
+    AuthSettings {
+        issuer: TEST_ISSUER.to_owned(),
+        trusted_issuers: Vec::new(),
+        audience: TEST_AUDIENCE.to_owned(),
+        tenant_claim: "tenant_id".to_owned(),
+        leeway: Duration::from_secs(30),
+        exchange_ttl: Duration::from_secs(300),
+        signing_key: Some(generate_signing_key_pem().expect("generate a signing key")),
+        signing_key_file: None,
+        api_key_secret: Some(generate_secret()),
+        api_key_secret_file: None,
+        generate_missing_keys: false,
+        jwks_file: None,
+        jwks_url: None,
+        hs256_secret: None,
+    }
+}
+
+#[must_use]
+pub fn test_server_settings() -> ServerSettings {
+    ServerSettings {
+        host: "127.0.0.1".to_owned(),
+        port: 0,
+        workers: 1,
+        max_body_bytes: 1024 * 1024,
+        tenant_path_prefix: true,
+        tenant_base_domain: TEST_BASE_DOMAIN.to_owned(),
+    }
+}
+
 /// The real app, served on 127.0.0.1 port 0, against a fresh database.
 #[derive(Debug)]
 pub struct TestApp {
@@ -208,6 +267,8 @@ pub struct TestApp {
     pub db: Db,
     pub test_db: TestDb,
     pub client: reqwest::Client,
+    pub auth: AuthSettings,
+    pub issuer: Issuer,
 }
 
 impl TestApp {
@@ -218,18 +279,27 @@ impl TestApp {
 
     pub async fn spawn_on(test_db: TestDb) -> Self {
         let settings = test_db.settings(4);
-        Self::spawn_with(test_db, &settings).await
+        Self::spawn_with(test_db, &settings, test_auth_settings()).await
     }
 
-    /// The app on `test_db`, but with these pool settings (e.g. a URL that
-    /// points nowhere).
-    pub async fn spawn_with(test_db: TestDb, settings: &DatabaseSettings) -> Self {
+    /// The app on `test_db`, with these pool and auth settings.
+    pub async fn spawn_with(
+        test_db: TestDb,
+        settings: &DatabaseSettings,
+        auth: AuthSettings,
+    ) -> Self {
         let db = Db::new(settings).expect("build the pool");
+        let state =
+            AppState::new(db.clone(), &auth, &test_server_settings()).expect("build the app state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
-        let server =
-            tenantry_api::server(listener, AppState { db: db.clone() }, 1).expect("build server");
+        let server = tenantry_api::server(listener, state, 1).expect("build server");
         tokio::spawn(server);
+        let key = auth.signing_key.as_ref().expect("test keys are inline");
+        let issuer = Issuer::new(
+            &auth,
+            ServiceKey::from_pem(key.expose_secret()).expect("parse the key"),
+        );
         Self {
             address,
             db,
@@ -238,15 +308,97 @@ impl TestApp {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("http client"),
+            auth,
+            issuer,
         }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
-            .get(format!("{}{path}", self.address))
+            .get(self.url(path))
             .send()
             .await
             .expect("request")
+    }
+
+    /// A request with a bearer token.
+    pub fn with_token(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// A token signed with the app's own key.
+    #[must_use]
+    pub fn token(&self, sub: &str, tenant: Option<TenantId>, scopes: &[Scope]) -> String {
+        let scopes: Scopes = scopes.iter().copied().collect();
+        self.issuer
+            .sign(sub, tenant, &scopes, Duration::from_secs(300))
+            .expect("sign a token")
+    }
+
+    #[must_use]
+    pub fn tenant_token(&self, tenant: TenantId) -> String {
+        self.token(
+            "test-user",
+            Some(tenant),
+            &[Scope::TenantRead, Scope::TenantWrite],
+        )
+    }
+
+    #[must_use]
+    pub fn admin_token(&self) -> String {
+        self.token("test-admin", None, &[Scope::PlatformAdmin])
+    }
+
+    /// An active tenant with generous quotas, created as the service would.
+    pub async fn create_tenant(&self, slug: &str) -> TenantId {
+        let id = TenantId::new();
+        let slug = slug.to_owned();
+        self.db
+            .platform()
+            .run(|conn| {
+                async move {
+                    tenantry_db::queries::tenants::create(conn, id, &slug, &slug, &test_limits())
+                        .await?;
+                    Ok::<_, tenantry_db::DbError>(())
+                }
+                .scope_boxed()
+            })
+            .await
+            .expect("create tenant");
+        id
+    }
+
+    /// Sets a tenant's status directly (until the lifecycle API exists).
+    pub async fn set_status(&self, tenant: TenantId, status: &str) {
+        let status = status.to_owned();
+        self.db
+            .platform()
+            .run(|conn| {
+                async move {
+                    diesel::sql_query(
+                        "UPDATE tenants SET status = $2, deleted_at = CASE WHEN $2 = 'deleted' THEN now() END WHERE id = $1",
+                    )
+                    .bind::<SqlUuid, _>(tenant)
+                    .bind::<Text, _>(&status)
+                    .execute(conn)
+                    .await?;
+                    Ok::<_, tenantry_db::DbError>(())
+                }
+                .scope_boxed()
+            })
+            .await
+            .expect("set tenant status");
     }
 }
 

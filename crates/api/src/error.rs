@@ -2,18 +2,50 @@
 //! `application/problem+json`. Bodies carry a stable `code` and a human
 //! `detail`; never SQL, never a stack trace, never another tenant's data.
 
+use std::borrow::Cow;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpResponse, ResponseError};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
+use tenantry_core::TenantStatus;
 use tenantry_db::DbError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// Missing, malformed or invalid credentials.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// Authenticated, but not allowed (scope, plane).
+    #[error("{0}")]
+    Forbidden(Cow<'static, str>),
+    /// The tenant exists but is not active.
+    #[error("tenant is {0}")]
+    TenantInactive(TenantStatus),
+    /// The addressed tenant (path or host) is not the token's.
+    #[error("the addressed tenant is not the token's tenant")]
+    TenantMismatch,
     #[error("no such resource")]
     NotFound,
-    /// The service cannot answer now (database down, pool exhausted, schema
-    /// not migrated). Retry later.
+    #[error("{0}")]
+    Conflict(Cow<'static, str>),
+    /// A field's value is invalid.
+    #[error("{field}: {detail}")]
+    Validation {
+        field: Cow<'static, str>,
+        detail: String,
+    },
+    /// The request could not be read at all (malformed JSON, bad header).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body too large (limit {0} bytes)")]
+    PayloadTooLarge(usize),
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// The service cannot answer now (database down, pool exhausted,
+    /// schema not migrated). Retry later.
     #[error("{0}")]
     Unavailable(String),
     /// A bug or an unexpected failure: logged in full, answered opaquely.
@@ -22,10 +54,38 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    pub fn forbidden(detail: &'static str) -> Self {
+        Self::Forbidden(Cow::Borrowed(detail))
+    }
+
+    pub fn conflict(detail: &'static str) -> Self {
+        Self::Conflict(Cow::Borrowed(detail))
+    }
+
+    pub fn validation(field: &'static str, detail: impl Into<String>) -> Self {
+        Self::Validation {
+            field: Cow::Borrowed(field),
+            detail: detail.into(),
+        }
+    }
+
     #[must_use]
     pub const fn code(&self) -> &'static str {
         match self {
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::TenantInactive(TenantStatus::Suspended) => "tenant_suspended",
+            Self::TenantInactive(TenantStatus::Archived) => "tenant_archived",
+            Self::TenantInactive(TenantStatus::Deleted) => "tenant_deleted",
+            // An active tenant is never refused as inactive; kept total.
+            Self::TenantInactive(TenantStatus::Active) => "forbidden",
+            Self::TenantMismatch => "tenant_mismatch",
             Self::NotFound => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Validation { .. } => "validation",
+            Self::BadRequest(_) => "bad_request",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -33,7 +93,15 @@ impl ApiError {
 
     fn title(&self) -> &'static str {
         match self {
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden(_) | Self::TenantMismatch => "Forbidden",
+            Self::TenantInactive(_) => "Tenant not active",
             Self::NotFound => "Not found",
+            Self::Conflict(_) => "Conflict",
+            Self::Validation { .. } => "Invalid field",
+            Self::BadRequest(_) => "Bad request",
+            Self::PayloadTooLarge(_) => "Payload too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
@@ -54,16 +122,91 @@ impl From<DbError> for ApiError {
                 tracing::warn!(%cause, "database unavailable");
                 Self::Unavailable("the database is unavailable; retry later".to_owned())
             }
-            DbError::Query(diesel::result::Error::NotFound) => Self::NotFound,
-            other => Self::Internal(other.to_string()),
+            DbError::Query(e) => e.into(),
+            DbError::Config(cause) => Self::Internal(cause),
         }
     }
 }
 
-impl From<diesel::result::Error> for ApiError {
-    fn from(err: diesel::result::Error) -> Self {
-        DbError::from(err).into()
+/// Generic mapping of statement errors. Handlers that know better (which
+/// field a foreign key is, what a unique index means) map first.
+impl From<DieselError> for ApiError {
+    fn from(err: DieselError) -> Self {
+        match &err {
+            DieselError::NotFound => Self::NotFound,
+            DieselError::DatabaseError(kind, info) => match kind {
+                DatabaseErrorKind::UniqueViolation => {
+                    Self::conflict("conflicts with an existing resource")
+                }
+                DatabaseErrorKind::ForeignKeyViolation => {
+                    Self::Conflict(Cow::Borrowed("conflicts with a related resource"))
+                }
+                DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
+                    Self::validation("body", "a value is out of range")
+                }
+                DatabaseErrorKind::SerializationFailure => {
+                    Self::Unavailable("concurrent update; retry".to_owned())
+                }
+                _ if info.message().contains("statement timeout") => {
+                    Self::Unavailable("the database did not answer in time; retry".to_owned())
+                }
+                _ => Self::Internal(format!("{kind:?}: {}", info.message())),
+            },
+            _ => Self::Internal(err.to_string()),
+        }
     }
+}
+
+/// The constraint a database error names, for handlers that map by it.
+#[must_use]
+pub fn violated_constraint(err: &DieselError) -> Option<(&DatabaseErrorKind, &str)> {
+    match err {
+        DieselError::DatabaseError(kind, info) => info.constraint_name().map(|c| (kind, c)),
+        _ => None,
+    }
+}
+
+impl From<JsonPayloadError> for ApiError {
+    fn from(err: JsonPayloadError) -> Self {
+        match err {
+            JsonPayloadError::Overflow { limit }
+            | JsonPayloadError::OverflowKnownLength { limit, .. } => Self::PayloadTooLarge(limit),
+            JsonPayloadError::ContentType => Self::UnsupportedMediaType,
+            JsonPayloadError::Deserialize(e) if e.is_data() => Self::Validation {
+                field: Cow::Borrowed("body"),
+                detail: first_line(&e.to_string()),
+            },
+            JsonPayloadError::Deserialize(e) => {
+                Self::BadRequest(format!("malformed JSON: {}", first_line(&e.to_string())))
+            }
+            other => Self::BadRequest(first_line(&other.to_string())),
+        }
+    }
+}
+
+impl From<QueryPayloadError> for ApiError {
+    fn from(err: QueryPayloadError) -> Self {
+        Self::Validation {
+            field: Cow::Borrowed("query"),
+            detail: first_line(&err.to_string()),
+        }
+    }
+}
+
+impl From<PathError> for ApiError {
+    fn from(_: PathError) -> Self {
+        // An id that does not parse names nothing that exists.
+        Self::NotFound
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -74,12 +217,23 @@ struct Problem<'a> {
     status: u16,
     detail: String,
     code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::TenantInactive(_) | Self::TenantMismatch => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,10 +250,20 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail: self.detail(),
             code: self.code(),
+            field: match self {
+                Self::Validation { field, .. } => Some(field),
+                _ => None,
+            },
         };
         let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header(("Retry-After", "1"));
+        match self {
+            Self::Unavailable(_) => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            Self::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            _ => {}
         }
         match serde_json::to_string(&problem) {
             Ok(body) => response

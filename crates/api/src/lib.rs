@@ -1,39 +1,125 @@
 //! Tenantry's HTTP surface. Only this crate knows HTTP.
 
+pub mod auth;
 mod error;
+pub mod json;
 mod routes;
 mod settings;
+mod telemetry;
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
+use secrecy::SecretString;
 use tenantry_db::Db;
 use tracing_actix_web::TracingLogger;
 
 pub use error::ApiError;
 pub use settings::ServerSettings;
 
+use auth::{AuthSettings, Authenticator, Issuer, KeyError};
+
+/// How requests may name their tenant besides the token.
+#[derive(Debug, Clone, Default)]
+pub struct Addressing {
+    pub path_prefix: bool,
+    pub base_domain: Option<String>,
+}
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub db: Db,
+    pub auth: Arc<Authenticator>,
+    pub issuer: Arc<Issuer>,
+    pub api_key_secret: SecretString,
+    pub exchange_ttl: Duration,
+    pub addressing: Addressing,
+    pub max_body_bytes: usize,
 }
 
-/// Registers every route. Shared by the server and the route-list test.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(routes::health::healthz)
-        .service(routes::health::readyz);
+impl AppState {
+    /// Loads (or, in development, generates) the keys and builds the state.
+    pub fn new(
+        db: Db,
+        auth_settings: &AuthSettings,
+        server: &ServerSettings,
+    ) -> Result<Self, KeyError> {
+        let service_key = auth::keys::load_service_key(auth_settings)?;
+        let auth = Authenticator::new(auth_settings, &service_key)?;
+        let issuer = Issuer::new(auth_settings, service_key);
+        Ok(Self {
+            db,
+            auth: Arc::new(auth),
+            issuer: Arc::new(issuer),
+            api_key_secret: auth::keys::load_api_key_secret(auth_settings)?,
+            exchange_ttl: auth_settings.exchange_ttl,
+            addressing: Addressing {
+                path_prefix: server.tenant_path_prefix,
+                base_domain: Some(server.tenant_base_domain.trim().to_ascii_lowercase())
+                    .filter(|d| !d.is_empty()),
+            },
+            max_body_bytes: server.max_body_bytes,
+        })
+    }
+}
+
+/// The tenant plane's routes (mounted at `/v1` and, optionally, at
+/// `/t/{tenant_slug}/v1`).
+fn tenant_plane(cfg: &mut web::ServiceConfig) {
+    cfg.service(routes::tenant::get_tenant)
+        .service(routes::tenant::get_quotas)
+        .service(routes::users::list_users)
+        .service(routes::users::create_user)
+        .service(routes::users::get_user)
+        .service(routes::users::update_user)
+        .service(routes::users::delete_user)
+        .service(routes::api_keys::list_api_keys)
+        .service(routes::api_keys::create_api_key)
+        .service(routes::api_keys::revoke_api_key)
+        .service(routes::clusters::list_clusters)
+        .service(routes::clusters::create_cluster)
+        .service(routes::clusters::get_cluster)
+        .service(routes::clusters::delete_cluster)
+        .service(routes::instances::list_instances)
+        .service(routes::instances::create_instance)
+        .service(routes::instances::get_instance)
+        .service(routes::instances::update_instance)
+        .service(routes::instances::delete_instance)
+        .service(routes::events::list_events);
+}
+
+/// Registers every route. Shared by the server and the tests.
+pub fn configure(cfg: &mut web::ServiceConfig, addressing: &Addressing) {
+    cfg.app_data(web::PathConfig::default().error_handler(|e, _| ApiError::from(e).into()))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::from(e).into()))
+        .service(routes::health::healthz)
+        .service(routes::health::readyz)
+        .service(routes::auth::jwks)
+        .service(
+            web::scope("/v1")
+                .service(routes::auth::exchange_api_key)
+                .configure(tenant_plane),
+        );
+    if addressing.path_prefix {
+        cfg.service(web::scope("/t/{tenant_slug}/v1").configure(tenant_plane));
+    }
 }
 
 /// Builds the server on an already-bound listener (port 0 in tests).
 pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
+    let addressing = state.addressing.clone();
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
+        let addressing = addressing.clone();
         App::new()
-            .wrap(TracingLogger::default())
+            .wrap(actix_web::middleware::from_fn(telemetry::echo_request_id))
+            .wrap(TracingLogger::<telemetry::TenantrySpan>::new())
             .app_data(state.clone())
-            .configure(configure)
+            .configure(|cfg| configure(cfg, &addressing))
             .default_service(web::to(routes::not_found))
     })
     .workers(workers.max(1))

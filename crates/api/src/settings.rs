@@ -9,4 +9,12 @@ pub struct ServerSettings {
     /// HTTP worker threads; 0 means one per core.
     #[serde(default)]
     pub workers: usize,
+    /// Largest accepted JSON body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Also serve the tenant plane at `/t/{slug}/v1/...`.
+    #[serde(default)]
+    pub tenant_path_prefix: bool,
+    /// Also address tenants by host `{slug}.{tenant_base_domain}`; empty = off.
+    #[serde(default)]
+    pub tenant_base_domain: String,
 }

@@ -2,9 +2,13 @@
 //! no clock reads, so every rule in this crate is testable as a pure function.
 
 pub mod id;
+pub mod input;
+pub mod scope;
 pub mod slug;
 pub mod status;
 
 pub use id::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, UserId};
+pub use input::{Email, Name, Region};
+pub use scope::{Scope, Scopes};
 pub use slug::{Slug, SlugError};
 pub use status::{TenantStatus, UnknownStatus};

@@ -9,7 +9,9 @@
 mod error;
 pub mod guard;
 pub mod migrate;
+pub mod models;
 mod pool;
+pub mod queries;
 pub mod schema;
 mod scope;
 mod settings;

@@ -1,5 +1,7 @@
-//! `tenantry`: the one binary. `serve`, `migrate`, `policies check`.
+//! `tenantry`: the one binary. `serve`, `migrate`, `policies check`,
+//! `token`, `tenants create`.
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::process::ExitCode;
 
@@ -7,7 +9,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tenantry_api::AppState;
-use tenantry_db::{Db, migrate};
+use tenantry_api::auth::{Issuer, keys};
+use tenantry_core::{Name, Scope, Scopes, Slug, TenantId};
+use tenantry_db::{Db, DbError, ScopedFutureExt, migrate, queries};
 use tracing_subscriber::EnvFilter;
 
 mod settings;
@@ -39,6 +43,40 @@ enum Command {
     Policies {
         #[command(subcommand)]
         command: PoliciesCommand,
+    },
+    /// Print a token signed with the service's key (alone on stdout).
+    Token {
+        /// A platform-admin token (scope platform:admin, no tenant).
+        #[arg(long, conflicts_with = "tenant", required_unless_present = "tenant")]
+        admin: bool,
+        /// A tenant token for this tenant id (scopes tenant:read tenant:write).
+        #[arg(long, value_name = "ID")]
+        tenant: Option<TenantId>,
+        /// Space-separated scopes instead of the defaults.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Lifetime, e.g. 15m, 12h.
+        #[arg(long, default_value = "15m")]
+        ttl: humantime::Duration,
+        /// The token's subject.
+        #[arg(long, default_value = "cli")]
+        sub: String,
+    },
+    /// Manage tenants from the command line.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantsCommand {
+    /// Create an active tenant with the default quotas; prints it as JSON.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -80,6 +118,66 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Token {
+            admin,
+            tenant,
+            scope,
+            ttl,
+            sub,
+        } => {
+            let scopes = match scope {
+                Some(words) => parse_scopes(&words)?,
+                None if admin => [Scope::PlatformAdmin].into_iter().collect(),
+                None => [Scope::TenantRead, Scope::TenantWrite]
+                    .into_iter()
+                    .collect(),
+            };
+            let issuer = Issuer::new(&settings.auth, keys::load_service_key(&settings.auth)?);
+            let token =
+                issuer.sign(&sub, if admin { None } else { tenant }, &scopes, ttl.into())?;
+            writeln!(std::io::stdout(), "{token}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenants {
+            command: TenantsCommand::Create { slug, name },
+        } => {
+            let slug = Slug::parse(&slug).map_err(|e| anyhow::anyhow!("--slug: {e}"))?;
+            let name = Name::parse(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+            let limits = settings.quotas.default.clone();
+            let db = Db::new(&settings.database)?;
+            let tenant = db
+                .platform()
+                .run(|conn| {
+                    async move {
+                        Ok::<_, DbError>(
+                            queries::tenants::create(
+                                conn,
+                                TenantId::new(),
+                                slug.as_str(),
+                                name.as_str(),
+                                &limits,
+                            )
+                            .await?,
+                        )
+                    }
+                    .scope_boxed()
+                })
+                .await
+                .map_err(|e| match e {
+                    DbError::Query(diesel_unique)
+                        if diesel_unique.to_string().contains("tenants_slug_unique") =>
+                    {
+                        anyhow::anyhow!("a tenant with this slug already exists")
+                    }
+                    other => other.into(),
+                })?;
+            writeln!(
+                std::io::stdout(),
+                "{}",
+                serde_json::to_string_pretty(&tenant)?
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve => serve(settings).await,
         Command::Migrate { down } => {
             let owner_url = owner_url(&settings)?;
@@ -122,6 +220,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn parse_scopes(words: &str) -> anyhow::Result<Scopes> {
+    words
+        .split_whitespace()
+        .map(|w| Scope::parse(w).ok_or_else(|| anyhow::anyhow!("--scope: unknown scope {w:?}")))
+        .collect()
+}
+
 fn owner_url(settings: &Settings) -> anyhow::Result<&SecretString> {
     settings.database.owner_url.as_ref().context(
         "migrations run as the owner role: set database.owner_url (TENANTRY__DATABASE__OWNER_URL)",
@@ -158,7 +263,9 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     };
     tracing::info!(%local, workers, "listening");
     eprintln!("tenantry: listening on http://{local}");
-    tenantry_api::server(listener, AppState { db }, workers)?.await?;
+    let state =
+        AppState::new(db, &settings.auth, &settings.server).context("cannot load the auth keys")?;
+    tenantry_api::server(listener, state, workers)?.await?;
     Ok(ExitCode::SUCCESS)
 }
 

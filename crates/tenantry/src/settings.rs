@@ -6,7 +6,9 @@ use anyhow::Context as _;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use tenantry_api::ServerSettings;
+use tenantry_api::auth::AuthSettings;
 use tenantry_db::DatabaseSettings;
+use tenantry_db::models::Limits;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -15,7 +17,16 @@ const DEFAULTS: &str = include_str!("../../../config/default.toml");
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub quotas: QuotaSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSettings {
+    /// Limits a new tenant starts with.
+    pub default: Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -61,7 +61,7 @@ async fn readyz_answers_503_without_leaking_anything_when_the_database_is_down()
         "postgres://tenantry_app:s3cret-pw@127.0.0.1:{port}/nowhere"
     ));
     settings.connect_timeout = std::time::Duration::from_millis(500);
-    let app = TestApp::spawn_with(test_db, &settings).await;
+    let app = TestApp::spawn_with(test_db, &settings, tenantry_tests::test_auth_settings()).await;
     let response = app.get("/readyz").await;
     assert_eq!(response.headers().get("retry-after").unwrap(), "1");
     let (status, body) = problem(response).await;

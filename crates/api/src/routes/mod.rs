@@ -1,10 +1,86 @@
 //! One module per resource; handlers are named after what they do.
 
+pub mod api_keys;
+pub mod auth;
+pub mod clusters;
+pub mod events;
 pub mod health;
+pub mod instances;
+pub mod tenant;
+pub mod users;
+
+use actix_web::HttpResponse;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use tenantry_db::models::Page;
 
 use crate::ApiError;
 
 /// Anything no route matches: a problem+json 404, like every other error.
-pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
+}
+
+/// `?limit=&cursor=` on every list.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::validation("limit", "must be between 1 and 100"));
+        }
+        let after = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(cursor) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(cursor)
+                    .ok()
+                    .and_then(|bytes| uuid::Uuid::from_slice(&bytes).ok())
+                    .ok_or_else(|| {
+                        ApiError::validation("cursor", "is not a cursor this API returned")
+                    })?,
+            ),
+        };
+        Ok(Page { limit, after })
+    }
+}
+
+#[derive(Serialize)]
+struct List<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+/// `{"items": [...], "next_cursor": ...}`; the cursor encodes the last id.
+pub fn list<T: Serialize>(
+    items: Vec<T>,
+    more: bool,
+    id: impl Fn(&T) -> uuid::Uuid,
+) -> HttpResponse {
+    let next_cursor = more
+        .then(|| {
+            items
+                .last()
+                .map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()))
+        })
+        .flatten();
+    HttpResponse::Ok().json(List { items, next_cursor })
+}
+
+/// `201 Created` with `Location`.
+pub fn created<T: Serialize>(location: String, body: &T) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header(("Location", location))
+        .json(body)
+}
+
+/// Maps a parse failure of a body field to a 422 naming it.
+pub fn field<T>(name: &'static str, parsed: Result<T, String>) -> Result<T, ApiError> {
+    parsed.map_err(|detail| ApiError::validation(name, detail))
 }

@@ -1,0 +1,220 @@
+//! The authenticated principal as typed extractors. A tenant-plane handler
+//! takes a `TenantPrincipal` and reaches the database only through
+//! [`TenantPrincipal::read`] / [`TenantPrincipal::write`], which run the
+//! tenant gate first, inside the same transaction.
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{AUTHORIZATION, HOST};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use tenantry_core::{Scope, Scopes, TenantId, TenantStatus};
+use tenantry_db::{AsyncPgConnection, Db, ScopedBoxFuture, ScopedFutureExt, queries};
+use tracing_actix_web::RootSpan;
+
+use super::Principal;
+use crate::{ApiError, AppState};
+
+/// A verified token that names a tenant.
+#[derive(Debug, Clone)]
+pub struct TenantPrincipal {
+    pub tenant_id: TenantId,
+    pub sub: String,
+    pub scopes: Scopes,
+    /// Slugs the request addressed (`/t/{slug}/…`, `{slug}.{base_domain}`).
+    addressed: Vec<String>,
+}
+
+/// A verified platform-admin token (scope `platform:admin`, no tenant).
+#[derive(Debug, Clone)]
+pub struct PlatformAdmin {
+    pub sub: String,
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    let value = req
+        .headers()
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized)?
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized)?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::Unauthorized)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(token.to_owned())
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("AppState is not registered".to_owned()))
+}
+
+async fn verify(state: &AppState, token: Result<String, ApiError>) -> Result<Principal, ApiError> {
+    let token = token?;
+    state.auth.verify(&token).await.map_err(|reason| {
+        tracing::debug!(%reason, "token refused");
+        ApiError::Unauthorized
+    })
+}
+
+/// The slugs this request addresses, from the path and the host.
+fn addressed_slugs(req: &HttpRequest, state: &AppState) -> Vec<String> {
+    let mut slugs = Vec::new();
+    if let Some(slug) = req.match_info().get("tenant_slug") {
+        slugs.push(slug.to_owned());
+    }
+    if let Some(base) = state.addressing.base_domain.as_deref() {
+        let host = req
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let host = host.rsplit_once(':').map_or(host, |(h, _port)| h);
+        if let Some(slug) = host.strip_suffix(base).and_then(|s| s.strip_suffix('.')) {
+            slugs.push(slug.to_ascii_lowercase());
+        }
+    }
+    slugs
+}
+
+impl FromRequest for TenantPrincipal {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(req);
+        let token = bearer(req);
+        let span = req.extensions().get::<RootSpan>().cloned();
+        let addressed = state
+            .as_ref()
+            .map(|s| addressed_slugs(req, s))
+            .unwrap_or_default();
+        Box::pin(async move {
+            let state = state?;
+            let principal = verify(&state, token).await?;
+            let tenant_id = principal.tenant.ok_or(ApiError::forbidden(
+                "this token names no tenant: platform tokens cannot use the tenant plane",
+            ))?;
+            if let Some(span) = span {
+                span.record("tenant_id", tracing::field::display(tenant_id));
+            }
+            Ok(Self {
+                tenant_id,
+                sub: principal.sub,
+                scopes: principal.scopes,
+                addressed,
+            })
+        })
+    }
+}
+
+impl FromRequest for PlatformAdmin {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(req);
+        let token = bearer(req);
+        Box::pin(async move {
+            let state = state?;
+            let principal = verify(&state, token).await?;
+            if principal.tenant.is_some() {
+                return Err(ApiError::forbidden(
+                    "tenant tokens cannot use the admin plane",
+                ));
+            }
+            if !principal.scopes.contains(Scope::PlatformAdmin) {
+                return Err(ApiError::forbidden("requires scope platform:admin"));
+            }
+            Ok(Self { sub: principal.sub })
+        })
+    }
+}
+
+impl TenantPrincipal {
+    /// A read-only unit of work (scope `tenant:read`).
+    pub async fn read<'a, R, F>(&self, db: &Db, work: F) -> Result<R, ApiError>
+    where
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        self.require(Scope::TenantRead)?;
+        self.run(db, false, work).await
+    }
+
+    /// A unit of work that writes (scope `tenant:write`). The tenant row is
+    /// share-locked for its duration, so a suspension cannot commit while
+    /// it is in flight.
+    pub async fn write<'a, R, F>(&self, db: &Db, work: F) -> Result<R, ApiError>
+    where
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        self.require(Scope::TenantWrite)?;
+        self.run(db, true, work).await
+    }
+
+    fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                format!("requires scope {scope}").into(),
+            ))
+        }
+    }
+
+    async fn run<'a, R, F>(&self, db: &Db, lock: bool, work: F) -> Result<R, ApiError>
+    where
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        let tenant = self.tenant_id;
+        let addressed = self.addressed.clone();
+        db.tenant(tenant)
+            .run(move |conn| {
+                async move {
+                    gate(conn, tenant, lock, &addressed).await?;
+                    work(conn).await
+                }
+                .scope_boxed()
+            })
+            .await
+    }
+}
+
+/// The tenant gate: inside the unit of work's own transaction, the tenant
+/// must exist, be the one the request addressed, and be active. If its row
+/// cannot be read the transaction fails and the request gets 503 — never
+/// through.
+async fn gate(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    lock: bool,
+    addressed: &[String],
+) -> Result<(), ApiError> {
+    let Some((status, slug)) = queries::tenants::gate(conn, tenant, lock).await? else {
+        return Err(ApiError::forbidden("this token's tenant does not exist"));
+    };
+    if addressed.iter().any(|a| *a != slug) {
+        return Err(ApiError::TenantMismatch);
+    }
+    if status != TenantStatus::Active {
+        return Err(ApiError::TenantInactive(status));
+    }
+    Ok(())
+}

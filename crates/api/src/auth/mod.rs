@@ -1,0 +1,240 @@
+//! Who is calling. Bearer JWTs are verified here, against keys this service
+//! chose; the token never chooses its key or algorithm. `jku`, `x5u` and
+//! embedded `jwk` headers are never read.
+
+pub mod api_key;
+mod extract;
+pub mod keys;
+mod settings;
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header, encode};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+use tenantry_core::{Scopes, TenantId};
+
+pub use extract::{PlatformAdmin, TenantPrincipal};
+pub use keys::{KeyError, ServiceKey, generate_secret, generate_signing_key_pem};
+pub use settings::AuthSettings;
+
+use keys::{RemoteJwks, VerifyKey};
+
+/// Longest token accepted; anything larger is refused before parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Longest leeway the configuration may ask for.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(30);
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub sub: String,
+    pub tenant: Option<TenantId>,
+    pub scopes: Scopes,
+}
+
+/// Why a token was refused. Logged at debug; the client only ever sees 401.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token larger than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error("malformed token header: {0}")]
+    Header(jsonwebtoken::errors::Error),
+    #[error("no key for kid {kid:?} and alg {alg:?}")]
+    NoKey { kid: Option<String>, alg: Algorithm },
+    #[error("rejected: {0}")]
+    Rejected(jsonwebtoken::errors::Error),
+    #[error("claim {0} is missing or malformed")]
+    Claim(&'static str),
+}
+
+/// Verifies bearer tokens.
+#[derive(Debug)]
+pub struct Authenticator {
+    issuers: Vec<String>,
+    audience: String,
+    tenant_claim: String,
+    leeway: u64,
+    /// The service's key, JWKS-file keys and the HS256 secret.
+    local: Vec<VerifyKey>,
+    remote: Option<RemoteJwks>,
+}
+
+impl Authenticator {
+    pub fn new(settings: &AuthSettings, service_key: &ServiceKey) -> Result<Self, KeyError> {
+        if settings.leeway > MAX_LEEWAY {
+            return Err(KeyError::Invalid(format!(
+                "auth.leeway is {:?}; at most {:?} is allowed",
+                settings.leeway, MAX_LEEWAY
+            )));
+        }
+        let mut local = vec![service_key.verify_key()];
+        if let Some(path) = &settings.jwks_file {
+            let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+                what: format!("cannot read auth.jwks_file {}", path.display()),
+                source,
+            })?;
+            local.extend(keys::parse_jwks(&text)?);
+        }
+        if let Some(secret) = &settings.hs256_secret {
+            if secret.expose_secret().len() < 32 {
+                return Err(KeyError::Invalid(
+                    "auth.hs256_secret must be at least 32 bytes".to_owned(),
+                ));
+            }
+            local.push(VerifyKey {
+                kid: None,
+                alg: Algorithm::HS256,
+                key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            });
+        }
+        let remote = match settings.jwks_url.as_deref() {
+            Some(url) if !url.is_empty() => Some(RemoteJwks::new(url.to_owned())?),
+            _ => None,
+        };
+        let mut issuers = vec![settings.issuer.clone()];
+        issuers.extend(settings.trusted_issuers.iter().cloned());
+        Ok(Self {
+            issuers,
+            audience: settings.audience.clone(),
+            tenant_claim: settings.tenant_claim.clone(),
+            leeway: settings.leeway.as_secs(),
+            local,
+            remote,
+        })
+    }
+
+    /// The keys that may verify a token with this header: same `kid` (or,
+    /// for a token without `kid`, keys without one) and the key's own
+    /// algorithm equal to the header's.
+    async fn candidates(&self, header: &Header) -> Vec<VerifyKey> {
+        let kid = header.kid.as_deref();
+        let mut found: Vec<VerifyKey> = self
+            .local
+            .iter()
+            .filter(|k| k.kid.as_deref() == kid)
+            .cloned()
+            .collect();
+        if found.is_empty()
+            && let (Some(remote), Some(kid)) = (&self.remote, kid)
+        {
+            found = remote.find(kid).await;
+        }
+        found.retain(|k| k.alg == header.alg);
+        found
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        let header = decode_header(token).map_err(TokenError::Header)?;
+        let candidates = self.candidates(&header).await;
+        if candidates.is_empty() {
+            return Err(TokenError::NoKey {
+                kid: header.kid,
+                alg: header.alg,
+            });
+        }
+        let mut last = None;
+        for key in candidates {
+            let mut validation = Validation::new(key.alg);
+            validation.set_audience(&[&self.audience]);
+            validation.set_issuer(&self.issuers);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation.validate_nbf = true;
+            validation.leeway = self.leeway;
+            match decode::<Map<String, Value>>(token, &key.key, &validation) {
+                Ok(data) => return self.principal(&data.claims),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(TokenError::Rejected(last.unwrap_or_else(|| {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature.into()
+        })))
+    }
+
+    fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, TokenError> {
+        let sub = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
+            _ => return Err(TokenError::Claim("sub")),
+        };
+        let tenant = match claims.get(&self.tenant_claim) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.parse().map_err(|_| TokenError::Claim("tenant"))?),
+            Some(_) => return Err(TokenError::Claim("tenant")),
+        };
+        let mut words: Vec<&str> = Vec::new();
+        match claims.get("scope") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => words.push(s),
+            Some(_) => return Err(TokenError::Claim("scope")),
+        }
+        match claims.get("scopes") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    words.push(item.as_str().ok_or(TokenError::Claim("scopes"))?);
+                }
+            }
+            Some(_) => return Err(TokenError::Claim("scopes")),
+        }
+        Ok(Principal {
+            sub,
+            tenant,
+            scopes: Scopes::from_claims(words),
+        })
+    }
+}
+
+/// Signs the service's own tokens (CLI, API-key exchange).
+#[derive(Debug)]
+pub struct Issuer {
+    key: ServiceKey,
+    issuer: String,
+    audience: String,
+    tenant_claim: String,
+}
+
+impl Issuer {
+    #[must_use]
+    pub fn new(settings: &AuthSettings, key: ServiceKey) -> Self {
+        Self {
+            key,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            tenant_claim: settings.tenant_claim.clone(),
+        }
+    }
+
+    pub fn sign(
+        &self,
+        sub: &str,
+        tenant: Option<TenantId>,
+        scopes: &Scopes,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("aud".into(), self.audience.clone().into());
+        claims.insert("sub".into(), sub.into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("nbf".into(), now.into());
+        claims.insert("exp".into(), (now + ttl.as_secs().max(1)).into());
+        claims.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
+        claims.insert("scope".into(), scopes.to_claim().into());
+        if let Some(tenant) = tenant {
+            claims.insert(self.tenant_claim.clone(), tenant.to_string().into());
+        }
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.key.kid.clone());
+        encode(&header, &claims, &self.key.encoding)
+    }
+
+    /// `/.well-known/jwks.json`.
+    #[must_use]
+    pub fn jwks(&self) -> Value {
+        serde_json::json!({ "keys": [self.key.jwk()] })
+    }
+}

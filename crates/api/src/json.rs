@@ -1,0 +1,101 @@
+//! `Json<T>`: the request-body extractor. Wrong content type → 415, over
+//! the body limit → 413, not JSON → 400, JSON of the wrong shape → 422
+//! naming the field (through serde_path_to_error).
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt as _;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::{ApiError, AppState};
+
+/// Default body limit when no `AppState` says otherwise.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(DEFAULT_BODY_LIMIT, |s| s.max_body_bytes);
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let json = is_json(req);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let mut de = serde_json::Deserializer::from_slice(&body);
+            let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if inner.is_data() {
+                    ApiError::Validation {
+                        field: if path == "." {
+                            "body".into()
+                        } else {
+                            path.into()
+                        },
+                        detail: first_clause(&inner.to_string()),
+                    }
+                } else {
+                    ApiError::BadRequest(format!(
+                        "malformed JSON: {}",
+                        first_clause(&inner.to_string())
+                    ))
+                }
+            })?;
+            de.end().map_err(|e| {
+                ApiError::BadRequest(format!("malformed JSON: {}", first_clause(&e.to_string())))
+            })?;
+            Ok(Json(value))
+        })
+    }
+}
+
+/// serde's message without its " at line L column C" suffix.
+fn first_clause(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    message.chars().take(200).collect()
+}

@@ -1,0 +1,106 @@
+//! `/v1/api-keys`: long-lived keys a tenant exchanges for short-lived tokens.
+//! The secret is shown once, at creation; only its keyed hash is stored.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use tenantry_core::{ApiKeyId, Name};
+use tenantry_db::{ScopedFutureExt, queries};
+
+use super::{PageQuery, field, list};
+use crate::auth::{TenantPrincipal, api_key};
+use crate::json::Json;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    name: String,
+}
+
+#[get("/api-keys")]
+pub async fn list_api_keys(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let tenant = who.tenant_id;
+    let (items, more) = who
+        .read(&state.db, |conn| {
+            async move { Ok(queries::api_keys::list(conn, tenant, page).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(list(items, more, |k| *k.id.as_uuid()))
+}
+
+#[post("/api-keys")]
+pub async fn create_api_key(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    body: Json<CreateApiKey>,
+) -> Result<HttpResponse, ApiError> {
+    let name = field("name", Name::parse(&body.0.name))?;
+    let (tenant, actor) = (who.tenant_id, who.sub.clone());
+    let minted = api_key::mint(&state.api_key_secret, tenant);
+    let (id, prefix, hash) = (minted.id, minted.prefix.clone(), minted.hash.clone());
+    let key = who
+        .write(&state.db, |conn| {
+            async move {
+                let key =
+                    queries::api_keys::create(conn, tenant, id, name.as_str(), &prefix, &hash)
+                        .await?;
+                queries::events::record(
+                    conn,
+                    tenant,
+                    "api_key.created",
+                    &actor,
+                    Some(*id.as_uuid()),
+                    json!({"prefix": prefix}),
+                )
+                .await?;
+                Ok(key)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/api-keys/{}", key.id)))
+        .json(json!({
+            "id": key.id,
+            "name": key.name,
+            "prefix": key.prefix,
+            "created_at": key.created_at,
+            "secret": minted.secret.expose_secret(),
+        })))
+}
+
+#[delete("/api-keys/{id}")]
+pub async fn revoke_api_key(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    id: web::Path<ApiKeyId>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
+    who.write(&state.db, |conn| {
+        async move {
+            if !queries::api_keys::revoke(conn, tenant, id).await? {
+                return Err(ApiError::NotFound);
+            }
+            queries::events::record(
+                conn,
+                tenant,
+                "api_key.revoked",
+                &actor,
+                Some(*id.as_uuid()),
+                json!({}),
+            )
+            .await?;
+            Ok(())
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

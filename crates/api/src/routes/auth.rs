@@ -1,0 +1,78 @@
+//! `POST /v1/auth/token` (API key → short-lived tenant token) and
+//! `GET /.well-known/jwks.json` (the service's public signing key).
+
+use actix_web::{HttpResponse, get, post, web};
+use serde::Deserialize;
+use serde_json::json;
+use tenantry_core::{Scope, Scopes, TenantStatus};
+use tenantry_db::{DbError, ScopedFutureExt, queries};
+
+use crate::auth::api_key;
+use crate::json::Json;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exchange {
+    api_key: String,
+}
+
+#[post("/auth/token")]
+pub async fn exchange_api_key(
+    state: web::Data<AppState>,
+    body: Json<Exchange>,
+) -> Result<HttpResponse, ApiError> {
+    // Every failure below is the same 401: a caller learns nothing about
+    // which tenants or key ids exist.
+    let presented = api_key::parse(&body.0.api_key).ok_or(ApiError::Unauthorized)?;
+    let (tenant, id) = (presented.tenant, presented.id);
+    let hash_key = state.api_key_secret.clone();
+    let found = state
+        .db
+        .tenant(tenant)
+        .run(|conn| {
+            async move {
+                let status = queries::tenants::gate(conn, tenant, false).await?;
+                let Some(hash) = queries::api_keys::hash_for_exchange(conn, tenant, id).await?
+                else {
+                    return Ok::<_, DbError>(None);
+                };
+                if !presented.matches(&hash_key, &hash) {
+                    return Ok(None);
+                }
+                queries::api_keys::touch(conn, tenant, id).await?;
+                Ok(Some(status.map(|(s, _)| s)))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    match found {
+        None | Some(None) => return Err(ApiError::Unauthorized),
+        Some(Some(TenantStatus::Active)) => {}
+        Some(Some(status)) => return Err(ApiError::TenantInactive(status)),
+    }
+    let scopes: Scopes = [Scope::TenantRead, Scope::TenantWrite]
+        .into_iter()
+        .collect();
+    let token = state
+        .issuer
+        .sign(
+            &format!("api-key:{id}"),
+            Some(tenant),
+            &scopes,
+            state.exchange_ttl,
+        )
+        .map_err(|e| ApiError::Internal(format!("cannot sign a token: {e}")))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": state.exchange_ttl.as_secs(),
+    })))
+}
+
+#[get("/.well-known/jwks.json")]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(state.issuer.jwks())
+}

@@ -1,0 +1,127 @@
+//! `/v1/clusters`: where instances run. Names unique within the tenant.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use diesel::result::DatabaseErrorKind;
+use serde::Deserialize;
+use serde_json::json;
+use tenantry_core::{ClusterId, Name, Region};
+use tenantry_db::{ScopedFutureExt, queries};
+
+use super::{PageQuery, created, field, list};
+use crate::auth::TenantPrincipal;
+use crate::error::violated_constraint;
+use crate::json::Json;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCluster {
+    name: String,
+    region: String,
+}
+
+#[get("/clusters")]
+pub async fn list_clusters(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let tenant = who.tenant_id;
+    let (items, more) = who
+        .read(&state.db, |conn| {
+            async move { Ok(queries::clusters::list(conn, tenant, page).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(list(items, more, |c| *c.id.as_uuid()))
+}
+
+#[post("/clusters")]
+pub async fn create_cluster(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    body: Json<CreateCluster>,
+) -> Result<HttpResponse, ApiError> {
+    let name = field("name", Name::parse(&body.0.name))?;
+    let region = field("region", Region::parse(&body.0.region))?;
+    let (tenant, actor) = (who.tenant_id, who.sub.clone());
+    let cluster = who
+        .write(&state.db, |conn| {
+            async move {
+                let cluster =
+                    queries::clusters::create(conn, tenant, name.as_str(), region.as_str())
+                        .await
+                        .map_err(|e| match violated_constraint(&e) {
+                            Some((DatabaseErrorKind::UniqueViolation, "clusters_tenant_name")) => {
+                                ApiError::conflict("a cluster with this name already exists")
+                            }
+                            _ => e.into(),
+                        })?;
+                queries::events::record(
+                    conn,
+                    tenant,
+                    "cluster.created",
+                    &actor,
+                    Some(*cluster.id.as_uuid()),
+                    json!({"name": cluster.name}),
+                )
+                .await?;
+                Ok(cluster)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(created(format!("/v1/clusters/{}", cluster.id), &cluster))
+}
+
+#[get("/clusters/{id}")]
+pub async fn get_cluster(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    id: web::Path<ClusterId>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = (who.tenant_id, id.into_inner());
+    let cluster = who
+        .read(&state.db, |conn| {
+            async move { Ok(queries::clusters::get(conn, tenant, id).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(cluster))
+}
+
+#[delete("/clusters/{id}")]
+pub async fn delete_cluster(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    id: web::Path<ClusterId>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
+    who.write(&state.db, |conn| {
+        async move {
+            let deleted = queries::clusters::delete(conn, tenant, id)
+                .await
+                .map_err(|e| match violated_constraint(&e) {
+                    Some((DatabaseErrorKind::ForeignKeyViolation, "instances_cluster_fk")) => {
+                        ApiError::conflict("the cluster still has instances; delete them first")
+                    }
+                    _ => e.into(),
+                })?;
+            if !deleted {
+                return Err(ApiError::NotFound);
+            }
+            queries::events::record(
+                conn,
+                tenant,
+                "cluster.deleted",
+                &actor,
+                Some(*id.as_uuid()),
+                json!({}),
+            )
+            .await?;
+            Ok(())
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,205 @@
+//! `/v1/instances`: compute in a cluster. A resize is a PATCH.
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use diesel::result::DatabaseErrorKind;
+use serde::Deserialize;
+use serde_json::json;
+use tenantry_core::input::{MAX_CPU_CORES, MAX_MEMORY_GB, MAX_STORAGE_GB, bounded};
+use tenantry_core::{ClusterId, InstanceId, Name};
+use tenantry_db::queries::instances::Size;
+use tenantry_db::{ScopedFutureExt, queries};
+
+use super::{PageQuery, created, field, list};
+use crate::auth::TenantPrincipal;
+use crate::error::violated_constraint;
+use crate::json::Json;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInstance {
+    name: String,
+    cluster_id: String,
+    cpu_cores: i64,
+    memory_gb: i64,
+    #[serde(default)]
+    storage_gb: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInstance {
+    name: Option<String>,
+    cpu_cores: Option<i64>,
+    memory_gb: Option<i64>,
+    storage_gb: Option<i64>,
+}
+
+fn cpu(v: i64) -> Result<i32, ApiError> {
+    field("cpu_cores", bounded(v, 1, MAX_CPU_CORES))
+}
+fn memory(v: i64) -> Result<i32, ApiError> {
+    field("memory_gb", bounded(v, 1, MAX_MEMORY_GB))
+}
+fn storage(v: i64) -> Result<i32, ApiError> {
+    field("storage_gb", bounded(v, 0, MAX_STORAGE_GB))
+}
+
+fn name_taken(err: diesel::result::Error) -> ApiError {
+    match violated_constraint(&err) {
+        Some((DatabaseErrorKind::UniqueViolation, "instances_tenant_name")) => {
+            ApiError::conflict("an instance with this name already exists")
+        }
+        // Another tenant's cluster and a missing one are the same: absent.
+        Some((DatabaseErrorKind::ForeignKeyViolation, "instances_cluster_fk")) => {
+            ApiError::validation("cluster_id", "no such cluster")
+        }
+        _ => err.into(),
+    }
+}
+
+#[get("/instances")]
+pub async fn list_instances(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let tenant = who.tenant_id;
+    let (items, more) = who
+        .read(&state.db, |conn| {
+            async move { Ok(queries::instances::list(conn, tenant, page).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(list(items, more, |i| *i.id.as_uuid()))
+}
+
+#[post("/instances")]
+pub async fn create_instance(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    body: Json<CreateInstance>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let name = field("name", Name::parse(&body.name))?;
+    let cluster: ClusterId = body
+        .cluster_id
+        .parse()
+        .map_err(|_| ApiError::validation("cluster_id", "must be a UUID"))?;
+    let size = Size {
+        cpu_cores: cpu(body.cpu_cores)?,
+        memory_gb: memory(body.memory_gb)?,
+        storage_gb: storage(body.storage_gb)?,
+    };
+    let (tenant, actor) = (who.tenant_id, who.sub.clone());
+    let instance = who
+        .write(&state.db, |conn| {
+            async move {
+                let instance = queries::instances::create(conn, tenant, cluster, name.as_str(), size)
+                    .await
+                    .map_err(name_taken)?;
+                queries::events::record(
+                    conn,
+                    tenant,
+                    "instance.created",
+                    &actor,
+                    Some(*instance.id.as_uuid()),
+                    json!({"name": instance.name, "cpu_cores": size.cpu_cores, "memory_gb": size.memory_gb, "storage_gb": size.storage_gb}),
+                )
+                .await?;
+                Ok(instance)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(created(format!("/v1/instances/{}", instance.id), &instance))
+}
+
+#[get("/instances/{id}")]
+pub async fn get_instance(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    id: web::Path<InstanceId>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = (who.tenant_id, id.into_inner());
+    let instance = who
+        .read(&state.db, |conn| {
+            async move { Ok(queries::instances::get(conn, tenant, id).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(instance))
+}
+
+#[patch("/instances/{id}")]
+pub async fn update_instance(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    id: web::Path<InstanceId>,
+    body: Json<UpdateInstance>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| field("name", Name::parse(n)))
+        .transpose()?;
+    let cpu_cores = body.cpu_cores.map(cpu).transpose()?;
+    let memory_gb = body.memory_gb.map(memory).transpose()?;
+    let storage_gb = body.storage_gb.map(storage).transpose()?;
+    let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
+    let instance = who
+        .write(&state.db, |conn| {
+            async move {
+                let current = queries::instances::get(conn, tenant, id).await?;
+                let size = Size {
+                    cpu_cores: cpu_cores.unwrap_or(current.cpu_cores),
+                    memory_gb: memory_gb.unwrap_or(current.memory_gb),
+                    storage_gb: storage_gb.unwrap_or(current.storage_gb),
+                };
+                let name = name.as_ref().map_or(current.name.as_str(), Name::as_str);
+                let updated = queries::instances::update(conn, tenant, id, name, size).await.map_err(name_taken)?;
+                queries::events::record(
+                    conn,
+                    tenant,
+                    "instance.updated",
+                    &actor,
+                    Some(*id.as_uuid()),
+                    json!({"cpu_cores": size.cpu_cores, "memory_gb": size.memory_gb, "storage_gb": size.storage_gb}),
+                )
+                .await?;
+                Ok(updated)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(instance))
+}
+
+#[delete("/instances/{id}")]
+pub async fn delete_instance(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    id: web::Path<InstanceId>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
+    who.write(&state.db, |conn| {
+        async move {
+            queries::instances::delete(conn, tenant, id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            queries::events::record(
+                conn,
+                tenant,
+                "instance.deleted",
+                &actor,
+                Some(*id.as_uuid()),
+                json!({}),
+            )
+            .await?;
+            Ok(())
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

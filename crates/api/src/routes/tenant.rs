@@ -1,0 +1,41 @@
+//! `GET /v1/tenant`, `GET /v1/quotas`: the caller's own tenant.
+
+use actix_web::{HttpResponse, get, web};
+use serde_json::json;
+use tenantry_db::{ScopedFutureExt, queries};
+
+use crate::auth::TenantPrincipal;
+use crate::{ApiError, AppState};
+
+#[get("/tenant")]
+pub async fn get_tenant(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = who.tenant_id;
+    let row = who
+        .read(&state.db, |conn| {
+            async move { Ok(queries::tenants::get(conn, tenant).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": row.id,
+        "slug": row.slug,
+        "name": row.name,
+        "status": row.status,
+    })))
+}
+
+#[get("/quotas")]
+pub async fn get_quotas(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = who.tenant_id;
+    let (limits, usage) = who
+        .read(&state.db, |conn| {
+            async move { Ok(queries::tenants::limits_and_usage(conn, tenant).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "limits": limits, "usage": usage })))
+}

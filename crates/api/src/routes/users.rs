@@ -1,0 +1,186 @@
+//! `/v1/users`: people of the tenant. Email unique within the tenant.
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use diesel::result::DatabaseErrorKind;
+use serde::Deserialize;
+use serde_json::json;
+use tenantry_core::{Email, Name, UserId};
+use tenantry_db::{ScopedFutureExt, queries};
+
+use super::{PageQuery, created, field, list};
+use crate::auth::TenantPrincipal;
+use crate::error::violated_constraint;
+use crate::json::Json;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    email: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    email: Option<String>,
+    name: Option<String>,
+}
+
+fn duplicate_email(err: diesel::result::Error) -> ApiError {
+    match violated_constraint(&err) {
+        Some((DatabaseErrorKind::UniqueViolation, "users_tenant_email")) => {
+            ApiError::conflict("a user with this email already exists")
+        }
+        _ => err.into(),
+    }
+}
+
+fn optional_name(name: Option<&str>) -> Result<String, ApiError> {
+    match name {
+        None | Some("") => Ok(String::new()),
+        Some(n) => Ok(field("name", Name::parse(n))?.as_str().to_owned()),
+    }
+}
+
+#[get("/users")]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let tenant = who.tenant_id;
+    let (items, more) = who
+        .read(&state.db, |conn| {
+            async move { Ok(queries::users::list(conn, tenant, page).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(list(items, more, |u| *u.id.as_uuid()))
+}
+
+#[post("/users")]
+pub async fn create_user(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    body: Json<CreateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let email = field("email", Email::parse(&body.0.email))?;
+    let name = optional_name(body.0.name.as_deref())?;
+    let (tenant, actor) = (who.tenant_id, who.sub.clone());
+    let user = who
+        .write(&state.db, |conn| {
+            async move {
+                let user = queries::users::create(conn, tenant, email.as_str(), &name)
+                    .await
+                    .map_err(duplicate_email)?;
+                queries::events::record(
+                    conn,
+                    tenant,
+                    "user.created",
+                    &actor,
+                    Some(*user.id.as_uuid()),
+                    json!({"email": user.email}),
+                )
+                .await?;
+                Ok(user)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(created(format!("/v1/users/{}", user.id), &user))
+}
+
+#[get("/users/{id}")]
+pub async fn get_user(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    id: web::Path<UserId>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = (who.tenant_id, id.into_inner());
+    let user = who
+        .read(&state.db, |conn| {
+            async move { Ok(queries::users::get(conn, tenant, id).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[patch("/users/{id}")]
+pub async fn update_user(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    id: web::Path<UserId>,
+    body: Json<UpdateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let email = body
+        .0
+        .email
+        .as_deref()
+        .map(|e| field("email", Email::parse(e)))
+        .transpose()?;
+    let name = body
+        .0
+        .name
+        .as_deref()
+        .map(|n| optional_name(Some(n)))
+        .transpose()?;
+    let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
+    let user = who
+        .write(&state.db, |conn| {
+            async move {
+                let user = queries::users::update(
+                    conn,
+                    tenant,
+                    id,
+                    email.as_ref().map(Email::as_str),
+                    name.as_deref(),
+                )
+                .await
+                .map_err(duplicate_email)?;
+                queries::events::record(
+                    conn,
+                    tenant,
+                    "user.updated",
+                    &actor,
+                    Some(*id.as_uuid()),
+                    json!({}),
+                )
+                .await?;
+                Ok(user)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[delete("/users/{id}")]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    who: TenantPrincipal,
+    id: web::Path<UserId>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
+    who.write(&state.db, |conn| {
+        async move {
+            if !queries::users::delete(conn, tenant, id).await? {
+                return Err(ApiError::NotFound);
+            }
+            queries::events::record(
+                conn,
+                tenant,
+                "user.deleted",
+                &actor,
+                Some(*id.as_uuid()),
+                json!({}),
+            )
+            .await?;
+            Ok(())
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

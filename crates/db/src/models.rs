@@ -1,0 +1,124 @@
+//! Rows as the service reads them. Serialized as they appear in the API.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use tenantry_core::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, TenantStatus, UserId};
+
+use crate::schema::{
+    api_keys, clusters, events, instances, tenant_quotas, tenant_usage, tenants, users,
+};
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub legal_hold: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// A tenant's limits; also the shape of `[quotas.default]` in the config.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
+#[diesel(table_name = tenant_quotas, check_for_backend(diesel::pg::Pg))]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_users: i32,
+    pub max_api_keys: i32,
+    pub max_clusters: i32,
+    pub max_instances: i32,
+    pub max_cpu_cores: i32,
+    pub max_memory_gb: i32,
+    pub max_storage_gb: i32,
+    pub requests_per_second: i32,
+    pub burst: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = tenant_usage, check_for_backend(diesel::pg::Pg))]
+pub struct Usage {
+    pub users: i32,
+    pub api_keys: i32,
+    pub clusters: i32,
+    pub instances: i32,
+    pub cpu_cores: i32,
+    pub memory_gb: i32,
+    pub storage_gb: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = clusters, check_for_backend(diesel::pg::Pg))]
+pub struct Cluster {
+    pub id: ClusterId,
+    pub name: String,
+    pub region: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = instances, check_for_backend(diesel::pg::Pg))]
+pub struct Instance {
+    pub id: InstanceId,
+    pub cluster_id: ClusterId,
+    pub name: String,
+    pub cpu_cores: i32,
+    pub memory_gb: i32,
+    pub storage_gb: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
+pub struct Event {
+    pub id: EventId,
+    pub kind: String,
+    pub actor: String,
+    pub subject: Option<uuid::Uuid>,
+    pub data: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+/// One page of a keyset-paginated list: rows after `after`, in id order
+/// (ids are UUIDv7, so that is creation order).
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub after: Option<uuid::Uuid>,
+}
+
+impl Page {
+    /// Splits `limit + 1` fetched rows into the page and whether more follow.
+    pub fn finish<T>(&self, mut rows: Vec<T>) -> (Vec<T>, bool) {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        (rows, more)
+    }
+}

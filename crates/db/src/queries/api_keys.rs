@@ -1,0 +1,100 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tenantry_core::{ApiKeyId, TenantId};
+
+use crate::models::{ApiKey, Page};
+use crate::schema::api_keys;
+
+/// Active (unrevoked) keys.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    page: Page,
+) -> QueryResult<(Vec<ApiKey>, bool)> {
+    let mut query = api_keys::table
+        .filter(
+            api_keys::tenant_id
+                .eq(tenant)
+                .and(api_keys::revoked_at.is_null()),
+        )
+        .select(ApiKey::as_select())
+        .order(api_keys::id.asc())
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(api_keys::id.gt(after));
+    }
+    Ok(page.finish(query.load(conn).await?))
+}
+
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: ApiKeyId,
+    name: &str,
+    prefix: &str,
+    secret_hash: &[u8],
+) -> QueryResult<ApiKey> {
+    diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::tenant_id.eq(tenant),
+            api_keys::id.eq(id),
+            api_keys::name.eq(name),
+            api_keys::prefix.eq(prefix),
+            api_keys::secret_hash.eq(secret_hash),
+        ))
+        .returning(ApiKey::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Revokes an active key; returns whether one was revoked.
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: ApiKeyId,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        api_keys::table.filter(
+            api_keys::tenant_id
+                .eq(tenant)
+                .and(api_keys::id.eq(id))
+                .and(api_keys::revoked_at.is_null()),
+        ),
+    )
+    .set(api_keys::revoked_at.eq(Some(Utc::now())))
+    .execute(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// The stored hash of an active key, for the exchange; marks it used.
+pub async fn hash_for_exchange(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: ApiKeyId,
+) -> QueryResult<Option<Vec<u8>>> {
+    let hash: Option<(Vec<u8>, Option<DateTime<Utc>>)> = api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant).and(api_keys::id.eq(id)))
+        .select((api_keys::secret_hash, api_keys::revoked_at))
+        .first(conn)
+        .await
+        .optional()?;
+    match hash {
+        Some((hash, None)) => Ok(Some(hash)),
+        _ => Ok(None),
+    }
+}
+
+pub async fn touch(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: ApiKeyId,
+) -> QueryResult<()> {
+    diesel::update(api_keys::table.filter(api_keys::tenant_id.eq(tenant).and(api_keys::id.eq(id))))
+        .set(api_keys::last_used_at.eq(Some(Utc::now())))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,47 @@
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tenantry_core::{EventId, TenantId};
+
+use crate::models::{Event, Page};
+use crate::schema::events;
+
+/// Appends an event to the tenant's activity log (same transaction as the
+/// change it describes).
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    kind: &str,
+    actor: &str,
+    subject: Option<uuid::Uuid>,
+    data: serde_json::Value,
+) -> QueryResult<()> {
+    diesel::insert_into(events::table)
+        .values((
+            events::tenant_id.eq(tenant),
+            events::id.eq(EventId::new()),
+            events::kind.eq(kind),
+            events::actor.eq(actor),
+            events::subject.eq(subject),
+            events::data.eq(data),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    page: Page,
+) -> QueryResult<(Vec<Event>, bool)> {
+    let mut query = events::table
+        .filter(events::tenant_id.eq(tenant))
+        .select(Event::as_select())
+        .order(events::id.asc())
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(events::id.gt(after));
+    }
+    Ok(page.finish(query.load(conn).await?))
+}

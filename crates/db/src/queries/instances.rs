@@ -1,0 +1,102 @@
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tenantry_core::{ClusterId, InstanceId, TenantId};
+
+use crate::models::{Instance, Page};
+use crate::schema::instances;
+
+/// What an instance asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub cpu_cores: i32,
+    pub memory_gb: i32,
+    pub storage_gb: i32,
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    page: Page,
+) -> QueryResult<(Vec<Instance>, bool)> {
+    let mut query = instances::table
+        .filter(instances::tenant_id.eq(tenant))
+        .select(Instance::as_select())
+        .order(instances::id.asc())
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(instances::id.gt(after));
+    }
+    Ok(page.finish(query.load(conn).await?))
+}
+
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: InstanceId,
+) -> QueryResult<Instance> {
+    instances::table
+        .filter(instances::tenant_id.eq(tenant).and(instances::id.eq(id)))
+        .select(Instance::as_select())
+        .first(conn)
+        .await
+}
+
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    cluster: ClusterId,
+    name: &str,
+    size: Size,
+) -> QueryResult<Instance> {
+    diesel::insert_into(instances::table)
+        .values((
+            instances::tenant_id.eq(tenant),
+            instances::id.eq(InstanceId::new()),
+            instances::cluster_id.eq(cluster),
+            instances::name.eq(name),
+            instances::cpu_cores.eq(size.cpu_cores),
+            instances::memory_gb.eq(size.memory_gb),
+            instances::storage_gb.eq(size.storage_gb),
+        ))
+        .returning(Instance::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: InstanceId,
+    name: &str,
+    size: Size,
+) -> QueryResult<Instance> {
+    diesel::update(
+        instances::table.filter(instances::tenant_id.eq(tenant).and(instances::id.eq(id))),
+    )
+    .set((
+        instances::name.eq(name),
+        instances::cpu_cores.eq(size.cpu_cores),
+        instances::memory_gb.eq(size.memory_gb),
+        instances::storage_gb.eq(size.storage_gb),
+        instances::updated_at.eq(Utc::now()),
+    ))
+    .returning(Instance::as_returning())
+    .get_result(conn)
+    .await
+}
+
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: InstanceId,
+) -> QueryResult<Option<Instance>> {
+    diesel::delete(
+        instances::table.filter(instances::tenant_id.eq(tenant).and(instances::id.eq(id))),
+    )
+    .returning(Instance::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}

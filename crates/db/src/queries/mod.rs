@@ -1,0 +1,11 @@
+//! Query functions. Each takes `&mut AsyncPgConnection` from a scope and
+//! never opens its own transaction. Tenant-plane queries name `tenant_id`
+//! in their WHERE clause (so a Citus deployment routes them to one shard)
+//! even though RLS would confine them anyway.
+
+pub mod api_keys;
+pub mod clusters;
+pub mod events;
+pub mod instances;
+pub mod tenants;
+pub mod users;

@@ -1,0 +1,91 @@
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tenantry_core::{TenantId, TenantStatus};
+
+use crate::models::{Limits, Tenant, Usage};
+use crate::schema::{tenant_quotas, tenant_usage, tenants};
+
+/// What the tenant gate needs: the tenant's status and slug. With `lock`,
+/// the row is share-locked until the transaction ends, so a concurrent
+/// suspension waits for this unit of work (it commits before the suspension
+/// or not at all — never after it).
+pub async fn gate(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    lock: bool,
+) -> QueryResult<Option<(TenantStatus, String)>> {
+    let query = tenants::table
+        .filter(tenants::id.eq(tenant))
+        .select((tenants::status, tenants::slug));
+    if lock {
+        query.for_share().first(conn).await.optional()
+    } else {
+        query.first(conn).await.optional()
+    }
+}
+
+pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<Tenant> {
+    tenants::table
+        .filter(tenants::id.eq(tenant))
+        .select(Tenant::as_select())
+        .first(conn)
+        .await
+}
+
+pub async fn limits_and_usage(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+) -> QueryResult<(Option<Limits>, Option<Usage>)> {
+    let limits = tenant_quotas::table
+        .filter(tenant_quotas::tenant_id.eq(tenant))
+        .select(Limits::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    let usage = tenant_usage::table
+        .filter(tenant_usage::tenant_id.eq(tenant))
+        .select(Usage::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok((limits, usage))
+}
+
+/// Creates a tenant with its quota and usage rows (platform scope).
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    id: TenantId,
+    slug: &str,
+    name: &str,
+    limits: &Limits,
+) -> QueryResult<Tenant> {
+    let tenant = diesel::insert_into(tenants::table)
+        .values((
+            tenants::id.eq(id),
+            tenants::slug.eq(slug),
+            tenants::name.eq(name),
+        ))
+        .returning(Tenant::as_returning())
+        .get_result(conn)
+        .await?;
+    diesel::insert_into(tenant_quotas::table)
+        .values((
+            tenant_quotas::tenant_id.eq(id),
+            tenant_quotas::max_users.eq(limits.max_users),
+            tenant_quotas::max_api_keys.eq(limits.max_api_keys),
+            tenant_quotas::max_clusters.eq(limits.max_clusters),
+            tenant_quotas::max_instances.eq(limits.max_instances),
+            tenant_quotas::max_cpu_cores.eq(limits.max_cpu_cores),
+            tenant_quotas::max_memory_gb.eq(limits.max_memory_gb),
+            tenant_quotas::max_storage_gb.eq(limits.max_storage_gb),
+            tenant_quotas::requests_per_second.eq(limits.requests_per_second),
+            tenant_quotas::burst.eq(limits.burst),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::insert_into(tenant_usage::table)
+        .values(tenant_usage::tenant_id.eq(id))
+        .execute(conn)
+        .await?;
+    Ok(tenant)
+}
