@@ -12,3 +12,5 @@ mod migrations;
 mod pool_hygiene;
 mod rls;
 mod roles;
+mod tenant_plane;
+mod tokens;

@@ -1,0 +1,1 @@
+//! The tenant plane over HTTP: isolation, scopes, the tenant gate, addressing, errors.
