@@ -263,6 +263,11 @@ impl ResponseError for ApiError {
             Self::Unauthorized => {
                 response.insert_header(("WWW-Authenticate", "Bearer"));
             }
+            // The rest of the body is not read: close the connection so a
+            // client does not send its next request into the leftover bytes.
+            Self::PayloadTooLarge(_) => {
+                response.force_close();
+            }
             _ => {}
         }
         match serde_json::to_string(&problem) {

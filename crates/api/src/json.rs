@@ -66,32 +66,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let mut de = serde_json::Deserializer::from_slice(&body);
-            let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if inner.is_data() {
-                    ApiError::Validation {
-                        field: if path == "." {
-                            "body".into()
-                        } else {
-                            path.into()
-                        },
-                        detail: first_clause(&inner.to_string()),
-                    }
-                } else {
-                    ApiError::BadRequest(format!(
-                        "malformed JSON: {}",
-                        first_clause(&inner.to_string())
-                    ))
-                }
-            })?;
-            de.end().map_err(|e| {
+            // Syntax first (400), then shape (422, naming the field).
+            let tree: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
                 ApiError::BadRequest(format!("malformed JSON: {}", first_clause(&e.to_string())))
+            })?;
+            let value = serde_path_to_error::deserialize(tree).map_err(|e| {
+                let path = e.path().to_string();
+                let detail = first_clause(&e.into_inner().to_string());
+                let field = match path.as_str() {
+                    "." => missing_field(&detail).unwrap_or_else(|| "body".to_owned()),
+                    _ => path,
+                };
+                ApiError::Validation {
+                    field: field.into(),
+                    detail,
+                }
             })?;
             Ok(Json(value))
         })
     }
+}
+
+/// `missing field `name`` → `name`.
+fn missing_field(detail: &str) -> Option<String> {
+    let rest = detail.strip_prefix("missing field `")?;
+    rest.split('`').next().map(str::to_owned)
 }
 
 /// serde's message without its " at line L column C" suffix.

@@ -1,1 +1,697 @@
-//! The tenant plane over HTTP: isolation, scopes, the tenant gate, addressing, errors.
+//! The tenant plane over HTTP: isolation, scopes, the tenant gate, API keys,
+//! addressing, pagination and error shapes — the real app, a real database.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tenantry_core::{Scope, TenantId};
+use tenantry_tests::{TEST_BASE_DOMAIN, TestApp};
+
+/// A tenant with a token, on one app.
+struct Caller<'a> {
+    app: &'a TestApp,
+    id: TenantId,
+    token: String,
+}
+
+impl<'a> Caller<'a> {
+    async fn new(app: &'a TestApp, slug: &str) -> Self {
+        let id = app.create_tenant(slug).await;
+        Self {
+            app,
+            id,
+            token: app.tenant_token(id),
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.app.with_token(method, path, &self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn create(&self, path: &str, body: Value) -> Value {
+        let (status, created) = self.call(Method::POST, path, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {created}");
+        created
+    }
+
+    /// A cluster, an instance in it, a user and an API key.
+    async fn provision(&self) -> (String, String, String, String) {
+        let cluster = self
+            .create("/v1/clusters", json!({"name": "main", "region": "eu-west"}))
+            .await;
+        let instance = self
+            .create(
+                "/v1/instances",
+                json!({"name": "web", "cluster_id": cluster["id"], "cpu_cores": 2, "memory_gb": 4}),
+            )
+            .await;
+        let user = self
+            .create(
+                "/v1/users",
+                json!({"email": "ada@example.com", "name": "Ada"}),
+            )
+            .await;
+        let key = self.create("/v1/api-keys", json!({"name": "ci"})).await;
+        let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+        (id(&cluster), id(&instance), id(&user), id(&key))
+    }
+
+    async fn items(&self, path: &str) -> Vec<Value> {
+        let (status, body) = self.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body["items"].as_array().unwrap().clone()
+    }
+}
+
+const LISTS: [&str; 5] = [
+    "/v1/clusters",
+    "/v1/instances",
+    "/v1/users",
+    "/v1/api-keys",
+    "/v1/events",
+];
+
+#[tokio::test]
+async fn a_tenant_sees_none_of_another_tenants_rows_in_any_list() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "tenant-a").await;
+    let b = Caller::new(&app, "tenant-b").await;
+    b.provision().await;
+    for path in LISTS {
+        assert!(
+            a.items(path).await.is_empty(),
+            "{path} leaked B's rows to A"
+        );
+        assert!(!b.items(path).await.is_empty(), "{path} shows B nothing");
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_ids_answer_404_exactly_like_missing_ones_and_stay_unchanged() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "tenant-a").await;
+    let b = Caller::new(&app, "tenant-b").await;
+    let (cluster, instance, user, key) = b.provision().await;
+    let missing = uuid::Uuid::now_v7().to_string();
+    let cases = [
+        (
+            Method::GET,
+            format!("/v1/instances/{instance}"),
+            format!("/v1/instances/{missing}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/instances/{instance}"),
+            format!("/v1/instances/{missing}"),
+            Some(json!({"cpu_cores": 64})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/instances/{instance}"),
+            format!("/v1/instances/{missing}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/users/{user}"),
+            format!("/v1/users/{missing}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/users/{user}"),
+            format!("/v1/users/{missing}"),
+            Some(json!({"name": "Mallory"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/users/{user}"),
+            format!("/v1/users/{missing}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/clusters/{cluster}"),
+            format!("/v1/clusters/{missing}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/clusters/{cluster}"),
+            format!("/v1/clusters/{missing}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/api-keys/{key}"),
+            format!("/v1/api-keys/{missing}"),
+            None,
+        ),
+    ];
+    for (method, theirs, nobodys, body) in cases {
+        let (s1, b1) = a.call(method.clone(), &theirs, body.clone()).await;
+        let (s2, b2) = a.call(method.clone(), &nobodys, body).await;
+        assert_eq!(s1, StatusCode::NOT_FOUND, "{method} {theirs}: {b1}");
+        assert_eq!(
+            (s1, &b1),
+            (s2, &b2),
+            "{method}: another tenant's id must look exactly like a missing one"
+        );
+    }
+    // B's rows are untouched.
+    let (_, inst) = b
+        .call(Method::GET, &format!("/v1/instances/{instance}"), None)
+        .await;
+    assert_eq!(inst["cpu_cores"], 2);
+    let (_, u) = b
+        .call(Method::GET, &format!("/v1/users/{user}"), None)
+        .await;
+    assert_eq!(u["name"], "Ada");
+    assert_eq!(b.items("/v1/api-keys").await.len(), 1);
+    assert_eq!(b.items("/v1/clusters").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_tenant_id_in_a_body_is_refused_and_puts_nothing_into_that_tenant() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "tenant-a").await;
+    let b = Caller::new(&app, "tenant-b").await;
+    let (status, body) = a
+        .call(
+            Method::POST,
+            "/v1/clusters",
+            Some(json!({"name": "x", "region": "eu", "tenant_id": b.id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(b.items("/v1/clusters").await.is_empty());
+    assert!(a.items("/v1/clusters").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_instance_cannot_use_another_tenants_cluster() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "tenant-a").await;
+    let b = Caller::new(&app, "tenant-b").await;
+    let (cluster_of_b, ..) = b.provision().await;
+    let (status, body) = a
+        .call(
+            Method::POST,
+            "/v1/instances",
+            Some(json!({"name": "sneaky", "cluster_id": cluster_of_b, "cpu_cores": 1, "memory_gb": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "validation");
+    assert_eq!(body["field"], "cluster_id");
+    assert!(a.items("/v1/instances").await.is_empty());
+}
+
+#[tokio::test]
+async fn instances_can_be_created_read_resized_listed_and_deleted() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "acme").await;
+    let cluster = a
+        .create("/v1/clusters", json!({"name": "main", "region": "eu-west"}))
+        .await;
+    let response = app
+        .with_token(Method::POST, "/v1/instances", &a.token)
+        .json(&json!({"name": "web", "cluster_id": cluster["id"], "cpu_cores": 2, "memory_gb": 4, "storage_gb": 20}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/v1/instances/{}", created["id"].as_str().unwrap())
+    );
+
+    let (status, fetched) = a.call(Method::GET, &location, None).await;
+    assert_eq!((status, &fetched), (StatusCode::OK, &created));
+    let (status, resized) = a
+        .call(Method::PATCH, &location, Some(json!({"cpu_cores": 8})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (resized["cpu_cores"].clone(), resized["memory_gb"].clone()),
+        (json!(8), json!(4))
+    );
+    assert_eq!(a.items("/v1/instances").await.len(), 1);
+
+    let (status, _) = a.call(Method::DELETE, &location, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = a.call(Method::GET, &location, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let kinds: Vec<String> = a
+        .items("/v1/events")
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "cluster.created",
+            "instance.created",
+            "instance.updated",
+            "instance.deleted"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn conflicts_are_409_with_no_database_text() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "acme").await;
+    let cluster = a
+        .create("/v1/clusters", json!({"name": "main", "region": "eu-west"}))
+        .await;
+    a.create("/v1/users", json!({"email": "ada@example.com"}))
+        .await;
+    a.create(
+        "/v1/instances",
+        json!({"name": "web", "cluster_id": cluster["id"], "cpu_cores": 1, "memory_gb": 1}),
+    )
+    .await;
+    let cluster_path = format!("/v1/clusters/{}", cluster["id"].as_str().unwrap());
+    let cases = [
+        (
+            Method::POST,
+            "/v1/users".to_owned(),
+            Some(json!({"email": "ADA@example.com"})),
+        ),
+        (
+            Method::POST,
+            "/v1/clusters".to_owned(),
+            Some(json!({"name": "main", "region": "us-east"})),
+        ),
+        (Method::DELETE, cluster_path, None),
+    ];
+    for (method, path, body) in cases {
+        let (status, problem) = a.call(method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{method} {path}: {problem}");
+        assert_eq!(problem["code"], "conflict");
+        let text = problem.to_string().to_lowercase();
+        for leak in [
+            "duplicate key",
+            "violates",
+            "constraint",
+            "users_tenant_email",
+            "sql",
+            "postgres",
+        ] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+    }
+    assert_eq!(a.items("/v1/users").await.len(), 1);
+    assert_eq!(a.items("/v1/clusters").await.len(), 1);
+}
+
+#[tokio::test]
+async fn pagination_walks_every_row_exactly_once() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "acme").await;
+    for i in 0..25 {
+        a.create(
+            "/v1/clusters",
+            json!({"name": format!("c{i:02}"), "region": "eu"}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/v1/clusters?limit=10&cursor={c}"),
+            None => "/v1/clusters?limit=10".to_owned(),
+        };
+        let (status, page) = a.call(Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("c{i:02}")).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(a.items("/v1/clusters").await.len(), 20, "default limit");
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=x", "query"),
+        ("cursor=%%%", "cursor"),
+        ("cursor=AAAA", "cursor"),
+    ] {
+        let (status, problem) = a
+            .call(Method::GET, &format!("/v1/clusters?{query}"), None)
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {problem}"
+        );
+        assert_eq!(problem["field"], field, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn an_api_key_is_shown_once_exchanges_for_a_token_and_stops_working_when_revoked() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "acme").await;
+    let key = a.create("/v1/api-keys", json!({"name": "ci"})).await;
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with(key["prefix"].as_str().unwrap()));
+    let listed = a.items("/v1/api-keys").await;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].get("secret").is_none() && !listed[0].to_string().contains(&secret));
+
+    let exchange = |api_key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/v1/auth/token"))
+                .json(&json!({ "api_key": api_key }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = exchange(secret.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let token: Value = response.json().await.unwrap();
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["expires_in"], 300);
+    let access = token["access_token"].as_str().unwrap();
+    let me = app
+        .with_token(Method::GET, "/v1/tenant", access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(me.json::<Value>().await.unwrap()["id"], json!(a.id));
+
+    // Wrong secret, garbage, another tenant's id spliced in: all the same 401.
+    let mut tampered = secret.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    for bad in [tampered, "tnry_garbage".to_owned(), String::new()] {
+        let response = exchange(bad.clone()).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bad}");
+    }
+
+    let (status, _) = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{}", key["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(exchange(secret).await.status(), StatusCode::UNAUTHORIZED);
+    assert!(a.items("/v1/api-keys").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_non_active_tenants_existing_tokens_get_403_on_the_next_request() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "acme").await;
+    let key = a.create("/v1/api-keys", json!({"name": "ci"})).await;
+    let (status, _) = a.call(Method::GET, "/v1/tenant", None).await;
+    assert_eq!(status, StatusCode::OK);
+    for (state, code) in [
+        ("suspended", "tenant_suspended"),
+        ("archived", "tenant_archived"),
+        ("deleted", "tenant_deleted"),
+    ] {
+        app.set_status(a.id, state).await;
+        for (method, path, body) in [
+            (Method::GET, "/v1/tenant", None),
+            (Method::GET, "/v1/instances", None),
+            (
+                Method::POST,
+                "/v1/clusters",
+                Some(json!({"name": "x", "region": "eu"})),
+            ),
+        ] {
+            let (status, problem) = a.call(method, path, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{state} {path}");
+            assert_eq!(problem["code"], code, "{state} {path}");
+        }
+        let exchanged = app
+            .client
+            .post(app.url("/v1/auth/token"))
+            .json(&json!({"api_key": key["secret"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            exchanged.status(),
+            StatusCode::FORBIDDEN,
+            "{state}: exchange"
+        );
+    }
+    app.set_status(a.id, "active").await;
+    let (status, _) = a.call(Method::GET, "/v1/tenant", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        a.items("/v1/clusters").await.is_empty(),
+        "nothing was written while inactive"
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_token_cannot_write_and_a_token_for_no_tenant_cannot_enter() {
+    let app = TestApp::spawn().await;
+    let id = app.create_tenant("acme").await;
+    let reader = app.token("reader", Some(id), &[Scope::TenantRead]);
+    let ok = app
+        .with_token(Method::GET, "/v1/clusters", &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let refused = app
+        .with_token(Method::POST, "/v1/clusters", &reader)
+        .json(&json!({"name": "x", "region": "eu"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let writer_only = app.token("writer", Some(id), &[Scope::TenantWrite]);
+    let refused = app
+        .with_token(Method::GET, "/v1/clusters", &writer_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let ghost = app.tenant_token(TenantId::new());
+    let refused = app
+        .with_token(Method::GET, "/v1/tenant", &ghost)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let admin = app
+        .with_token(Method::GET, "/v1/tenant", &app.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn path_and_host_addressing_must_name_the_tokens_tenant() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "tenant-a").await;
+    let _b = Caller::new(&app, "tenant-b").await;
+    let get = |path: &str, host: Option<String>| {
+        let mut request = app.with_token(Method::GET, path, &a.token);
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(
+        get("/t/tenant-a/v1/tenant", None).await.status(),
+        StatusCode::OK
+    );
+    let mismatch = get("/t/tenant-b/v1/tenant", None).await;
+    assert_eq!(mismatch.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        mismatch.json::<Value>().await.unwrap()["code"],
+        "tenant_mismatch"
+    );
+    let unknown = get("/t/nobody/v1/tenant", None).await;
+    assert_eq!(
+        unknown.status(),
+        StatusCode::FORBIDDEN,
+        "an unknown slug looks like anyone else's"
+    );
+    assert_eq!(
+        get("/v1/tenant", Some(format!("tenant-a.{TEST_BASE_DOMAIN}")))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let mismatch = get(
+        "/v1/tenant",
+        Some(format!("tenant-b.{TEST_BASE_DOMAIN}:8080")),
+    )
+    .await;
+    assert_eq!(mismatch.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        mismatch.json::<Value>().await.unwrap()["code"],
+        "tenant_mismatch"
+    );
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_a_clear_4xx_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "acme").await;
+    let cluster = a
+        .create("/v1/clusters", json!({"name": "main", "region": "eu"}))
+        .await;
+    let send = |content_type: &'static str, body: Vec<u8>| {
+        let request = app
+            .with_token(Method::POST, "/v1/instances", &a.token)
+            .header("content-type", content_type)
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let ct = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (
+                status,
+                ct,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let valid = json!({"name": "web", "cluster_id": cluster["id"], "cpu_cores": 1, "memory_gb": 1});
+    let with = |key: &str, value: Value| {
+        let mut body = valid.clone();
+        body[key] = value;
+        serde_json::to_vec(&body).unwrap()
+    };
+    let cases: Vec<(&str, Vec<u8>, StatusCode, Option<&str>)> = vec![
+        (
+            "text/plain",
+            serde_json::to_vec(&valid).unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+        ),
+        (
+            "application/json",
+            b"{\"name\": ".to_vec(),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            "application/json",
+            b"{} trailing".to_vec(),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            "application/json",
+            with("cpu_cores", json!("four")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("cpu_cores"),
+        ),
+        (
+            "application/json",
+            with("cpu_cores", json!(0)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("cpu_cores"),
+        ),
+        (
+            "application/json",
+            with("memory_gb", json!(1e12)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("memory_gb"),
+        ),
+        (
+            "application/json",
+            with("name", json!("")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("name"),
+        ),
+        (
+            "application/json",
+            with("cluster_id", json!("not-a-uuid")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("cluster_id"),
+        ),
+        (
+            "application/json",
+            with("surprise", json!(1)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+        ),
+        (
+            "application/json",
+            b"{\"cluster_id\": \"x\"}".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("name"),
+        ),
+        (
+            "application/json",
+            b"[1, 2]".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+        ),
+        (
+            "application/json",
+            vec![b' '; 2 * 1024 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+        ),
+    ];
+    for (content_type, body, expected, field) in cases {
+        let (status, ct, problem) = send(content_type, body).await;
+        assert_eq!(status, expected, "{problem}");
+        assert_eq!(ct.as_deref(), Some("application/problem+json"));
+        if let Some(field) = field {
+            assert_eq!(problem["field"], field, "{problem}");
+        }
+    }
+    assert!(a.items("/v1/instances").await.is_empty());
+}
+
+#[tokio::test]
+async fn responses_echo_a_request_id_and_quotas_are_readable() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "acme").await;
+    let response = app
+        .with_token(Method::GET, "/v1/quotas", &a.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("x-request-id").is_some());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["limits"]["max_users"], 1000);
+    assert_eq!(body["usage"]["instances"], 0);
+    let unauthenticated = app.get("/v1/quotas").await;
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    assert!(unauthenticated.headers().get("x-request-id").is_some());
+}
