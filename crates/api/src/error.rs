@@ -209,16 +209,20 @@ fn first_line(s: &str) -> String {
         .collect()
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 9457 problem details.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type.
     #[serde(rename = "type")]
     kind: String,
-    title: &'a str,
+    title: &'static str,
     status: u16,
     detail: String,
-    code: &'a str,
+    /// Stable machine-readable code, e.g. `quota_exceeded`.
+    code: &'static str,
+    /// The offending field, for `validation`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    field: Option<String>,
 }
 
 impl ResponseError for ApiError {
@@ -251,7 +255,7 @@ impl ResponseError for ApiError {
             detail: self.detail(),
             code: self.code(),
             field: match self {
-                Self::Validation { field, .. } => Some(field),
+                Self::Validation { field, .. } => Some(field.to_string()),
                 _ => None,
             },
         };

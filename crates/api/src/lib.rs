@@ -3,6 +3,7 @@
 pub mod auth;
 mod error;
 pub mod json;
+mod openapi;
 mod routes;
 mod settings;
 mod telemetry;
@@ -12,10 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use secrecy::SecretString;
 use tenantry_db::Db;
 use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi as _;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{AppExt as _, scope};
 
 pub use error::ApiError;
 pub use settings::ServerSettings;
@@ -69,7 +73,7 @@ impl AppState {
 
 /// The tenant plane's routes (mounted at `/v1` and, optionally, at
 /// `/t/{tenant_slug}/v1`).
-fn tenant_plane(cfg: &mut web::ServiceConfig) {
+fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
     cfg.service(routes::tenant::get_tenant)
         .service(routes::tenant::get_quotas)
         .service(routes::users::list_users)
@@ -92,20 +96,20 @@ fn tenant_plane(cfg: &mut web::ServiceConfig) {
         .service(routes::events::list_events);
 }
 
-/// Registers every route. Shared by the server and the tests.
-pub fn configure(cfg: &mut web::ServiceConfig, addressing: &Addressing) {
+/// Registers every route, documenting each in the OpenAPI document.
+fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
     cfg.app_data(web::PathConfig::default().error_handler(|e, _| ApiError::from(e).into()))
         .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::from(e).into()))
         .service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::auth::jwks)
         .service(
-            web::scope("/v1")
+            scope::scope("/v1")
                 .service(routes::auth::exchange_api_key)
                 .configure(tenant_plane),
         );
     if addressing.path_prefix {
-        cfg.service(web::scope("/t/{tenant_slug}/v1").configure(tenant_plane));
+        cfg.service(scope::scope("/t/{tenant_slug}/v1").configure(tenant_plane));
     }
 }
 
@@ -116,10 +120,24 @@ pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io
     let server = HttpServer::new(move || {
         let addressing = addressing.clone();
         App::new()
-            .wrap(actix_web::middleware::from_fn(telemetry::echo_request_id))
-            .wrap(TracingLogger::<telemetry::TenantrySpan>::new())
+            .into_utoipa_app()
+            .openapi(openapi::ApiDoc::openapi())
             .app_data(state.clone())
             .configure(|cfg| configure(cfg, &addressing))
+            .openapi_service(|api| {
+                let body = api.to_json().unwrap_or_default();
+                web::resource("/openapi.json").route(web::get().to(move || {
+                    let body = body.clone();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(body)
+                    }
+                }))
+            })
+            .into_app()
+            .wrap(actix_web::middleware::from_fn(telemetry::echo_request_id))
+            .wrap(TracingLogger::<telemetry::TenantrySpan>::new())
             .default_service(web::to(routes::not_found))
     })
     .workers(workers.max(1))

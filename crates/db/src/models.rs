@@ -9,7 +9,7 @@ use crate::schema::{
     api_keys, clusters, events, instances, tenant_quotas, tenant_usage, tenants, users,
 };
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
 pub struct Tenant {
     pub id: TenantId,
@@ -23,7 +23,7 @@ pub struct Tenant {
 }
 
 /// A tenant's limits; also the shape of `[quotas.default]` in the config.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
 #[diesel(table_name = tenant_quotas, check_for_backend(diesel::pg::Pg))]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -38,7 +38,7 @@ pub struct Limits {
     pub burst: i32,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = tenant_usage, check_for_backend(diesel::pg::Pg))]
 pub struct Usage {
     pub users: i32,
@@ -50,7 +50,7 @@ pub struct Usage {
     pub storage_gb: i32,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
     pub id: UserId,
@@ -60,7 +60,7 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
 pub struct ApiKey {
     pub id: ApiKeyId,
@@ -71,7 +71,7 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = clusters, check_for_backend(diesel::pg::Pg))]
 pub struct Cluster {
     pub id: ClusterId,
@@ -81,7 +81,7 @@ pub struct Cluster {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = instances, check_for_backend(diesel::pg::Pg))]
 pub struct Instance {
     pub id: InstanceId,
@@ -94,13 +94,14 @@ pub struct Instance {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
 pub struct Event {
     pub id: EventId,
     pub kind: String,
     pub actor: String,
     pub subject: Option<uuid::Uuid>,
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub at: DateTime<Utc>,
 }

@@ -82,3 +82,61 @@ async fn unknown_routes_answer_a_problem_json_404() {
     assert_eq!(body["status"], 404);
     assert!(body["type"].is_string() && body["title"].is_string());
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_every_listed_route_answers() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/openapi.json").await;
+    assert_eq!(response.status().as_u16(), 200);
+    let doc: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                operations.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    // 20 tenant-plane operations mounted twice (/v1 and /t/{tenant_slug}/v1),
+    // the API-key exchange, healthz, readyz, jwks.
+    assert_eq!(operations.len(), 20 * 2 + 4, "{operations:#?}");
+    for expected in [
+        ("GET", "/v1/instances"),
+        ("PATCH", "/v1/instances/{id}"),
+        ("POST", "/v1/auth/token"),
+        ("GET", "/t/{tenant_slug}/v1/tenant"),
+        ("GET", "/.well-known/jwks.json"),
+    ] {
+        assert!(
+            operations
+                .iter()
+                .any(|(m, p)| m == expected.0 && p == expected.1),
+            "{expected:?} is not documented"
+        );
+    }
+    // Every documented operation is routed: unauthenticated, it answers
+    // anything but the router's 404/405.
+    for (method, path) in &operations {
+        let concrete = path
+            .replace("{id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{tenant_slug}", "acme");
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(&concrete))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        assert!(
+            status != 404 && status != 405,
+            "{method} {path} answered {status}: not routed"
+        );
+    }
+}

@@ -13,12 +13,13 @@ use crate::auth::{TenantPrincipal, api_key};
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     name: String,
 }
 
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(super::PageQuery), responses((status = 200, body = super::List<tenantry_db::models::ApiKey>), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/api-keys")]
 pub async fn list_api_keys(
     state: web::Data<AppState>,
@@ -35,6 +36,7 @@ pub async fn list_api_keys(
     Ok(list(items, more, |k| *k.id.as_uuid()))
 }
 
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), request_body = CreateApiKey, responses((status = 201, description = "The key; `secret` is shown only here", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,
@@ -76,6 +78,7 @@ pub async fn create_api_key(
         })))
 }
 
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), responses((status = 204, description = "Revoked"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[delete("/api-keys/{id}")]
 pub async fn revoke_api_key(
     state: web::Data<AppState>,

@@ -11,12 +11,13 @@ use crate::auth::api_key;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Exchange {
     api_key: String,
 }
 
+#[utoipa::path(tag = "auth", request_body = Exchange, responses((status = 200, description = "{access_token, token_type, expires_in}", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/auth/token")]
 pub async fn exchange_api_key(
     state: web::Data<AppState>,
@@ -70,6 +71,7 @@ pub async fn exchange_api_key(
     })))
 }
 
+#[utoipa::path(tag = "auth", responses((status = 200, description = "The service's public signing keys", body = Object)))]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

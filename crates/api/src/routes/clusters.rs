@@ -13,13 +13,14 @@ use crate::error::violated_constraint;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCluster {
     name: String,
     region: String,
 }
 
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(super::PageQuery), responses((status = 200, body = super::List<tenantry_db::models::Cluster>), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/clusters")]
 pub async fn list_clusters(
     state: web::Data<AppState>,
@@ -36,6 +37,7 @@ pub async fn list_clusters(
     Ok(list(items, more, |c| *c.id.as_uuid()))
 }
 
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), request_body = CreateCluster, responses((status = 201, body = tenantry_db::models::Cluster), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/clusters")]
 pub async fn create_cluster(
     state: web::Data<AppState>,
@@ -74,6 +76,7 @@ pub async fn create_cluster(
     Ok(created(format!("/v1/clusters/{}", cluster.id), &cluster))
 }
 
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), responses((status = 200, body = tenantry_db::models::Cluster), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/clusters/{id}")]
 pub async fn get_cluster(
     state: web::Data<AppState>,
@@ -89,6 +92,7 @@ pub async fn get_cluster(
     Ok(HttpResponse::Ok().json(cluster))
 }
 
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), responses((status = 204, description = "Deleted"), (status = 409, description = "still has instances", body = crate::error::Problem), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[delete("/clusters/{id}")]
 pub async fn delete_cluster(
     state: web::Data<AppState>,

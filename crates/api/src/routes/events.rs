@@ -7,6 +7,7 @@ use super::{PageQuery, list};
 use crate::auth::TenantPrincipal;
 use crate::{ApiError, AppState};
 
+#[utoipa::path(tag = "events", security(("bearer" = [])), params(super::PageQuery), responses((status = 200, body = super::List<tenantry_db::models::Event>), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/events")]
 pub async fn list_events(
     state: web::Data<AppState>,

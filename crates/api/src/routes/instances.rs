@@ -15,7 +15,7 @@ use crate::error::violated_constraint;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInstance {
     name: String,
@@ -26,7 +26,7 @@ pub struct CreateInstance {
     storage_gb: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInstance {
     name: Option<String>,
@@ -58,6 +58,7 @@ fn name_taken(err: diesel::result::Error) -> ApiError {
     }
 }
 
+#[utoipa::path(tag = "instances", security(("bearer" = [])), params(super::PageQuery), responses((status = 200, body = super::List<tenantry_db::models::Instance>), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/instances")]
 pub async fn list_instances(
     state: web::Data<AppState>,
@@ -74,6 +75,7 @@ pub async fn list_instances(
     Ok(list(items, more, |i| *i.id.as_uuid()))
 }
 
+#[utoipa::path(tag = "instances", security(("bearer" = [])), request_body = CreateInstance, responses((status = 201, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/instances")]
 pub async fn create_instance(
     state: web::Data<AppState>,
@@ -115,6 +117,7 @@ pub async fn create_instance(
     Ok(created(format!("/v1/instances/{}", instance.id), &instance))
 }
 
+#[utoipa::path(tag = "instances", security(("bearer" = [])), responses((status = 200, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/instances/{id}")]
 pub async fn get_instance(
     state: web::Data<AppState>,
@@ -130,6 +133,7 @@ pub async fn get_instance(
     Ok(HttpResponse::Ok().json(instance))
 }
 
+#[utoipa::path(tag = "instances", security(("bearer" = [])), request_body = UpdateInstance, responses((status = 200, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[patch("/instances/{id}")]
 pub async fn update_instance(
     state: web::Data<AppState>,
@@ -175,6 +179,7 @@ pub async fn update_instance(
     Ok(HttpResponse::Ok().json(instance))
 }
 
+#[utoipa::path(tag = "instances", security(("bearer" = [])), responses((status = 204, description = "Deleted"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[delete("/instances/{id}")]
 pub async fn delete_instance(
     state: web::Data<AppState>,

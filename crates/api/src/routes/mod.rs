@@ -23,9 +23,12 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 }
 
 /// `?limit=&cursor=` on every list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// 1 to 100; default 20.
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -51,8 +54,9 @@ impl PageQuery {
     }
 }
 
-#[derive(Serialize)]
-struct List<T> {
+/// A page of a list.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct List<T> {
     items: Vec<T>,
     next_cursor: Option<String>,
 }

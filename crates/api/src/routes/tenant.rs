@@ -7,6 +7,7 @@ use tenantry_db::{ScopedFutureExt, queries};
 use crate::auth::TenantPrincipal;
 use crate::{ApiError, AppState};
 
+#[utoipa::path(tag = "tenant", security(("bearer" = [])), responses((status = 200, description = "The caller's tenant", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/tenant")]
 pub async fn get_tenant(
     state: web::Data<AppState>,
@@ -26,6 +27,7 @@ pub async fn get_tenant(
     })))
 }
 
+#[utoipa::path(tag = "tenant", security(("bearer" = [])), responses((status = 200, description = "Limits and usage", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/quotas")]
 pub async fn get_quotas(
     state: web::Data<AppState>,

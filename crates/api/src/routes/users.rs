@@ -13,7 +13,7 @@ use crate::error::violated_constraint;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     email: String,
@@ -21,7 +21,7 @@ pub struct CreateUser {
     name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     email: Option<String>,
@@ -44,6 +44,7 @@ fn optional_name(name: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(super::PageQuery), responses((status = 200, body = super::List<tenantry_db::models::User>), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
@@ -60,6 +61,7 @@ pub async fn list_users(
     Ok(list(items, more, |u| *u.id.as_uuid()))
 }
 
+#[utoipa::path(tag = "users", security(("bearer" = [])), request_body = CreateUser, responses((status = 201, body = tenantry_db::models::User), (status = 409, description = "email already in use", body = crate::error::Problem), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
@@ -92,6 +94,7 @@ pub async fn create_user(
     Ok(created(format!("/v1/users/{}", user.id), &user))
 }
 
+#[utoipa::path(tag = "users", security(("bearer" = [])), responses((status = 200, body = tenantry_db::models::User), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/users/{id}")]
 pub async fn get_user(
     state: web::Data<AppState>,
@@ -107,6 +110,7 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(user))
 }
 
+#[utoipa::path(tag = "users", security(("bearer" = [])), request_body = UpdateUser, responses((status = 200, body = tenantry_db::models::User), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[patch("/users/{id}")]
 pub async fn update_user(
     state: web::Data<AppState>,
@@ -156,6 +160,7 @@ pub async fn update_user(
     Ok(HttpResponse::Ok().json(user))
 }
 
+#[utoipa::path(tag = "users", security(("bearer" = [])), responses((status = 204, description = "Deleted"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[delete("/users/{id}")]
 pub async fn delete_user(
     state: web::Data<AppState>,

@@ -1,0 +1,69 @@
+//! The OpenAPI 3.1 document at `/openapi.json`. Paths are collected from the
+//! same `service(...)` calls that register the routes (utoipa-actix-web), and
+//! that API accepts only handlers annotated with `#[utoipa::path]`: a route
+//! cannot be registered without being documented.
+
+use utoipa::Modify;
+use utoipa::OpenApi;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Required, schema};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tenantry",
+        description = "Multi-tenant platform service: tenants share one PostgreSQL database, isolated by row-level security."
+    ),
+    modifiers(&Conventions)
+)]
+pub struct ApiDoc;
+
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        // The `/t/{tenant_slug}/v1` mount declares its path parameter here.
+        for (path, item) in &mut openapi.paths.paths {
+            if !path.contains("{tenant_slug}") {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut slug = Parameter::new("tenant_slug");
+                slug.parameter_in = ParameterIn::Path;
+                slug.required = Required::True;
+                slug.description = Some(
+                    "The token's tenant's slug; any other answers 403 tenant_mismatch".to_owned(),
+                );
+                slug.schema = Some(
+                    schema::ObjectBuilder::new()
+                        .schema_type(schema::Type::String)
+                        .into(),
+                );
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .insert(0, utoipa::openapi::RefOr::T(slug));
+            }
+        }
+    }
+}
