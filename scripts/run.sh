@@ -67,6 +67,10 @@ if [[ "$mode" == migrate ]]; then
     exit 0
 fi
 
-echo "Tenantry listening on http://127.0.0.1:${TENANTRY__SERVER__PORT:-8080}"
-echo "Get an admin token with: $bin token --admin"
+cat <<EOF
+Tenantry: http://127.0.0.1:${TENANTRY__SERVER__PORT:-8080}  (OpenAPI at /openapi.json)
+  admin token:       $bin token --admin
+  create a tenant:   $bin tenants create --slug acme --name "Acme Corp"
+  tenant token:      $bin token --tenant <tenant id>
+EOF
 exec "$bin" serve

@@ -124,7 +124,8 @@ pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io
             .openapi(openapi::ApiDoc::openapi())
             .app_data(state.clone())
             .configure(|cfg| configure(cfg, &addressing))
-            .openapi_service(|api| {
+            .openapi_service(|mut api| {
+                openapi::finish(&mut api);
                 let body = api.to_json().unwrap_or_default();
                 web::resource("/openapi.json").route(web::get().to(move || {
                     let body = body.clone();

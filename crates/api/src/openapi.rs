@@ -33,37 +33,45 @@ impl Modify for Conventions {
                     .build(),
             ),
         );
-        // The `/t/{tenant_slug}/v1` mount declares its path parameter here.
-        for (path, item) in &mut openapi.paths.paths {
-            if !path.contains("{tenant_slug}") {
-                continue;
+    }
+}
+
+/// Fix-ups that need the collected paths (modifiers run before collection):
+/// the `/t/{tenant_slug}/v1` mount declares its path parameter and gets
+/// operation ids of its own.
+pub fn finish(openapi: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in &mut openapi.paths.paths {
+        if !path.contains("{tenant_slug}") {
+            continue;
+        }
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut slug = Parameter::new("tenant_slug");
+            slug.parameter_in = ParameterIn::Path;
+            slug.required = Required::True;
+            slug.description =
+                Some("The token's tenant's slug; any other answers 403 tenant_mismatch".to_owned());
+            slug.schema = Some(
+                schema::ObjectBuilder::new()
+                    .schema_type(schema::Type::String)
+                    .into(),
+            );
+            // The same handler under two mounts: operation ids must differ.
+            if let Some(id) = &operation.operation_id {
+                operation.operation_id = Some(format!("{id}_by_slug"));
             }
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.patch,
-                &mut item.put,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let mut slug = Parameter::new("tenant_slug");
-                slug.parameter_in = ParameterIn::Path;
-                slug.required = Required::True;
-                slug.description = Some(
-                    "The token's tenant's slug; any other answers 403 tenant_mismatch".to_owned(),
-                );
-                slug.schema = Some(
-                    schema::ObjectBuilder::new()
-                        .schema_type(schema::Type::String)
-                        .into(),
-                );
-                operation
-                    .parameters
-                    .get_or_insert_with(Vec::new)
-                    .insert(0, utoipa::openapi::RefOr::T(slug));
-            }
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .insert(0, utoipa::openapi::RefOr::T(slug));
         }
     }
 }

@@ -121,6 +121,29 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
             "{expected:?} is not documented"
         );
     }
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids must be unique");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for name in ["id", "tenant_slug"] {
+                if path.contains(&format!("{{{name}}}")) {
+                    let declared = op["parameters"].as_array().is_some_and(|ps| {
+                        ps.iter().any(|p| p["name"] == name && p["in"] == "path")
+                    });
+                    assert!(declared, "{method} {path} does not declare {name}");
+                }
+            }
+        }
+    }
     // Every documented operation is routed: unauthenticated, it answers
     // anything but the router's 404/405.
     for (method, path) in &operations {

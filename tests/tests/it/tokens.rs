@@ -1,1 +1,1224 @@
 //! Hostile and edge-case bearer tokens: every one is refused with 401, never 200 or 500.
+//!
+//! Tokens are built by hand here (base64url segments signed with
+//! ed25519-dalek directly) so that any header or payload can be sent —
+//! including the ones a JWT library refuses to produce. A baseline token
+//! built the same way is shown to be accepted first, so every refusal below
+//! is about the one thing each case changes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _, LineEnding};
+use ed25519_dalek::{Signer as _, SigningKey};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Map, Value, json};
+use tenantry_api::auth::keys::JWKS_MIN_REFETCH;
+use tenantry_api::auth::{AuthSettings, ServiceKey, generate_signing_key_pem};
+use tenantry_core::{Scope, TenantId};
+use tenantry_tests::{TEST_AUDIENCE, TEST_ISSUER, TestApp, TestDb, test_auth_settings};
+
+/// The external identity provider of the JWKS-URL tests.
+const IDP: &str = "https://idp.test/";
+/// The shared secret of the HS256 tests.
+const SHARED_SECRET: &str = "a-shared-secret-of-at-least-32-bytes!!";
+
+// --- Keys and raw tokens ---------------------------------------------------
+
+/// An Ed25519 key pair held by the test: the app's own, an external
+/// identity provider's, or an attacker's.
+struct Key {
+    signing: SigningKey,
+    kid: String,
+    public: [u8; 32],
+}
+
+impl Key {
+    fn from_pem(pem: &str) -> Self {
+        let service = ServiceKey::from_pem(pem).unwrap();
+        Self {
+            signing: SigningKey::from_pkcs8_pem(pem).unwrap(),
+            kid: service.kid,
+            public: service.public,
+        }
+    }
+
+    /// The key the app signs (and verifies) its own tokens with.
+    fn of(app: &TestApp) -> Self {
+        Self::from_pem(app.auth.signing_key.as_ref().unwrap().expose_secret())
+    }
+
+    /// A fresh key nobody trusts.
+    fn fresh() -> Self {
+        Self::from_pem(generate_signing_key_pem().unwrap().expose_secret())
+    }
+
+    /// The public half as a JWK with this `kid`.
+    fn jwk(&self, kid: &str) -> Value {
+        json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": b64(self.public),
+            "kid": kid,
+            "alg": "EdDSA",
+            "use": "sig",
+        })
+    }
+
+    /// The public half as SPKI PEM: the classic HS256-confusion secret.
+    fn public_pem(&self) -> String {
+        self.signing
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
+    }
+}
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn segment(value: &Value) -> String {
+    b64(value.to_string())
+}
+
+/// `header.payload.signature` over exactly these two (already encoded)
+/// segments, EdDSA-signed with `key`.
+fn sign_segments(key: &Key, header: &str, payload: &str) -> String {
+    let input = format!("{header}.{payload}");
+    let signature = key.signing.sign(input.as_bytes());
+    format!("{input}.{}", b64(signature.to_bytes()))
+}
+
+/// A token with exactly this header and these claims, EdDSA-signed with `key`.
+fn sign_ed(key: &Key, header: &Value, claims: &Value) -> String {
+    sign_segments(key, &segment(header), &segment(claims))
+}
+
+fn ed_header(kid: &str) -> Value {
+    json!({"alg": "EdDSA", "typ": "JWT", "kid": kid})
+}
+
+/// An HMAC token (HS256/384/512) signed with `secret`.
+fn hmac(alg: Algorithm, secret: &[u8], kid: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
+}
+
+fn now() -> i64 {
+    i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap()
+}
+
+/// Claims the test app accepts for `tenant`: every spec claim, both scopes.
+fn claims_for(tenant: TenantId) -> Value {
+    let now = now();
+    json!({
+        "iss": TEST_ISSUER,
+        "aud": TEST_AUDIENCE,
+        "sub": "token-tester",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "tenant_id": tenant.to_string(),
+        "scope": "tenant:read tenant:write",
+    })
+}
+
+/// `claims` with `edit` applied.
+fn edited(claims: &Value, edit: impl FnOnce(&mut Map<String, Value>)) -> Value {
+    let mut claims = claims.clone();
+    edit(claims.as_object_mut().unwrap());
+    claims
+}
+
+fn with(claims: &Value, name: &str, value: Value) -> Value {
+    edited(claims, |c| {
+        c.insert(name.to_owned(), value);
+    })
+}
+
+fn without(claims: &Value, name: &str) -> Value {
+    edited(claims, |c| {
+        c.remove(name);
+    })
+}
+
+/// The three segments of a compact token.
+fn parts(token: &str) -> (String, String, String) {
+    let mut it = token.split('.');
+    let (h, p, s) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+    assert!(it.next().is_none(), "not a three-segment token: {token}");
+    (h.to_owned(), p.to_owned(), s.to_owned())
+}
+
+// --- Answers ----------------------------------------------------------------
+
+/// What came back, read once so it can be checked and reported.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    content_type: String,
+    www_authenticate: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    async fn of(response: reqwest::Response) -> Self {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        let www_authenticate = header("www-authenticate");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        Self {
+            status,
+            content_type,
+            www_authenticate,
+            body,
+        }
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// An `application/problem+json` answer with this status and `code`.
+    fn problem(&self, status: u16, code: &str) -> Result<(), String> {
+        if self.status != status {
+            return Err(format!(
+                "expected {status} {code}, got {}: {}",
+                self.status, self.body
+            ));
+        }
+        if self.content_type != "application/problem+json" {
+            return Err(format!(
+                "expected content-type application/problem+json, got {:?}",
+                self.content_type
+            ));
+        }
+        let body = self.json();
+        if body["code"] != code || body["status"] != status {
+            return Err(format!("expected code {code:?}, got {}", self.body));
+        }
+        if status == 401
+            && !self
+                .www_authenticate
+                .as_deref()
+                .is_some_and(|v| v.to_ascii_lowercase().starts_with("bearer"))
+        {
+            return Err(format!(
+                "401 without a Bearer WWW-Authenticate challenge: {:?}",
+                self.www_authenticate
+            ));
+        }
+        Ok(())
+    }
+
+    fn unauthorized(&self) -> Result<(), String> {
+        self.problem(401, "unauthorized")
+    }
+
+    fn forbidden(&self) -> Result<(), String> {
+        self.problem(403, "forbidden")
+    }
+
+    /// `GET /v1/tenant` answered with `tenant`.
+    fn tenant(&self, tenant: TenantId) -> Result<(), String> {
+        if self.status != 200 {
+            return Err(format!("expected 200, got {}: {}", self.status, self.body));
+        }
+        let body = self.json();
+        if body["id"] != tenant.to_string() {
+            return Err(format!("expected tenant {tenant}, got {}", self.body));
+        }
+        Ok(())
+    }
+}
+
+/// Failed cases of one test, reported together.
+#[derive(Debug, Default)]
+struct Failures(Vec<String>);
+
+impl Failures {
+    fn check(&mut self, case: &str, result: Result<(), String>) {
+        if let Err(e) = result {
+            self.0.push(format!("{case}: {e}"));
+        }
+    }
+
+    fn assert_none(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} case(s) failed:\n  {}",
+            self.0.len(),
+            self.0.join("\n  ")
+        );
+    }
+}
+
+// --- The app under test -----------------------------------------------------
+
+/// An app, one tenant in it, and the app's signing key.
+struct Fixture {
+    app: TestApp,
+    key: Key,
+    tenant: TenantId,
+}
+
+impl Fixture {
+    /// The default test app, after showing that the hand-built baseline
+    /// token is accepted.
+    async fn new() -> Self {
+        Self::on(TestApp::spawn().await).await
+    }
+
+    async fn with_auth(auth: AuthSettings) -> Self {
+        let test_db = TestDb::new().await;
+        let settings = test_db.settings(4);
+        Self::on(TestApp::spawn_with(test_db, &settings, auth).await).await
+    }
+
+    async fn on(app: TestApp) -> Self {
+        let tenant = app.create_tenant("tokens").await;
+        let key = Key::of(&app);
+        let fixture = Self { app, key, tenant };
+        let baseline = fixture.valid();
+        fixture
+            .get(&baseline)
+            .await
+            .tenant(tenant)
+            .unwrap_or_else(|e| panic!("the baseline token must be accepted: {e}"));
+        fixture
+    }
+
+    fn claims(&self) -> Value {
+        claims_for(self.tenant)
+    }
+
+    /// Signed with the app's key and kid.
+    fn sign(&self, claims: &Value) -> String {
+        sign_ed(&self.key, &ed_header(&self.key.kid), claims)
+    }
+
+    fn valid(&self) -> String {
+        self.sign(&self.claims())
+    }
+
+    /// `GET /v1/tenant` with this bearer token.
+    async fn get(&self, token: &str) -> Answer {
+        Answer::of(
+            self.app
+                .with_token(Method::GET, "/v1/tenant", token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// `GET /v1/tenant` with this raw `Authorization` value (or none).
+    async fn get_with_header(&self, authorization: Option<HeaderValue>) -> Answer {
+        let mut request = self.app.client.get(self.app.url("/v1/tenant"));
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        Answer::of(request.send().await.unwrap()).await
+    }
+
+    async fn refused(&self, failures: &mut Failures, case: &str, token: &str) {
+        failures.check(case, self.get(token).await.unauthorized());
+    }
+
+    async fn accepted(&self, failures: &mut Failures, case: &str, token: &str) {
+        failures.check(case, self.get(token).await.tenant(self.tenant));
+    }
+}
+
+// --- Baseline -----------------------------------------------------------------
+
+#[tokio::test]
+async fn a_well_formed_token_signed_with_the_service_key_is_accepted() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    fx.accepted(&mut failures, "hand-built EdDSA token", &fx.valid())
+        .await;
+    // The same claims through jsonwebtoken, as a client library would.
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(fx.key.kid.clone());
+    let pem = fx.app.auth.signing_key.as_ref().unwrap().expose_secret();
+    let library = jsonwebtoken::encode(
+        &header,
+        &fx.claims(),
+        &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    fx.accepted(&mut failures, "jsonwebtoken-encoded token", &library)
+        .await;
+    fx.accepted(
+        &mut failures,
+        "the app's own issuer",
+        &fx.app.tenant_token(fx.tenant),
+    )
+    .await;
+    // The kid the test derives is the one the app publishes.
+    let jwks = Answer::of(fx.app.get("/.well-known/jwks.json").await)
+        .await
+        .json();
+    assert_eq!(jwks["keys"][0]["kid"], fx.key.kid.as_str());
+    assert_eq!(jwks["keys"][0]["x"], b64(fx.key.public).as_str());
+    let body = fx.get(&fx.valid()).await.json();
+    assert_eq!(body["slug"], "tokens");
+    assert_eq!(body["status"], "active");
+    failures.assert_none();
+}
+
+// --- Algorithms -----------------------------------------------------------------
+
+#[tokio::test]
+async fn alg_none_is_refused_in_every_casing_with_or_without_a_signature() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let payload = segment(&fx.claims());
+    let real_signature = parts(&fx.valid()).2;
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        for kid in [None, Some(fx.key.kid.as_str())] {
+            let mut header = json!({"alg": alg, "typ": "JWT"});
+            if let Some(kid) = kid {
+                header["kid"] = kid.into();
+            }
+            let head = segment(&header);
+            for (what, signature) in [
+                ("empty signature", String::new()),
+                ("junk signature", b64("junk-signature-bytes")),
+                ("the real EdDSA signature", real_signature.clone()),
+            ] {
+                let case = format!("alg {alg:?}, kid {kid:?}, {what}");
+                fx.refused(&mut failures, &case, &format!("{head}.{payload}.{signature}"))
+                    .await;
+            }
+        }
+    }
+    failures.assert_none();
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_service_public_key_is_refused_when_no_secret_is_configured() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let jwks = Answer::of(fx.app.get("/.well-known/jwks.json").await)
+        .await
+        .json();
+    let x = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
+    let pem = fx.key.public_pem();
+    let secrets: [(&str, &[u8]); 3] = [
+        ("raw 32-byte public key", &fx.key.public),
+        ("JWKS x string", x.as_bytes()),
+        ("SPKI PEM of the public key", pem.as_bytes()),
+    ];
+    for (what, secret) in secrets {
+        for kid in [Some(fx.key.kid.as_str()), None] {
+            for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+                let case = format!("{alg:?} with the {what}, kid {kid:?}");
+                fx.refused(&mut failures, &case, &hmac(alg, secret, kid, &fx.claims()))
+                    .await;
+            }
+        }
+    }
+    failures.assert_none();
+}
+
+#[tokio::test]
+async fn an_algorithm_that_does_not_match_the_key_is_refused() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let (_, payload, signature) = parts(&fx.valid());
+    // The service key's real signature, under another algorithm's name.
+    for alg in ["ES256", "RS256", "PS256", "HS256", "ES384", "Ed25519", "eddsa", "EDDSA"] {
+        let head = segment(&json!({"alg": alg, "typ": "JWT", "kid": fx.key.kid}));
+        fx.refused(
+            &mut failures,
+            &format!("alg {alg} over an EdDSA signature"),
+            &format!("{head}.{payload}.{signature}"),
+        )
+        .await;
+    }
+    failures.assert_none();
+}
+
+// --- Signatures -------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_bad_signature_or_a_tampered_payload_is_refused() {
+    let fx = Fixture::new().await;
+    let victim = fx.app.create_tenant("victim").await;
+    let mut failures = Failures::default();
+    let token = fx.valid();
+    let (head, payload, signature) = parts(&token);
+    let signature_bytes = URL_SAFE_NO_PAD.decode(&signature).unwrap();
+    for index in [0, 31, 32, 63] {
+        let mut flipped = signature_bytes.clone();
+        flipped[index] ^= 0x01;
+        fx.refused(
+            &mut failures,
+            &format!("signature byte {index} flipped"),
+            &format!("{head}.{payload}.{}", b64(&flipped)),
+        )
+        .await;
+    }
+    for (what, sig) in [
+        ("all-zero signature", b64([0_u8; 64])),
+        ("truncated signature", b64(&signature_bytes[..63])),
+        ("signature doubled", b64([signature_bytes.clone(), signature_bytes.clone()].concat())),
+        ("signature by an unknown key", parts(&sign_ed(&Key::fresh(), &ed_header(&fx.key.kid), &fx.claims())).2),
+        ("another token's signature", parts(&fx.valid()).2),
+    ] {
+        fx.refused(&mut failures, what, &format!("{head}.{payload}.{sig}"))
+            .await;
+    }
+    // The payload changed after signing; the signature kept.
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload).unwrap()).unwrap();
+    for (what, tampered) in [
+        ("tenant_id swapped for another tenant", with(&claims, "tenant_id", victim.to_string().into())),
+        ("scope widened to platform:admin", with(&claims, "scope", "tenant:read tenant:write platform:admin".into())),
+        ("sub changed", with(&claims, "sub", "someone-else".into())),
+        ("exp extended", with(&claims, "exp", (now() + 86_400).into())),
+        ("tenant_id removed", without(&claims, "tenant_id")),
+    ] {
+        fx.refused(
+            &mut failures,
+            what,
+            &format!("{head}.{}.{signature}", segment(&tampered)),
+        )
+        .await;
+    }
+    // Same claims, different bytes (pretty-printed JSON): the signature is
+    // over the bytes, not the meaning.
+    let pretty = b64(serde_json::to_string_pretty(&claims).unwrap());
+    fx.refused(
+        &mut failures,
+        "payload re-serialised",
+        &format!("{head}.{pretty}.{signature}"),
+    )
+    .await;
+    // The header changed after signing (kid kept, typ changed).
+    let header2 = segment(&json!({"alg": "EdDSA", "typ": "at+jwt", "kid": fx.key.kid}));
+    fx.refused(
+        &mut failures,
+        "header changed after signing",
+        &format!("{header2}.{payload}.{signature}"),
+    )
+    .await;
+    failures.assert_none();
+    // And the victim's data was never served to the tampered token.
+    let answer = fx
+        .get(&format!(
+            "{head}.{}.{signature}",
+            segment(&with(&claims, "tenant_id", victim.to_string().into()))
+        ))
+        .await;
+    assert!(!answer.body.contains(&victim.to_string()), "{}", answer.body);
+}
+
+// --- Time -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn expiry_and_not_before_are_enforced_beyond_the_leeway_only() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let claims = fx.claims();
+    let now = now();
+    let iat_past = |c: &Value| with(c, "iat", (now - 600).into());
+    for (what, exp) in [
+        ("expired 120 s ago", now - 120),
+        ("expired 45 s ago (leeway is 30 s)", now - 45),
+        ("expired at the epoch", 0),
+        ("expired at 1", 1),
+    ] {
+        let c = with(&without(&iat_past(&claims), "nbf"), "exp", exp.into());
+        fx.refused(&mut failures, what, &fx.sign(&c)).await;
+    }
+    fx.refused(
+        &mut failures,
+        "negative exp",
+        &fx.sign(&with(&without(&claims, "nbf"), "exp", (-1).into())),
+    )
+    .await;
+    let c = with(&without(&iat_past(&claims), "nbf"), "exp", (now - 10).into());
+    fx.accepted(&mut failures, "expired 10 s ago, within the leeway", &fx.sign(&c))
+        .await;
+    for (what, nbf) in [
+        ("nbf 120 s ahead", now + 120),
+        ("nbf 60 s ahead", now + 60),
+        ("nbf a year ahead", now + 365 * 86_400),
+    ] {
+        let c = with(&claims, "nbf", nbf.into());
+        fx.refused(&mut failures, what, &fx.sign(&c)).await;
+    }
+    let c = with(&claims, "nbf", (now + 10).into());
+    fx.accepted(&mut failures, "nbf 10 s ahead, within the leeway", &fx.sign(&c))
+        .await;
+    fx.refused(
+        &mut failures,
+        "nbf as a string",
+        &fx.sign(&with(&claims, "nbf", "0".into())),
+    )
+    .await;
+    failures.assert_none();
+}
+
+// --- Claims -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn claims_that_are_wrong_missing_or_malformed_are_refused() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let claims = fx.claims();
+    let cases: Vec<(&str, Value)> = vec![
+        ("wrong aud", with(&claims, "aud", "someone-else-api".into())),
+        ("aud array without ours", with(&claims, "aud", json!(["a", "b"]))),
+        ("empty aud array", with(&claims, "aud", json!([]))),
+        ("aud differing in case", with(&claims, "aud", TEST_AUDIENCE.to_uppercase().into())),
+        ("aud as a number", with(&claims, "aud", 42.into())),
+        ("missing aud", without(&claims, "aud")),
+        ("wrong iss", with(&claims, "iss", "https://evil.test/".into())),
+        ("iss with a trailing slash", with(&claims, "iss", format!("{TEST_ISSUER}/").into())),
+        ("iss differing in case", with(&claims, "iss", TEST_ISSUER.to_uppercase().into())),
+        ("iss as an array", with(&claims, "iss", json!([TEST_ISSUER]))),
+        ("missing iss", without(&claims, "iss")),
+        ("missing exp", without(&claims, "exp")),
+        ("exp as a string", with(&claims, "exp", "9999999999".into())),
+        ("exp null", with(&claims, "exp", Value::Null)),
+        ("missing sub", without(&claims, "sub")),
+        ("empty sub", with(&claims, "sub", "".into())),
+        ("sub as a number", with(&claims, "sub", 42.into())),
+        ("sub of 257 bytes", with(&claims, "sub", "s".repeat(257).into())),
+        ("tenant_id not a UUID", with(&claims, "tenant_id", "not-a-uuid".into())),
+        ("tenant_id empty", with(&claims, "tenant_id", "".into())),
+        ("tenant_id as a number", with(&claims, "tenant_id", 42.into())),
+        ("tenant_id as an array", with(&claims, "tenant_id", json!([fx.tenant.to_string()]))),
+        ("tenant_id as an object", with(&claims, "tenant_id", json!({"id": fx.tenant.to_string()}))),
+        ("tenant_id with SQL", with(&claims, "tenant_id", format!("{}' OR '1'='1", fx.tenant).into())),
+    ];
+    for (what, c) in cases {
+        fx.refused(&mut failures, what, &fx.sign(&c)).await;
+    }
+    failures.assert_none();
+}
+
+// --- Key ids and key-carrying headers ---------------------------------------------
+
+#[tokio::test]
+async fn an_unknown_or_path_like_kid_is_refused() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let claims = fx.claims();
+    let kids: Vec<(&str, Value)> = vec![
+        ("unknown kid", "no-such-key".into()),
+        ("kid ../../etc/passwd", "../../etc/passwd".into()),
+        ("kid /dev/null", "/dev/null".into()),
+        ("kid file:///dev/null", "file:///dev/null".into()),
+        ("kid with a NUL", format!("{}\u{0}", fx.key.kid).into()),
+        ("kid with SQL", "x' OR '1'='1".into()),
+        ("kid differing in case", fx.key.kid.to_uppercase().into()),
+        ("kid with a trailing space", format!("{} ", fx.key.kid).into()),
+        ("empty kid", "".into()),
+        ("kid of 6 KB (under the size limit)", "k".repeat(6 * 1024).into()),
+        ("kid of 10 KB", "k".repeat(10 * 1024).into()),
+        ("kid as a number", 1.into()),
+        ("kid as an array", json!([fx.key.kid])),
+    ];
+    for (what, kid) in kids {
+        let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
+        // Signed with the app's real key: only the kid is wrong.
+        fx.refused(&mut failures, what, &sign_ed(&fx.key, &header, &claims))
+            .await;
+    }
+    // An attacker's key under any of the path-like kids is refused too.
+    let attacker = Key::fresh();
+    for kid in ["../../etc/passwd", "/dev/null", attacker.kid.as_str()] {
+        let token = sign_ed(&attacker, &ed_header(kid), &claims);
+        fx.refused(&mut failures, &format!("attacker key, kid {kid}"), &token)
+            .await;
+    }
+    failures.assert_none();
+}
+
+/// A JWKS document on 127.0.0.1 port 0 that counts every request it gets
+/// (any path); its answer can be changed while it runs.
+struct JwksServer {
+    url: String,
+    hits: Arc<AtomicUsize>,
+    reply: Arc<Mutex<(u16, String)>>,
+    handle: ServerHandle,
+}
+
+impl JwksServer {
+    fn start(doc: &Value) -> Self {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let reply = Arc::new(Mutex::new((200_u16, doc.to_string())));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let (h, r) = (hits.clone(), reply.clone());
+        let server = HttpServer::new(move || {
+            let (h, r) = (h.clone(), r.clone());
+            App::new().default_service(web::to(move || {
+                let (h, r) = (h.clone(), r.clone());
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let (status, body) = r.lock().unwrap().clone();
+                    HttpResponse::build(StatusCode::from_u16(status).unwrap())
+                        .content_type("application/json")
+                        .body(body)
+                }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            url,
+            hits,
+            reply,
+            handle,
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    fn reply_with(&self, status: u16, body: &str) {
+        *self.reply.lock().unwrap() = (status, body.to_owned());
+    }
+
+    async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+#[tokio::test]
+async fn jku_x5u_and_embedded_jwk_headers_are_never_followed_or_trusted() {
+    let fx = Fixture::new().await;
+    let attacker = Key::fresh();
+    let lure = JwksServer::start(&json!({"keys": [
+        attacker.jwk(&attacker.kid),
+        attacker.jwk(&fx.key.kid),
+    ]}));
+    let mut failures = Failures::default();
+    let claims = fx.claims();
+    for kid in [attacker.kid.clone(), fx.key.kid.clone()] {
+        let headers = [
+            ("jku", json!({"alg": "EdDSA", "kid": kid, "jku": lure.url})),
+            ("x5u", json!({"alg": "EdDSA", "kid": kid, "x5u": lure.url})),
+            (
+                "jku and x5u",
+                json!({"alg": "EdDSA", "kid": kid, "jku": lure.url, "x5u": lure.url}),
+            ),
+            ("embedded jwk", json!({"alg": "EdDSA", "kid": kid, "jwk": attacker.jwk(&kid)})),
+        ];
+        for (what, header) in headers {
+            let token = sign_ed(&attacker, &header, &claims);
+            fx.refused(&mut failures, &format!("{what}, kid {kid}"), &token)
+                .await;
+        }
+    }
+    // Without any kid: only the header's own key could verify it.
+    for (what, header) in [
+        ("jku without kid", json!({"alg": "EdDSA", "jku": lure.url})),
+        ("x5u without kid", json!({"alg": "EdDSA", "x5u": lure.url})),
+        ("embedded jwk without kid", json!({"alg": "EdDSA", "jwk": attacker.jwk(&attacker.kid)})),
+    ] {
+        fx.refused(&mut failures, what, &sign_ed(&attacker, &header, &claims))
+            .await;
+    }
+    // Give any background fetch a moment to land before counting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lure.hits(), 0, "the app fetched a URL named in a token header");
+    lure.stop().await;
+    failures.assert_none();
+}
+
+// --- Malformed tokens ---------------------------------------------------------------
+
+#[tokio::test]
+async fn malformed_tokens_are_refused() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let valid = fx.valid();
+    let (head, payload, signature) = parts(&valid);
+    let mut padded_claims = fx.claims();
+    padded_claims["padding"] = "p".repeat(20 * 1024).into();
+    let sign_payload = |raw: &[u8]| sign_segments(&fx.key, &head, &b64(raw));
+    let cases: Vec<(&str, String)> = vec![
+        ("non-base64 segments", "not base64!.@@@@.####".to_owned()),
+        ("non-base64 header", format!("!!!.{payload}.{signature}")),
+        ("non-base64 payload", format!("{head}.%%%.{signature}")),
+        ("non-base64 signature", format!("{head}.{payload}.***")),
+        ("standard base64 alphabet", format!("{head}+/.{payload}.{signature}")),
+        ("2 segments", format!("{head}.{payload}")),
+        ("4 segments", format!("{valid}.{signature}")),
+        ("5 segments (JWE-shaped)", format!("{head}.{payload}.{payload}.{payload}.{signature}")),
+        ("1 segment", head.clone()),
+        ("just dots", "..".to_owned()),
+        ("empty segments", format!("..{signature}")),
+        ("empty string", String::new()),
+        ("20 KB of junk", "a".repeat(20 * 1024)),
+        ("validly signed 20 KB token", fx.sign(&padded_claims)),
+        ("JSON array as payload", sign_payload(b"[1,2,3]")),
+        ("JSON string as payload", sign_payload(b"\"tenant\"")),
+        ("JSON null as payload", sign_payload(b"null")),
+        ("non-JSON payload", sign_payload(b"not json at all")),
+        ("truncated JSON payload", sign_payload(&fx.claims().to_string().as_bytes()[..20])),
+        (
+            "JSON array as header",
+            sign_segments(&fx.key, &b64("[\"EdDSA\"]"), &payload),
+        ),
+        ("non-JSON header", sign_segments(&fx.key, &b64("EdDSA"), &payload)),
+        ("header without alg", sign_ed(&fx.key, &json!({"kid": fx.key.kid}), &fx.claims())),
+        (
+            "header with unknown crit",
+            sign_ed(
+                &fx.key,
+                &json!({"alg": "EdDSA", "kid": fx.key.kid, "crit": ["exp"], "b64": false}),
+                &fx.claims(),
+            ),
+        ),
+    ];
+    for (what, token) in cases {
+        fx.refused(&mut failures, what, &token).await;
+    }
+    failures.assert_none();
+}
+
+// --- The Authorization header ---------------------------------------------------------
+
+#[tokio::test]
+async fn the_authorization_header_must_carry_a_bearer_token() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let valid = fx.valid();
+    let text = |s: String| Some(HeaderValue::from_str(&s).unwrap());
+    let refused: Vec<(&str, Option<HeaderValue>)> = vec![
+        ("missing", None),
+        ("Bearer with nothing", text("Bearer".to_owned())),
+        ("Bearer and a space", text("Bearer ".to_owned())),
+        ("Bearer and spaces", text("Bearer    ".to_owned())),
+        ("Basic credentials", text("Basic dXNlcjpwYXNz".to_owned())),
+        ("Token scheme", text(format!("Token {valid}"))),
+        ("no scheme", text(valid.clone())),
+        ("Bearer glued to the token", text(format!("Bearer{valid}"))),
+        ("two tokens", text(format!("Bearer {valid} {valid}"))),
+        (
+            "non-ASCII token",
+            Some(HeaderValue::from_bytes("Bearer jéton.ïnvalide.ß".as_bytes()).unwrap()),
+        ),
+        (
+            "valid token with a trailing non-ASCII byte",
+            Some(HeaderValue::from_bytes(&[format!("Bearer {valid}").as_bytes(), &[0xff]].concat()).unwrap()),
+        ),
+        (
+            "non-ASCII scheme",
+            Some(HeaderValue::from_bytes(&[b"B\xe9arer ", valid.as_bytes()].concat()).unwrap()),
+        ),
+    ];
+    for (what, value) in refused {
+        failures.check(what, fx.get_with_header(value).await.unauthorized());
+    }
+    // The scheme is case-insensitive (RFC 7235 §2.1).
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        failures.check(
+            &format!("scheme {scheme}"),
+            fx.get_with_header(text(format!("{scheme} {valid}")))
+                .await
+                .tenant(fx.tenant),
+        );
+    }
+    // The token is read from the header only, never from the query string.
+    let answer = Answer::of(
+        fx.app
+            .client
+            .get(fx.app.url(&format!("/v1/tenant?access_token={valid}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    failures.check("access_token in the query string", answer.unauthorized());
+    failures.assert_none();
+}
+
+// --- Planes and scopes ------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_platform_token_is_forbidden_on_the_tenant_plane() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    failures.check(
+        "admin_token()",
+        fx.get(&fx.app.admin_token()).await.forbidden(),
+    );
+    let claims = fx.claims();
+    for (what, c) in [
+        ("no tenant claim, tenant scopes", without(&claims, "tenant_id")),
+        ("tenant claim null", with(&claims, "tenant_id", Value::Null)),
+        (
+            "tenant under another claim name",
+            with(&without(&claims, "tenant_id"), "tid", fx.tenant.to_string().into()),
+        ),
+        (
+            "platform:admin without a tenant",
+            with(&without(&claims, "tenant_id"), "scope", "platform:admin".into()),
+        ),
+    ] {
+        failures.check(what, fx.get(&fx.sign(&c)).await.forbidden());
+    }
+    failures.assert_none();
+}
+
+#[tokio::test]
+async fn scopes_decide_what_a_tenant_token_may_do() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let reader = fx.app.token("reader", Some(fx.tenant), &[Scope::TenantRead]);
+    let writer = fx.app.token("writer", Some(fx.tenant), &[Scope::TenantWrite]);
+    let nobody = fx.app.token("nobody", Some(fx.tenant), &[]);
+    fx.accepted(&mut failures, "tenant:read reads", &reader).await;
+    failures.check("no scope reads", fx.get(&nobody).await.forbidden());
+    let body = json!({"name": "c1", "region": "eu-west"});
+    let post = |token: &str| {
+        fx.app
+            .with_token(Method::POST, "/v1/clusters", token)
+            .json(&body)
+            .send()
+    };
+    failures.check(
+        "tenant:read writes",
+        Answer::of(post(&reader).await.unwrap()).await.forbidden(),
+    );
+    failures.check(
+        "no scope writes",
+        Answer::of(post(&nobody).await.unwrap()).await.forbidden(),
+    );
+    // Scope names are case-sensitive; platform:admin grants nothing here.
+    for (what, scope) in [
+        ("upper-case scope", "TENANT:READ TENANT:WRITE"),
+        ("platform:admin with a tenant", "platform:admin"),
+        ("scope prefix", "tenant"),
+    ] {
+        let token = fx.sign(&with(&fx.claims(), "scope", scope.into()));
+        failures.check(what, fx.get(&token).await.forbidden());
+    }
+    let list = |token: String| async move {
+        Answer::of(
+            fx.app
+                .with_token(Method::GET, "/v1/clusters", &token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .json()
+    };
+    assert_eq!(list(reader.clone()).await["items"], json!([]), "a refused write left a row");
+    let created = Answer::of(post(&writer).await.unwrap()).await;
+    assert_eq!(created.status, 201, "tenant:write creates: {}", created.body);
+    assert_eq!(created.json()["name"], "c1");
+    let items = list(reader).await["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+    failures.assert_none();
+}
+
+#[tokio::test]
+async fn a_scopes_array_is_accepted_and_a_scope_of_the_wrong_type_is_refused() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let bare = without(&fx.claims(), "scope");
+    fx.accepted(
+        &mut failures,
+        "scopes array",
+        &fx.sign(&with(&bare, "scopes", json!(["tenant:read"]))),
+    )
+    .await;
+    fx.accepted(
+        &mut failures,
+        "scopes array with an unknown name",
+        &fx.sign(&with(&bare, "scopes", json!(["email", "tenant:read"]))),
+    )
+    .await;
+    for (what, c) in [
+        ("scope as a number", with(&bare, "scope", 1.into())),
+        ("scope as a boolean", with(&bare, "scope", true.into())),
+        ("scope as an object", with(&bare, "scope", json!({"tenant:read": true}))),
+        ("scope as an array", with(&bare, "scope", json!(["tenant:read"]))),
+        ("scopes as a string", with(&bare, "scopes", "tenant:read".into())),
+        ("scopes with a number", with(&bare, "scopes", json!(["tenant:read", 7]))),
+        ("scopes as a number", with(&bare, "scopes", 7.into())),
+    ] {
+        fx.refused(&mut failures, what, &fx.sign(&c)).await;
+    }
+    failures.assert_none();
+}
+
+#[tokio::test]
+async fn a_token_for_a_tenant_that_does_not_exist_is_forbidden() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    for (what, id) in [
+        ("random tenant id", TenantId::new().to_string()),
+        ("nil tenant id", uuid::Uuid::nil().to_string()),
+    ] {
+        let token = fx.sign(&with(&fx.claims(), "tenant_id", id.into()));
+        failures.check(what, fx.get(&token).await.forbidden());
+    }
+    failures.assert_none();
+}
+
+// --- HS256 with a shared secret --------------------------------------------------------
+
+#[tokio::test]
+async fn hs256_is_accepted_only_with_the_configured_shared_secret() {
+    let mut auth = test_auth_settings();
+    auth.hs256_secret = Some(SecretString::from(SHARED_SECRET));
+    let fx = Fixture::with_auth(auth).await;
+    let mut failures = Failures::default();
+    let claims = fx.claims();
+    fx.accepted(
+        &mut failures,
+        "HS256 with the shared secret, no kid",
+        &hmac(Algorithm::HS256, SHARED_SECRET.as_bytes(), None, &claims),
+    )
+    .await;
+    // The service's own EdDSA tokens keep working.
+    fx.accepted(&mut failures, "EdDSA next to HS256", &fx.valid())
+        .await;
+    let x = b64(fx.key.public);
+    let pem = fx.key.public_pem();
+    let cases = [
+        (
+            "HS256 with the wrong secret",
+            hmac(Algorithm::HS256, b"another-shared-secret-of-32-bytes!!!", None, &claims),
+        ),
+        (
+            "HS256 with the secret truncated",
+            hmac(Algorithm::HS256, &SHARED_SECRET.as_bytes()[..32], None, &claims),
+        ),
+        (
+            "HS384 with the shared secret",
+            hmac(Algorithm::HS384, SHARED_SECRET.as_bytes(), None, &claims),
+        ),
+        (
+            "HS512 with the shared secret",
+            hmac(Algorithm::HS512, SHARED_SECRET.as_bytes(), None, &claims),
+        ),
+        (
+            "HS256 with the Ed25519 public key and the service kid",
+            hmac(Algorithm::HS256, &fx.key.public, Some(&fx.key.kid), &claims),
+        ),
+        (
+            "HS256 with the Ed25519 public key, no kid",
+            hmac(Algorithm::HS256, &fx.key.public, None, &claims),
+        ),
+        (
+            "HS256 with the JWKS x string and the service kid",
+            hmac(Algorithm::HS256, x.as_bytes(), Some(&fx.key.kid), &claims),
+        ),
+        (
+            "HS256 with the public PEM and the service kid",
+            hmac(Algorithm::HS256, pem.as_bytes(), Some(&fx.key.kid), &claims),
+        ),
+        (
+            "HS256 with the shared secret, expired",
+            hmac(
+                Algorithm::HS256,
+                SHARED_SECRET.as_bytes(),
+                None,
+                &with(&claims, "exp", (now() - 120).into()),
+            ),
+        ),
+        (
+            "HS256 with the shared secret, wrong aud",
+            hmac(Algorithm::HS256, SHARED_SECRET.as_bytes(), None, &with(&claims, "aud", "x".into())),
+        ),
+        (
+            "EdDSA by an attacker, no kid",
+            sign_ed(&Key::fresh(), &json!({"alg": "EdDSA"}), &claims),
+        ),
+        (
+            "EdDSA header over an HS256 signature, no kid",
+            {
+                let (h, p, s) = parts(&hmac(Algorithm::HS256, SHARED_SECRET.as_bytes(), None, &claims));
+                let _ = h;
+                format!("{}.{p}.{s}", segment(&json!({"alg": "EdDSA", "typ": "JWT"})))
+            },
+        ),
+    ];
+    for (what, token) in cases {
+        fx.refused(&mut failures, what, &token).await;
+    }
+    failures.assert_none();
+}
+
+// --- Keys from a JWKS URL --------------------------------------------------------------
+
+/// An app that trusts `IDP` with keys from `server`.
+async fn idp_app(server: &JwksServer) -> Fixture {
+    let mut auth = test_auth_settings();
+    auth.jwks_url = Some(server.url.clone());
+    auth.trusted_issuers = vec![IDP.to_owned()];
+    Fixture::with_auth(auth).await
+}
+
+fn idp_claims(fx: &Fixture) -> Value {
+    with(&fx.claims(), "iss", IDP.into())
+}
+
+#[tokio::test]
+async fn keys_from_a_jwks_url_are_cached_refetched_sparingly_and_survive_the_url_going_down() {
+    let external = Key::fresh();
+    let hmac_secret = b"an-oct-key-published-in-the-jwks!";
+    let server = JwksServer::start(&json!({"keys": [
+        external.jwk("ext-1"),
+        // Keys the service must ignore: symmetric, encryption-only, unknown type.
+        {"kty": "oct", "k": b64(hmac_secret), "kid": "ext-hmac", "alg": "HS256"},
+        {"kty": "OKP", "crv": "X25519", "x": b64([9_u8; 32]), "kid": "ext-enc", "use": "enc"},
+        {"kty": "AKP", "alg": "ML-DSA-44", "pub": b64([1_u8; 32]), "kid": "ext-pq"},
+    ]}));
+    let fx = idp_app(&server).await;
+    let mut failures = Failures::default();
+    let claims = idp_claims(&fx);
+    let ext = |kid: &str| sign_ed(&external, &ed_header(kid), &claims);
+    fx.accepted(&mut failures, "external key ext-1", &ext("ext-1"))
+        .await;
+    let after_first = server.hits();
+    assert!(
+        (1..=2).contains(&after_first),
+        "fetched the JWKS {after_first} times for one token"
+    );
+    // The external key does not make just any token acceptable.
+    for (what, token) in [
+        (
+            "external key, untrusted iss",
+            sign_ed(&external, &ed_header("ext-1"), &with(&claims, "iss", "https://evil.test/".into())),
+        ),
+        (
+            "external key under the service kid",
+            sign_ed(&external, &ed_header(&fx.key.kid), &claims),
+        ),
+        (
+            "attacker key under kid ext-1",
+            sign_ed(&Key::fresh(), &ed_header("ext-1"), &claims),
+        ),
+        (
+            "HS256 with kid ext-1 and its x as the secret",
+            hmac(Algorithm::HS256, b64(external.public).as_bytes(), Some("ext-1"), &claims),
+        ),
+        (
+            "HS256 with the JWKS oct key",
+            hmac(Algorithm::HS256, hmac_secret, Some("ext-hmac"), &claims),
+        ),
+        ("external key, kid ext-enc", ext("ext-enc")),
+        ("external key, kid ext-pq", ext("ext-pq")),
+    ] {
+        fx.refused(&mut failures, what, &token).await;
+    }
+    // Twenty tokens with unknown kids, all at once: at most one refetch.
+    let before = server.hits();
+    let unknown: Vec<String> = (0..20).map(|i| ext(&format!("unknown-{i}"))).collect();
+    let answers =
+        futures_util::future::join_all(unknown.iter().map(|token| fx.get(token))).await;
+    for (i, answer) in answers.iter().enumerate() {
+        failures.check(&format!("unknown kid #{i}"), answer.unauthorized());
+    }
+    let refetches = server.hits() - before;
+    assert!(
+        refetches <= 1,
+        "20 unknown kids within {JWKS_MIN_REFETCH:?} caused {refetches} JWKS fetches"
+    );
+    // The URL goes down: the cached key keeps verifying.
+    server.stop().await;
+    fx.accepted(&mut failures, "ext-1 after the JWKS URL went down", &ext("ext-1"))
+        .await;
+    fx.refused(&mut failures, "unknown kid after the URL went down", &ext("unknown-x"))
+        .await;
+    fx.accepted(&mut failures, "ext-1 once more", &ext("ext-1"))
+        .await;
+    fx.accepted(&mut failures, "the service's own key next to the JWKS", &fx.valid())
+        .await;
+    failures.assert_none();
+}
+
+#[tokio::test]
+async fn after_the_refetch_window_an_unknown_kid_refetches_and_a_failed_fetch_keeps_the_cached_keys()
+ {
+    let external = Key::fresh();
+    let server = JwksServer::start(&json!({"keys": [external.jwk("ext-1")]}));
+    let fx = idp_app(&server).await;
+    let mut failures = Failures::default();
+    let claims = idp_claims(&fx);
+    let ext = |kid: &str| sign_ed(&external, &ed_header(kid), &claims);
+    fx.accepted(&mut failures, "ext-1", &ext("ext-1")).await;
+    let before = server.hits();
+    server.reply_with(500, "{\"error\": \"down\"}");
+    tokio::time::sleep(JWKS_MIN_REFETCH + Duration::from_secs(1)).await;
+    // Fresh claims: the first ones are now 31 s old but far from expiry.
+    fx.refused(&mut failures, "unknown kid after the window", &ext("unknown-1"))
+        .await;
+    let refetched = server.hits() - before;
+    assert_eq!(refetched, 1, "an unknown kid after the window must refetch once");
+    fx.accepted(&mut failures, "ext-1 after a failed refetch", &ext("ext-1"))
+        .await;
+    fx.refused(&mut failures, "unknown kid right after a failed refetch", &ext("unknown-2"))
+        .await;
+    assert_eq!(server.hits() - before, 1, "refetched again within the window");
+    server.stop().await;
+    failures.assert_none();
+}
+
+#[tokio::test]
+async fn after_the_refetch_window_a_rotated_key_is_picked_up() {
+    let first = Key::fresh();
+    let second = Key::fresh();
+    let server = JwksServer::start(&json!({"keys": [first.jwk("ext-1")]}));
+    let fx = idp_app(&server).await;
+    let mut failures = Failures::default();
+    let claims = idp_claims(&fx);
+    fx.accepted(&mut failures, "ext-1", &sign_ed(&first, &ed_header("ext-1"), &claims))
+        .await;
+    server.reply_with(
+        200,
+        &json!({"keys": [first.jwk("ext-1"), second.jwk("ext-2")]}).to_string(),
+    );
+    // Within the window the new key is not known yet…
+    let ext2 = sign_ed(&second, &ed_header("ext-2"), &claims);
+    fx.refused(&mut failures, "ext-2 within the window", &ext2).await;
+    tokio::time::sleep(JWKS_MIN_REFETCH + Duration::from_secs(1)).await;
+    // …after it, the unknown kid triggers a refetch that finds it.
+    fx.accepted(&mut failures, "ext-2 after the window", &ext2).await;
+    fx.accepted(
+        &mut failures,
+        "ext-1 still published",
+        &sign_ed(&first, &ed_header("ext-1"), &claims),
+    )
+    .await;
+    server.stop().await;
+    failures.assert_none();
+}

@@ -76,7 +76,7 @@ pub async fn create_cluster(
     Ok(created(format!("/v1/clusters/{}", cluster.id), &cluster))
 }
 
-#[utoipa::path(tag = "clusters", security(("bearer" = [])), responses((status = 200, body = tenantry_db::models::Cluster), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 200, body = tenantry_db::models::Cluster), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/clusters/{id}")]
 pub async fn get_cluster(
     state: web::Data<AppState>,
@@ -92,7 +92,7 @@ pub async fn get_cluster(
     Ok(HttpResponse::Ok().json(cluster))
 }
 
-#[utoipa::path(tag = "clusters", security(("bearer" = [])), responses((status = 204, description = "Deleted"), (status = 409, description = "still has instances", body = crate::error::Problem), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 204, description = "Deleted"), (status = 409, description = "still has instances", body = crate::error::Problem), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[delete("/clusters/{id}")]
 pub async fn delete_cluster(
     state: web::Data<AppState>,

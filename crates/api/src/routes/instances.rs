@@ -117,7 +117,7 @@ pub async fn create_instance(
     Ok(created(format!("/v1/instances/{}", instance.id), &instance))
 }
 
-#[utoipa::path(tag = "instances", security(("bearer" = [])), responses((status = 200, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "instances", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 200, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/instances/{id}")]
 pub async fn get_instance(
     state: web::Data<AppState>,
@@ -133,7 +133,7 @@ pub async fn get_instance(
     Ok(HttpResponse::Ok().json(instance))
 }
 
-#[utoipa::path(tag = "instances", security(("bearer" = [])), request_body = UpdateInstance, responses((status = 200, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "instances", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), request_body = UpdateInstance, responses((status = 200, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[patch("/instances/{id}")]
 pub async fn update_instance(
     state: web::Data<AppState>,
@@ -179,7 +179,7 @@ pub async fn update_instance(
     Ok(HttpResponse::Ok().json(instance))
 }
 
-#[utoipa::path(tag = "instances", security(("bearer" = [])), responses((status = 204, description = "Deleted"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "instances", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 204, description = "Deleted"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[delete("/instances/{id}")]
 pub async fn delete_instance(
     state: web::Data<AppState>,

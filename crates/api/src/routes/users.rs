@@ -94,7 +94,7 @@ pub async fn create_user(
     Ok(created(format!("/v1/users/{}", user.id), &user))
 }
 
-#[utoipa::path(tag = "users", security(("bearer" = [])), responses((status = 200, body = tenantry_db::models::User), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 200, body = tenantry_db::models::User), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/users/{id}")]
 pub async fn get_user(
     state: web::Data<AppState>,
@@ -110,7 +110,7 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[utoipa::path(tag = "users", security(("bearer" = [])), request_body = UpdateUser, responses((status = 200, body = tenantry_db::models::User), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), request_body = UpdateUser, responses((status = 200, body = tenantry_db::models::User), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[patch("/users/{id}")]
 pub async fn update_user(
     state: web::Data<AppState>,
@@ -160,7 +160,7 @@ pub async fn update_user(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[utoipa::path(tag = "users", security(("bearer" = [])), responses((status = 204, description = "Deleted"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 204, description = "Deleted"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[delete("/users/{id}")]
 pub async fn delete_user(
     state: web::Data<AppState>,
