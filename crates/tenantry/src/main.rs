@@ -13,6 +13,7 @@ use tenantry_api::auth::{Issuer, keys};
 use tenantry_core::{Name, Scope, Scopes, Slug, TenantId};
 use tenantry_db::{Db, DbError, ScopedFutureExt, migrate, queries};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 mod settings;
 
@@ -273,8 +274,11 @@ fn init_tracing(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // FmtSpan::CLOSE: one line per finished request span, carrying its
+    // request_id, tenant_id, route and status (the access log).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(FmtSpan::CLOSE)
         .with_writer(std::io::stderr);
     match settings.log.format {
         LogFormat::Json => builder.json().init(),

@@ -163,3 +163,74 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
         );
     }
 }
+
+#[tokio::test]
+async fn the_served_binary_logs_each_request_with_its_request_id_and_tenant_id() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+
+    let app = TestApp::spawn().await; // for its database, keys and token minting
+    let tenant = app.create_tenant("logged").await;
+    let mut child = Command::new(tenantry_tests::tenantry_bin())
+        .arg("serve")
+        .envs(app.test_db.binary_env())
+        .env("TENANTRY__SERVER__PORT", "0")
+        .env("TENANTRY__LOG__FORMAT", "json")
+        .env("TENANTRY__AUTH__ISSUER", tenantry_tests::TEST_ISSUER)
+        .env("TENANTRY__AUTH__AUDIENCE", tenantry_tests::TEST_AUDIENCE)
+        .env(
+            "TENANTRY__AUTH__SIGNING_KEY",
+            secrecy::ExposeSecret::expose_secret(app.auth.signing_key.as_ref().unwrap()),
+        )
+        .env("TENANTRY__AUTH__API_KEY_SECRET", "a-test-api-key-hashing-secret")
+        .env("TENANTRY__AUTH__GENERATE_MISSING_KEYS", "false")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    let reader = BufReader::new(child.stderr.take().unwrap());
+    let collected = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("tenantry: listening on ") {
+                let _ = address_tx.send(address.to_owned());
+            }
+            collected.lock().unwrap().push(line);
+        }
+    });
+    let Ok(address) = address_rx.recv_timeout(std::time::Duration::from_secs(30)) else {
+        child.kill().unwrap();
+        panic!("serve did not start: {:?}", lines.lock().unwrap());
+    };
+    let response = app
+        .client
+        .get(format!("{address}/v1/tenant"))
+        .bearer_auth(app.tenant_token(tenant))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    let mut found = None;
+    for _ in 0..50 {
+        found = lines.lock().unwrap().iter().find_map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+            (entry["span"]["request_id"] == request_id.as_str()).then_some(entry)
+        });
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let entry = found.unwrap_or_else(|| panic!("no log line for {request_id}: {:?}", lines.lock().unwrap()));
+    assert_eq!(entry["span"]["tenant_id"], tenant.to_string());
+    assert_eq!(entry["span"]["http.status_code"], 200);
+    assert_eq!(entry["span"]["http.route"], "/v1/tenant");
+}
