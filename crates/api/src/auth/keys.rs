@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -251,17 +252,15 @@ fn verify_key_from_jwk(jwk: &Jwk) -> Option<VerifyKey> {
 pub const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
 
 /// A JWKS URL and its cached keys. A failed fetch keeps the cached set.
+/// Lookups of cached keys never wait for a fetch in progress.
 #[derive(Debug)]
 pub struct RemoteJwks {
     url: String,
     client: reqwest::Client,
-    state: Mutex<RemoteState>,
-}
-
-#[derive(Debug, Default)]
-struct RemoteState {
-    keys: Vec<VerifyKey>,
-    fetched_at: Option<Instant>,
+    keys: RwLock<Vec<VerifyKey>>,
+    /// When the last fetch started; held across a fetch, so refetches are
+    /// serialised and rate-limited.
+    last_fetch: Mutex<Option<Instant>>,
 }
 
 impl RemoteJwks {
@@ -274,31 +273,44 @@ impl RemoteJwks {
         Ok(Self {
             url,
             client,
-            state: Mutex::new(RemoteState::default()),
+            keys: RwLock::new(Vec::new()),
+            last_fetch: Mutex::new(None),
         })
     }
 
-    /// The cached keys with this `kid`; refetches first when the kid is
-    /// unknown and the last fetch is older than [`JWKS_MIN_REFETCH`].
+    fn cached(&self, kid: &str) -> Vec<VerifyKey> {
+        self.keys
+            .read()
+            .map(|keys| matching(&keys, kid))
+            .unwrap_or_default()
+    }
+
+    /// The keys with this `kid`; refetches first when the kid is unknown
+    /// and the last fetch is older than [`JWKS_MIN_REFETCH`].
     pub async fn find(&self, kid: &str) -> Vec<VerifyKey> {
-        let mut state = self.state.lock().await;
-        let cached: Vec<VerifyKey> = matching(&state.keys, kid);
+        let cached = self.cached(kid);
         if !cached.is_empty() {
             return cached;
         }
-        let due = state
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= JWKS_MIN_REFETCH);
-        if due {
-            state.fetched_at = Some(Instant::now());
-            match self.fetch().await {
-                Ok(keys) => state.keys = keys,
-                Err(e) => {
-                    tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed; keeping the cached keys")
+        let mut last_fetch = self.last_fetch.lock().await;
+        // Another request may have refreshed the keys while this one waited.
+        let cached = self.cached(kid);
+        if !cached.is_empty() {
+            return cached;
+        }
+        if last_fetch.is_some_and(|at| at.elapsed() < JWKS_MIN_REFETCH) {
+            return Vec::new();
+        }
+        *last_fetch = Some(Instant::now());
+        match self.fetch().await {
+            Ok(fresh) => {
+                if let Ok(mut keys) = self.keys.write() {
+                    *keys = fresh;
                 }
             }
+            Err(e) => tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed; keeping the cached keys"),
         }
-        matching(&state.keys, kid)
+        self.cached(kid)
     }
 
     async fn fetch(&self) -> Result<Vec<VerifyKey>, KeyError> {
@@ -309,10 +321,7 @@ impl RemoteJwks {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
-        let text = response
-            .text()
-            .await
-            .map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let text = response.text().await.map_err(|e| KeyError::Invalid(e.to_string()))?;
         parse_jwks(&text)
     }
 }
