@@ -183,7 +183,10 @@ async fn the_served_binary_logs_each_request_with_its_request_id_and_tenant_id()
             "TENANTRY__AUTH__SIGNING_KEY",
             secrecy::ExposeSecret::expose_secret(app.auth.signing_key.as_ref().unwrap()),
         )
-        .env("TENANTRY__AUTH__API_KEY_SECRET", "a-test-api-key-hashing-secret")
+        .env(
+            "TENANTRY__AUTH__API_KEY_SECRET",
+            "a-test-api-key-hashing-secret",
+        )
         .env("TENANTRY__AUTH__GENERATE_MISSING_KEYS", "false")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -214,7 +217,10 @@ async fn the_served_binary_logs_each_request_with_its_request_id_and_tenant_id()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     let mut found = None;
     for _ in 0..50 {
@@ -229,7 +235,8 @@ async fn the_served_binary_logs_each_request_with_its_request_id_and_tenant_id()
     }
     child.kill().unwrap();
     let _ = child.wait();
-    let entry = found.unwrap_or_else(|| panic!("no log line for {request_id}: {:?}", lines.lock().unwrap()));
+    let entry = found
+        .unwrap_or_else(|| panic!("no log line for {request_id}: {:?}", lines.lock().unwrap()));
     assert_eq!(entry["span"]["tenant_id"], tenant.to_string());
     assert_eq!(entry["span"]["http.status_code"], 200);
     assert_eq!(entry["span"]["http.route"], "/v1/tenant");

@@ -15,7 +15,8 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _, LineEnding};
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
 use ed25519_dalek::{Signer as _, SigningKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
@@ -23,7 +24,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value, json};
 use tenantry_api::auth::keys::JWKS_MIN_REFETCH;
-use tenantry_api::auth::{AuthSettings, ServiceKey, generate_signing_key_pem};
+use tenantry_api::auth::{AuthSettings, Authenticator, ServiceKey, generate_signing_key_pem};
 use tenantry_core::{Scope, TenantId};
 use tenantry_tests::{TEST_AUDIENCE, TEST_ISSUER, TestApp, TestDb, test_auth_settings};
 
@@ -278,6 +279,9 @@ struct Fixture {
     app: TestApp,
     key: Key,
     tenant: TenantId,
+    /// The body of the 401 for a request without credentials: every
+    /// refusal must look exactly like it, whatever the reason.
+    refusal: String,
 }
 
 impl Fixture {
@@ -296,7 +300,17 @@ impl Fixture {
     async fn on(app: TestApp) -> Self {
         let tenant = app.create_tenant("tokens").await;
         let key = Key::of(&app);
-        let fixture = Self { app, key, tenant };
+        let mut fixture = Self {
+            app,
+            key,
+            tenant,
+            refusal: String::new(),
+        };
+        let anonymous = fixture.get_with_header(None).await;
+        anonymous
+            .unauthorized()
+            .unwrap_or_else(|e| panic!("a request without credentials must get 401: {e}"));
+        fixture.refusal = anonymous.body;
         let baseline = fixture.valid();
         fixture
             .get(&baseline)
@@ -341,7 +355,21 @@ impl Fixture {
     }
 
     async fn refused(&self, failures: &mut Failures, case: &str, token: &str) {
-        failures.check(case, self.get(token).await.unauthorized());
+        let answer = self.get(token).await;
+        failures.check(case, self.same_refusal(&answer));
+    }
+
+    /// 401 `unauthorized`, with exactly the body of any other refusal: the
+    /// client learns nothing about why.
+    fn same_refusal(&self, answer: &Answer) -> Result<(), String> {
+        answer.unauthorized()?;
+        if answer.body != self.refusal {
+            return Err(format!(
+                "the 401 body tells this refusal apart: {} (anonymous: {})",
+                answer.body, self.refusal
+            ));
+        }
+        Ok(())
     }
 
     async fn accepted(&self, failures: &mut Failures, case: &str, token: &str) {
@@ -408,8 +436,12 @@ async fn alg_none_is_refused_in_every_casing_with_or_without_a_signature() {
                 ("the real EdDSA signature", real_signature.clone()),
             ] {
                 let case = format!("alg {alg:?}, kid {kid:?}, {what}");
-                fx.refused(&mut failures, &case, &format!("{head}.{payload}.{signature}"))
-                    .await;
+                fx.refused(
+                    &mut failures,
+                    &case,
+                    &format!("{head}.{payload}.{signature}"),
+                )
+                .await;
             }
         }
     }
@@ -448,7 +480,9 @@ async fn an_algorithm_that_does_not_match_the_key_is_refused() {
     let mut failures = Failures::default();
     let (_, payload, signature) = parts(&fx.valid());
     // The service key's real signature, under another algorithm's name.
-    for alg in ["ES256", "RS256", "PS256", "HS256", "ES384", "Ed25519", "eddsa", "EDDSA"] {
+    for alg in [
+        "ES256", "RS256", "PS256", "HS256", "ES384", "Ed25519", "eddsa", "EDDSA",
+    ] {
         let head = segment(&json!({"alg": alg, "typ": "JWT", "kid": fx.key.kid}));
         fx.refused(
             &mut failures,
@@ -483,8 +517,19 @@ async fn a_bad_signature_or_a_tampered_payload_is_refused() {
     for (what, sig) in [
         ("all-zero signature", b64([0_u8; 64])),
         ("truncated signature", b64(&signature_bytes[..63])),
-        ("signature doubled", b64([signature_bytes.clone(), signature_bytes.clone()].concat())),
-        ("signature by an unknown key", parts(&sign_ed(&Key::fresh(), &ed_header(&fx.key.kid), &fx.claims())).2),
+        (
+            "signature doubled",
+            b64([signature_bytes.clone(), signature_bytes.clone()].concat()),
+        ),
+        (
+            "signature by an unknown key",
+            parts(&sign_ed(
+                &Key::fresh(),
+                &ed_header(&fx.key.kid),
+                &fx.claims(),
+            ))
+            .2,
+        ),
         ("another token's signature", parts(&fx.valid()).2),
     ] {
         fx.refused(&mut failures, what, &format!("{head}.{payload}.{sig}"))
@@ -493,10 +538,23 @@ async fn a_bad_signature_or_a_tampered_payload_is_refused() {
     // The payload changed after signing; the signature kept.
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload).unwrap()).unwrap();
     for (what, tampered) in [
-        ("tenant_id swapped for another tenant", with(&claims, "tenant_id", victim.to_string().into())),
-        ("scope widened to platform:admin", with(&claims, "scope", "tenant:read tenant:write platform:admin".into())),
+        (
+            "tenant_id swapped for another tenant",
+            with(&claims, "tenant_id", victim.to_string().into()),
+        ),
+        (
+            "scope widened to platform:admin",
+            with(
+                &claims,
+                "scope",
+                "tenant:read tenant:write platform:admin".into(),
+            ),
+        ),
         ("sub changed", with(&claims, "sub", "someone-else".into())),
-        ("exp extended", with(&claims, "exp", (now() + 86_400).into())),
+        (
+            "exp extended",
+            with(&claims, "exp", (now() + 86_400).into()),
+        ),
         ("tenant_id removed", without(&claims, "tenant_id")),
     ] {
         fx.refused(
@@ -531,7 +589,11 @@ async fn a_bad_signature_or_a_tampered_payload_is_refused() {
             segment(&with(&claims, "tenant_id", victim.to_string().into()))
         ))
         .await;
-    assert!(!answer.body.contains(&victim.to_string()), "{}", answer.body);
+    assert!(
+        !answer.body.contains(&victim.to_string()),
+        "{}",
+        answer.body
+    );
 }
 
 // --- Time -------------------------------------------------------------------------
@@ -558,9 +620,17 @@ async fn expiry_and_not_before_are_enforced_beyond_the_leeway_only() {
         &fx.sign(&with(&without(&claims, "nbf"), "exp", (-1).into())),
     )
     .await;
-    let c = with(&without(&iat_past(&claims), "nbf"), "exp", (now - 10).into());
-    fx.accepted(&mut failures, "expired 10 s ago, within the leeway", &fx.sign(&c))
-        .await;
+    let c = with(
+        &without(&iat_past(&claims), "nbf"),
+        "exp",
+        (now - 10).into(),
+    );
+    fx.accepted(
+        &mut failures,
+        "expired 10 s ago, within the leeway",
+        &fx.sign(&c),
+    )
+    .await;
     for (what, nbf) in [
         ("nbf 120 s ahead", now + 120),
         ("nbf 60 s ahead", now + 60),
@@ -570,8 +640,12 @@ async fn expiry_and_not_before_are_enforced_beyond_the_leeway_only() {
         fx.refused(&mut failures, what, &fx.sign(&c)).await;
     }
     let c = with(&claims, "nbf", (now + 10).into());
-    fx.accepted(&mut failures, "nbf 10 s ahead, within the leeway", &fx.sign(&c))
-        .await;
+    fx.accepted(
+        &mut failures,
+        "nbf 10 s ahead, within the leeway",
+        &fx.sign(&c),
+    )
+    .await;
     fx.refused(
         &mut failures,
         "nbf as a string",
@@ -590,15 +664,29 @@ async fn claims_that_are_wrong_missing_or_malformed_are_refused() {
     let claims = fx.claims();
     let cases: Vec<(&str, Value)> = vec![
         ("wrong aud", with(&claims, "aud", "someone-else-api".into())),
-        ("aud array without ours", with(&claims, "aud", json!(["a", "b"]))),
+        (
+            "aud array without ours",
+            with(&claims, "aud", json!(["a", "b"])),
+        ),
         ("empty aud array", with(&claims, "aud", json!([]))),
-        ("aud differing in case", with(&claims, "aud", TEST_AUDIENCE.to_uppercase().into())),
+        (
+            "aud differing in case",
+            with(&claims, "aud", TEST_AUDIENCE.to_uppercase().into()),
+        ),
         ("aud as a number", with(&claims, "aud", 42.into())),
         ("missing aud", without(&claims, "aud")),
-        ("wrong iss", with(&claims, "iss", "https://evil.test/".into())),
-        ("iss with a trailing slash", with(&claims, "iss", format!("{TEST_ISSUER}/").into())),
-        ("iss differing in case", with(&claims, "iss", TEST_ISSUER.to_uppercase().into())),
-        ("iss as an array", with(&claims, "iss", json!([TEST_ISSUER]))),
+        (
+            "wrong iss",
+            with(&claims, "iss", "https://evil.test/".into()),
+        ),
+        (
+            "iss with a trailing slash",
+            with(&claims, "iss", format!("{TEST_ISSUER}/").into()),
+        ),
+        (
+            "iss differing in case",
+            with(&claims, "iss", TEST_ISSUER.to_uppercase().into()),
+        ),
         ("missing iss", without(&claims, "iss")),
         ("missing exp", without(&claims, "exp")),
         ("exp as a string", with(&claims, "exp", "9999999999".into())),
@@ -606,16 +694,60 @@ async fn claims_that_are_wrong_missing_or_malformed_are_refused() {
         ("missing sub", without(&claims, "sub")),
         ("empty sub", with(&claims, "sub", "".into())),
         ("sub as a number", with(&claims, "sub", 42.into())),
-        ("sub of 257 bytes", with(&claims, "sub", "s".repeat(257).into())),
-        ("tenant_id not a UUID", with(&claims, "tenant_id", "not-a-uuid".into())),
+        (
+            "sub of 257 bytes",
+            with(&claims, "sub", "s".repeat(257).into()),
+        ),
+        (
+            "tenant_id not a UUID",
+            with(&claims, "tenant_id", "not-a-uuid".into()),
+        ),
         ("tenant_id empty", with(&claims, "tenant_id", "".into())),
-        ("tenant_id as a number", with(&claims, "tenant_id", 42.into())),
-        ("tenant_id as an array", with(&claims, "tenant_id", json!([fx.tenant.to_string()]))),
-        ("tenant_id as an object", with(&claims, "tenant_id", json!({"id": fx.tenant.to_string()}))),
-        ("tenant_id with SQL", with(&claims, "tenant_id", format!("{}' OR '1'='1", fx.tenant).into())),
+        (
+            "tenant_id as a number",
+            with(&claims, "tenant_id", 42.into()),
+        ),
+        (
+            "tenant_id as an array",
+            with(&claims, "tenant_id", json!([fx.tenant.to_string()])),
+        ),
+        (
+            "tenant_id as an object",
+            with(&claims, "tenant_id", json!({"id": fx.tenant.to_string()})),
+        ),
+        (
+            "tenant_id with SQL",
+            with(
+                &claims,
+                "tenant_id",
+                format!("{}' OR '1'='1", fx.tenant).into(),
+            ),
+        ),
     ];
     for (what, c) in cases {
         fx.refused(&mut failures, what, &fx.sign(&c)).await;
+    }
+    failures.assert_none();
+}
+
+/// RFC 7519 §4.1.1: `iss` is one StringOrURI. An array that names the
+/// service's issuer next to another one is not the service's token.
+#[tokio::test]
+async fn an_iss_that_is_not_a_single_string_is_refused() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let claims = fx.claims();
+    for (what, iss) in [
+        (
+            "iss array: evil issuer and ours",
+            json!(["https://evil.test/", TEST_ISSUER]),
+        ),
+        ("iss array: ours alone", json!([TEST_ISSUER])),
+        ("iss as a number", json!(1)),
+        ("iss as an object", json!({"iss": TEST_ISSUER})),
+    ] {
+        fx.refused(&mut failures, what, &fx.sign(&with(&claims, "iss", iss)))
+            .await;
     }
     failures.assert_none();
 }
@@ -635,9 +767,15 @@ async fn an_unknown_or_path_like_kid_is_refused() {
         ("kid with a NUL", format!("{}\u{0}", fx.key.kid).into()),
         ("kid with SQL", "x' OR '1'='1".into()),
         ("kid differing in case", fx.key.kid.to_uppercase().into()),
-        ("kid with a trailing space", format!("{} ", fx.key.kid).into()),
+        (
+            "kid with a trailing space",
+            format!("{} ", fx.key.kid).into(),
+        ),
         ("empty kid", "".into()),
-        ("kid of 6 KB (under the size limit)", "k".repeat(6 * 1024).into()),
+        (
+            "kid of 6 KB (under the size limit)",
+            "k".repeat(6 * 1024).into(),
+        ),
         ("kid of 10 KB", "k".repeat(10 * 1024).into()),
         ("kid as a number", 1.into()),
         ("kid as an array", json!([fx.key.kid])),
@@ -663,14 +801,15 @@ async fn an_unknown_or_path_like_kid_is_refused() {
 struct JwksServer {
     url: String,
     hits: Arc<AtomicUsize>,
-    reply: Arc<Mutex<(u16, String)>>,
+    /// Status, body, and how long to wait before answering.
+    reply: Arc<Mutex<(u16, String, Duration)>>,
     handle: ServerHandle,
 }
 
 impl JwksServer {
     fn start(doc: &Value) -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
-        let reply = Arc::new(Mutex::new((200_u16, doc.to_string())));
+        let reply = Arc::new(Mutex::new((200_u16, doc.to_string(), Duration::ZERO)));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
         let (h, r) = (hits.clone(), reply.clone());
@@ -680,7 +819,8 @@ impl JwksServer {
                 let (h, r) = (h.clone(), r.clone());
                 async move {
                     h.fetch_add(1, Ordering::SeqCst);
-                    let (status, body) = r.lock().unwrap().clone();
+                    let (status, body, delay) = r.lock().unwrap().clone();
+                    tokio::time::sleep(delay).await;
                     HttpResponse::build(StatusCode::from_u16(status).unwrap())
                         .content_type("application/json")
                         .body(body)
@@ -707,7 +847,11 @@ impl JwksServer {
     }
 
     fn reply_with(&self, status: u16, body: &str) {
-        *self.reply.lock().unwrap() = (status, body.to_owned());
+        self.reply_slowly(status, body, Duration::ZERO);
+    }
+
+    fn reply_slowly(&self, status: u16, body: &str, delay: Duration) {
+        *self.reply.lock().unwrap() = (status, body.to_owned(), delay);
     }
 
     async fn stop(self) {
@@ -733,7 +877,10 @@ async fn jku_x5u_and_embedded_jwk_headers_are_never_followed_or_trusted() {
                 "jku and x5u",
                 json!({"alg": "EdDSA", "kid": kid, "jku": lure.url, "x5u": lure.url}),
             ),
-            ("embedded jwk", json!({"alg": "EdDSA", "kid": kid, "jwk": attacker.jwk(&kid)})),
+            (
+                "embedded jwk",
+                json!({"alg": "EdDSA", "kid": kid, "jwk": attacker.jwk(&kid)}),
+            ),
         ];
         for (what, header) in headers {
             let token = sign_ed(&attacker, &header, &claims);
@@ -745,14 +892,24 @@ async fn jku_x5u_and_embedded_jwk_headers_are_never_followed_or_trusted() {
     for (what, header) in [
         ("jku without kid", json!({"alg": "EdDSA", "jku": lure.url})),
         ("x5u without kid", json!({"alg": "EdDSA", "x5u": lure.url})),
-        ("embedded jwk without kid", json!({"alg": "EdDSA", "jwk": attacker.jwk(&attacker.kid)})),
+        (
+            "embedded jwk without kid",
+            json!({"alg": "EdDSA", "jwk": attacker.jwk(&attacker.kid)}),
+        ),
     ] {
         fx.refused(&mut failures, what, &sign_ed(&attacker, &header, &claims))
             .await;
     }
     // Give any background fetch a moment to land before counting.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(lure.hits(), 0, "the app fetched a URL named in a token header");
+    assert_eq!(
+        lure.hits(),
+        0,
+        "the app fetched a URL named in a token header"
+    );
+    // The lure does count: one request of our own shows up.
+    fx.app.client.get(&lure.url).send().await.unwrap();
+    assert_eq!(lure.hits(), 1, "the lure server does not count requests");
     lure.stop().await;
     failures.assert_none();
 }
@@ -773,10 +930,16 @@ async fn malformed_tokens_are_refused() {
         ("non-base64 header", format!("!!!.{payload}.{signature}")),
         ("non-base64 payload", format!("{head}.%%%.{signature}")),
         ("non-base64 signature", format!("{head}.{payload}.***")),
-        ("standard base64 alphabet", format!("{head}+/.{payload}.{signature}")),
+        (
+            "standard base64 alphabet",
+            format!("{head}+/.{payload}.{signature}"),
+        ),
         ("2 segments", format!("{head}.{payload}")),
         ("4 segments", format!("{valid}.{signature}")),
-        ("5 segments (JWE-shaped)", format!("{head}.{payload}.{payload}.{payload}.{signature}")),
+        (
+            "5 segments (JWE-shaped)",
+            format!("{head}.{payload}.{payload}.{payload}.{signature}"),
+        ),
         ("1 segment", head.clone()),
         ("just dots", "..".to_owned()),
         ("empty segments", format!("..{signature}")),
@@ -787,24 +950,49 @@ async fn malformed_tokens_are_refused() {
         ("JSON string as payload", sign_payload(b"\"tenant\"")),
         ("JSON null as payload", sign_payload(b"null")),
         ("non-JSON payload", sign_payload(b"not json at all")),
-        ("truncated JSON payload", sign_payload(&fx.claims().to_string().as_bytes()[..20])),
+        (
+            "truncated JSON payload",
+            sign_payload(&fx.claims().to_string().as_bytes()[..20]),
+        ),
         (
             "JSON array as header",
             sign_segments(&fx.key, &b64("[\"EdDSA\"]"), &payload),
         ),
-        ("non-JSON header", sign_segments(&fx.key, &b64("EdDSA"), &payload)),
-        ("header without alg", sign_ed(&fx.key, &json!({"kid": fx.key.kid}), &fx.claims())),
         (
-            "header with unknown crit",
-            sign_ed(
-                &fx.key,
-                &json!({"alg": "EdDSA", "kid": fx.key.kid, "crit": ["exp"], "b64": false}),
-                &fx.claims(),
-            ),
+            "non-JSON header",
+            sign_segments(&fx.key, &b64("EdDSA"), &payload),
+        ),
+        (
+            "header without alg",
+            sign_ed(&fx.key, &json!({"kid": fx.key.kid}), &fx.claims()),
         ),
     ];
     for (what, token) in cases {
         fx.refused(&mut failures, what, &token).await;
+    }
+    failures.assert_none();
+}
+
+/// RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` header
+/// lists an extension it does not understand (e.g. RFC 7797 `b64`, which
+/// changes what the signature covers).
+#[tokio::test]
+async fn a_header_with_a_critical_extension_the_service_does_not_understand_is_refused() {
+    let fx = Fixture::new().await;
+    let mut failures = Failures::default();
+    let claims = fx.claims();
+    for (what, header) in [
+        (
+            "crit naming an unknown extension",
+            json!({"alg": "EdDSA", "kid": fx.key.kid, "crit": ["urn:example:must-understand"], "urn:example:must-understand": true}),
+        ),
+        (
+            "crit b64 (RFC 7797), b64 false",
+            json!({"alg": "EdDSA", "kid": fx.key.kid, "crit": ["b64"], "b64": false}),
+        ),
+    ] {
+        fx.refused(&mut failures, what, &sign_ed(&fx.key, &header, &claims))
+            .await;
     }
     failures.assert_none();
 }
@@ -833,7 +1021,10 @@ async fn the_authorization_header_must_carry_a_bearer_token() {
         ),
         (
             "valid token with a trailing non-ASCII byte",
-            Some(HeaderValue::from_bytes(&[format!("Bearer {valid}").as_bytes(), &[0xff]].concat()).unwrap()),
+            Some(
+                HeaderValue::from_bytes(&[format!("Bearer {valid}").as_bytes(), &[0xff]].concat())
+                    .unwrap(),
+            ),
         ),
         (
             "non-ASCII scheme",
@@ -841,7 +1032,7 @@ async fn the_authorization_header_must_carry_a_bearer_token() {
         ),
     ];
     for (what, value) in refused {
-        failures.check(what, fx.get_with_header(value).await.unauthorized());
+        failures.check(what, fx.same_refusal(&fx.get_with_header(value).await));
     }
     // The scheme is case-insensitive (RFC 7235 §2.1).
     for scheme in ["bearer", "BEARER", "bEaReR"] {
@@ -862,7 +1053,7 @@ async fn the_authorization_header_must_carry_a_bearer_token() {
             .unwrap(),
     )
     .await;
-    failures.check("access_token in the query string", answer.unauthorized());
+    failures.check("access_token in the query string", fx.same_refusal(&answer));
     failures.assert_none();
 }
 
@@ -878,15 +1069,26 @@ async fn a_platform_token_is_forbidden_on_the_tenant_plane() {
     );
     let claims = fx.claims();
     for (what, c) in [
-        ("no tenant claim, tenant scopes", without(&claims, "tenant_id")),
+        (
+            "no tenant claim, tenant scopes",
+            without(&claims, "tenant_id"),
+        ),
         ("tenant claim null", with(&claims, "tenant_id", Value::Null)),
         (
             "tenant under another claim name",
-            with(&without(&claims, "tenant_id"), "tid", fx.tenant.to_string().into()),
+            with(
+                &without(&claims, "tenant_id"),
+                "tid",
+                fx.tenant.to_string().into(),
+            ),
         ),
         (
             "platform:admin without a tenant",
-            with(&without(&claims, "tenant_id"), "scope", "platform:admin".into()),
+            with(
+                &without(&claims, "tenant_id"),
+                "scope",
+                "platform:admin".into(),
+            ),
         ),
     ] {
         failures.check(what, fx.get(&fx.sign(&c)).await.forbidden());
@@ -898,10 +1100,15 @@ async fn a_platform_token_is_forbidden_on_the_tenant_plane() {
 async fn scopes_decide_what_a_tenant_token_may_do() {
     let fx = Fixture::new().await;
     let mut failures = Failures::default();
-    let reader = fx.app.token("reader", Some(fx.tenant), &[Scope::TenantRead]);
-    let writer = fx.app.token("writer", Some(fx.tenant), &[Scope::TenantWrite]);
+    let reader = fx
+        .app
+        .token("reader", Some(fx.tenant), &[Scope::TenantRead]);
+    let writer = fx
+        .app
+        .token("writer", Some(fx.tenant), &[Scope::TenantWrite]);
     let nobody = fx.app.token("nobody", Some(fx.tenant), &[]);
-    fx.accepted(&mut failures, "tenant:read reads", &reader).await;
+    fx.accepted(&mut failures, "tenant:read reads", &reader)
+        .await;
     failures.check("no scope reads", fx.get(&nobody).await.forbidden());
     let body = json!({"name": "c1", "region": "eu-west"});
     let post = |token: &str| {
@@ -927,10 +1134,10 @@ async fn scopes_decide_what_a_tenant_token_may_do() {
         let token = fx.sign(&with(&fx.claims(), "scope", scope.into()));
         failures.check(what, fx.get(&token).await.forbidden());
     }
+    let app = &fx.app;
     let list = |token: String| async move {
         Answer::of(
-            fx.app
-                .with_token(Method::GET, "/v1/clusters", &token)
+            app.with_token(Method::GET, "/v1/clusters", &token)
                 .send()
                 .await
                 .unwrap(),
@@ -938,9 +1145,17 @@ async fn scopes_decide_what_a_tenant_token_may_do() {
         .await
         .json()
     };
-    assert_eq!(list(reader.clone()).await["items"], json!([]), "a refused write left a row");
+    assert_eq!(
+        list(reader.clone()).await["items"],
+        json!([]),
+        "a refused write left a row"
+    );
     let created = Answer::of(post(&writer).await.unwrap()).await;
-    assert_eq!(created.status, 201, "tenant:write creates: {}", created.body);
+    assert_eq!(
+        created.status, 201,
+        "tenant:write creates: {}",
+        created.body
+    );
     assert_eq!(created.json()["name"], "c1");
     let items = list(reader).await["items"].clone();
     assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
@@ -967,10 +1182,22 @@ async fn a_scopes_array_is_accepted_and_a_scope_of_the_wrong_type_is_refused() {
     for (what, c) in [
         ("scope as a number", with(&bare, "scope", 1.into())),
         ("scope as a boolean", with(&bare, "scope", true.into())),
-        ("scope as an object", with(&bare, "scope", json!({"tenant:read": true}))),
-        ("scope as an array", with(&bare, "scope", json!(["tenant:read"]))),
-        ("scopes as a string", with(&bare, "scopes", "tenant:read".into())),
-        ("scopes with a number", with(&bare, "scopes", json!(["tenant:read", 7]))),
+        (
+            "scope as an object",
+            with(&bare, "scope", json!({"tenant:read": true})),
+        ),
+        (
+            "scope as an array",
+            with(&bare, "scope", json!(["tenant:read"])),
+        ),
+        (
+            "scopes as a string",
+            with(&bare, "scopes", "tenant:read".into()),
+        ),
+        (
+            "scopes with a number",
+            with(&bare, "scopes", json!(["tenant:read", 7])),
+        ),
         ("scopes as a number", with(&bare, "scopes", 7.into())),
     ] {
         fx.refused(&mut failures, what, &fx.sign(&c)).await;
@@ -1015,11 +1242,21 @@ async fn hs256_is_accepted_only_with_the_configured_shared_secret() {
     let cases = [
         (
             "HS256 with the wrong secret",
-            hmac(Algorithm::HS256, b"another-shared-secret-of-32-bytes!!!", None, &claims),
+            hmac(
+                Algorithm::HS256,
+                b"another-shared-secret-of-32-bytes!!!",
+                None,
+                &claims,
+            ),
         ),
         (
             "HS256 with the secret truncated",
-            hmac(Algorithm::HS256, &SHARED_SECRET.as_bytes()[..32], None, &claims),
+            hmac(
+                Algorithm::HS256,
+                &SHARED_SECRET.as_bytes()[..32],
+                None,
+                &claims,
+            ),
         ),
         (
             "HS384 with the shared secret",
@@ -1056,22 +1293,234 @@ async fn hs256_is_accepted_only_with_the_configured_shared_secret() {
         ),
         (
             "HS256 with the shared secret, wrong aud",
-            hmac(Algorithm::HS256, SHARED_SECRET.as_bytes(), None, &with(&claims, "aud", "x".into())),
+            hmac(
+                Algorithm::HS256,
+                SHARED_SECRET.as_bytes(),
+                None,
+                &with(&claims, "aud", "x".into()),
+            ),
         ),
         (
             "EdDSA by an attacker, no kid",
             sign_ed(&Key::fresh(), &json!({"alg": "EdDSA"}), &claims),
         ),
-        (
-            "EdDSA header over an HS256 signature, no kid",
-            {
-                let (h, p, s) = parts(&hmac(Algorithm::HS256, SHARED_SECRET.as_bytes(), None, &claims));
-                let _ = h;
-                format!("{}.{p}.{s}", segment(&json!({"alg": "EdDSA", "typ": "JWT"})))
-            },
-        ),
+        ("EdDSA header over an HS256 signature, no kid", {
+            let (_, p, s) = parts(&hmac(
+                Algorithm::HS256,
+                SHARED_SECRET.as_bytes(),
+                None,
+                &claims,
+            ));
+            format!(
+                "{}.{p}.{s}",
+                segment(&json!({"alg": "EdDSA", "typ": "JWT"}))
+            )
+        }),
     ];
     for (what, token) in cases {
+        fx.refused(&mut failures, what, &token).await;
+    }
+    failures.assert_none();
+}
+
+// --- Keys from a JWKS file: ES256, RS256 and their confusions ----------------------
+
+/// A P-256 key generated for these tests only (PKCS#8) and its public JWK.
+const ES256_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgDOVw8OoZKiqvzyqD
+nf8Gc/RRKDFhjJFNP8cczwcdXB+hRANCAASrPSrvwhF+oBTxwbZgB4BRCGY7ZJWf
+XCEzuVLbJ7lwD+e7SsHnen1d2rLObiES7GYMqqfpSEwJLHF0qpqtp3xr
+-----END PRIVATE KEY-----
+";
+const ES256_X: &str = "qz0q78IRfqAU8cG2YAeAUQhmO2SVn1whM7lS2ye5cA8";
+const ES256_Y: &str = "57tKwed6fV3ass5uIRLsZgyqp-lITAkscXSqmq2nfGs";
+
+/// An RSA-2048 key generated for these tests only (PKCS#8), its public
+/// half (SPKI PEM) and modulus.
+const RSA_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCotBCIzkKmp9RV
+arE6EqJSucpz3hNrfzNUrVRYA5XErT84QTV/BcTdG3jhoTWx3Mr7xWYdVGXFkM3M
+d095hUPqSxJ01llQKMr4La0XN1KowbZFOf4omG2XoCO+3hzVMkw9/dPvp4pOUR3v
+CXCJLkL2cxBjQ7qr8Qj+gcgsV76XwoWSLjxm5OmTMzhBWI8AWiDTZLocJqxOgrfM
+H8iDf8K8uHmFCnMMmTPlCvN19BWfe01V77elhW0+NcX74LZHQBMDCIqGVTg0BA5D
+F/7OquVrZJkMUt9CwBJ86l3o3BWcylJWmnBhbvZPNT3cgzH32H8z6kcmcUmresCS
+Ice7zDr9AgMBAAECggEARvjx18wGSDxk3MZ05rx+I5Vb8aDkxJ2Px7jfueNQN5y2
+8wCj89tGdcqf8TQz9a6winkCO6aM5i/EFJfBDJue9cs9aX/ftRRkR0JYBmNU2AAe
+oUMDhKqTuG07fInO0XZGkvHdHn56dfY0RKLRADVBIJNJuqj8uGc/5GpO/zCu0wLo
+4J9RNG7F7eqZ6UPUvzvfFFBL129gnXTV2aEd0bX+EoqbYAaYIinS5WveBvX3Kf7z
+gIitisCeu3HVOsfZ9tbXueB3QcBIRD9v1GjGVuJOl3n7/aiiwdx0yBGFOsJjj+LJ
+MsHZ/m1Hzihp9gHceEeeyjIePvV8ZtrOj5i8fLuUtQKBgQDWy+u5ret6h5n+Btci
+gjNvfXrmPWcs6RS3ALQxp+VHTcIvVwOMkDeop93sALgsjiRu8l+PZjlCfxEDTb31
+UAODy74l8Yf7goxbuSPbo2VVsxY7FdhA5MbgkPpnCkxXq7PB6vPG37pjqjGOdSOW
+HhzUyo1ggOkLlNb1F83SKL8VowKBgQDJEKG9i81toKgrNzr1fBypcQgfnt+pK+d6
+OvjUkX3LDGKLtVIZWhwsmk7N4ez5+e4zxTaJWzdkRHHd+2ff41mBU/rWNeS80EwC
+nXvjXWfFzGmPDnmmK9dRIiG9NMlhiKCYjvr97KO32vMZ0Q7vbLATwyHcsTciOHtt
+toVH8pg23wKBgCMoV5oZzIxOu7bnmbkNRKwABui+ri+cqwZVOClUiOPF533mKS+N
+v358k4d4iqzIS1BZnaiUG9U1hSxcQjZv9VNSOvps8UwKjzzILgVaVlDTslTTe4UL
+rT2+nS3Wcq567T5VXbd0kUaU6e2eYMfGgAOYb9GW6A48O378eXTntHcvAoGAPKp2
+Arjx7MfytcdeVL9z7nQaXWAUX/jNSQYOGiUj7WX5PeohsWCM67BLYrduRyZwBtLU
+V7FcDzbPnIjEmLsCQJFUN9nfAFFg/dEClmGSdA3vM6jMb6T+vI4t2+bXdERDIITT
+mlYSN+EqRHndpcQHhI714p7d4cdlBn9xy3mZD8UCgYEAyQB9DpqHChumc1rPBLwZ
+HKoSy9Sw54pHY9UQIHKhbAGkgNJTAfemP07be46w7JHav6dKoktA6/Zr9GpQ+CFr
+BX1cJCwc9L+YqZlcPU5DVtgPVTujSYIe/qVrisgg3SLw8rbkRc7vui+7SciMhUuB
+WIP308ssd/f6ROSLVPlOzzw=
+-----END PRIVATE KEY-----
+";
+const RSA_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAqLQQiM5CpqfUVWqxOhKi
+UrnKc94Ta38zVK1UWAOVxK0/OEE1fwXE3Rt44aE1sdzK+8VmHVRlxZDNzHdPeYVD
+6ksSdNZZUCjK+C2tFzdSqMG2RTn+KJhtl6Ajvt4c1TJMPf3T76eKTlEd7wlwiS5C
+9nMQY0O6q/EI/oHILFe+l8KFki48ZuTpkzM4QViPAFog02S6HCasToK3zB/Ig3/C
+vLh5hQpzDJkz5QrzdfQVn3tNVe+3pYVtPjXF++C2R0ATAwiKhlU4NAQOQxf+zqrl
+a2SZDFLfQsASfOpd6NwVnMpSVppwYW72TzU93IMx99h/M+pHJnFJq3rAkiHHu8w6
+/QIDAQAB
+-----END PUBLIC KEY-----
+";
+const RSA_N: &str = "qLQQiM5CpqfUVWqxOhKiUrnKc94Ta38zVK1UWAOVxK0_OEE1fwXE3Rt44aE1sdzK-8VmHVRlxZDNzHdPeYVD6ksSdNZZUCjK-C2tFzdSqMG2RTn-KJhtl6Ajvt4c1TJMPf3T76eKTlEd7wlwiS5C9nMQY0O6q_EI_oHILFe-l8KFki48ZuTpkzM4QViPAFog02S6HCasToK3zB_Ig3_CvLh5hQpzDJkz5QrzdfQVn3tNVe-3pYVtPjXF--C2R0ATAwiKhlU4NAQOQxf-zqrla2SZDFLfQsASfOpd6NwVnMpSVppwYW72TzU93IMx99h_M-pHJnFJq3rAkiHHu8w6_Q";
+
+/// A token signed by jsonwebtoken with `alg` and this key.
+fn library_token(alg: Algorithm, key: &EncodingKey, kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+#[tokio::test]
+async fn es256_and_rs256_keys_from_a_jwks_file_verify_only_under_their_own_algorithm() {
+    let file_ed = Key::fresh();
+    let oct_secret = b"an-oct-key-published-in-the-jwks-file";
+    let jwks = json!({"keys": [
+        {"kty": "EC", "crv": "P-256", "x": ES256_X, "y": ES256_Y, "kid": "es-1", "alg": "ES256", "use": "sig"},
+        {"kty": "RSA", "n": RSA_N, "e": "AQAB", "kid": "rs-1", "alg": "RS256", "use": "sig"},
+        {"kty": "RSA", "n": RSA_N, "e": "AQAB", "kid": "rs-ps", "alg": "PS256"},
+        {"kty": "EC", "crv": "P-256", "x": ES256_X, "y": ES256_Y, "kid": "es-as-rs", "alg": "RS256"},
+        file_ed.jwk("file-ed"),
+        {"kty": "oct", "k": b64(oct_secret), "kid": "file-hmac", "alg": "HS256"},
+    ]});
+    let path = std::env::temp_dir().join(format!("tenantry-tokens-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, jwks.to_string()).unwrap();
+    let mut auth = test_auth_settings();
+    auth.jwks_file = Some(path.clone());
+    auth.trusted_issuers = vec![IDP.to_owned()];
+    let fx = Fixture::with_auth(auth).await;
+    std::fs::remove_file(&path).unwrap();
+    let mut failures = Failures::default();
+    // Keys from a JWKS vouch only for the trusted issuers.
+    let claims = with(&fx.claims(), "iss", IDP.into());
+    let ec = EncodingKey::from_ec_pem(ES256_PEM.as_bytes()).unwrap();
+    let rsa = EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).unwrap();
+    for (what, token) in [
+        (
+            "ES256, kid es-1",
+            library_token(Algorithm::ES256, &ec, "es-1", &claims),
+        ),
+        (
+            "RS256, kid rs-1",
+            library_token(Algorithm::RS256, &rsa, "rs-1", &claims),
+        ),
+        (
+            "EdDSA, kid file-ed",
+            sign_ed(&file_ed, &ed_header("file-ed"), &claims),
+        ),
+    ] {
+        fx.accepted(&mut failures, what, &token).await;
+    }
+    let n = URL_SAFE_NO_PAD.decode(RSA_N).unwrap();
+    let refused = [
+        (
+            "HS256, kid rs-1, RSA public PEM as secret",
+            hmac(
+                Algorithm::HS256,
+                RSA_PUBLIC_PEM.as_bytes(),
+                Some("rs-1"),
+                &claims,
+            ),
+        ),
+        (
+            "HS256, kid rs-1, modulus as secret",
+            hmac(Algorithm::HS256, &n, Some("rs-1"), &claims),
+        ),
+        (
+            "HS256, kid es-1, x as secret",
+            hmac(Algorithm::HS256, ES256_X.as_bytes(), Some("es-1"), &claims),
+        ),
+        (
+            "HS256, kid file-hmac, the JWKS oct key",
+            hmac(Algorithm::HS256, oct_secret, Some("file-hmac"), &claims),
+        ),
+        (
+            "PS256 by the RSA key, kid rs-1",
+            library_token(Algorithm::PS256, &rsa, "rs-1", &claims),
+        ),
+        (
+            "RS512 by the RSA key, kid rs-1",
+            library_token(Algorithm::RS512, &rsa, "rs-1", &claims),
+        ),
+        (
+            "PS256 by the RSA key, kid rs-ps (a PS256 JWK)",
+            library_token(Algorithm::PS256, &rsa, "rs-ps", &claims),
+        ),
+        (
+            "RS256 by the RSA key, kid rs-ps",
+            library_token(Algorithm::RS256, &rsa, "rs-ps", &claims),
+        ),
+        (
+            "RS256 by the RSA key, kid es-1",
+            library_token(Algorithm::RS256, &rsa, "es-1", &claims),
+        ),
+        (
+            "ES256 by the EC key, kid rs-1",
+            library_token(Algorithm::ES256, &ec, "rs-1", &claims),
+        ),
+        (
+            "ES256 by the EC key, kid es-as-rs (alg contradicts kty)",
+            library_token(Algorithm::ES256, &ec, "es-as-rs", &claims),
+        ),
+        (
+            "ES256 by the EC key, kid file-ed",
+            library_token(Algorithm::ES256, &ec, "file-ed", &claims),
+        ),
+        (
+            "ES256 by the EC key, no kid",
+            jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &ec).unwrap(),
+        ),
+        (
+            "ES256, kid es-1, the service's own iss (a JWKS key cannot speak for the service)",
+            library_token(
+                Algorithm::ES256,
+                &ec,
+                "es-1",
+                &with(&claims, "iss", TEST_ISSUER.into()),
+            ),
+        ),
+        (
+            "EdDSA, kid file-ed, the service's own iss",
+            sign_ed(
+                &file_ed,
+                &ed_header("file-ed"),
+                &with(&claims, "iss", TEST_ISSUER.into()),
+            ),
+        ),
+        (
+            "ES256, kid es-1, untrusted iss",
+            library_token(
+                Algorithm::ES256,
+                &ec,
+                "es-1",
+                &with(&claims, "iss", "https://evil.test/".into()),
+            ),
+        ),
+        (
+            "RS256, kid rs-1, expired",
+            library_token(
+                Algorithm::RS256,
+                &rsa,
+                "rs-1",
+                &with(&claims, "exp", (now() - 120).into()),
+            ),
+        ),
+    ];
+    for (what, token) in refused {
         fx.refused(&mut failures, what, &token).await;
     }
     failures.assert_none();
@@ -1108,16 +1557,20 @@ async fn keys_from_a_jwks_url_are_cached_refetched_sparingly_and_survive_the_url
     let ext = |kid: &str| sign_ed(&external, &ed_header(kid), &claims);
     fx.accepted(&mut failures, "external key ext-1", &ext("ext-1"))
         .await;
-    let after_first = server.hits();
-    assert!(
-        (1..=2).contains(&after_first),
-        "fetched the JWKS {after_first} times for one token"
+    assert_eq!(
+        server.hits(),
+        1,
+        "one JWKS fetch for the first external token"
     );
     // The external key does not make just any token acceptable.
     for (what, token) in [
         (
             "external key, untrusted iss",
-            sign_ed(&external, &ed_header("ext-1"), &with(&claims, "iss", "https://evil.test/".into())),
+            sign_ed(
+                &external,
+                &ed_header("ext-1"),
+                &with(&claims, "iss", "https://evil.test/".into()),
+            ),
         ),
         (
             "external key under the service kid",
@@ -1129,7 +1582,12 @@ async fn keys_from_a_jwks_url_are_cached_refetched_sparingly_and_survive_the_url
         ),
         (
             "HS256 with kid ext-1 and its x as the secret",
-            hmac(Algorithm::HS256, b64(external.public).as_bytes(), Some("ext-1"), &claims),
+            hmac(
+                Algorithm::HS256,
+                b64(external.public).as_bytes(),
+                Some("ext-1"),
+                &claims,
+            ),
         ),
         (
             "HS256 with the JWKS oct key",
@@ -1143,8 +1601,7 @@ async fn keys_from_a_jwks_url_are_cached_refetched_sparingly_and_survive_the_url
     // Twenty tokens with unknown kids, all at once: at most one refetch.
     let before = server.hits();
     let unknown: Vec<String> = (0..20).map(|i| ext(&format!("unknown-{i}"))).collect();
-    let answers =
-        futures_util::future::join_all(unknown.iter().map(|token| fx.get(token))).await;
+    let answers = futures_util::future::join_all(unknown.iter().map(|token| fx.get(token))).await;
     for (i, answer) in answers.iter().enumerate() {
         failures.check(&format!("unknown kid #{i}"), answer.unauthorized());
     }
@@ -1155,19 +1612,31 @@ async fn keys_from_a_jwks_url_are_cached_refetched_sparingly_and_survive_the_url
     );
     // The URL goes down: the cached key keeps verifying.
     server.stop().await;
-    fx.accepted(&mut failures, "ext-1 after the JWKS URL went down", &ext("ext-1"))
-        .await;
-    fx.refused(&mut failures, "unknown kid after the URL went down", &ext("unknown-x"))
-        .await;
+    fx.accepted(
+        &mut failures,
+        "ext-1 after the JWKS URL went down",
+        &ext("ext-1"),
+    )
+    .await;
+    fx.refused(
+        &mut failures,
+        "unknown kid after the URL went down",
+        &ext("unknown-x"),
+    )
+    .await;
     fx.accepted(&mut failures, "ext-1 once more", &ext("ext-1"))
         .await;
-    fx.accepted(&mut failures, "the service's own key next to the JWKS", &fx.valid())
-        .await;
+    fx.accepted(
+        &mut failures,
+        "the service's own key next to the JWKS",
+        &fx.valid(),
+    )
+    .await;
     failures.assert_none();
 }
 
 #[tokio::test]
-async fn after_the_refetch_window_an_unknown_kid_refetches_and_a_failed_fetch_keeps_the_cached_keys()
+async fn after_the_refetch_window_an_unknown_kid_refetches_and_a_failing_url_neither_stalls_nor_drops_cached_keys()
  {
     let external = Key::fresh();
     let server = JwksServer::start(&json!({"keys": [external.jwk("ext-1")]}));
@@ -1177,18 +1646,44 @@ async fn after_the_refetch_window_an_unknown_kid_refetches_and_a_failed_fetch_ke
     let ext = |kid: &str| sign_ed(&external, &ed_header(kid), &claims);
     fx.accepted(&mut failures, "ext-1", &ext("ext-1")).await;
     let before = server.hits();
-    server.reply_with(500, "{\"error\": \"down\"}");
+    // From now on the URL hangs for 3 s (under the fetch timeout), then fails.
+    let hang = Duration::from_secs(3);
+    server.reply_slowly(500, "{\"error\": \"down\"}", hang);
     tokio::time::sleep(JWKS_MIN_REFETCH + Duration::from_secs(1)).await;
-    // Fresh claims: the first ones are now 31 s old but far from expiry.
-    fx.refused(&mut failures, "unknown kid after the window", &ext("unknown-1"))
-        .await;
-    let refetched = server.hits() - before;
-    assert_eq!(refetched, 1, "an unknown kid after the window must refetch once");
+    // An unknown kid starts a refetch; while it hangs, the cached key answers.
+    let unknown = ext("unknown-1");
+    let cached = ext("ext-1");
+    let (refused, (answer, took)) = tokio::join!(fx.get(&unknown), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let start = std::time::Instant::now();
+        let answer = fx.get(&cached).await;
+        (answer, start.elapsed())
+    });
+    failures.check("unknown kid after the window", fx.same_refusal(&refused));
+    failures.check("ext-1 while a refetch hangs", answer.tenant(fx.tenant));
+    if took >= hang / 2 {
+        failures.0.push(format!(
+            "ext-1 waited {took:?} for a JWKS refetch in flight (the URL hangs {hang:?})"
+        ));
+    }
+    assert_eq!(
+        server.hits() - before,
+        1,
+        "an unknown kid after the window must refetch once"
+    );
     fx.accepted(&mut failures, "ext-1 after a failed refetch", &ext("ext-1"))
         .await;
-    fx.refused(&mut failures, "unknown kid right after a failed refetch", &ext("unknown-2"))
-        .await;
-    assert_eq!(server.hits() - before, 1, "refetched again within the window");
+    fx.refused(
+        &mut failures,
+        "unknown kid right after a failed refetch",
+        &ext("unknown-2"),
+    )
+    .await;
+    assert_eq!(
+        server.hits() - before,
+        1,
+        "refetched again within the window"
+    );
     server.stop().await;
     failures.assert_none();
 }
@@ -1201,18 +1696,24 @@ async fn after_the_refetch_window_a_rotated_key_is_picked_up() {
     let fx = idp_app(&server).await;
     let mut failures = Failures::default();
     let claims = idp_claims(&fx);
-    fx.accepted(&mut failures, "ext-1", &sign_ed(&first, &ed_header("ext-1"), &claims))
-        .await;
+    fx.accepted(
+        &mut failures,
+        "ext-1",
+        &sign_ed(&first, &ed_header("ext-1"), &claims),
+    )
+    .await;
     server.reply_with(
         200,
         &json!({"keys": [first.jwk("ext-1"), second.jwk("ext-2")]}).to_string(),
     );
     // Within the window the new key is not known yet…
     let ext2 = sign_ed(&second, &ed_header("ext-2"), &claims);
-    fx.refused(&mut failures, "ext-2 within the window", &ext2).await;
+    fx.refused(&mut failures, "ext-2 within the window", &ext2)
+        .await;
     tokio::time::sleep(JWKS_MIN_REFETCH + Duration::from_secs(1)).await;
     // …after it, the unknown kid triggers a refetch that finds it.
-    fx.accepted(&mut failures, "ext-2 after the window", &ext2).await;
+    fx.accepted(&mut failures, "ext-2 after the window", &ext2)
+        .await;
     fx.accepted(
         &mut failures,
         "ext-1 still published",
@@ -1221,4 +1722,35 @@ async fn after_the_refetch_window_a_rotated_key_is_picked_up() {
     .await;
     server.stop().await;
     failures.assert_none();
+}
+
+// --- Configuration ------------------------------------------------------------------------
+
+#[test]
+fn a_leeway_over_30_seconds_a_short_hs256_secret_or_an_untrusted_jwks_is_refused_at_startup() {
+    let pem = generate_signing_key_pem().unwrap();
+    let key = ServiceKey::from_pem(pem.expose_secret()).unwrap();
+    let build = |tweak: &dyn Fn(&mut AuthSettings)| {
+        let mut auth = test_auth_settings();
+        tweak(&mut auth);
+        Authenticator::new(&auth, &key)
+    };
+    assert!(build(&|a| a.leeway = Duration::from_secs(30)).is_ok());
+    assert!(build(&|a| a.leeway = Duration::from_secs(31)).is_err());
+    assert!(build(&|a| a.leeway = Duration::from_secs(3600)).is_err());
+    assert!(build(&|a| a.hs256_secret = Some(SecretString::from(SHARED_SECRET))).is_ok());
+    assert!(
+        build(&|a| a.hs256_secret = Some(SecretString::from("thirty-one-bytes-is-too-short!!")))
+            .is_err()
+    );
+    assert!(build(&|a| a.hs256_secret = Some(SecretString::from(""))).is_err());
+    // A JWKS URL with no trusted issuer could verify nothing: a config error.
+    assert!(build(&|a| a.jwks_url = Some("http://127.0.0.1:1/jwks.json".to_owned())).is_err());
+    assert!(
+        build(&|a| {
+            a.jwks_url = Some("http://127.0.0.1:1/jwks.json".to_owned());
+            a.trusted_issuers = vec![IDP.to_owned()];
+        })
+        .is_ok()
+    );
 }

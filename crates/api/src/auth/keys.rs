@@ -35,12 +35,23 @@ pub enum KeyError {
     Invalid(String),
 }
 
+/// Where a verification key comes from, which decides the issuers it may
+/// vouch for: the service's own key only for the service's `iss`, keys from
+/// a JWKS only for `auth.trusted_issuers`, the shared HS256 secret for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrigin {
+    Service,
+    Jwks,
+    SharedSecret,
+}
+
 /// A key that can verify tokens, pinned to one algorithm.
 #[derive(Clone)]
 pub struct VerifyKey {
     pub kid: Option<String>,
     pub alg: Algorithm,
     pub key: DecodingKey,
+    pub origin: KeyOrigin,
 }
 
 impl std::fmt::Debug for VerifyKey {
@@ -48,6 +59,7 @@ impl std::fmt::Debug for VerifyKey {
         f.debug_struct("VerifyKey")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
+            .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +102,7 @@ impl ServiceKey {
             kid: Some(self.kid.clone()),
             alg: Algorithm::EdDSA,
             key: DecodingKey::from_ed_der(&self.public),
+            origin: KeyOrigin::Service,
         }
     }
 
@@ -245,6 +258,7 @@ fn verify_key_from_jwk(jwk: &Jwk) -> Option<VerifyKey> {
         kid: jwk.common.key_id.clone(),
         alg: stated,
         key,
+        origin: KeyOrigin::Jwks,
     })
 }
 
@@ -308,7 +322,9 @@ impl RemoteJwks {
                     *keys = fresh;
                 }
             }
-            Err(e) => tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed; keeping the cached keys"),
+            Err(e) => {
+                tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed; keeping the cached keys")
+            }
         }
         self.cached(kid)
     }
@@ -321,7 +337,10 @@ impl RemoteJwks {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
-        let text = response.text().await.map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| KeyError::Invalid(e.to_string()))?;
         parse_jwks(&text)
     }
 }

@@ -18,7 +18,7 @@ pub use extract::{PlatformAdmin, TenantPrincipal};
 pub use keys::{KeyError, ServiceKey, generate_secret, generate_signing_key_pem};
 pub use settings::AuthSettings;
 
-use keys::{RemoteJwks, VerifyKey};
+use keys::{KeyOrigin, RemoteJwks, VerifyKey};
 
 /// Longest token accepted; anything larger is refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -46,12 +46,17 @@ pub enum TokenError {
     Rejected(jsonwebtoken::errors::Error),
     #[error("claim {0} is missing or malformed")]
     Claim(&'static str),
+    #[error("critical header extensions {0:?} are not understood")]
+    Critical(Vec<String>),
 }
 
 /// Verifies bearer tokens.
 #[derive(Debug)]
 pub struct Authenticator {
-    issuers: Vec<String>,
+    /// `iss` of the service's own tokens.
+    own_issuer: String,
+    /// `iss` of tokens signed by JWKS keys.
+    trusted_issuers: Vec<String>,
     audience: String,
     tenant_claim: String,
     leeway: u64,
@@ -67,6 +72,13 @@ impl Authenticator {
                 "auth.leeway is {:?}; at most {:?} is allowed",
                 settings.leeway, MAX_LEEWAY
             )));
+        }
+        let jwks_configured = settings.jwks_file.is_some()
+            || settings.jwks_url.as_deref().is_some_and(|u| !u.is_empty());
+        if jwks_configured && settings.trusted_issuers.is_empty() {
+            return Err(KeyError::Invalid(
+                "auth.jwks_file/auth.jwks_url keys verify tokens only from auth.trusted_issuers; set it".to_owned(),
+            ));
         }
         let mut local = vec![service_key.verify_key()];
         if let Some(path) = &settings.jwks_file {
@@ -86,16 +98,16 @@ impl Authenticator {
                 kid: None,
                 alg: Algorithm::HS256,
                 key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+                origin: KeyOrigin::SharedSecret,
             });
         }
         let remote = match settings.jwks_url.as_deref() {
             Some(url) if !url.is_empty() => Some(RemoteJwks::new(url.to_owned())?),
             _ => None,
         };
-        let mut issuers = vec![settings.issuer.clone()];
-        issuers.extend(settings.trusted_issuers.iter().cloned());
         Ok(Self {
-            issuers,
+            own_issuer: settings.issuer.clone(),
+            trusted_issuers: settings.trusted_issuers.clone(),
             audience: settings.audience.clone(),
             tenant_claim: settings.tenant_claim.clone(),
             leeway: settings.leeway.as_secs(),
@@ -129,6 +141,11 @@ impl Authenticator {
             return Err(TokenError::TooLarge);
         }
         let header = decode_header(token).map_err(TokenError::Header)?;
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood;
+        // this service understands none.
+        if let Some(critical) = header.crit.clone().filter(|c| !c.is_empty()) {
+            return Err(TokenError::Critical(critical));
+        }
         let candidates = self.candidates(&header).await;
         if candidates.is_empty() {
             return Err(TokenError::NoKey {
@@ -140,7 +157,7 @@ impl Authenticator {
         for key in candidates {
             let mut validation = Validation::new(key.alg);
             validation.set_audience(&[&self.audience]);
-            validation.set_issuer(&self.issuers);
+            validation.set_issuer(&self.issuers_for(key.origin));
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             validation.validate_nbf = true;
             validation.leeway = self.leeway;
@@ -154,7 +171,22 @@ impl Authenticator {
         })))
     }
 
+    fn issuers_for(&self, origin: KeyOrigin) -> Vec<&str> {
+        let own = std::iter::once(self.own_issuer.as_str());
+        let trusted = self.trusted_issuers.iter().map(String::as_str);
+        match origin {
+            KeyOrigin::Service => own.collect(),
+            KeyOrigin::Jwks => trusted.collect(),
+            KeyOrigin::SharedSecret => own.chain(trusted).collect(),
+        }
+    }
+
     fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, TokenError> {
+        // jsonwebtoken accepts an array `iss` if any element matches;
+        // RFC 7519 §4.1.1 makes it one string.
+        if !matches!(claims.get("iss"), Some(Value::String(_))) {
+            return Err(TokenError::Claim("iss"));
+        }
         let sub = match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
             _ => return Err(TokenError::Claim("sub")),
