@@ -695,3 +695,42 @@ async fn responses_echo_a_request_id_and_quotas_are_readable() {
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
     assert!(unauthenticated.headers().get("x-request-id").is_some());
 }
+
+#[tokio::test]
+async fn when_the_tenant_status_cannot_be_read_the_gate_fails_closed_with_503() {
+    // A valid token, but the database is unreachable: never let it through.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let test_db = tenantry_tests::TestDb::new().await;
+    let mut settings = test_db.settings(2);
+    settings.url = secrecy::SecretString::from(format!(
+        "postgres://tenantry_app:pw@127.0.0.1:{port}/nowhere"
+    ));
+    settings.connect_timeout = std::time::Duration::from_millis(500);
+    let app = TestApp::spawn_with(test_db, &settings, tenantry_tests::test_auth_settings()).await;
+    let token = app.tenant_token(TenantId::new());
+    for (method, path) in [
+        (Method::GET, "/v1/tenant"),
+        (Method::GET, "/v1/instances"),
+        (
+            Method::DELETE,
+            "/v1/clusters/00000000-0000-7000-8000-000000000000",
+        ),
+    ] {
+        let response = app
+            .with_token(method.clone(), path, &token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "unavailable");
+    }
+}
