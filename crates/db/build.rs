@@ -1,18 +1,22 @@
 //! Embeds ../../sql/<migration>/{up,down}.sql and ../../policies/*.sql into
 //! the binary, in name order, so `tenantry migrate` needs no files at runtime.
+//!
+//! The SQL goes in as string literals and the watched paths are relative to
+//! this package: with a target directory shared between checkouts (CI keeps
+//! one outside the clone), absolute paths would let one checkout's build
+//! reuse another checkout's SQL.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs, io};
 
 fn main() -> io::Result<()> {
-    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(io::Error::other)?)
-        .join("../..")
-        .canonicalize()?;
-    let sql = root.join("sql");
-    let policies = root.join("policies");
-    println!("cargo:rerun-if-changed={}", sql.display());
-    println!("cargo:rerun-if-changed={}", policies.display());
+    let package = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(io::Error::other)?);
+    let sql = package.join("../../sql");
+    let policies = package.join("../../policies");
+    // Relative to the package: cargo resolves them in whichever checkout builds.
+    println!("cargo:rerun-if-changed=../../sql");
+    println!("cargo:rerun-if-changed=../../policies");
 
     let mut out = String::from("pub(crate) static MIGRATIONS: &[Migration] = &[\n");
     for dir in sorted_entries(&sql)? {
@@ -27,13 +31,11 @@ fn main() -> io::Result<()> {
                 "{name}: needs up.sql and down.sql"
             )));
         }
-        println!("cargo:rerun-if-changed={}", up.display());
-        println!("cargo:rerun-if-changed={}", down.display());
         writeln!(
             out,
-            "    Migration {{ version: {name:?}, up: include_str!({:?}), down: include_str!({:?}) }},",
-            up.display(),
-            down.display()
+            "    Migration {{ version: {name:?}, up: {:?}, down: {:?} }},",
+            fs::read_to_string(&up)?,
+            fs::read_to_string(&down)?
         )
         .map_err(io::Error::other)?;
     }
@@ -42,12 +44,11 @@ fn main() -> io::Result<()> {
         if file.extension().is_none_or(|e| e != "sql") {
             continue;
         }
-        println!("cargo:rerun-if-changed={}", file.display());
         let name = file_name(&file)?;
         writeln!(
             out,
-            "    Policy {{ file: {name:?}, sql: include_str!({:?}) }},",
-            file.display()
+            "    Policy {{ file: {name:?}, sql: {:?} }},",
+            fs::read_to_string(&file)?
         )
         .map_err(io::Error::other)?;
     }

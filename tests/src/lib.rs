@@ -289,8 +289,12 @@ impl TestApp {
         auth: AuthSettings,
     ) -> Self {
         let db = Db::new(settings).expect("build the pool");
-        let state =
-            AppState::new(db.clone(), &auth, &test_server_settings()).expect("build the app state");
+        let tenancy = tenantry_api::Tenancy {
+            default_limits: test_limits(),
+            retention_period: Duration::from_secs(90 * 24 * 3600),
+        };
+        let state = AppState::new(db.clone(), &auth, &test_server_settings(), tenancy)
+            .expect("build the app state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
         let server = tenantry_api::server(listener, state, 1).expect("build server");

@@ -29,6 +29,13 @@ pub enum ApiError {
     TenantMismatch,
     #[error("no such resource")]
     NotFound,
+    /// A lifecycle transition the state machine does not allow (or that
+    /// lost a race to another change).
+    #[error("cannot go from {from} to {to}")]
+    InvalidTransition {
+        from: TenantStatus,
+        to: TenantStatus,
+    },
     #[error("{0}")]
     Conflict(Cow<'static, str>),
     /// A field's value is invalid.
@@ -81,6 +88,7 @@ impl ApiError {
             Self::TenantInactive(TenantStatus::Active) => "forbidden",
             Self::TenantMismatch => "tenant_mismatch",
             Self::NotFound => "not_found",
+            Self::InvalidTransition { .. } => "invalid_transition",
             Self::Conflict(_) => "conflict",
             Self::Validation { .. } => "validation",
             Self::BadRequest(_) => "bad_request",
@@ -97,6 +105,7 @@ impl ApiError {
             Self::Forbidden(_) | Self::TenantMismatch => "Forbidden",
             Self::TenantInactive(_) => "Tenant not active",
             Self::NotFound => "Not found",
+            Self::InvalidTransition { .. } => "Invalid transition",
             Self::Conflict(_) => "Conflict",
             Self::Validation { .. } => "Invalid field",
             Self::BadRequest(_) => "Bad request",
@@ -223,6 +232,12 @@ pub struct Problem {
     /// The offending field, for `validation`.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// For `invalid_transition`: the tenant's current status...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<TenantStatus>,
+    /// ...and the one asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<TenantStatus>,
 }
 
 impl ResponseError for ApiError {
@@ -233,7 +248,7 @@ impl ResponseError for ApiError {
                 StatusCode::FORBIDDEN
             }
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::InvalidTransition { .. } => StatusCode::CONFLICT,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -256,6 +271,14 @@ impl ResponseError for ApiError {
             code: self.code(),
             field: match self {
                 Self::Validation { field, .. } => Some(field.to_string()),
+                _ => None,
+            },
+            from: match self {
+                Self::InvalidTransition { from, .. } => Some(*from),
+                _ => None,
+            },
+            to: match self {
+                Self::InvalidTransition { to, .. } => Some(*to),
                 _ => None,
             },
         };

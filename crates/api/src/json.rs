@@ -17,6 +17,34 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
+/// A body that may be absent (no `Content-Length` or zero, no
+/// `Content-Type`): `None`. A body that is present is held to every rule of
+/// [`Json`] — a malformed one is an error, never silently `None`.
+#[derive(Debug)]
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for MaybeJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let length = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let absent = length == Some(0)
+            || (length.is_none()
+                && req.headers().get(CONTENT_TYPE).is_none()
+                && req.headers().get("transfer-encoding").is_none());
+        if absent {
+            return Box::pin(async { Ok(MaybeJson(None)) });
+        }
+        let body = Json::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(MaybeJson(Some(body.await?.0))) })
+    }
+}
+
 fn is_json(req: &HttpRequest) -> bool {
     let Some(value) = req
         .headers()

@@ -33,6 +33,15 @@ pub struct Addressing {
     pub base_domain: Option<String>,
 }
 
+/// Tenancy rules the admin plane applies.
+#[derive(Debug, Clone)]
+pub struct Tenancy {
+    /// Limits a new tenant starts with (`[quotas.default]`).
+    pub default_limits: tenantry_db::models::Limits,
+    /// How long a deleted tenant's data is kept (`retention.period`).
+    pub retention_period: Duration,
+}
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -43,6 +52,7 @@ pub struct AppState {
     pub exchange_ttl: Duration,
     pub addressing: Addressing,
     pub max_body_bytes: usize,
+    pub tenancy: Tenancy,
 }
 
 impl AppState {
@@ -51,6 +61,7 @@ impl AppState {
         db: Db,
         auth_settings: &AuthSettings,
         server: &ServerSettings,
+        tenancy: Tenancy,
     ) -> Result<Self, KeyError> {
         let service_key = auth::keys::load_service_key(auth_settings)?;
         let auth = Authenticator::new(auth_settings, &service_key)?;
@@ -67,6 +78,7 @@ impl AppState {
                     .filter(|d| !d.is_empty()),
             },
             max_body_bytes: server.max_body_bytes,
+            tenancy,
         })
     }
 }
@@ -74,7 +86,7 @@ impl AppState {
 /// The tenant plane's routes (mounted at `/v1` and, optionally, at
 /// `/t/{tenant_slug}/v1`).
 fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
-    cfg.service(routes::tenant::get_tenant)
+    cfg.service(routes::tenant::get_own_tenant)
         .service(routes::tenant::get_quotas)
         .service(routes::users::list_users)
         .service(routes::users::create_user)
@@ -103,6 +115,22 @@ fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
         .service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::auth::jwks)
+        // Before "/v1": a scope that matches a prefix does not fall through.
+        .service(
+            scope::scope("/v1/admin")
+                .service(routes::admin::tenants::create_tenant)
+                .service(routes::admin::tenants::list_tenants)
+                .service(routes::admin::tenants::get_tenant)
+                .service(routes::admin::tenants::update_tenant)
+                .service(routes::admin::tenants::suspend_tenant)
+                .service(routes::admin::tenants::activate_tenant)
+                .service(routes::admin::tenants::archive_tenant)
+                .service(routes::admin::tenants::delete_tenant)
+                .service(routes::admin::tenants::restore_tenant)
+                .service(routes::admin::tenants::tenant_health)
+                .service(routes::admin::tenants::export_tenant)
+                .service(routes::admin::audit::list_audit),
+        )
         .service(
             scope::scope("/v1")
                 .service(routes::auth::exchange_api_key)

@@ -3,12 +3,14 @@
 
 pub mod id;
 pub mod input;
+pub mod lifecycle;
 pub mod scope;
 pub mod slug;
 pub mod status;
 
 pub use id::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, UserId};
 pub use input::{Email, Name, Region};
+pub use lifecycle::{Action, InvalidTransition, transition};
 pub use scope::{Scope, Scopes};
 pub use slug::{Slug, SlugError};
 pub use status::{TenantStatus, UnknownStatus};

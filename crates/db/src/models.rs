@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 use tenantry_core::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, TenantStatus, UserId};
 
 use crate::schema::{
-    api_keys, clusters, events, instances, tenant_quotas, tenant_usage, tenants, users,
+    api_keys, audit_events, clusters, events, instances, tenant_quotas, tenant_usage, tenants,
+    users,
 };
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
 pub struct Tenant {
     pub id: TenantId,
@@ -20,6 +21,7 @@ pub struct Tenant {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 /// A tenant's limits; also the shape of `[quotas.default]` in the config.
@@ -122,4 +124,19 @@ impl Page {
         rows.truncate(limit);
         (rows, more)
     }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
+pub struct AuditEntry {
+    pub id: uuid::Uuid,
+    pub tenant_id: Option<TenantId>,
+    pub actor: String,
+    pub action: String,
+    #[schema(value_type = Object)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub after: Option<serde_json::Value>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
 }

@@ -12,6 +12,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
         purged_at -> Nullable<Timestamptz>,
+        slug_released_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -44,7 +44,20 @@ impl TenantScope {
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
-        run_in_context(&self.db, Context::Tenant(self.tenant), work).await
+        run_in_context(&self.db, Context::Tenant(self.tenant), false, work).await
+    }
+
+    /// As [`TenantScope::run`], in a read-only REPEATABLE READ transaction:
+    /// one consistent snapshot across every statement (exports).
+    pub async fn read_snapshot<'a, R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
+            + Send
+            + 'a,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+        R: Send + 'a,
+    {
+        run_in_context(&self.db, Context::Tenant(self.tenant), true, work).await
     }
 }
 
@@ -70,7 +83,22 @@ impl PlatformScope {
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
-        run_in_context(&self.db, Context::Platform, work).await
+        run_in_context(&self.db, Context::Platform, false, work).await
+    }
+
+    /// Creates a tenant's registry rows and its first data in ONE
+    /// transaction: `work` runs with the platform context AND `tenant`'s
+    /// context set, so `tenant`'s rows are reachable and no other tenant's
+    /// are (imports: all or nothing).
+    pub async fn provision<'a, R, E, F>(&self, tenant: TenantId, work: F) -> Result<R, E>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
+            + Send
+            + 'a,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+        R: Send + 'a,
+    {
+        run_in_context(&self.db, Context::Provision(tenant), false, work).await
     }
 }
 
@@ -78,11 +106,17 @@ impl PlatformScope {
 enum Context {
     Tenant(TenantId),
     Platform,
+    Provision(TenantId),
 }
 
 /// The one place a transaction begins: check out, BEGIN, set the context as
 /// the first statement, run the work, COMMIT on `Ok`, ROLLBACK on `Err`.
-async fn run_in_context<'a, R, E, F>(db: &Db, context: Context, work: F) -> Result<R, E>
+async fn run_in_context<'a, R, E, F>(
+    db: &Db,
+    context: Context,
+    snapshot: bool,
+    work: F,
+) -> Result<R, E>
 where
     F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
         + Send
@@ -90,22 +124,43 @@ where
     E: From<DbError> + From<diesel::result::Error> + Send + 'a,
     R: Send + 'a,
 {
-    let mut conn = db.checkout().await?;
-    conn.transaction(async move |conn| {
+    let mut pooled = db.checkout().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let body = async move |conn: &mut AsyncPgConnection| {
         match context {
-            Context::Tenant(tenant) => {
-                diesel::sql_query("SELECT set_tenant_context($1)")
-                    .bind::<sql_types::Uuid, _>(tenant)
-                    .execute(conn)
-                    .await?
-            }
+            Context::Tenant(tenant) => set_tenant_context(conn, tenant).await?,
             Context::Platform => {
                 diesel::sql_query("SELECT set_platform_admin_context()")
                     .execute(conn)
-                    .await?
+                    .await?;
             }
-        };
+            Context::Provision(tenant) => {
+                diesel::sql_query("SELECT set_platform_admin_context()")
+                    .execute(conn)
+                    .await?;
+                set_tenant_context(conn, tenant).await?;
+            }
+        }
         work(conn).await
-    })
-    .await
+    };
+    if snapshot {
+        conn.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run(body)
+            .await
+    } else {
+        conn.transaction(body).await
+    }
+}
+
+async fn set_tenant_context(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+) -> Result<(), diesel::result::Error> {
+    diesel::sql_query("SELECT set_tenant_context($1)")
+        .bind::<sql_types::Uuid, _>(tenant)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }

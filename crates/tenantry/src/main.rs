@@ -8,13 +8,14 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
-use tenantry_api::AppState;
 use tenantry_api::auth::{Issuer, keys};
+use tenantry_api::{AppState, Tenancy};
 use tenantry_core::{Name, Scope, Scopes, Slug, TenantId};
 use tenantry_db::{Db, DbError, ScopedFutureExt, migrate, queries};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
+mod import;
 mod settings;
 
 use settings::{LogFormat, Settings};
@@ -74,6 +75,17 @@ enum Command {
 enum TenantsCommand {
     /// Create an active tenant with the default quotas; prints it as JSON.
     Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Load an export (GET /v1/admin/tenants/{id}/export) into a NEW tenant,
+    /// in one transaction; prints the tenant and the rows per table.
+    Import {
+        /// The NDJSON file; "-" for standard input.
+        #[arg(long)]
+        file: String,
         #[arg(long)]
         slug: String,
         #[arg(long)]
@@ -139,6 +151,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             writeln!(std::io::stdout(), "{token}")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Tenants {
+            command: TenantsCommand::Import { file, slug, name },
+        } => import::run(&settings, &file, &slug, &name).await,
         Command::Tenants {
             command: TenantsCommand::Create { slug, name },
         } => {
@@ -263,9 +278,13 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         n => n,
     };
     tracing::info!(%local, workers, "listening");
+    let tenancy = Tenancy {
+        default_limits: settings.quotas.default.clone(),
+        retention_period: settings.retention.period,
+    };
+    let state = AppState::new(db, &settings.auth, &settings.server, tenancy)
+        .context("cannot load the auth keys")?;
     eprintln!("tenantry: listening on http://{local}");
-    let state =
-        AppState::new(db, &settings.auth, &settings.server).context("cannot load the auth keys")?;
     tenantry_api::server(listener, state, workers)?.await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -105,14 +105,16 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
         }
     }
     // 20 tenant-plane operations mounted twice (/v1 and /t/{tenant_slug}/v1),
-    // the API-key exchange, healthz, readyz, jwks.
-    assert_eq!(operations.len(), 20 * 2 + 4, "{operations:#?}");
+    // the API-key exchange, healthz, readyz, jwks, and 12 admin operations.
+    assert_eq!(operations.len(), 20 * 2 + 4 + 12, "{operations:#?}");
     for expected in [
         ("GET", "/v1/instances"),
         ("PATCH", "/v1/instances/{id}"),
         ("POST", "/v1/auth/token"),
         ("GET", "/t/{tenant_slug}/v1/tenant"),
         ("GET", "/.well-known/jwks.json"),
+        ("POST", "/v1/admin/tenants/{id_or_slug}/suspend"),
+        ("GET", "/v1/admin/audit"),
     ] {
         assert!(
             operations
@@ -134,7 +136,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
     assert_eq!(ids.len(), count, "operation ids must be unique");
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            for name in ["id", "tenant_slug"] {
+            for name in ["id", "id_or_slug", "tenant_slug"] {
                 if path.contains(&format!("{{{name}}}")) {
                     let declared = op["parameters"].as_array().is_some_and(|ps| {
                         ps.iter().any(|p| p["name"] == name && p["in"] == "path")
@@ -149,6 +151,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
     for (method, path) in &operations {
         let concrete = path
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{id_or_slug}", "acme")
             .replace("{tenant_slug}", "acme");
         let response = app
             .client

@@ -6,6 +6,7 @@
     reason = "test helpers outside #[test] functions fail loudly, like the tests"
 )]
 
+mod admin;
 mod guard;
 mod http;
 mod migrations;

@@ -225,3 +225,18 @@ async fn every_tenant_table_follows_rule_two() {
         0
     );
 }
+
+#[test]
+fn the_binary_embeds_exactly_the_migrations_on_disk() {
+    // Guards the build script: a stale embed (e.g. from another checkout
+    // sharing the target directory) would ship the wrong schema.
+    let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql");
+    let mut on_disk: Vec<String> = std::fs::read_dir(sql)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    assert_eq!(migrate::embedded_versions(), on_disk);
+}

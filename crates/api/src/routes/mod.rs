@@ -1,5 +1,6 @@
 //! One module per resource; handlers are named after what they do.
 
+pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod clusters;
@@ -33,6 +34,10 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
+    pub fn new(limit: Option<i64>, cursor: Option<String>) -> Self {
+        Self { limit, cursor }
+    }
+
     pub fn page(&self) -> Result<Page, ApiError> {
         let limit = self.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {

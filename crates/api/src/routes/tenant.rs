@@ -9,7 +9,7 @@ use crate::{ApiError, AppState};
 
 #[utoipa::path(tag = "tenant", security(("bearer" = [])), responses((status = 200, description = "The caller's tenant", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/tenant")]
-pub async fn get_tenant(
+pub async fn get_own_tenant(
     state: web::Data<AppState>,
     who: TenantPrincipal,
 ) -> Result<HttpResponse, ApiError> {

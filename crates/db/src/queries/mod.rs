@@ -4,8 +4,10 @@
 //! even though RLS would confine them anyway.
 
 pub mod api_keys;
+pub mod audit;
 pub mod clusters;
 pub mod events;
+pub mod export;
 pub mod instances;
 pub mod tenants;
 pub mod users;

@@ -89,3 +89,85 @@ pub async fn create(
         .await?;
     Ok(tenant)
 }
+
+/// Tenants in id order, optionally of one status (platform scope).
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    status: Option<TenantStatus>,
+    page: crate::models::Page,
+) -> QueryResult<(Vec<Tenant>, bool)> {
+    let mut query = tenants::table
+        .select(Tenant::as_select())
+        .order(tenants::id.asc())
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(tenants::status.eq(status));
+    }
+    if let Some(after) = page.after {
+        query = query.filter(tenants::id.gt(after));
+    }
+    Ok(page.finish(query.load(conn).await?))
+}
+
+/// By slug: the tenant currently holding it (platform scope).
+pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> QueryResult<Tenant> {
+    tenants::table
+        .filter(
+            tenants::slug
+                .eq(slug)
+                .and(tenants::slug_released_at.is_null()),
+        )
+        .select(Tenant::as_select())
+        .first(conn)
+        .await
+}
+
+/// Renames and/or sets the legal hold (platform scope).
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    name: Option<&str>,
+    legal_hold: Option<bool>,
+) -> QueryResult<Tenant> {
+    let current = get(conn, tenant).await?;
+    diesel::update(tenants::table.filter(tenants::id.eq(tenant)))
+        .set((
+            tenants::name.eq(name.unwrap_or(&current.name)),
+            tenants::legal_hold.eq(legal_hold.unwrap_or(current.legal_hold)),
+            tenants::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Tenant::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Moves a tenant from `from` to `to` only if it is still `from` (and not
+/// purged, and — leaving `deleted` — no purge has started): two admins
+/// racing get one row and one `None`. `deleted_at` is stamped on delete and
+/// cleared on restore.
+pub async fn transition(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    from: TenantStatus,
+    to: TenantStatus,
+) -> QueryResult<Option<Tenant>> {
+    diesel::sql_query(
+        "UPDATE tenants
+            SET status = $3,
+                updated_at = now(),
+                deleted_at = CASE WHEN $3 = 'deleted' THEN now()
+                                  WHEN $2 = 'deleted' THEN NULL
+                                  ELSE deleted_at END
+          WHERE id = $1 AND status = $2 AND purged_at IS NULL
+            AND ($2 <> 'deleted' OR NOT EXISTS (
+                    SELECT 1 FROM retention_runs r WHERE r.tenant_id = tenants.id AND r.purged_at IS NULL))
+      RETURNING id, slug, name, status, legal_hold, created_at, updated_at, deleted_at, purged_at",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(tenant)
+    .bind::<diesel::sql_types::Text, _>(from)
+    .bind::<diesel::sql_types::Text, _>(to)
+    .get_result(conn)
+    .await
+    .optional()
+}

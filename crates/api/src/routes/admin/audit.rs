@@ -1,0 +1,46 @@
+//! `GET /v1/admin/audit`: the audit log, optionally for one tenant.
+
+use actix_web::{HttpResponse, get, web};
+use serde::Deserialize;
+use tenantry_core::TenantId;
+use tenantry_db::{ScopedFutureExt, queries};
+
+use crate::auth::PlatformAdmin;
+use crate::routes::{PageQuery, list};
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only this tenant's entries.
+    tenant_id: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(AuditQuery), responses((status = 200, body = crate::routes::List<tenantry_db::models::AuditEntry>), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[get("/audit")]
+pub async fn list_audit(
+    state: web::Data<AppState>,
+    _admin: PlatformAdmin,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let page = PageQuery::new(query.limit, query.cursor).page()?;
+    let tenant = query
+        .tenant_id
+        .map(|t| {
+            t.parse::<TenantId>()
+                .map_err(|_| ApiError::validation("tenant_id", "must be a UUID"))
+        })
+        .transpose()?;
+    let (items, more) = state
+        .db
+        .platform()
+        .run(|conn| {
+            async move { Ok::<_, ApiError>(queries::audit::list(conn, tenant, page).await?) }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(list(items, more, |e| e.id))
+}
