@@ -341,6 +341,28 @@ impl TestApp {
             .bearer_auth(token)
     }
 
+    /// Sends `method path` with `token` (and a JSON body); returns the status
+    /// and the body as JSON (`Null` when it is not JSON).
+    pub async fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.with_token(method, path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("response body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// A token signed with the app's own key.
     #[must_use]
     pub fn token(&self, sub: &str, tenant: Option<TenantId>, scopes: &[Scope]) -> String {

@@ -24,14 +24,7 @@ impl<'a> Caller<'a> {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.app.with_token(method, path, &self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.app.call(&self.token, method, path, body).await
     }
 
     async fn create(&self, path: &str, body: Value) -> Value {
