@@ -38,6 +38,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Conflict(Cow<'static, str>),
+    /// Provisioning would pass one of the tenant's limits; nothing changed.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(tenantry_core::Exceeded),
     /// A field's value is invalid.
     #[error("{field}: {detail}")]
     Validation {
@@ -89,6 +92,7 @@ impl ApiError {
             Self::TenantMismatch => "tenant_mismatch",
             Self::NotFound => "not_found",
             Self::InvalidTransition { .. } => "invalid_transition",
+            Self::QuotaExceeded(_) => "quota_exceeded",
             Self::Conflict(_) => "conflict",
             Self::Validation { .. } => "validation",
             Self::BadRequest(_) => "bad_request",
@@ -106,6 +110,7 @@ impl ApiError {
             Self::TenantInactive(_) => "Tenant not active",
             Self::NotFound => "Not found",
             Self::InvalidTransition { .. } => "Invalid transition",
+            Self::QuotaExceeded(_) => "Quota exceeded",
             Self::Conflict(_) => "Conflict",
             Self::Validation { .. } => "Invalid field",
             Self::BadRequest(_) => "Bad request",
@@ -113,6 +118,13 @@ impl ApiError {
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
+        }
+    }
+
+    fn exceeded(&self) -> Option<&tenantry_core::Exceeded> {
+        match self {
+            Self::QuotaExceeded(e) => Some(e),
+            _ => None,
         }
     }
 
@@ -238,15 +250,26 @@ pub struct Problem {
     /// ...and the one asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<TenantStatus>,
+    /// For `quota_exceeded`: the resource, its limit, what is used and what
+    /// was requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested: Option<i64>,
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::TenantInactive(_) | Self::TenantMismatch => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Forbidden(_)
+            | Self::TenantInactive(_)
+            | Self::TenantMismatch
+            | Self::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) | Self::InvalidTransition { .. } => StatusCode::CONFLICT,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -281,6 +304,10 @@ impl ResponseError for ApiError {
                 Self::InvalidTransition { to, .. } => Some(*to),
                 _ => None,
             },
+            resource: self.exceeded().map(|e| e.resource.as_str()),
+            limit: self.exceeded().map(|e| e.limit),
+            used: self.exceeded().map(|e| e.used),
+            requested: self.exceeded().map(|e| e.requested),
         };
         let mut response = HttpResponse::build(status);
         match self {

@@ -87,7 +87,7 @@ impl AppState {
 /// `/t/{tenant_slug}/v1`).
 fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
     cfg.service(routes::tenant::get_own_tenant)
-        .service(routes::tenant::get_quotas)
+        .service(routes::tenant::get_own_quotas)
         .service(routes::users::list_users)
         .service(routes::users::create_user)
         .service(routes::users::get_user)
@@ -129,6 +129,9 @@ fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(routes::admin::tenants::restore_tenant)
                 .service(routes::admin::tenants::tenant_health)
                 .service(routes::admin::tenants::export_tenant)
+                .service(routes::admin::quotas::get_quotas)
+                .service(routes::admin::quotas::replace_quotas)
+                .service(routes::admin::quotas::merge_quotas)
                 .service(routes::admin::audit::list_audit),
         )
         .service(

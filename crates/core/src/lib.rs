@@ -4,6 +4,7 @@
 pub mod id;
 pub mod input;
 pub mod lifecycle;
+pub mod quota;
 pub mod scope;
 pub mod slug;
 pub mod status;
@@ -11,6 +12,7 @@ pub mod status;
 pub use id::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, UserId};
 pub use input::{Email, Name, Region};
 pub use lifecycle::{Action, InvalidTransition, transition};
+pub use quota::{Amounts, Exceeded, Resource};
 pub use scope::{Scope, Scopes};
 pub use slug::{Slug, SlugError};
 pub use status::{TenantStatus, UnknownStatus};

@@ -11,6 +11,7 @@ mod guard;
 mod http;
 mod migrations;
 mod pool_hygiene;
+mod quotas;
 mod rls;
 mod roles;
 mod tenant_plane;

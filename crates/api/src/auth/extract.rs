@@ -164,6 +164,53 @@ impl TenantPrincipal {
         self.run(db, true, work).await
     }
 
+    /// A write that, with `dry_run`, is rehearsed instead: the same unit of
+    /// work — validation, uniqueness, quota — runs to the end and is then
+    /// rolled back, so nothing is written. Returns what the work returned.
+    pub async fn write_or_rehearse<'a, R, F>(
+        &self,
+        db: &Db,
+        dry_run: bool,
+        work: F,
+    ) -> Result<R, ApiError>
+    where
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        if !dry_run {
+            return self.write(db, work).await;
+        }
+        self.require(Scope::TenantWrite)?;
+        let tenant = self.tenant_id;
+        let addressed = self.addressed.clone();
+        let outcome = db
+            .tenant(tenant)
+            .run(move |conn| {
+                async move {
+                    gate(conn, tenant, true, &addressed)
+                        .await
+                        .map_err(Rehearsal::Failed)?;
+                    // An error rolls the transaction back: a finished
+                    // rehearsal leaves as one, carrying its result.
+                    match work(conn).await {
+                        Ok(result) => Err::<(), _>(Rehearsal::Done(result)),
+                        Err(e) => Err(Rehearsal::Failed(e)),
+                    }
+                }
+                .scope_boxed()
+            })
+            .await;
+        match outcome {
+            Err(Rehearsal::Done(result)) => Ok(result),
+            Err(Rehearsal::Failed(e)) => Err(e),
+            Ok(()) => Err(ApiError::Internal("a rehearsal committed".to_owned())),
+        }
+    }
+
     fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.contains(scope) {
             Ok(())
@@ -217,4 +264,22 @@ async fn gate(
         return Err(ApiError::TenantInactive(status));
     }
     Ok(())
+}
+
+/// How a rehearsed unit of work ends: always by rolling back.
+enum Rehearsal<R> {
+    Done(R),
+    Failed(ApiError),
+}
+
+impl<R> From<tenantry_db::DbError> for Rehearsal<R> {
+    fn from(e: tenantry_db::DbError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+impl<R> From<diesel::result::Error> for Rehearsal<R> {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Failed(e.into())
+    }
 }

@@ -5,10 +5,10 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
-use tenantry_core::{ApiKeyId, Name};
+use tenantry_core::{ApiKeyId, Name, Resource};
 use tenantry_db::{ScopedFutureExt, queries};
 
-use super::{PageQuery, field, list};
+use super::{DryRun, PageQuery, charge, field, list, one, rehearsed, usage_if};
 use crate::auth::{TenantPrincipal, api_key};
 use crate::json::Json;
 use crate::{ApiError, AppState};
@@ -36,23 +36,26 @@ pub async fn list_api_keys(
     Ok(list(items, more, |k| *k.id.as_uuid()))
 }
 
-#[utoipa::path(tag = "api-keys", security(("bearer" = [])), request_body = CreateApiKey, responses((status = 201, description = "The key; `secret` is shown only here", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(super::DryRun), request_body = CreateApiKey, responses((status = 201, description = "The key; `secret` is shown only here", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     body: Json<CreateApiKey>,
+    dry: web::Query<DryRun>,
 ) -> Result<HttpResponse, ApiError> {
     let name = field("name", Name::parse(&body.0.name))?;
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
     let minted = api_key::mint(&state.api_key_secret, tenant);
     let (id, prefix, hash) = (minted.id, minted.prefix.clone(), minted.hash.clone());
-    let key = who
-        .write(&state.db, |conn| {
+    let dry_run = dry.wanted();
+    let (key, usage) = who
+        .write_or_rehearse(&state.db, dry_run, |conn| {
             async move {
                 let key =
                     queries::api_keys::create(conn, tenant, id, name.as_str(), &prefix, &hash)
                         .await?;
+                charge(conn, tenant, one(Resource::ApiKeys)).await?;
                 queries::events::record(
                     conn,
                     tenant,
@@ -62,11 +65,15 @@ pub async fn create_api_key(
                     json!({"prefix": prefix}),
                 )
                 .await?;
-                Ok(key)
+                Ok((key, usage_if(dry_run, conn, tenant).await?))
             }
             .scope_boxed()
         })
         .await?;
+    if dry_run {
+        // Nothing was stored: the rehearsed key has no usable secret.
+        return Ok(rehearsed(&key, &usage));
+    }
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/api-keys/{}", key.id)))
         .json(json!({
@@ -91,6 +98,7 @@ pub async fn revoke_api_key(
             if !queries::api_keys::revoke(conn, tenant, id).await? {
                 return Err(ApiError::NotFound);
             }
+            charge(conn, tenant, one(Resource::ApiKeys).negated()).await?;
             queries::events::record(
                 conn,
                 tenant,

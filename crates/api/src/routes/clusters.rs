@@ -4,10 +4,10 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use diesel::result::DatabaseErrorKind;
 use serde::Deserialize;
 use serde_json::json;
-use tenantry_core::{ClusterId, Name, Region};
+use tenantry_core::{ClusterId, Name, Region, Resource};
 use tenantry_db::{ScopedFutureExt, queries};
 
-use super::{PageQuery, created, field, list};
+use super::{DryRun, PageQuery, charge, created, field, list, one, rehearsed, usage_if};
 use crate::auth::TenantPrincipal;
 use crate::error::violated_constraint;
 use crate::json::Json;
@@ -37,18 +37,20 @@ pub async fn list_clusters(
     Ok(list(items, more, |c| *c.id.as_uuid()))
 }
 
-#[utoipa::path(tag = "clusters", security(("bearer" = [])), request_body = CreateCluster, responses((status = 201, body = tenantry_db::models::Cluster), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(super::DryRun), request_body = CreateCluster, responses((status = 201, body = tenantry_db::models::Cluster), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/clusters")]
 pub async fn create_cluster(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     body: Json<CreateCluster>,
+    dry: web::Query<DryRun>,
 ) -> Result<HttpResponse, ApiError> {
     let name = field("name", Name::parse(&body.0.name))?;
     let region = field("region", Region::parse(&body.0.region))?;
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
-    let cluster = who
-        .write(&state.db, |conn| {
+    let dry_run = dry.wanted();
+    let (cluster, usage) = who
+        .write_or_rehearse(&state.db, dry_run, |conn| {
             async move {
                 let cluster =
                     queries::clusters::create(conn, tenant, name.as_str(), region.as_str())
@@ -59,6 +61,7 @@ pub async fn create_cluster(
                             }
                             _ => e.into(),
                         })?;
+                charge(conn, tenant, one(Resource::Clusters)).await?;
                 queries::events::record(
                     conn,
                     tenant,
@@ -68,11 +71,14 @@ pub async fn create_cluster(
                     json!({"name": cluster.name}),
                 )
                 .await?;
-                Ok(cluster)
+                Ok((cluster, usage_if(dry_run, conn, tenant).await?))
             }
             .scope_boxed()
         })
         .await?;
+    if dry_run {
+        return Ok(rehearsed(&cluster, &usage));
+    }
     Ok(created(format!("/v1/clusters/{}", cluster.id), &cluster))
 }
 
@@ -113,6 +119,7 @@ pub async fn delete_cluster(
             if !deleted {
                 return Err(ApiError::NotFound);
             }
+            charge(conn, tenant, one(Resource::Clusters).negated()).await?;
             queries::events::record(
                 conn,
                 tenant,

@@ -5,11 +5,11 @@ use diesel::result::DatabaseErrorKind;
 use serde::Deserialize;
 use serde_json::json;
 use tenantry_core::input::{MAX_CPU_CORES, MAX_MEMORY_GB, MAX_STORAGE_GB, bounded};
-use tenantry_core::{ClusterId, InstanceId, Name};
+use tenantry_core::{Amounts, ClusterId, InstanceId, Name, Resource};
 use tenantry_db::queries::instances::Size;
 use tenantry_db::{ScopedFutureExt, queries};
 
-use super::{PageQuery, created, field, list};
+use super::{DryRun, PageQuery, charge, created, field, list, one, rehearsed, usage_if};
 use crate::auth::TenantPrincipal;
 use crate::error::violated_constraint;
 use crate::json::Json;
@@ -45,6 +45,14 @@ fn storage(v: i64) -> Result<i32, ApiError> {
     field("storage_gb", bounded(v, 0, MAX_STORAGE_GB))
 }
 
+/// What one instance of `size` counts against the quotas.
+fn footprint(size: &Size) -> Amounts {
+    one(Resource::Instances)
+        .with(Resource::CpuCores, size.cpu_cores.into())
+        .with(Resource::MemoryGb, size.memory_gb.into())
+        .with(Resource::StorageGb, size.storage_gb.into())
+}
+
 fn name_taken(err: diesel::result::Error) -> ApiError {
     match violated_constraint(&err) {
         Some((DatabaseErrorKind::UniqueViolation, "instances_tenant_name")) => {
@@ -75,12 +83,13 @@ pub async fn list_instances(
     Ok(list(items, more, |i| *i.id.as_uuid()))
 }
 
-#[utoipa::path(tag = "instances", security(("bearer" = [])), request_body = CreateInstance, responses((status = 201, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "instances", security(("bearer" = [])), params(super::DryRun), request_body = CreateInstance, responses((status = 201, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/instances")]
 pub async fn create_instance(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     body: Json<CreateInstance>,
+    dry: web::Query<DryRun>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let name = field("name", Name::parse(&body.name))?;
@@ -94,12 +103,14 @@ pub async fn create_instance(
         storage_gb: storage(body.storage_gb)?,
     };
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
-    let instance = who
-        .write(&state.db, |conn| {
+    let dry_run = dry.wanted();
+    let (instance, usage) = who
+        .write_or_rehearse(&state.db, dry_run, |conn| {
             async move {
                 let instance = queries::instances::create(conn, tenant, cluster, name.as_str(), size)
                     .await
                     .map_err(name_taken)?;
+                charge(conn, tenant, footprint(&size)).await?;
                 queries::events::record(
                     conn,
                     tenant,
@@ -109,11 +120,14 @@ pub async fn create_instance(
                     json!({"name": instance.name, "cpu_cores": size.cpu_cores, "memory_gb": size.memory_gb, "storage_gb": size.storage_gb}),
                 )
                 .await?;
-                Ok(instance)
+                Ok((instance, usage_if(dry_run, conn, tenant).await?))
             }
             .scope_boxed()
         })
         .await?;
+    if dry_run {
+        return Ok(rehearsed(&instance, &usage));
+    }
     Ok(created(format!("/v1/instances/{}", instance.id), &instance))
 }
 
@@ -154,7 +168,7 @@ pub async fn update_instance(
     let instance = who
         .write(&state.db, |conn| {
             async move {
-                let current = queries::instances::get(conn, tenant, id).await?;
+                let current = queries::instances::get_for_update(conn, tenant, id).await?;
                 let size = Size {
                     cpu_cores: cpu_cores.unwrap_or(current.cpu_cores),
                     memory_gb: memory_gb.unwrap_or(current.memory_gb),
@@ -162,6 +176,18 @@ pub async fn update_instance(
                 };
                 let name = name.as_ref().map_or(current.name.as_str(), Name::as_str);
                 let updated = queries::instances::update(conn, tenant, id, name, size).await.map_err(name_taken)?;
+                // A resize pays (or gives back) only the difference.
+                let before = Size {
+                    cpu_cores: current.cpu_cores,
+                    memory_gb: current.memory_gb,
+                    storage_gb: current.storage_gb,
+                };
+                let mut delta = footprint(&size);
+                let previous = footprint(&before);
+                for resource in [Resource::CpuCores, Resource::MemoryGb, Resource::StorageGb] {
+                    delta = delta.with(resource, delta.get(resource) - previous.get(resource));
+                }
+                charge(conn, tenant, delta.with(Resource::Instances, 0)).await?;
                 queries::events::record(
                     conn,
                     tenant,
@@ -189,9 +215,15 @@ pub async fn delete_instance(
     let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
     who.write(&state.db, |conn| {
         async move {
-            queries::instances::delete(conn, tenant, id)
+            let deleted = queries::instances::delete(conn, tenant, id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
+            let size = Size {
+                cpu_cores: deleted.cpu_cores,
+                memory_gb: deleted.memory_gb,
+                storage_gb: deleted.storage_gb,
+            };
+            charge(conn, tenant, footprint(&size).negated()).await?;
             queries::events::record(
                 conn,
                 tenant,

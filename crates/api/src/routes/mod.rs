@@ -89,6 +89,66 @@ pub fn created<T: Serialize>(location: String, body: &T) -> HttpResponse {
         .json(body)
 }
 
+/// `?dry_run=true` on creates: validate, check uniqueness and quota, write
+/// nothing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DryRun {
+    /// Rehearse: answer 200 with what would be created and used.
+    dry_run: Option<bool>,
+}
+
+impl DryRun {
+    pub fn wanted(&self) -> bool {
+        self.dry_run.unwrap_or(false)
+    }
+}
+
+/// The answer to a rehearsed create.
+pub fn rehearsed<T: Serialize>(
+    would_create: &T,
+    usage_after: &Option<tenantry_db::models::Usage>,
+) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "dry_run": true,
+        "would_create": would_create,
+        "usage_after": usage_after,
+    }))
+}
+
+/// Takes `delta` from the tenant's quota in the current transaction, or
+/// refuses with `quota_exceeded` (the transaction then rolls back).
+pub async fn charge(
+    conn: &mut tenantry_db::AsyncPgConnection,
+    tenant: tenantry_core::TenantId,
+    delta: tenantry_core::Amounts,
+) -> Result<(), ApiError> {
+    tenantry_db::queries::quotas::consume(conn, tenant, delta)
+        .await?
+        .map_err(ApiError::QuotaExceeded)
+}
+
+/// One of `resource`.
+pub fn one(resource: tenantry_core::Resource) -> tenantry_core::Amounts {
+    tenantry_core::Amounts::default().with(resource, 1)
+}
+
+/// Usage after a rehearsal (read inside the rehearsed transaction).
+pub async fn usage_if(
+    dry_run: bool,
+    conn: &mut tenantry_db::AsyncPgConnection,
+    tenant: tenantry_core::TenantId,
+) -> Result<Option<tenantry_db::models::Usage>, ApiError> {
+    if !dry_run {
+        return Ok(None);
+    }
+    Ok(
+        tenantry_db::queries::tenants::limits_and_usage(conn, tenant)
+            .await?
+            .1,
+    )
+}
+
 /// Maps a parse failure of a body field to a 422 naming it.
 pub fn field<T>(name: &'static str, parsed: Result<T, String>) -> Result<T, ApiError> {
     parsed.map_err(|detail| ApiError::validation(name, detail))

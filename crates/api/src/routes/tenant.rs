@@ -29,7 +29,7 @@ pub async fn get_own_tenant(
 
 #[utoipa::path(tag = "tenant", security(("bearer" = [])), responses((status = 200, description = "Limits and usage", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/quotas")]
-pub async fn get_quotas(
+pub async fn get_own_quotas(
     state: web::Data<AppState>,
     who: TenantPrincipal,
 ) -> Result<HttpResponse, ApiError> {

@@ -4,10 +4,10 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use diesel::result::DatabaseErrorKind;
 use serde::Deserialize;
 use serde_json::json;
-use tenantry_core::{Email, Name, UserId};
+use tenantry_core::{Email, Name, Resource, UserId};
 use tenantry_db::{ScopedFutureExt, queries};
 
-use super::{PageQuery, created, field, list};
+use super::{DryRun, PageQuery, charge, created, field, list, one, rehearsed, usage_if};
 use crate::auth::TenantPrincipal;
 use crate::error::violated_constraint;
 use crate::json::Json;
@@ -61,22 +61,25 @@ pub async fn list_users(
     Ok(list(items, more, |u| *u.id.as_uuid()))
 }
 
-#[utoipa::path(tag = "users", security(("bearer" = [])), request_body = CreateUser, responses((status = 201, body = tenantry_db::models::User), (status = 409, description = "email already in use", body = crate::error::Problem), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(super::DryRun), request_body = CreateUser, responses((status = 201, body = tenantry_db::models::User), (status = 409, description = "email already in use", body = crate::error::Problem), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     body: Json<CreateUser>,
+    dry: web::Query<DryRun>,
 ) -> Result<HttpResponse, ApiError> {
     let email = field("email", Email::parse(&body.0.email))?;
     let name = optional_name(body.0.name.as_deref())?;
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
-    let user = who
-        .write(&state.db, |conn| {
+    let dry_run = dry.wanted();
+    let (user, usage) = who
+        .write_or_rehearse(&state.db, dry_run, |conn| {
             async move {
                 let user = queries::users::create(conn, tenant, email.as_str(), &name)
                     .await
                     .map_err(duplicate_email)?;
+                charge(conn, tenant, one(Resource::Users)).await?;
                 queries::events::record(
                     conn,
                     tenant,
@@ -86,11 +89,14 @@ pub async fn create_user(
                     json!({"email": user.email}),
                 )
                 .await?;
-                Ok(user)
+                Ok((user, usage_if(dry_run, conn, tenant).await?))
             }
             .scope_boxed()
         })
         .await?;
+    if dry_run {
+        return Ok(rehearsed(&user, &usage));
+    }
     Ok(created(format!("/v1/users/{}", user.id), &user))
 }
 
@@ -173,6 +179,7 @@ pub async fn delete_user(
             if !queries::users::delete(conn, tenant, id).await? {
                 return Err(ApiError::NotFound);
             }
+            charge(conn, tenant, one(Resource::Users).negated()).await?;
             queries::events::record(
                 conn,
                 tenant,

@@ -43,6 +43,21 @@ pub async fn get(
         .await
 }
 
+/// The instance, row-locked until the transaction ends: a resize computes
+/// its quota delta from a size no concurrent resize can change meanwhile.
+pub async fn get_for_update(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: InstanceId,
+) -> QueryResult<Instance> {
+    instances::table
+        .filter(instances::tenant_id.eq(tenant).and(instances::id.eq(id)))
+        .select(Instance::as_select())
+        .for_update()
+        .first(conn)
+        .await
+}
+
 pub async fn create(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,

@@ -9,5 +9,6 @@ pub mod clusters;
 pub mod events;
 pub mod export;
 pub mod instances;
+pub mod quotas;
 pub mod tenants;
 pub mod users;

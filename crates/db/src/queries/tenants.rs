@@ -171,3 +171,27 @@ pub async fn transition(
     .await
     .optional()
 }
+
+/// Replaces the tenant's limits (platform scope).
+pub async fn set_limits(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    limits: &Limits,
+) -> QueryResult<Limits> {
+    diesel::update(tenant_quotas::table.filter(tenant_quotas::tenant_id.eq(tenant)))
+        .set((
+            tenant_quotas::max_users.eq(limits.max_users),
+            tenant_quotas::max_api_keys.eq(limits.max_api_keys),
+            tenant_quotas::max_clusters.eq(limits.max_clusters),
+            tenant_quotas::max_instances.eq(limits.max_instances),
+            tenant_quotas::max_cpu_cores.eq(limits.max_cpu_cores),
+            tenant_quotas::max_memory_gb.eq(limits.max_memory_gb),
+            tenant_quotas::max_storage_gb.eq(limits.max_storage_gb),
+            tenant_quotas::requests_per_second.eq(limits.requests_per_second),
+            tenant_quotas::burst.eq(limits.burst),
+            tenant_quotas::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Limits::as_returning())
+        .get_result(conn)
+        .await
+}

@@ -3,6 +3,7 @@
 //! one tenant's data in that tenant's own scope.
 
 pub mod audit;
+pub mod quotas;
 pub mod tenants;
 
 use actix_web::HttpResponse;

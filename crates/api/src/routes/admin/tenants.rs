@@ -33,6 +33,22 @@ pub struct LimitsPatch {
     pub burst: Option<i32>,
 }
 
+impl From<&Limits> for LimitsPatch {
+    fn from(limits: &Limits) -> Self {
+        Self {
+            max_users: Some(limits.max_users),
+            max_api_keys: Some(limits.max_api_keys),
+            max_clusters: Some(limits.max_clusters),
+            max_instances: Some(limits.max_instances),
+            max_cpu_cores: Some(limits.max_cpu_cores),
+            max_memory_gb: Some(limits.max_memory_gb),
+            max_storage_gb: Some(limits.max_storage_gb),
+            requests_per_second: Some(limits.requests_per_second),
+            burst: Some(limits.burst),
+        }
+    }
+}
+
 impl LimitsPatch {
     /// `base` with the given keys replaced; every limit must be ≥ 0.
     pub fn apply(&self, base: &Limits) -> Result<Limits, ApiError> {
