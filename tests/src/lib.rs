@@ -257,6 +257,7 @@ pub fn test_server_settings() -> ServerSettings {
         max_body_bytes: 1024 * 1024,
         tenant_path_prefix: true,
         tenant_base_domain: TEST_BASE_DOMAIN.to_owned(),
+        per_tenant_metrics: true,
     }
 }
 

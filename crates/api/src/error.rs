@@ -38,6 +38,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Conflict(Cow<'static, str>),
+    /// The tenant is over its request rate.
+    #[error("rate limit of {} requests per second exceeded; retry later", .0.limit)]
+    RateLimited(crate::ratelimit::Limited),
     /// Provisioning would pass one of the tenant's limits; nothing changed.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(tenantry_core::Exceeded),
@@ -93,6 +96,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::InvalidTransition { .. } => "invalid_transition",
             Self::QuotaExceeded(_) => "quota_exceeded",
+            Self::RateLimited(_) => "rate_limited",
             Self::Conflict(_) => "conflict",
             Self::Validation { .. } => "validation",
             Self::BadRequest(_) => "bad_request",
@@ -111,6 +115,7 @@ impl ApiError {
             Self::NotFound => "Not found",
             Self::InvalidTransition { .. } => "Invalid transition",
             Self::QuotaExceeded(_) => "Quota exceeded",
+            Self::RateLimited(_) => "Too many requests",
             Self::Conflict(_) => "Conflict",
             Self::Validation { .. } => "Invalid field",
             Self::BadRequest(_) => "Bad request",
@@ -277,6 +282,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -316,6 +322,16 @@ impl ResponseError for ApiError {
             }
             Self::Unauthorized => {
                 response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::RateLimited(limited) => {
+                // Whole seconds, rounded up: never tell a client to retry early.
+                let wait = limited.retry_after.as_secs()
+                    + u64::from(limited.retry_after.subsec_nanos() > 0);
+                let wait = wait.max(1).to_string();
+                response.insert_header(("Retry-After", wait.clone()));
+                response.insert_header(("RateLimit-Limit", limited.limit.to_string()));
+                response.insert_header(("RateLimit-Remaining", "0"));
+                response.insert_header(("RateLimit-Reset", wait));
             }
             // The rest of the body is not read: close the connection so a
             // client does not send its next request into the leftover bytes.

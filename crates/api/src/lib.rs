@@ -3,7 +3,9 @@
 pub mod auth;
 mod error;
 pub mod json;
+pub mod metrics;
 mod openapi;
+pub mod ratelimit;
 mod routes;
 mod settings;
 mod telemetry;
@@ -33,6 +35,9 @@ pub struct Addressing {
     pub base_domain: Option<String>,
 }
 
+/// How long a tenant's rate-limiter state outlives its last request.
+pub const RATE_LIMIT_IDLE: Duration = Duration::from_secs(300);
+
 /// Tenancy rules the admin plane applies.
 #[derive(Debug, Clone)]
 pub struct Tenancy {
@@ -53,6 +58,8 @@ pub struct AppState {
     pub addressing: Addressing,
     pub max_body_bytes: usize,
     pub tenancy: Tenancy,
+    pub metrics: Arc<metrics::Metrics>,
+    pub rate_limits: Arc<ratelimit::RateLimits>,
 }
 
 impl AppState {
@@ -79,6 +86,8 @@ impl AppState {
             },
             max_body_bytes: server.max_body_bytes,
             tenancy,
+            metrics: Arc::new(metrics::Metrics::new(server.per_tenant_metrics)),
+            rate_limits: Arc::new(ratelimit::RateLimits::new(RATE_LIMIT_IDLE)),
         })
     }
 }
@@ -115,6 +124,7 @@ fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
         .service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::auth::jwks)
+        .service(routes::health::metrics)
         // Before "/v1": a scope that matches a prefix does not fall through.
         .service(
             scope::scope("/v1/admin")

@@ -17,4 +17,7 @@ pub struct ServerSettings {
     /// Also address tenants by host `{slug}.{tenant_base_domain}`; empty = off.
     #[serde(default)]
     pub tenant_base_domain: String,
+    /// Label rate-limit metrics by tenant (cardinality grows with tenants).
+    #[serde(default)]
+    pub per_tenant_metrics: bool,
 }

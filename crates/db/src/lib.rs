@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod models;
 mod pool;
 pub mod queries;
+pub mod reconcile;
 pub mod schema;
 mod scope;
 mod settings;

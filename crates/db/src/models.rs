@@ -40,7 +40,7 @@ pub struct Limits {
     pub burst: i32,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = tenant_usage, check_for_backend(diesel::pg::Pg))]
 pub struct Usage {
     pub users: i32,

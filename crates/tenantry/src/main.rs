@@ -64,10 +64,26 @@ enum Command {
         #[arg(long, default_value = "cli")]
         sub: String,
     },
+    /// Quota maintenance.
+    Quotas {
+        #[command(subcommand)]
+        command: QuotasCommand,
+    },
     /// Manage tenants from the command line.
     Tenants {
         #[command(subcommand)]
         command: TenantsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuotasCommand {
+    /// Recompute usage from the rows and report drift per tenant and
+    /// resource; exit 1 if any is found (unless --fix repaired it).
+    Reconcile {
+        /// Set each drifting usage row to what its rows add up to.
+        #[arg(long)]
+        fix: bool,
     },
 }
 
@@ -154,6 +170,35 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Tenants {
             command: TenantsCommand::Import { file, slug, name },
         } => import::run(&settings, &file, &slug, &name).await,
+        Command::Quotas {
+            command: QuotasCommand::Reconcile { fix },
+        } => {
+            let db = Db::new(&settings.database)?;
+            let drifts = tenantry_db::reconcile::reconcile(&db, fix).await?;
+            let mut out = std::io::stdout();
+            for d in &drifts {
+                writeln!(
+                    out,
+                    "{} ({}): {} recorded {} actual {}{}",
+                    d.slug,
+                    d.tenant,
+                    d.resource,
+                    d.recorded,
+                    d.actual,
+                    if fix { " (fixed)" } else { "" }
+                )?;
+            }
+            eprintln!(
+                "quotas reconcile: {} drifting resource(s){}",
+                drifts.len(),
+                if fix { ", fixed" } else { "" }
+            );
+            Ok(if drifts.is_empty() || fix {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Tenants {
             command: TenantsCommand::Create { slug, name },
         } => {
@@ -284,9 +329,45 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     };
     let state = AppState::new(db, &settings.auth, &settings.server, tenancy)
         .context("cannot load the auth keys")?;
+    spawn_housekeeping(&state, settings.quotas.reconcile_interval);
     eprintln!("tenantry: listening on http://{local}");
     tenantry_api::server(listener, state, workers)?.await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Background work of a serving process: prune idle rate-limiter state,
+/// and reconcile quotas on a schedule (report only).
+fn spawn_housekeeping(state: &AppState, reconcile_every: std::time::Duration) {
+    let limits = std::sync::Arc::clone(&state.rate_limits);
+    let metrics = std::sync::Arc::clone(&state.metrics);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(tenantry_api::RATE_LIMIT_IDLE / 5);
+        loop {
+            tick.tick().await;
+            metrics.rate_limiter_tenants(limits.prune());
+        }
+    });
+    if reconcile_every.is_zero() {
+        return;
+    }
+    let db = state.db.clone();
+    let metrics = std::sync::Arc::clone(&state.metrics);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(reconcile_every);
+        tick.tick().await; // not at startup: the first run after one interval
+        loop {
+            tick.tick().await;
+            match tenantry_db::reconcile::reconcile(&db, false).await {
+                Ok(drifts) => {
+                    for d in &drifts {
+                        tracing::warn!(tenant = %d.tenant, slug = %d.slug, resource = d.resource, recorded = d.recorded, actual = d.actual, "quota usage drift");
+                    }
+                    metrics.reconciled(drifts.len());
+                }
+                Err(e) => tracing::warn!(error = %e, "quota reconcile failed"),
+            }
+        }
+    });
 }
 
 fn init_tracing(settings: &Settings) {

@@ -34,6 +34,9 @@ pub struct RetentionSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaSettings {
+    /// How often `serve` runs a report-only reconcile; zero = never.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_interval: std::time::Duration,
     /// Limits a new tenant starts with.
     pub default: Limits,
 }

@@ -1,9 +1,11 @@
 //! Quotas hold exactly under concurrency, across replicas: checked and
 //! taken in the same transaction as the write, by one conditional UPDATE.
 
+use diesel_async::RunQueryDsl;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tenantry_core::TenantId;
+use tenantry_db::ScopedFutureExt;
 use tenantry_tests::TestApp;
 
 async fn tenant_with(app: &TestApp, slug: &str, limits: Value) -> (TenantId, String) {
@@ -516,4 +518,141 @@ async fn a_dry_run_checks_everything_and_writes_nothing() {
             .count(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noisy_tenant_is_rate_limited_while_its_neighbour_is_not() {
+    let app = TestApp::spawn().await;
+    let (_, noisy) =
+        tenant_with(&app, "noisy", json!({"requests_per_second": 5, "burst": 5})).await;
+    let (_, quiet) = tenant_with(
+        &app,
+        "quiet",
+        json!({"requests_per_second": 50, "burst": 50}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let burst = (0..60).map(|_| app.with_token(Method::GET, "/v1/tenant", &noisy).send());
+    let neighbour = (0..20).map(|_| app.call(&quiet, Method::GET, "/v1/tenant", None));
+    let (noisy_results, quiet_results) = tokio::join!(
+        futures_util::future::join_all(burst),
+        futures_util::future::join_all(neighbour)
+    );
+    let elapsed = started.elapsed();
+    let limited: Vec<&reqwest::Response> = noisy_results
+        .iter()
+        .map(|r| r.as_ref().unwrap())
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    // At most burst + rate × elapsed get through; the rest are refused.
+    let allowed = 60 - limited.len();
+    assert!(
+        allowed as f64 <= 5.0 + 5.0 * elapsed.as_secs_f64() + 1.0,
+        "{allowed} got through in {elapsed:?}"
+    );
+    assert!(
+        limited.len() >= 40,
+        "only {} of 60 limited in {elapsed:?}",
+        limited.len()
+    );
+    let headers = limited[0].headers();
+    assert!(
+        headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(headers["ratelimit-limit"], "5");
+    assert_eq!(headers["ratelimit-remaining"], "0");
+    assert!(
+        quiet_results.iter().all(|(s, _)| *s == StatusCode::OK),
+        "the neighbour was throttled"
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("tenantry_rate_limited_total"))
+        .unwrap();
+    assert_eq!(
+        line.rsplit(' ').next().unwrap().parse::<usize>().unwrap(),
+        limited.len(),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn quota_refusals_are_counted_by_resource() {
+    let app = TestApp::spawn().await;
+    let (_, token) = tenant_with(&app, "acme", json!({"max_users": 0})).await;
+    for i in 0..3 {
+        let (status, _) = app
+            .call(
+                &token,
+                Method::POST,
+                "/v1/users",
+                Some(json!({"email": format!("u{i}@example.com")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("tenantry_quota_rejections_total{resource=\"users\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn reconcile_reports_injected_drift_and_fix_repairs_it() {
+    let app = TestApp::spawn().await;
+    let (id, token) = tenant_with(&app, "acme", json!({})).await;
+    for i in 0..2 {
+        app.call(
+            &token,
+            Method::POST,
+            "/v1/users",
+            Some(json!({"email": format!("u{i}@example.com")})),
+        )
+        .await;
+    }
+    let (clean, stdout, _) = tenantry_tests::run_tenantry(&app.test_db, &["quotas", "reconcile"]);
+    assert!(clean && stdout.is_empty(), "{stdout}");
+    // Drift injected behind the service's back.
+    app.db
+        .platform()
+        .run(|conn| {
+            async move {
+                diesel::sql_query(
+                    "UPDATE tenant_usage SET users = 7, cpu_cores = 3 WHERE tenant_id = $1",
+                )
+                .bind::<diesel::sql_types::Uuid, _>(id)
+                .execute(conn)
+                .await?;
+                Ok::<_, tenantry_db::DbError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    let (ok, stdout, _) = tenantry_tests::run_tenantry(&app.test_db, &["quotas", "reconcile"]);
+    assert!(!ok, "drift must fail the report");
+    assert!(
+        stdout.contains("acme")
+            && stdout.contains("users recorded 7 actual 2")
+            && stdout.contains("cpu_cores recorded 3 actual 0"),
+        "{stdout}"
+    );
+    assert_eq!(
+        usage(&app, &token).await["users"],
+        7,
+        "a report changes nothing"
+    );
+    let (ok, stdout, _) =
+        tenantry_tests::run_tenantry(&app.test_db, &["quotas", "reconcile", "--fix"]);
+    assert!(ok && stdout.contains("(fixed)"), "{stdout}");
+    assert_eq!(usage(&app, &token).await["users"], 2);
+    let (clean, stdout, _) = tenantry_tests::run_tenantry(&app.test_db, &["quotas", "reconcile"]);
+    assert!(clean && stdout.is_empty(), "{stdout}");
 }

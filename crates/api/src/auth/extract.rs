@@ -3,15 +3,18 @@
 //! [`TenantPrincipal::read`] / [`TenantPrincipal::write`], which run the
 //! tenant gate first, inside the same transaction.
 
+use std::sync::Arc;
+
 use actix_web::dev::Payload;
 use actix_web::http::header::{AUTHORIZATION, HOST};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use tenantry_core::{Scope, Scopes, TenantId, TenantStatus};
-use tenantry_db::{AsyncPgConnection, Db, ScopedBoxFuture, ScopedFutureExt, queries};
+use tenantry_db::{AsyncPgConnection, ScopedBoxFuture, ScopedFutureExt, queries};
 use tracing_actix_web::RootSpan;
 
 use super::Principal;
+use crate::ratelimit::RateLimits;
 use crate::{ApiError, AppState};
 
 /// A verified token that names a tenant.
@@ -135,7 +138,7 @@ impl FromRequest for PlatformAdmin {
 
 impl TenantPrincipal {
     /// A read-only unit of work (scope `tenant:read`).
-    pub async fn read<'a, R, F>(&self, db: &Db, work: F) -> Result<R, ApiError>
+    pub async fn read<'a, R, F>(&self, state: &AppState, work: F) -> Result<R, ApiError>
     where
         F: for<'r> FnOnce(
                 &'r mut AsyncPgConnection,
@@ -145,13 +148,13 @@ impl TenantPrincipal {
         R: Send + 'a,
     {
         self.require(Scope::TenantRead)?;
-        self.run(db, false, work).await
+        self.run(state, false, work).await
     }
 
     /// A unit of work that writes (scope `tenant:write`). The tenant row is
     /// share-locked for its duration, so a suspension cannot commit while
     /// it is in flight.
-    pub async fn write<'a, R, F>(&self, db: &Db, work: F) -> Result<R, ApiError>
+    pub async fn write<'a, R, F>(&self, state: &AppState, work: F) -> Result<R, ApiError>
     where
         F: for<'r> FnOnce(
                 &'r mut AsyncPgConnection,
@@ -161,7 +164,7 @@ impl TenantPrincipal {
         R: Send + 'a,
     {
         self.require(Scope::TenantWrite)?;
-        self.run(db, true, work).await
+        self.run(state, true, work).await
     }
 
     /// A write that, with `dry_run`, is rehearsed instead: the same unit of
@@ -169,7 +172,7 @@ impl TenantPrincipal {
     /// rolled back, so nothing is written. Returns what the work returned.
     pub async fn write_or_rehearse<'a, R, F>(
         &self,
-        db: &Db,
+        state: &AppState,
         dry_run: bool,
         work: F,
     ) -> Result<R, ApiError>
@@ -182,16 +185,18 @@ impl TenantPrincipal {
         R: Send + 'a,
     {
         if !dry_run {
-            return self.write(db, work).await;
+            return self.write(state, work).await;
         }
         self.require(Scope::TenantWrite)?;
         let tenant = self.tenant_id;
         let addressed = self.addressed.clone();
-        let outcome = db
+        let limits = Arc::clone(&state.rate_limits);
+        let outcome = state
+            .db
             .tenant(tenant)
             .run(move |conn| {
                 async move {
-                    gate(conn, tenant, true, &addressed)
+                    gate(conn, tenant, true, &addressed, &limits)
                         .await
                         .map_err(Rehearsal::Failed)?;
                     // An error rolls the transaction back: a finished
@@ -204,11 +209,12 @@ impl TenantPrincipal {
                 .scope_boxed()
             })
             .await;
-        match outcome {
+        let result = match outcome {
             Err(Rehearsal::Done(result)) => Ok(result),
             Err(Rehearsal::Failed(e)) => Err(e),
             Ok(()) => Err(ApiError::Internal("a rehearsal committed".to_owned())),
-        }
+        };
+        observe(state, tenant, result)
     }
 
     fn require(&self, scope: Scope) -> Result<(), ApiError> {
@@ -221,7 +227,7 @@ impl TenantPrincipal {
         }
     }
 
-    async fn run<'a, R, F>(&self, db: &Db, lock: bool, work: F) -> Result<R, ApiError>
+    async fn run<'a, R, F>(&self, state: &AppState, lock: bool, work: F) -> Result<R, ApiError>
     where
         F: for<'r> FnOnce(
                 &'r mut AsyncPgConnection,
@@ -232,38 +238,63 @@ impl TenantPrincipal {
     {
         let tenant = self.tenant_id;
         let addressed = self.addressed.clone();
-        db.tenant(tenant)
+        let limits = Arc::clone(&state.rate_limits);
+        let result = state
+            .db
+            .tenant(tenant)
             .run(move |conn| {
                 async move {
-                    gate(conn, tenant, lock, &addressed).await?;
+                    gate(conn, tenant, lock, &addressed, &limits).await?;
                     work(conn).await
                 }
                 .scope_boxed()
             })
-            .await
+            .await;
+        observe(state, tenant, result)
     }
 }
 
+/// Counts refusals worth watching.
+fn observe<R>(
+    state: &AppState,
+    tenant: TenantId,
+    result: Result<R, ApiError>,
+) -> Result<R, ApiError> {
+    match &result {
+        Err(ApiError::QuotaExceeded(e)) => state.metrics.quota_rejected(e.resource.as_str()),
+        Err(ApiError::RateLimited(_)) => state.metrics.rate_limited(tenant),
+        _ => {}
+    }
+    result
+}
+
 /// The tenant gate: inside the unit of work's own transaction, the tenant
-/// must exist, be the one the request addressed, and be active. If its row
-/// cannot be read the transaction fails and the request gets 503 — never
-/// through.
+/// must exist, be the one the request addressed, be active, and be within
+/// its request rate. If its row cannot be read the transaction fails and the
+/// request gets 503 — never through.
 async fn gate(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     lock: bool,
     addressed: &[String],
+    limits: &RateLimits,
 ) -> Result<(), ApiError> {
-    let Some((status, slug)) = queries::tenants::gate(conn, tenant, lock).await? else {
+    let Some(row) = queries::tenants::gate(conn, tenant, lock).await? else {
         return Err(ApiError::forbidden("this token's tenant does not exist"));
     };
-    if addressed.iter().any(|a| *a != slug) {
+    if addressed.iter().any(|a| *a != row.slug) {
         return Err(ApiError::TenantMismatch);
     }
-    if status != TenantStatus::Active {
-        return Err(ApiError::TenantInactive(status));
+    if row.status != TenantStatus::Active {
+        return Err(ApiError::TenantInactive(row.status));
     }
-    Ok(())
+    limits
+        .check(
+            tenant,
+            row.requests_per_second.unwrap_or(0),
+            row.burst.unwrap_or(0),
+        )
+        .map_err(ApiError::RateLimited)
 }
 
 /// How a rehearsed unit of work ends: always by rolling back.

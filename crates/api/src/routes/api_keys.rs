@@ -29,7 +29,7 @@ pub async fn list_api_keys(
     let page = query.page()?;
     let tenant = who.tenant_id;
     let (items, more) = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move { Ok(queries::api_keys::list(conn, tenant, page).await?) }.scope_boxed()
         })
         .await?;
@@ -50,7 +50,7 @@ pub async fn create_api_key(
     let (id, prefix, hash) = (minted.id, minted.prefix.clone(), minted.hash.clone());
     let dry_run = dry.wanted();
     let (key, usage) = who
-        .write_or_rehearse(&state.db, dry_run, |conn| {
+        .write_or_rehearse(&state, dry_run, |conn| {
             async move {
                 let key =
                     queries::api_keys::create(conn, tenant, id, name.as_str(), &prefix, &hash)
@@ -93,7 +93,7 @@ pub async fn revoke_api_key(
     id: web::Path<ApiKeyId>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
-    who.write(&state.db, |conn| {
+    who.write(&state, |conn| {
         async move {
             if !queries::api_keys::revoke(conn, tenant, id).await? {
                 return Err(ApiError::NotFound);

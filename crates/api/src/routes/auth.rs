@@ -42,7 +42,7 @@ pub async fn exchange_api_key(
                     return Ok(None);
                 }
                 queries::api_keys::touch(conn, tenant, id).await?;
-                Ok(Some(status.map(|(s, _)| s)))
+                Ok(Some(status.map(|row| row.status)))
             }
             .scope_boxed()
         })

@@ -30,7 +30,7 @@ pub async fn list_clusters(
     let page = query.page()?;
     let tenant = who.tenant_id;
     let (items, more) = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move { Ok(queries::clusters::list(conn, tenant, page).await?) }.scope_boxed()
         })
         .await?;
@@ -50,7 +50,7 @@ pub async fn create_cluster(
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
     let dry_run = dry.wanted();
     let (cluster, usage) = who
-        .write_or_rehearse(&state.db, dry_run, |conn| {
+        .write_or_rehearse(&state, dry_run, |conn| {
             async move {
                 let cluster =
                     queries::clusters::create(conn, tenant, name.as_str(), region.as_str())
@@ -91,7 +91,7 @@ pub async fn get_cluster(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (who.tenant_id, id.into_inner());
     let cluster = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move { Ok(queries::clusters::get(conn, tenant, id).await?) }.scope_boxed()
         })
         .await?;
@@ -106,7 +106,7 @@ pub async fn delete_cluster(
     id: web::Path<ClusterId>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
-    who.write(&state.db, |conn| {
+    who.write(&state, |conn| {
         async move {
             let deleted = queries::clusters::delete(conn, tenant, id)
                 .await

@@ -34,7 +34,7 @@ pub async fn list_events(
     let page = query.page()?;
     let tenant = who.tenant_id;
     let ((activity, more_activity), (audit, more_audit)) = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move {
                 let activity = queries::events::list(conn, tenant, page).await?;
                 let audit = queries::audit::list(conn, Some(tenant), page).await?;

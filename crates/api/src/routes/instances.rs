@@ -76,7 +76,7 @@ pub async fn list_instances(
     let page = query.page()?;
     let tenant = who.tenant_id;
     let (items, more) = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move { Ok(queries::instances::list(conn, tenant, page).await?) }.scope_boxed()
         })
         .await?;
@@ -105,7 +105,7 @@ pub async fn create_instance(
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
     let dry_run = dry.wanted();
     let (instance, usage) = who
-        .write_or_rehearse(&state.db, dry_run, |conn| {
+        .write_or_rehearse(&state, dry_run, |conn| {
             async move {
                 let instance = queries::instances::create(conn, tenant, cluster, name.as_str(), size)
                     .await
@@ -140,7 +140,7 @@ pub async fn get_instance(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (who.tenant_id, id.into_inner());
     let instance = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move { Ok(queries::instances::get(conn, tenant, id).await?) }.scope_boxed()
         })
         .await?;
@@ -166,7 +166,7 @@ pub async fn update_instance(
     let storage_gb = body.storage_gb.map(storage).transpose()?;
     let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
     let instance = who
-        .write(&state.db, |conn| {
+        .write(&state, |conn| {
             async move {
                 let current = queries::instances::get_for_update(conn, tenant, id).await?;
                 let size = Size {
@@ -213,7 +213,7 @@ pub async fn delete_instance(
     id: web::Path<InstanceId>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
-    who.write(&state.db, |conn| {
+    who.write(&state, |conn| {
         async move {
             let deleted = queries::instances::delete(conn, tenant, id)
                 .await?

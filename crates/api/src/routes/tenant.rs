@@ -15,7 +15,7 @@ pub async fn get_own_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = who.tenant_id;
     let row = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move { Ok(queries::tenants::get(conn, tenant).await?) }.scope_boxed()
         })
         .await?;
@@ -35,7 +35,7 @@ pub async fn get_own_quotas(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = who.tenant_id;
     let (limits, usage) = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move { Ok(queries::tenants::limits_and_usage(conn, tenant).await?) }.scope_boxed()
         })
         .await?;

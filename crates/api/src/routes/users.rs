@@ -54,7 +54,7 @@ pub async fn list_users(
     let page = query.page()?;
     let tenant = who.tenant_id;
     let (items, more) = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move { Ok(queries::users::list(conn, tenant, page).await?) }.scope_boxed()
         })
         .await?;
@@ -74,7 +74,7 @@ pub async fn create_user(
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
     let dry_run = dry.wanted();
     let (user, usage) = who
-        .write_or_rehearse(&state.db, dry_run, |conn| {
+        .write_or_rehearse(&state, dry_run, |conn| {
             async move {
                 let user = queries::users::create(conn, tenant, email.as_str(), &name)
                     .await
@@ -109,7 +109,7 @@ pub async fn get_user(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (who.tenant_id, id.into_inner());
     let user = who
-        .read(&state.db, |conn| {
+        .read(&state, |conn| {
             async move { Ok(queries::users::get(conn, tenant, id).await?) }.scope_boxed()
         })
         .await?;
@@ -138,7 +138,7 @@ pub async fn update_user(
         .transpose()?;
     let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
     let user = who
-        .write(&state.db, |conn| {
+        .write(&state, |conn| {
             async move {
                 let user = queries::users::update(
                     conn,
@@ -174,7 +174,7 @@ pub async fn delete_user(
     id: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
-    who.write(&state.db, |conn| {
+    who.write(&state, |conn| {
         async move {
             if !queries::users::delete(conn, tenant, id).await? {
                 return Err(ApiError::NotFound);

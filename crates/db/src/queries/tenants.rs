@@ -5,23 +5,42 @@ use tenantry_core::{TenantId, TenantStatus};
 use crate::models::{Limits, Tenant, Usage};
 use crate::schema::{tenant_quotas, tenant_usage, tenants};
 
-/// What the tenant gate needs: the tenant's status and slug. With `lock`,
-/// the row is share-locked until the transaction ends, so a concurrent
-/// suspension waits for this unit of work (it commits before the suspension
-/// or not at all — never after it).
+/// What the tenant gate needs: status, slug, and the request rate.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct GateRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: TenantStatus,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub slug: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    pub requests_per_second: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    pub burst: Option<i32>,
+}
+
+/// The tenant gate's read. With `lock`, the tenant row is share-locked
+/// until the transaction ends, so a concurrent suspension waits for this
+/// unit of work (it commits before the suspension or not at all — never
+/// after it).
 pub async fn gate(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     lock: bool,
-) -> QueryResult<Option<(TenantStatus, String)>> {
-    let query = tenants::table
-        .filter(tenants::id.eq(tenant))
-        .select((tenants::status, tenants::slug));
-    if lock {
-        query.for_share().first(conn).await.optional()
+) -> QueryResult<Option<GateRow>> {
+    let sql = if lock {
+        "SELECT t.status, t.slug, q.requests_per_second, q.burst
+           FROM tenants t LEFT JOIN tenant_quotas q ON q.tenant_id = t.id
+          WHERE t.id = $1 FOR SHARE OF t"
     } else {
-        query.first(conn).await.optional()
-    }
+        "SELECT t.status, t.slug, q.requests_per_second, q.burst
+           FROM tenants t LEFT JOIN tenant_quotas q ON q.tenant_id = t.id
+          WHERE t.id = $1"
+    };
+    diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Uuid, _>(tenant)
+        .get_result(conn)
+        .await
+        .optional()
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<Tenant> {

@@ -1,0 +1,127 @@
+//! `/metrics` (Prometheus text). Per-tenant labels only when switched on
+//! (`server.per_tenant_metrics`): with many tenants they are a cardinality
+//! problem for the metrics store.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tenantry_core::TenantId;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabel {
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    quota_rejections: Family<ResourceLabel, Counter>,
+    rate_limited: Counter,
+    rate_limited_by_tenant: Family<TenantLabel, Counter>,
+    per_tenant: bool,
+    quota_drift: Gauge,
+    quota_drift_found: Counter,
+    rate_limiter_tenants: Gauge,
+}
+
+impl Metrics {
+    #[must_use]
+    pub fn new(per_tenant: bool) -> Self {
+        let mut registry = Registry::with_prefix("tenantry");
+        let quota_rejections = Family::<ResourceLabel, Counter>::default();
+        registry.register(
+            "quota_rejections",
+            "Provisioning requests refused with quota_exceeded, by resource",
+            quota_rejections.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Requests answered 429",
+            rate_limited.clone(),
+        );
+        let rate_limited_by_tenant = Family::<TenantLabel, Counter>::default();
+        if per_tenant {
+            registry.register(
+                "rate_limited_by_tenant",
+                "Requests answered 429, by tenant",
+                rate_limited_by_tenant.clone(),
+            );
+        }
+        let quota_drift = Gauge::default();
+        registry.register(
+            "quota_drift",
+            "Tenant resources whose recorded usage differed from their rows at the last reconcile",
+            quota_drift.clone(),
+        );
+        let quota_drift_found = Counter::default();
+        registry.register(
+            "quota_drift_found",
+            "Drifting tenant resources found by reconciles since start",
+            quota_drift_found.clone(),
+        );
+        let rate_limiter_tenants = Gauge::default();
+        registry.register(
+            "rate_limiter_tenants",
+            "Tenants with rate-limiter state in this process",
+            rate_limiter_tenants.clone(),
+        );
+        Self {
+            registry,
+            quota_rejections,
+            rate_limited,
+            rate_limited_by_tenant,
+            per_tenant,
+            quota_drift,
+            quota_drift_found,
+            rate_limiter_tenants,
+        }
+    }
+
+    pub fn quota_rejected(&self, resource: &str) {
+        self.quota_rejections
+            .get_or_create(&ResourceLabel {
+                resource: resource.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn rate_limited(&self, tenant: TenantId) {
+        self.rate_limited.inc();
+        if self.per_tenant {
+            self.rate_limited_by_tenant
+                .get_or_create(&TenantLabel {
+                    tenant: tenant.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn reconciled(&self, drifting: usize) {
+        let n = i64::try_from(drifting).unwrap_or(i64::MAX);
+        self.quota_drift.set(n);
+        self.quota_drift_found
+            .inc_by(u64::try_from(drifting).unwrap_or(u64::MAX));
+    }
+
+    pub fn rate_limiter_tenants(&self, n: usize) {
+        self.rate_limiter_tenants
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
