@@ -227,6 +227,20 @@ pub fn test_limits() -> Limits {
     }
 }
 
+/// Retention settings for tests: `period`, small batches, no cooling-off.
+#[must_use]
+pub fn test_retention(period: Duration) -> tenantry_sweeper::RetentionSettings {
+    tenantry_sweeper::RetentionSettings {
+        period,
+        sweep_interval: Duration::from_secs(3600),
+        batch_size: 50,
+        enabled: false,
+        dry_run: false,
+        slug_cooling_off: Duration::ZERO,
+        lock_timeout: Duration::from_secs(2),
+    }
+}
+
 /// Auth settings with fresh in-memory keys; `tweak` adjusts them.
 #[must_use]
 pub fn test_auth_settings() -> AuthSettings {
@@ -289,10 +303,33 @@ impl TestApp {
         settings: &DatabaseSettings,
         auth: AuthSettings,
     ) -> Self {
+        let retention = test_retention(Duration::from_secs(90 * 24 * 3600));
+        Self::spawn_full(test_db, settings, auth, retention).await
+    }
+
+    /// A fresh app whose retention period is `period`.
+    pub async fn spawn_with_retention(period: Duration) -> Self {
+        let test_db = TestDb::new().await;
+        let settings = test_db.settings(4);
+        Self::spawn_full(
+            test_db,
+            &settings,
+            test_auth_settings(),
+            test_retention(period),
+        )
+        .await
+    }
+
+    pub async fn spawn_full(
+        test_db: TestDb,
+        settings: &DatabaseSettings,
+        auth: AuthSettings,
+        retention: tenantry_sweeper::RetentionSettings,
+    ) -> Self {
         let db = Db::new(settings).expect("build the pool");
         let tenancy = tenantry_api::Tenancy {
             default_limits: test_limits(),
-            retention_period: Duration::from_secs(90 * 24 * 3600),
+            retention,
         };
         let state = AppState::new(db.clone(), &auth, &test_server_settings(), tenancy)
             .expect("build the app state");

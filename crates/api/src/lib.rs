@@ -43,8 +43,9 @@ pub const RATE_LIMIT_IDLE: Duration = Duration::from_secs(300);
 pub struct Tenancy {
     /// Limits a new tenant starts with (`[quotas.default]`).
     pub default_limits: tenantry_db::models::Limits,
-    /// How long a deleted tenant's data is kept (`retention.period`).
-    pub retention_period: Duration,
+    /// Retention: how long a deleted tenant's data is kept, and how the
+    /// sweeper runs (`[retention]`).
+    pub retention: tenantry_sweeper::RetentionSettings,
 }
 
 /// What every handler can reach.
@@ -142,7 +143,9 @@ fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(routes::admin::quotas::get_quotas)
                 .service(routes::admin::quotas::replace_quotas)
                 .service(routes::admin::quotas::merge_quotas)
-                .service(routes::admin::audit::list_audit),
+                .service(routes::admin::audit::list_audit)
+                .service(routes::admin::retention::sweep_now)
+                .service(routes::admin::retention::list_runs),
         )
         .service(
             scope::scope("/v1")

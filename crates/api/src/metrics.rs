@@ -30,6 +30,10 @@ pub struct Metrics {
     quota_drift: Gauge,
     quota_drift_found: Counter,
     rate_limiter_tenants: Gauge,
+    tenants_purged: Counter,
+    rows_purged: Counter,
+    sweep_duration_ms: Gauge,
+    sweep_last_success: Gauge,
 }
 
 impl Metrics {
@@ -74,8 +78,36 @@ impl Metrics {
             "Tenants with rate-limiter state in this process",
             rate_limiter_tenants.clone(),
         );
+        let tenants_purged = Counter::default();
+        registry.register(
+            "tenants_purged",
+            "Tenants whose data the sweeper purged",
+            tenants_purged.clone(),
+        );
+        let rows_purged = Counter::default();
+        registry.register(
+            "rows_purged",
+            "Rows the sweeper removed",
+            rows_purged.clone(),
+        );
+        let sweep_duration_ms = Gauge::default();
+        registry.register(
+            "sweep_duration_ms",
+            "Duration of the last sweep, in milliseconds",
+            sweep_duration_ms.clone(),
+        );
+        let sweep_last_success = Gauge::default();
+        registry.register(
+            "sweep_last_success_timestamp_seconds",
+            "Unix time of the last sweep that completed without interruption (alert when it stops moving)",
+            sweep_last_success.clone(),
+        );
         Self {
             registry,
+            tenants_purged,
+            rows_purged,
+            sweep_duration_ms,
+            sweep_last_success,
             quota_rejections,
             rate_limited,
             rate_limited_by_tenant,
@@ -115,6 +147,21 @@ impl Metrics {
     pub fn rate_limiter_tenants(&self, n: usize) {
         self.rate_limiter_tenants
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn swept(&self, report: &tenantry_sweeper::SweepReport, took: std::time::Duration) {
+        self.tenants_purged
+            .inc_by(u64::try_from(report.purged.len()).unwrap_or(u64::MAX));
+        self.rows_purged
+            .inc_by(u64::try_from(report.rows_removed).unwrap_or(0));
+        self.sweep_duration_ms
+            .set(i64::try_from(took.as_millis()).unwrap_or(i64::MAX));
+        if report.interrupted.is_empty() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            self.sweep_last_success.set(now);
+        }
     }
 
     #[must_use]

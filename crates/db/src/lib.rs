@@ -11,6 +11,7 @@ pub mod guard;
 pub mod migrate;
 pub mod models;
 mod pool;
+pub mod purge;
 pub mod queries;
 pub mod reconcile;
 pub mod schema;

@@ -140,3 +140,21 @@ pub struct AuditEntry {
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
 }
+
+/// A purge receipt (`retention_runs`): open while the purge runs, closed
+/// (`purged_at`) when the tenant's data is gone.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = crate::schema::retention_runs, check_for_backend(diesel::pg::Pg))]
+pub struct RetentionRun {
+    pub id: uuid::Uuid,
+    pub tenant_id: TenantId,
+    pub slug: String,
+    pub deleted_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub purged_at: Option<DateTime<Utc>>,
+    /// Rows removed per table.
+    #[schema(value_type = Object)]
+    pub rows_removed: serde_json::Value,
+    /// Which sweeper (host:pid) ran it.
+    pub sweeper: String,
+}

@@ -7,7 +7,7 @@ use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolError as ConnError, RecyclingMethod,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tenantry_core::TenantId;
 
 use crate::scope::{PlatformScope, TenantScope};
@@ -19,6 +19,10 @@ use crate::{DatabaseSettings, DbError};
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<AsyncPgConnection>,
+    /// For the few dedicated (unpooled) connections: the sweeper's, whose
+    /// session-level purge lock must die with the connection.
+    url: Arc<SecretString>,
+    session: Arc<SessionSettings>,
 }
 
 impl std::fmt::Debug for Db {
@@ -66,13 +70,20 @@ impl Db {
             .create_timeout(Some(settings.connect_timeout))
             .recycle_timeout(Some(settings.recycle_timeout))
             .runtime(deadpool::Runtime::Tokio1)
-            .post_create(Hook::async_fn(move |conn, _metrics| {
+            .post_create(Hook::async_fn({
                 let session = Arc::clone(&session);
-                Box::pin(async move { apply_session_settings(conn, &session).await })
+                move |conn, _metrics| {
+                    let session = Arc::clone(&session);
+                    Box::pin(async move { apply_session_settings(conn, &session).await })
+                }
             }))
             .build()
             .map_err(|e| DbError::Config(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            url: Arc::new(settings.url.clone()),
+            session,
+        })
     }
 
     /// The scope for one unit of tenant-plane work.
@@ -133,5 +144,20 @@ impl Db {
     pub async fn schema_state(&self) -> Result<crate::SchemaState, DbError> {
         let mut conn = self.checkout().await?;
         Ok(crate::migrate::schema_state(&mut conn).await?)
+    }
+}
+
+impl Db {
+    /// A dedicated connection, outside the pool, with the same session
+    /// settings. Crate-private: only the purge session uses one.
+    pub(crate) async fn dedicated(&self) -> Result<AsyncPgConnection, DbError> {
+        use diesel_async::AsyncConnection as _;
+        let mut conn = AsyncPgConnection::establish(self.url.expose_secret())
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        apply_session_settings(&mut conn, &self.session)
+            .await
+            .map_err(|e| DbError::Unavailable(format!("{e:?}")))?;
+        Ok(conn)
     }
 }

@@ -103,14 +103,13 @@ impl PlatformScope {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Context {
+pub(crate) enum Context {
     Tenant(TenantId),
     Platform,
     Provision(TenantId),
 }
 
-/// The one place a transaction begins: check out, BEGIN, set the context as
-/// the first statement, run the work, COMMIT on `Ok`, ROLLBACK on `Err`.
+/// The one place a transaction begins: check out, then [`run_on`].
 async fn run_in_context<'a, R, E, F>(
     db: &Db,
     context: Context,
@@ -125,7 +124,24 @@ where
     R: Send + 'a,
 {
     let mut pooled = db.checkout().await?;
-    let conn: &mut AsyncPgConnection = &mut pooled;
+    run_on(&mut pooled, context, snapshot, work).await
+}
+
+/// BEGIN, set the context as the first statement, run the work, COMMIT on
+/// `Ok`, ROLLBACK on `Err`.
+pub(crate) async fn run_on<'a, R, E, F>(
+    conn: &mut AsyncPgConnection,
+    context: Context,
+    snapshot: bool,
+    work: F,
+) -> Result<R, E>
+where
+    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
+        + Send
+        + 'a,
+    E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+    R: Send + 'a,
+{
     let body = async move |conn: &mut AsyncPgConnection| {
         match context {
             Context::Tenant(tenant) => set_tenant_context(conn, tenant).await?,

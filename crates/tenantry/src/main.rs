@@ -64,6 +64,16 @@ enum Command {
         #[arg(long, default_value = "cli")]
         sub: String,
     },
+    /// Purge deleted tenants whose retention period has passed.
+    Sweep {
+        /// One sweep, then exit (cron, a Kubernetes CronJob); otherwise
+        /// sweep every retention.sweep_interval.
+        #[arg(long)]
+        once: bool,
+        /// Report what would be purged; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Quota maintenance.
     Quotas {
         #[command(subcommand)]
@@ -170,6 +180,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Tenants {
             command: TenantsCommand::Import { file, slug, name },
         } => import::run(&settings, &file, &slug, &name).await,
+        Command::Sweep { once, dry_run } => {
+            let db = Db::new(&settings.database)?;
+            let dry_run = dry_run || settings.retention.dry_run;
+            let name = tenantry_sweeper::instance_name();
+            loop {
+                let report =
+                    tenantry_sweeper::sweep(&db, &settings.retention, &name, dry_run).await?;
+                writeln!(std::io::stdout(), "{}", serde_json::to_string(&report)?)?;
+                if once {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(tenantry_sweeper::jittered(
+                    settings.retention.sweep_interval,
+                ))
+                .await;
+            }
+        }
         Command::Quotas {
             command: QuotasCommand::Reconcile { fix },
         } => {
@@ -325,11 +352,14 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     tracing::info!(%local, workers, "listening");
     let tenancy = Tenancy {
         default_limits: settings.quotas.default.clone(),
-        retention_period: settings.retention.period,
+        retention: settings.retention.clone(),
     };
     let state = AppState::new(db, &settings.auth, &settings.server, tenancy)
         .context("cannot load the auth keys")?;
     spawn_housekeeping(&state, settings.quotas.reconcile_interval);
+    if settings.retention.enabled {
+        spawn_sweeper(&state);
+    }
     eprintln!("tenantry: listening on http://{local}");
     tenantry_api::server(listener, state, workers)?.await?;
     Ok(ExitCode::SUCCESS)
@@ -365,6 +395,26 @@ fn spawn_housekeeping(state: &AppState, reconcile_every: std::time::Duration) {
                     metrics.reconciled(drifts.len());
                 }
                 Err(e) => tracing::warn!(error = %e, "quota reconcile failed"),
+            }
+        }
+    });
+}
+
+/// The retention sweeper inside `serve`, every `retention.sweep_interval`
+/// with jitter. Replicas may all run it: the purge lock keeps one sweeper
+/// per tenant.
+fn spawn_sweeper(state: &AppState) {
+    let db = state.db.clone();
+    let metrics = std::sync::Arc::clone(&state.metrics);
+    let settings = state.tenancy.retention.clone();
+    tokio::spawn(async move {
+        let name = tenantry_sweeper::instance_name();
+        loop {
+            tokio::time::sleep(tenantry_sweeper::jittered(settings.sweep_interval)).await;
+            let started = std::time::Instant::now();
+            match tenantry_sweeper::sweep(&db, &settings, &name, settings.dry_run).await {
+                Ok(report) => metrics.swept(&report, started.elapsed()),
+                Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next interval"),
             }
         }
     });

@@ -19,16 +19,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub quotas: QuotaSettings,
-    pub retention: RetentionSettings,
+    pub retention: tenantry_sweeper::RetentionSettings,
     pub log: LogSettings,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionSettings {
-    /// How long a deleted tenant's data is kept.
-    #[serde(with = "humantime_serde")]
-    pub period: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -105,9 +105,9 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
         }
     }
     // 20 tenant-plane operations mounted twice (/v1 and /t/{tenant_slug}/v1),
-    // the API-key exchange, healthz, readyz, metrics, jwks, and 15 admin
+    // the API-key exchange, healthz, readyz, metrics, jwks, and 17 admin
     // operations.
-    assert_eq!(operations.len(), 20 * 2 + 5 + 15, "{operations:#?}");
+    assert_eq!(operations.len(), 20 * 2 + 5 + 17, "{operations:#?}");
     for expected in [
         ("GET", "/v1/instances"),
         ("PATCH", "/v1/instances/{id}"),

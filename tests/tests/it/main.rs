@@ -12,6 +12,7 @@ mod http;
 mod migrations;
 mod pool_hygiene;
 mod quotas;
+mod retention;
 mod rls;
 mod roles;
 mod tenant_plane;

@@ -10,5 +10,6 @@ pub mod events;
 pub mod export;
 pub mod instances;
 pub mod quotas;
+pub mod retention;
 pub mod tenants;
 pub mod users;

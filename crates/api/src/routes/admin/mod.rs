@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod quotas;
+pub mod retention;
 pub mod tenants;
 
 use actix_web::HttpResponse;

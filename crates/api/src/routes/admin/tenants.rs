@@ -125,7 +125,7 @@ pub async fn create_tenant(
         .quotas
         .unwrap_or_default()
         .apply(&state.tenancy.default_limits)?;
-    let retention = state.tenancy.retention_period;
+    let retention = state.tenancy.retention.period;
     let id = TenantId::new();
     let view = state
         .db
@@ -168,7 +168,7 @@ pub async fn list_tenants(
             })
         })
         .transpose()?;
-    let retention = state.tenancy.retention_period;
+    let retention = state.tenancy.retention.period;
     let (items, more) = state
         .db
         .platform()
@@ -191,7 +191,7 @@ pub async fn get_tenant(
     _admin: PlatformAdmin,
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let retention = state.tenancy.retention_period;
+    let retention = state.tenancy.retention.period;
     let tenant = state
         .db
         .platform()
@@ -215,7 +215,7 @@ pub async fn update_tenant(
         .map(|n| field("name", Name::parse(n)))
         .transpose()?;
     let legal_hold = body.legal_hold;
-    let retention = state.tenancy.retention_period;
+    let retention = state.tenancy.retention.period;
     let view = state
         .db
         .platform()
@@ -258,7 +258,7 @@ async fn step(
     action: Action,
     reason: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let retention = state.tenancy.retention_period;
+    let retention = state.tenancy.retention.period;
     let actor = admin.sub.clone();
     let view = state
         .db

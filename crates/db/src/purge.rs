@@ -1,0 +1,319 @@
+//! The data side of the retention sweeper. A [`PurgeSession`] owns a
+//! dedicated (unpooled) connection holding a session-level advisory lock on
+//! one tenant: one sweeper per tenant across replicas, released by closing
+//! the connection — also when the process dies. Every batch is its own short
+//! transaction with BOTH the platform context (for the progress record) and
+//! THAT tenant's context (so RLS confines the delete to it), and records its
+//! progress in the same transaction, so a crash resumes with exact counts.
+
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Double, Text, Uuid as SqlUuid};
+use diesel::{OptionalExtension, QueryableByName, sql_query};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use scoped_futures::ScopedFutureExt;
+use tenantry_core::TenantId;
+
+use crate::models::RetentionRun;
+use crate::schema::TENANT_TABLES;
+use crate::scope::{Context, run_on};
+use crate::{Db, DbError};
+
+/// Advisory-lock namespace of purge locks ("purg").
+const PURGE_LOCK_SPACE: i64 = 0x7075_7267;
+
+fn lock_key(tenant: TenantId) -> i64 {
+    let b = tenant.as_uuid().as_bytes();
+    let low = u32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+    (PURGE_LOCK_SPACE << 32) | i64::from(low)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = SqlUuid)]
+    id: uuid::Uuid,
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ok: bool,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+impl Db {
+    /// Deleted tenants whose retention period has passed, not under legal
+    /// hold, not yet purged: oldest deletion first.
+    pub async fn purge_candidates(
+        &self,
+        period: Duration,
+        limit: i64,
+    ) -> Result<Vec<TenantId>, DbError> {
+        self.platform()
+            .run(|conn| {
+                async move {
+                    let rows: Vec<Id> = sql_query(
+                        "SELECT id FROM tenants
+                          WHERE status = 'deleted' AND purged_at IS NULL AND NOT legal_hold
+                            AND deleted_at + make_interval(secs => $1) <= now()
+                          ORDER BY deleted_at, id LIMIT $2",
+                    )
+                    .bind::<Double, _>(secs(period))
+                    .bind::<BigInt, _>(limit)
+                    .load(conn)
+                    .await?;
+                    Ok::<_, DbError>(
+                        rows.into_iter()
+                            .map(|r| TenantId::from_uuid(r.id))
+                            .collect(),
+                    )
+                }
+                .scope_boxed()
+            })
+            .await
+    }
+
+    /// Releases the slugs of tenants purged longer than `cooling_off` ago.
+    pub async fn release_slugs(&self, cooling_off: Duration) -> Result<usize, DbError> {
+        self.platform()
+            .run(|conn| {
+                async move {
+                    Ok::<_, DbError>(
+                        sql_query(
+                            "UPDATE tenants SET slug_released_at = now()
+                              WHERE purged_at IS NOT NULL AND slug_released_at IS NULL
+                                AND purged_at + make_interval(secs => $1) <= now()",
+                        )
+                        .bind::<Double, _>(secs(cooling_off))
+                        .execute(conn)
+                        .await?,
+                    )
+                }
+                .scope_boxed()
+            })
+            .await
+    }
+
+    /// The purge lock on `tenant`, or `None` when another sweeper holds it.
+    pub async fn purge_session(&self, tenant: TenantId) -> Result<Option<PurgeSession>, DbError> {
+        let mut conn = self.dedicated().await?;
+        let locked: Flag = sql_query("SELECT pg_try_advisory_lock($1) AS ok")
+            .bind::<BigInt, _>(lock_key(tenant))
+            .get_result(&mut conn)
+            .await?;
+        Ok(locked.ok.then_some(PurgeSession { conn, tenant }))
+    }
+}
+
+/// One tenant's purge, holding its lock. Dropping it closes the connection,
+/// which releases the lock.
+pub struct PurgeSession {
+    conn: AsyncPgConnection,
+    tenant: TenantId,
+}
+
+impl std::fmt::Debug for PurgeSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PurgeSession")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PurgeSession {
+    #[must_use]
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Starts (or resumes) the purge: the tenant must still be deleted, past
+    /// `period`, not on legal hold and not purged — checked under a row lock,
+    /// so a restore either commits first (and this returns `None`) or finds
+    /// the open receipt and is refused. Returns the open receipt.
+    pub async fn claim(
+        &mut self,
+        period: Duration,
+        sweeper: &str,
+    ) -> Result<Option<RetentionRun>, DbError> {
+        let (tenant, sweeper) = (self.tenant, sweeper.to_owned());
+        run_on(&mut self.conn, Context::Platform, false, |conn| {
+            async move {
+                #[derive(QueryableByName)]
+                struct Eligible {
+                    #[diesel(sql_type = Text)]
+                    slug: String,
+                    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+                    deleted_at: chrono::DateTime<chrono::Utc>,
+                }
+                let eligible: Option<Eligible> = sql_query(
+                    "SELECT slug, deleted_at FROM tenants
+                      WHERE id = $1 AND status = 'deleted' AND purged_at IS NULL AND NOT legal_hold
+                        AND deleted_at + make_interval(secs => $2) <= now()
+                      FOR UPDATE",
+                )
+                .bind::<SqlUuid, _>(tenant)
+                .bind::<Double, _>(secs(period))
+                .get_result(conn)
+                .await
+                .optional()?;
+                let Some(eligible) = eligible else {
+                    return Ok::<_, DbError>(None);
+                };
+                let open: Option<RetentionRun> = sql_query(
+                    "SELECT * FROM retention_runs WHERE tenant_id = $1 AND purged_at IS NULL",
+                )
+                .bind::<SqlUuid, _>(tenant)
+                .get_result(conn)
+                .await
+                .optional()?;
+                if let Some(open) = open {
+                    return Ok(Some(open));
+                }
+                let run: RetentionRun = sql_query(
+                    "INSERT INTO retention_runs (id, tenant_id, slug, deleted_at, sweeper)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING *",
+                )
+                .bind::<SqlUuid, _>(uuid::Uuid::now_v7())
+                .bind::<SqlUuid, _>(tenant)
+                .bind::<Text, _>(&eligible.slug)
+                .bind::<diesel::sql_types::Timestamptz, _>(eligible.deleted_at)
+                .bind::<Text, _>(&sweeper)
+                .get_result(conn)
+                .await?;
+                Ok(Some(run))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    /// Rows of `table` still there (a dry run's report).
+    pub async fn count(&mut self, table: &'static str) -> Result<i64, DbError> {
+        let tenant = self.tenant;
+        run_on(&mut self.conn, Context::Tenant(tenant), false, |conn| {
+            async move {
+                let count: Count = sql_query(format!(
+                    "SELECT count(*) AS n FROM {table} WHERE tenant_id = $1"
+                ))
+                .bind::<SqlUuid, _>(tenant)
+                .get_result(conn)
+                .await?;
+                Ok::<_, DbError>(count.n)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    /// Deletes up to `batch` rows of `table` and adds them to the receipt,
+    /// in one transaction that waits at most `lock_timeout` for row locks
+    /// (it yields to live traffic rather than stall it).
+    pub async fn delete_batch(
+        &mut self,
+        run: uuid::Uuid,
+        table: &'static str,
+        batch: i64,
+        lock_timeout: Duration,
+    ) -> Result<i64, DbError> {
+        let tenant = self.tenant;
+        if !TENANT_TABLES.contains(&table) {
+            return Err(DbError::Config(format!("{table} is not a tenant table")));
+        }
+        run_on(&mut self.conn, Context::Provision(tenant), false, |conn| {
+            async move {
+                sql_query("SELECT set_config('lock_timeout', $1, true)")
+                    .bind::<Text, _>(format!("{}ms", lock_timeout.as_millis()))
+                    .execute(conn)
+                    .await?;
+                let deleted = sql_query(format!(
+                    "WITH doomed AS (SELECT tenant_id, id FROM {table} WHERE tenant_id = $1 ORDER BY id LIMIT $2)
+                     DELETE FROM {table} x USING doomed d WHERE x.tenant_id = d.tenant_id AND x.id = d.id"
+                ))
+                .bind::<SqlUuid, _>(tenant)
+                .bind::<BigInt, _>(batch)
+                .execute(conn)
+                .await?;
+                let deleted = i64::try_from(deleted).unwrap_or(i64::MAX);
+                if deleted > 0 {
+                    sql_query(
+                        "UPDATE retention_runs
+                            SET rows_removed = jsonb_set(rows_removed, ARRAY[$2],
+                                    to_jsonb(COALESCE((rows_removed ->> $2)::bigint, 0) + $3))
+                          WHERE id = $1",
+                    )
+                    .bind::<SqlUuid, _>(run)
+                    .bind::<Text, _>(table)
+                    .bind::<BigInt, _>(deleted)
+                    .execute(conn)
+                    .await?;
+                }
+                Ok::<_, DbError>(deleted)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    /// Closes the purge once every tenant table is empty: the tenant keeps a
+    /// tombstone (id, slug, deleted_at, purged_at), its quota and usage rows
+    /// go, the receipt is closed and the purge is audited.
+    pub async fn finish(&mut self, run: uuid::Uuid, actor: &str) -> Result<RetentionRun, DbError> {
+        let (tenant, actor) = (self.tenant, actor.to_owned());
+        run_on(&mut self.conn, Context::Provision(tenant), false, |conn| {
+            async move {
+                for table in TENANT_TABLES {
+                    let left: Count = sql_query(format!("SELECT count(*) AS n FROM {table} WHERE tenant_id = $1"))
+                        .bind::<SqlUuid, _>(tenant)
+                        .get_result(conn)
+                        .await?;
+                    if left.n > 0 {
+                        return Err(DbError::Config(format!("{table} still has {} rows", left.n)));
+                    }
+                }
+                sql_query("UPDATE tenants SET purged_at = now(), updated_at = now() WHERE id = $1 AND purged_at IS NULL")
+                    .bind::<SqlUuid, _>(tenant)
+                    .execute(conn)
+                    .await?;
+                sql_query("DELETE FROM tenant_usage WHERE tenant_id = $1")
+                    .bind::<SqlUuid, _>(tenant)
+                    .execute(conn)
+                    .await?;
+                sql_query("DELETE FROM tenant_quotas WHERE tenant_id = $1")
+                    .bind::<SqlUuid, _>(tenant)
+                    .execute(conn)
+                    .await?;
+                let receipt: RetentionRun =
+                    sql_query("UPDATE retention_runs SET purged_at = now() WHERE id = $1 RETURNING *")
+                        .bind::<SqlUuid, _>(run)
+                        .get_result(conn)
+                        .await?;
+                crate::queries::audit::record(
+                    conn,
+                    Some(tenant),
+                    &actor,
+                    "tenant.purged",
+                    None,
+                    Some(serde_json::json!({
+                        "receipt": receipt.id,
+                        "rows_removed": receipt.rows_removed,
+                        "purged_at": receipt.purged_at,
+                    })),
+                    None,
+                )
+                .await?;
+                Ok(receipt)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+}

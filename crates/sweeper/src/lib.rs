@@ -1,0 +1,181 @@
+//! The retention sweeper: when a deleted tenant's retention period has
+//! passed (and it is not under legal hold), its data is removed in bounded
+//! batches, children before parents, each batch in its own short
+//! transaction under THAT tenant's context (so RLS confines it), with
+//! progress recorded so a crash resumes; one sweeper per tenant across
+//! replicas; a receipt per purge. Runs inside `serve` on a schedule, as
+//! `tenantry sweep --once`, and from `POST /v1/admin/retention/sweep`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tenantry_core::TenantId;
+use tenantry_db::models::RetentionRun;
+use tenantry_db::schema::TENANT_TABLES;
+use tenantry_db::{Db, DbError};
+
+/// `[retention]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// How long a deleted tenant's data is kept (`90d`; tests use `2s`).
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    /// How often `serve` sweeps (±10 % jitter so replicas spread out).
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// Rows per batch (each batch is one short transaction).
+    pub batch_size: i64,
+    /// Sweep inside `serve` at all.
+    pub enabled: bool,
+    /// Report what would be purged; remove nothing.
+    pub dry_run: bool,
+    /// How long a purged tenant's slug stays reserved.
+    #[serde(with = "humantime_serde")]
+    pub slug_cooling_off: Duration,
+    /// How long a batch waits for row locks before yielding to live traffic.
+    #[serde(with = "humantime_serde")]
+    pub lock_timeout: Duration,
+}
+
+/// What a dry run found for one tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct WouldPurge {
+    pub tenant_id: TenantId,
+    pub rows: std::collections::BTreeMap<&'static str, i64>,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SweepReport {
+    pub dry_run: bool,
+    /// Receipts of the tenants purged by this sweep.
+    pub purged: Vec<RetentionRun>,
+    /// Dry run: what would go.
+    pub would_purge: Vec<WouldPurge>,
+    /// Tenants another sweeper is purging right now.
+    pub busy: Vec<TenantId>,
+    /// Tenants whose purge stopped early (e.g. a lock timeout while yielding
+    /// to live traffic); the next sweep resumes them.
+    pub interrupted: Vec<Interrupted>,
+    pub rows_removed: i64,
+    pub slugs_released: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Interrupted {
+    pub tenant_id: TenantId,
+    pub reason: String,
+}
+
+/// `host:pid`, recorded on receipts.
+#[must_use]
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("{host}:{}", std::process::id())
+}
+
+/// One sweep over every eligible tenant.
+pub async fn sweep(
+    db: &Db,
+    settings: &RetentionSettings,
+    sweeper: &str,
+    dry_run: bool,
+) -> Result<SweepReport, DbError> {
+    let mut report = SweepReport {
+        dry_run,
+        ..SweepReport::default()
+    };
+    let batch = settings.batch_size.clamp(1, 100_000);
+    for tenant in db.purge_candidates(settings.period, 10_000).await? {
+        let Some(mut session) = db.purge_session(tenant).await? else {
+            report.busy.push(tenant);
+            continue;
+        };
+        if dry_run {
+            let mut rows = std::collections::BTreeMap::new();
+            for table in TENANT_TABLES {
+                rows.insert(*table, session.count(table).await?);
+            }
+            report.would_purge.push(WouldPurge {
+                tenant_id: tenant,
+                rows,
+            });
+            continue;
+        }
+        // Restored (or put on hold) since it was listed: nothing to do.
+        let Some(run) = session.claim(settings.period, sweeper).await? else {
+            continue;
+        };
+        let mut stopped = None;
+        'tables: for table in TENANT_TABLES {
+            loop {
+                match session
+                    .delete_batch(run.id, table, batch, settings.lock_timeout)
+                    .await
+                {
+                    Ok(0) => break,
+                    Ok(n) => report.rows_removed += n,
+                    Err(e) => {
+                        stopped = Some(e.to_string());
+                        break 'tables;
+                    }
+                }
+            }
+        }
+        if let Some(reason) = stopped {
+            tracing::warn!(%tenant, %reason, "purge interrupted; the next sweep resumes it");
+            report.interrupted.push(Interrupted {
+                tenant_id: tenant,
+                reason,
+            });
+            continue;
+        }
+        let receipt = session
+            .finish(run.id, &format!("sweeper:{sweeper}"))
+            .await?;
+        tracing::info!(%tenant, slug = %receipt.slug, rows = %receipt.rows_removed, "tenant purged");
+        report.purged.push(receipt);
+    }
+    if !dry_run {
+        report.slugs_released = db.release_slugs(settings.slug_cooling_off).await?;
+    }
+    Ok(report)
+}
+
+/// The interval with ±10 % jitter.
+#[must_use]
+pub fn jittered(interval: Duration) -> Duration {
+    let spread = interval.as_millis() / 5; // the full ±10 % range
+    if spread == 0 {
+        return interval;
+    }
+    let offset = uuid::Uuid::new_v4().as_u128() % spread;
+    let base = interval.as_millis().saturating_sub(spread / 2);
+    Duration::from_millis(u64::try_from(base + offset).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let hour = Duration::from_secs(3600);
+        for _ in 0..1000 {
+            let d = jittered(hour);
+            assert!(
+                d >= Duration::from_secs(3240) && d <= Duration::from_secs(3960),
+                "{d:?}"
+            );
+        }
+        assert_eq!(jittered(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_instance_name_names_the_process() {
+        assert!(instance_name().ends_with(&format!(":{}", std::process::id())));
+    }
+}
