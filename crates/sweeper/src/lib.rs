@@ -145,6 +145,15 @@ pub async fn sweep(
     Ok(report)
 }
 
+/// How often to sweep: `sweep_interval`, but at least every half retention
+/// period (a 10 s period in a demo is swept within seconds, not the hour).
+#[must_use]
+pub fn effective_interval(settings: &RetentionSettings) -> Duration {
+    settings
+        .sweep_interval
+        .min((settings.period / 2).max(Duration::from_secs(1)))
+}
+
 /// The interval with ±10 % jitter.
 #[must_use]
 pub fn jittered(interval: Duration) -> Duration {
@@ -172,6 +181,24 @@ mod tests {
             );
         }
         assert_eq!(jittered(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn short_periods_are_swept_within_half_a_period() {
+        let mut settings = RetentionSettings {
+            period: Duration::from_secs(90 * 24 * 3600),
+            sweep_interval: Duration::from_secs(3600),
+            batch_size: 1000,
+            enabled: true,
+            dry_run: false,
+            slug_cooling_off: Duration::ZERO,
+            lock_timeout: Duration::from_secs(2),
+        };
+        assert_eq!(effective_interval(&settings), Duration::from_secs(3600));
+        settings.period = Duration::from_secs(10);
+        assert_eq!(effective_interval(&settings), Duration::from_secs(5));
+        settings.period = Duration::ZERO;
+        assert_eq!(effective_interval(&settings), Duration::from_secs(1));
     }
 
     #[test]

@@ -191,10 +191,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 if once {
                     return Ok(ExitCode::SUCCESS);
                 }
-                tokio::time::sleep(tenantry_sweeper::jittered(
-                    settings.retention.sweep_interval,
-                ))
-                .await;
+                let every = tenantry_sweeper::effective_interval(&settings.retention);
+                tokio::time::sleep(tenantry_sweeper::jittered(every)).await;
             }
         }
         Command::Quotas {
@@ -410,7 +408,10 @@ fn spawn_sweeper(state: &AppState) {
     tokio::spawn(async move {
         let name = tenantry_sweeper::instance_name();
         loop {
-            tokio::time::sleep(tenantry_sweeper::jittered(settings.sweep_interval)).await;
+            tokio::time::sleep(tenantry_sweeper::jittered(
+                tenantry_sweeper::effective_interval(&settings),
+            ))
+            .await;
             let started = std::time::Instant::now();
             match tenantry_sweeper::sweep(&db, &settings, &name, settings.dry_run).await {
                 Ok(report) => metrics.swept(&report, started.elapsed()),

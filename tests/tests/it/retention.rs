@@ -193,6 +193,16 @@ async fn a_deleted_tenant_is_purged_after_the_period_and_no_other_tenant_is_touc
             .iter()
             .any(|e| e["action"] == "tenant.purged")
     );
+    // No cooling-off in tests: the slug was released and can be taken again.
+    let (status, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/v1/admin/tenants",
+            Some(json!({"slug": "tenant-a", "name": "again"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     // A second sweep finds nothing to do.
     assert!(
         sweep(&app, false).await["purged"]
