@@ -1,7 +1,6 @@
 //! The only way to run SQL as the service: a transaction with its context
 //! set as the first statement.
 
-use diesel::sql_types;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use scoped_futures::ScopedBoxFuture;
 use tenantry_core::TenantId;
@@ -145,15 +144,9 @@ where
     let body = async move |conn: &mut AsyncPgConnection| {
         match context {
             Context::Tenant(tenant) => set_tenant_context(conn, tenant).await?,
-            Context::Platform => {
-                diesel::sql_query("SELECT set_platform_admin_context()")
-                    .execute(conn)
-                    .await?;
-            }
+            Context::Platform => set_platform_admin_context(conn).await?,
             Context::Provision(tenant) => {
-                diesel::sql_query("SELECT set_platform_admin_context()")
-                    .execute(conn)
-                    .await?;
+                set_platform_admin_context(conn).await?;
                 set_tenant_context(conn, tenant).await?;
             }
         }
@@ -170,12 +163,30 @@ where
     }
 }
 
+/// The context functions of sql/0001, declared so diesel can prepare and
+/// cache their calls (a `sql_query` would be re-parsed on every request).
+/// They return `void`; the declared type is never read (`execute` only).
+mod context_functions {
+    diesel::define_sql_function! {
+        fn set_tenant_context(tenant: diesel::sql_types::Uuid) -> diesel::sql_types::Bool;
+    }
+    diesel::define_sql_function! {
+        fn set_platform_admin_context() -> diesel::sql_types::Bool;
+    }
+}
+
 async fn set_tenant_context(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
 ) -> Result<(), diesel::result::Error> {
-    diesel::sql_query("SELECT set_tenant_context($1)")
-        .bind::<sql_types::Uuid, _>(tenant)
+    diesel::select(context_functions::set_tenant_context(tenant))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+async fn set_platform_admin_context(conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
+    diesel::select(context_functions::set_platform_admin_context())
         .execute(conn)
         .await
         .map(|_| ())

@@ -49,8 +49,11 @@ enum Command {
     /// Print a token signed with the service's key (alone on stdout).
     Token {
         /// A platform-admin token (scope platform:admin, no tenant).
-        #[arg(long, conflicts_with = "tenant", required_unless_present = "tenant")]
+        #[arg(long, conflicts_with_all = ["tenant", "tenants_file"], required_unless_present_any = ["tenant", "tenants_file"])]
         admin: bool,
+        /// One tenant token per line of this file of tenant ids (load tests).
+        #[arg(long, value_name = "FILE", conflicts_with = "tenant")]
+        tenants_file: Option<std::path::PathBuf>,
         /// A tenant token for this tenant id (scopes tenant:read tenant:write).
         #[arg(long, value_name = "ID")]
         tenant: Option<TenantId>,
@@ -160,6 +163,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Token {
             admin,
             tenant,
+            tenants_file,
             scope,
             ttl,
             sub,
@@ -172,9 +176,22 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                     .collect(),
             };
             let issuer = Issuer::new(&settings.auth, keys::load_service_key(&settings.auth)?);
-            let token =
-                issuer.sign(&sub, if admin { None } else { tenant }, &scopes, ttl.into())?;
-            writeln!(std::io::stdout(), "{token}")?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if let Some(file) = tenants_file {
+                let ids = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                for line in ids.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    let id: TenantId = line
+                        .parse()
+                        .with_context(|| format!("not a tenant id: {line}"))?;
+                    writeln!(out, "{}", issuer.sign(&sub, Some(id), &scopes, ttl.into())?)?;
+                }
+            } else {
+                let token =
+                    issuer.sign(&sub, if admin { None } else { tenant }, &scopes, ttl.into())?;
+                writeln!(out, "{token}")?;
+            }
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenants {

@@ -6,41 +6,49 @@ use crate::models::{Limits, Tenant, Usage};
 use crate::schema::{tenant_quotas, tenant_usage, tenants};
 
 /// What the tenant gate needs: status, slug, and the request rate.
-#[derive(Debug, Clone, diesel::QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct GateRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
     pub status: TenantStatus,
-    #[diesel(sql_type = diesel::sql_types::Text)]
     pub slug: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
     pub requests_per_second: Option<i32>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
     pub burst: Option<i32>,
 }
 
-/// The tenant gate's read. With `lock`, the tenant row is share-locked
-/// until the transaction ends, so a concurrent suspension waits for this
-/// unit of work (it commits before the suspension or not at all — never
-/// after it).
-pub async fn gate(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    lock: bool,
-) -> QueryResult<Option<GateRow>> {
-    let sql = if lock {
-        "SELECT t.status, t.slug, q.requests_per_second, q.burst
-           FROM tenants t LEFT JOIN tenant_quotas q ON q.tenant_id = t.id
-          WHERE t.id = $1 FOR SHARE OF t"
-    } else {
-        "SELECT t.status, t.slug, q.requests_per_second, q.burst
-           FROM tenants t LEFT JOIN tenant_quotas q ON q.tenant_id = t.id
-          WHERE t.id = $1"
-    };
-    diesel::sql_query(sql)
-        .bind::<diesel::sql_types::Uuid, _>(tenant)
-        .get_result(conn)
+/// The tenant gate's read, as cached prepared statements (it runs on every
+/// request). With `lock`, the tenant row is first share-locked until the
+/// transaction ends, so a concurrent suspension waits for this unit of work
+/// (it commits before the suspension or not at all — never after it), and
+/// the status read afterwards is the latest committed one.
+pub async fn gate(conn: &mut AsyncPgConnection, tenant: TenantId, lock: bool) -> QueryResult<Option<GateRow>> {
+    if lock {
+        let locked = tenants::table
+            .filter(tenants::id.eq(tenant))
+            .select(tenants::id)
+            .for_share()
+            .execute(conn)
+            .await?;
+        if locked == 0 {
+            return Ok(None);
+        }
+    }
+    let row: Option<(TenantStatus, String, Option<i32>, Option<i32>)> = tenants::table
+        .left_join(tenant_quotas::table.on(tenant_quotas::tenant_id.eq(tenants::id)))
+        .filter(tenants::id.eq(tenant))
+        .select((
+            tenants::status,
+            tenants::slug,
+            tenant_quotas::requests_per_second.nullable(),
+            tenant_quotas::burst.nullable(),
+        ))
+        .first(conn)
         .await
-        .optional()
+        .optional()?;
+    Ok(row.map(|(status, slug, requests_per_second, burst)| GateRow {
+        status,
+        slug,
+        requests_per_second,
+        burst,
+    }))
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<Tenant> {

@@ -1,0 +1,61 @@
+"""Turns a bench run's records into bench/results/<date>.{json,md} and a table."""
+import datetime
+import json
+import pathlib
+import platform
+import sys
+
+records_file, tenants, scale, per, clients, duration = sys.argv[1:]
+r = {}
+for line in pathlib.Path(records_file).read_text().splitlines():
+    item = json.loads(line)
+    r[item["key"]] = item["value"]
+
+
+def ratio(a, b):
+    return round(a / b, 3) if b else None
+
+
+mem = r["memory"]
+touched = max(mem["tenants_after"] - mem["tenants_before"], 1)
+bytes_per_tenant = (mem["rss_after_kb"] - mem["rss_before_kb"]) * 1024 / touched
+purge_rps = r["purge"]["rows"] / r["purge"]["seconds"] if r["purge"]["seconds"] else 0
+rows = [
+    ("1 read: service req/s vs pgbench simple", r["read_service"]["rps"], r["read_pgbench_simple"]["tps"], ">= 0.8"),
+    ("1 read: service req/s vs pgbench prepared", r["read_service"]["rps"], r["read_pgbench_prepared"]["tps"], "(info)"),
+    ("1 read: service p99 ms", r["read_service"]["p99_ms"], None, "<= 10"),
+    ("2 write: service req/s vs pgbench simple", r["write_service"]["rps"], r["write_pgbench_simple"]["tps"], ">= 0.6"),
+    ("2 write: service req/s vs pgbench prepared", r["write_service"]["rps"], r["write_pgbench_prepared"]["tps"], "(info)"),
+    (f"3 read at {scale} tenants vs at {tenants}", r["read_service_scaled"]["rps"], r["read_service"]["rps"], ">= 0.9"),
+    ("3 RSS bytes per touched tenant", round(bytes_per_tenant), None, "<= 2048"),
+    ("4 RLS on vs off (pgbench, same SQL)", r["read_pgbench_simple"]["tps"], r["read_pgbench_rls_off"]["tps"], ">= 0.95"),
+    ("5 purge rows/s", round(purge_rps), None, ">= 50000"),
+    ("5 read p99 during purge vs without (ms)", r["read_during_purge"]["p99_ms"], r["read_service_scaled"]["p99_ms"], "<= 2.0"),
+]
+now = datetime.datetime.now(datetime.timezone.utc)
+stamp = now.strftime("%Y-%m-%d-%H%M")
+out = pathlib.Path("bench/results")
+out.mkdir(parents=True, exist_ok=True)
+summary = {
+    "when": now.isoformat(timespec="seconds"),
+    "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+    "setup": {"tenants": int(tenants), "scale_tenants": int(scale), "instances_per_tenant": int(per), "clients": int(clients), "seconds_per_run": int(duration)},
+    "raw": r,
+    "table": [{"scenario": s, "service": a, "database": b, "ratio": ratio(a, b) if b is not None else None, "target": t} for s, a, b, t in rows],
+    "non2xx": {k: v.get("non2xx", 0) for k, v in r.items() if isinstance(v, dict) and "non2xx" in v},
+}
+(out / f"{stamp}.json").write_text(json.dumps(summary, indent=2) + "\n")
+lines = [
+    f"# Bench {summary['when']}",
+    "",
+    f"{summary['machine']}; {tenants} tenants x {per} instances (and {scale} for scenario 3); {clients} connections; {duration} s per run.",
+    "",
+    "| scenario | service | database | ratio | target |",
+    "|---|---|---|---|---|",
+]
+for s, a, b, t in rows:
+    lines.append(f"| {s} | {a} | {'' if b is None else b} | {'' if b is None else ratio(a, b)} | {t} |")
+lines += ["", f"Non-2xx responses: {summary['non2xx']}", ""]
+(out / f"{stamp}.md").write_text("\n".join(lines))
+print("\n".join(lines))
+print(f"written: bench/results/{stamp}.md and .json")

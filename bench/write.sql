@@ -1,0 +1,10 @@
+-- Scenario 2 as the service runs it (POST /v1/instances): context, gate
+-- with share lock, insert, the quota UPDATE, the activity event.
+\set t random(1, :tenants)
+BEGIN;
+SELECT set_tenant_context(('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid);
+SELECT t.status, t.slug, q.requests_per_second, q.burst FROM tenants t LEFT JOIN tenant_quotas q ON q.tenant_id = t.id WHERE t.id = ('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid FOR SHARE OF t;
+INSERT INTO "instances" ("tenant_id", "id", "cluster_id", "name", "cpu_cores", "memory_gb", "storage_gb") VALUES (('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid, gen_random_uuid(), ('00000000-0000-7000-9000-' || lpad(to_hex(:t::int), 12, '0'))::uuid, 'pgb-' || gen_random_uuid(), 1, 1, 0) RETURNING "instances"."id", "instances"."cluster_id", "instances"."name", "instances"."cpu_cores", "instances"."memory_gb", "instances"."storage_gb", "instances"."created_at", "instances"."updated_at";
+UPDATE tenant_usage u SET users = GREATEST(u.users + 0, 0), api_keys = GREATEST(u.api_keys + 0, 0), clusters = GREATEST(u.clusters + 0, 0), instances = GREATEST(u.instances + 1, 0), cpu_cores = GREATEST(u.cpu_cores + 1, 0), memory_gb = GREATEST(u.memory_gb + 1, 0), storage_gb = GREATEST(u.storage_gb + 0, 0), updated_at = now() FROM tenant_quotas q WHERE u.tenant_id = ('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid AND q.tenant_id = u.tenant_id AND (0 <= 0 OR u.users + 0 <= q.max_users) AND (0 <= 0 OR u.api_keys + 0 <= q.max_api_keys) AND (0 <= 0 OR u.clusters + 0 <= q.max_clusters) AND (1 <= 0 OR u.instances + 1 <= q.max_instances) AND (1 <= 0 OR u.cpu_cores + 1 <= q.max_cpu_cores) AND (1 <= 0 OR u.memory_gb + 1 <= q.max_memory_gb) AND (0 <= 0 OR u.storage_gb + 0 <= q.max_storage_gb) RETURNING u.tenant_id;
+INSERT INTO "events" ("tenant_id", "id", "kind", "actor", "subject", "data") VALUES (('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid, gen_random_uuid(), 'instance.created', 'bench', NULL, '{}');
+COMMIT;

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# `make bench`: the service measured against PostgreSQL's own limit, in one
+# run. Starts a throwaway cluster and a release build of the service, seeds
+# it, runs each scenario beside pgbench replaying the exact statements the
+# service sends, stops everything, and writes bench/results/<date>.{md,json}.
+#
+# Knobs (env): BENCH_DURATION (s per run, 15), BENCH_TENANTS (1000),
+# BENCH_SCALE_TENANTS (100000), BENCH_INSTANCES (100), BENCH_PURGE_ROWS (1000000).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd -P)
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+duration=${BENCH_DURATION:-15}
+tenants=${BENCH_TENANTS:-1000}
+scale=${BENCH_SCALE_TENANTS:-100000}
+per=${BENCH_INSTANCES:-100}
+purge_rows=${BENCH_PURGE_ROWS:-1000000}
+clients=32
+threads=2
+
+log() { echo "bench: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# --- Tools ------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+    [[ $(id -u) -eq 0 ]] || die "wrk is missing: apt-get install wrk"
+    log "installing wrk"
+    (apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }) ||
+        die "could not install wrk"
+fi
+pgbench=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -1 || true)
+[[ -x "$pgbench" ]] || die "pgbench is missing: apt-get install postgresql-client"
+psql=$(command -v psql) || die "psql is missing: apt-get install postgresql-client"
+
+log "building the release binary"
+cargo build --release -q -p tenantry
+bin="$CARGO_TARGET_DIR/release/tenantry"
+
+# --- Cluster ----------------------------------------------------------------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+tmp=$(mktemp -d /tmp/tenantry-bench.XXXXXX)
+chmod 755 "$tmp"
+[[ $(id -u) -eq 0 ]] && chown postgres: "$tmp"
+service_pid=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [[ -n "$service_pid" ]] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
+    scripts/pg.sh down "$tmp" >/dev/null 2>&1 || true
+    rm -rf -- "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+pg_port=$(free_port)
+app_port=$(free_port)
+owner_pw=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
+app_pw=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
+su_pw=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
+db=tenantry_bench
+log "starting PostgreSQL on port $pg_port"
+TENANTRY_DB_NAME=$db TENANTRY_OWNER_PASSWORD=$owner_pw TENANTRY_APP_PASSWORD=$app_pw \
+    scripts/pg.sh up "$tmp" "$pg_port" >/dev/null
+scripts/pg.sh psql "$tmp" "$pg_port" -q -c "ALTER ROLE postgres PASSWORD '$su_pw'" >/dev/null
+app_url="postgres://tenantry_app:$app_pw@127.0.0.1:$pg_port/$db"
+su_url="postgres://postgres:$su_pw@127.0.0.1:$pg_port/$db"
+export TENANTRY__DATABASE__URL="$app_url"
+export TENANTRY__DATABASE__OWNER_URL="postgres://tenantry_owner:$owner_pw@127.0.0.1:$pg_port/$db"
+export TENANTRY__DATABASE__MAX_CONNECTIONS=$clients
+export TENANTRY__SERVER__PORT=$app_port
+export TENANTRY__SERVER__WORKERS=$threads
+export TENANTRY__LOG__LEVEL=warn
+export TENANTRY__AUTH__SIGNING_KEY_FILE="$tmp/signing-key.pem"
+export TENANTRY__AUTH__API_KEY_SECRET_FILE="$tmp/api-key-secret"
+export TENANTRY__RETENTION__ENABLED=false
+export TENANTRY__QUOTAS__RECONCILE_INTERVAL=0s
+"$bin" migrate 2>/dev/null
+
+seed() { # first last per
+    "$psql" "$su_url" -q -v first="$1" -v last="$2" -v per="$3" -f bench/seed.sql >/dev/null
+}
+tokens_for() { # first last sample out — tokens (and cluster ids) for a sample of tenants
+    python3 - "$1" "$2" "$3" >"$tmp/ids" <<'PY'
+import random, sys
+first, last, sample = map(int, sys.argv[1:])
+ids = range(first, last + 1)
+pick = ids if sample >= len(ids) else sorted(random.sample(ids, sample))
+for g in pick:
+    print(f"00000000-0000-7000-8000-{g:012x}")
+PY
+    "$bin" token --tenants-file "$tmp/ids" --ttl 2h >"$tmp/tok"
+    sed 's/-8000-/-9000-/' "$tmp/ids" | paste -d' ' "$tmp/tok" - >"$4"
+}
+results="$tmp/results.jsonl"
+: >"$results"
+record() { echo "{\"key\":\"$1\",\"value\":$2}" >>"$results"; }
+wrk_run() { # key lua tokens [duration]
+    BENCH_TOKENS="$3" BENCH_THREADS=$threads wrk -t$threads -c$clients -d"${4:-$duration}s" --latency \
+        -s "bench/$2" "http://127.0.0.1:$app_port" 2>/dev/null | sed -n 's/^BENCH //p' | tail -1 >"$tmp/wrk.json"
+    record "$1" "$(cat "$tmp/wrk.json")"
+    log "$1: $(cat "$tmp/wrk.json")"
+}
+pgbench_run() { # key script url mode tenants
+    local tps
+    tps=$("$pgbench" -n -c $clients -j $threads -T "$duration" -M "$4" -D tenants="$5" -f "bench/$2" "$3" 2>/dev/null |
+        sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -1)
+    record "$1" "{\"tps\":${tps:-0}}"
+    log "$1: ${tps:-0} tx/s"
+}
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$service_pid/status"; }
+start_service() {
+    "$bin" serve >"$tmp/service.log" 2>&1 &
+    service_pid=$!
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$app_port/readyz" >/dev/null && return 0
+        sleep 0.1
+    done
+    die "the service did not start: $(tail -5 "$tmp/service.log")"
+}
+limiter_tenants() { curl -s "http://127.0.0.1:$app_port/metrics" | awk '/^tenantry_rate_limiter_tenants / {print $2}'; }
+
+# --- Scenario 1 and 4: tenant reads; RLS overhead -----------------------------
+log "seeding $tenants tenants x $per instances"
+seed 1 "$tenants" "$per"
+tokens_for 1 "$tenants" "$tenants" "$tmp/tokens-1k"
+start_service
+log "warm-up"
+BENCH_TOKENS="$tmp/tokens-1k" wrk -t$threads -c$clients -d5s -s bench/read.lua "http://127.0.0.1:$app_port" >/dev/null 2>&1
+wrk_run read_service read.lua "$tmp/tokens-1k"
+pgbench_run read_pgbench_simple read.sql "$app_url" simple "$tenants"
+pgbench_run read_pgbench_prepared read.sql "$app_url" prepared "$tenants"
+pgbench_run read_pgbench_rls_off read.sql "$su_url" simple "$tenants"
+
+# --- Scenario 2: provisioning writes ---------------------------------------------
+wrk_run write_service write.lua "$tmp/tokens-1k"
+pgbench_run write_pgbench_simple write.sql "$app_url" simple "$tenants"
+pgbench_run write_pgbench_prepared write.sql "$app_url" prepared "$tenants"
+
+# --- Scenario 3: 100,000 tenants; memory per tenant --------------------------------
+log "seeding up to $scale tenants"
+seed $((tenants + 1)) "$scale" "$per"
+tokens_for 1 "$scale" 2000 "$tmp/tokens-sample"
+wrk_run read_service_scaled read.lua "$tmp/tokens-sample"
+before_kb=$(rss_kb)
+before_tenants=$(limiter_tenants)
+tokens_for 1 "$scale" "$scale" "$tmp/tokens-all"
+touch_s=$(python3 -c "import json; r=json.load(open('$tmp/wrk.json'))['rps']; print(min(180, int($scale / max(r * 0.6, 1)) + 5))")
+log "touching every tenant ($touch_s s)"
+BENCH_TOKENS="$tmp/tokens-all" BENCH_THREADS=$threads wrk -t$threads -c$clients -d"${touch_s}s" \
+    -s bench/touch.lua "http://127.0.0.1:$app_port" >/dev/null 2>&1
+after_kb=$(rss_kb)
+after_tenants=$(limiter_tenants)
+record memory "{\"rss_before_kb\":$before_kb,\"rss_after_kb\":$after_kb,\"tenants_before\":${before_tenants:-0},\"tenants_after\":${after_tenants:-0}}"
+
+# --- Scenario 5: purge under load ---------------------------------------------------
+log "seeding a deleted tenant with $purge_rows rows"
+"$psql" "$su_url" -q -v rows="$purge_rows" >/dev/null <<'SQL'
+\set ON_ERROR_STOP on
+INSERT INTO tenants (id, slug, name, status, deleted_at)
+VALUES ('00000000-0000-7000-8000-ffffffffffff', 'bench-purge', 'Purge me', 'deleted', now() - interval '1 day');
+INSERT INTO events (tenant_id, id, kind, actor)
+SELECT '00000000-0000-7000-8000-ffffffffffff', gen_random_uuid(), 'bulk', 'bench' FROM generate_series(1, :rows);
+ANALYZE events;
+SQL
+# The sweep times itself; reads run against other tenants meanwhile.
+(
+    start=$(date +%s.%N)
+    TENANTRY__RETENTION__PERIOD=1s "$bin" sweep --once >"$tmp/sweep.json" 2>/dev/null
+    end=$(date +%s.%N)
+    echo "$start $end" >"$tmp/sweep.time"
+) &
+sweep_pid=$!
+sleep 0.5
+wrk_run read_during_purge read.lua "$tmp/tokens-sample"
+wait "$sweep_pid"
+read -r start end <"$tmp/sweep.time"
+removed=$(python3 -c "import json; r=json.load(open('$tmp/sweep.json')); print(r['rows_removed'])")
+record purge "{\"rows\":$removed,\"seconds\":$(python3 -c "print($end - $start)")}"
+
+# --- Report ---------------------------------------------------------------------------
+python3 bench/report.py "$results" "$tenants" "$scale" "$per" "$clients" "$duration"
