@@ -4,14 +4,14 @@
 # it, runs each scenario beside pgbench replaying the exact statements the
 # service sends, stops everything, and writes bench/results/<date>.{md,json}.
 #
-# Knobs (env): BENCH_DURATION (s per run, 15), BENCH_TENANTS (1000),
+# Knobs (env): BENCH_DURATION (s per run, 10), BENCH_TENANTS (1000),
 # BENCH_SCALE_TENANTS (100000), BENCH_INSTANCES (100), BENCH_PURGE_ROWS (1000000).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd -P)
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-duration=${BENCH_DURATION:-15}
+duration=${BENCH_DURATION:-10}
 tenants=${BENCH_TENANTS:-1000}
 scale=${BENCH_SCALE_TENANTS:-100000}
 per=${BENCH_INSTANCES:-100}

@@ -185,7 +185,9 @@ async fn set_tenant_context(
         .map(|_| ())
 }
 
-async fn set_platform_admin_context(conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
+async fn set_platform_admin_context(
+    conn: &mut AsyncPgConnection,
+) -> Result<(), diesel::result::Error> {
     diesel::select(context_functions::set_platform_admin_context())
         .execute(conn)
         .await

@@ -50,9 +50,46 @@ pub enum TokenError {
     Critical(Vec<String>),
 }
 
+/// Verifications remembered at most (then the cache starts over).
+const VERIFIED_CACHE_CAPACITY: usize = 50_000;
+
+/// Tokens already verified, by SHA-256 of the token, until their own `exp`:
+/// a client reuses its token for many requests, and the signature check is
+/// the most expensive step of a request. What a token grants can only come
+/// from a successful verification of exactly that token string.
+#[derive(Debug, Default)]
+struct Verified {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Principal, u64)>>,
+}
+
+impl Verified {
+    fn key(token: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn get(&self, key: &[u8; 32], now: u64) -> Option<Principal> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(_, exp)| now < *exp)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, key: [u8; 32], principal: Principal, exp: u64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= VERIFIED_CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(key, (principal, exp));
+        }
+    }
+}
+
 /// Verifies bearer tokens.
 #[derive(Debug)]
 pub struct Authenticator {
+    verified: Verified,
     /// `iss` of the service's own tokens.
     own_issuer: String,
     /// `iss` of tokens signed by JWKS keys.
@@ -106,6 +143,7 @@ impl Authenticator {
             _ => None,
         };
         Ok(Self {
+            verified: Verified::default(),
             own_issuer: settings.issuer.clone(),
             trusted_issuers: settings.trusted_issuers.clone(),
             audience: settings.audience.clone(),
@@ -140,6 +178,17 @@ impl Authenticator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
+        let key = Verified::key(token);
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(principal) = self.verified.get(&key, now) {
+            return Ok(principal);
+        }
+        let (principal, exp) = self.verify_uncached(token).await?;
+        self.verified.put(key, principal.clone(), exp);
+        Ok(principal)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<(Principal, u64), TokenError> {
         let header = decode_header(token).map_err(TokenError::Header)?;
         // RFC 7515 §4.1.11: extensions listed in `crit` must be understood;
         // this service understands none.
@@ -162,7 +211,11 @@ impl Authenticator {
             validation.validate_nbf = true;
             validation.leeway = self.leeway;
             match decode::<Map<String, Value>>(token, &key.key, &validation) {
-                Ok(data) => return self.principal(&data.claims),
+                Ok(data) => {
+                    // Cached until `exp` itself, not `exp + leeway`.
+                    let exp = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+                    return Ok((self.principal(&data.claims)?, exp));
+                }
                 Err(e) => last = Some(e),
             }
         }

@@ -19,7 +19,11 @@ pub struct GateRow {
 /// transaction ends, so a concurrent suspension waits for this unit of work
 /// (it commits before the suspension or not at all — never after it), and
 /// the status read afterwards is the latest committed one.
-pub async fn gate(conn: &mut AsyncPgConnection, tenant: TenantId, lock: bool) -> QueryResult<Option<GateRow>> {
+pub async fn gate(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    lock: bool,
+) -> QueryResult<Option<GateRow>> {
     if lock {
         let locked = tenants::table
             .filter(tenants::id.eq(tenant))
@@ -43,12 +47,14 @@ pub async fn gate(conn: &mut AsyncPgConnection, tenant: TenantId, lock: bool) ->
         .first(conn)
         .await
         .optional()?;
-    Ok(row.map(|(status, slug, requests_per_second, burst)| GateRow {
-        status,
-        slug,
-        requests_per_second,
-        burst,
-    }))
+    Ok(
+        row.map(|(status, slug, requests_per_second, burst)| GateRow {
+            status,
+            slug,
+            requests_per_second,
+            burst,
+        }),
+    )
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<Tenant> {
