@@ -133,6 +133,7 @@ wrk_run read_service read.lua "$tmp/tokens-1k"
 pgbench_run read_pgbench_simple read.sql "$app_url" simple "$tenants"
 pgbench_run read_pgbench_prepared read.sql "$app_url" prepared "$tenants"
 pgbench_run read_pgbench_rls_off read.sql "$su_url" simple "$tenants"
+pgbench_run read_pgbench_rls_off_prepared read.sql "$su_url" prepared "$tenants"
 
 # --- Scenario 2: provisioning writes ---------------------------------------------
 wrk_run write_service write.lua "$tmp/tokens-1k"
@@ -143,7 +144,10 @@ pgbench_run write_pgbench_prepared write.sql "$app_url" prepared "$tenants"
 log "seeding up to $scale tenants"
 seed $((tenants + 1)) "$scale" "$per"
 tokens_for 1 "$scale" 2000 "$tmp/tokens-sample"
+log "warm-up"
+BENCH_TOKENS="$tmp/tokens-sample" wrk -t$threads -c$clients -d5s -s bench/read.lua "http://127.0.0.1:$app_port" >/dev/null 2>&1
 wrk_run read_service_scaled read.lua "$tmp/tokens-sample"
+pgbench_run read_pgbench_simple_scaled read.sql "$app_url" simple "$scale"
 before_kb=$(rss_kb)
 before_tenants=$(limiter_tenants)
 tokens_for 1 "$scale" "$scale" "$tmp/tokens-all"
@@ -163,8 +167,11 @@ INSERT INTO tenants (id, slug, name, status, deleted_at)
 VALUES ('00000000-0000-7000-8000-ffffffffffff', 'bench-purge', 'Purge me', 'deleted', now() - interval '1 day');
 INSERT INTO events (tenant_id, id, kind, actor)
 SELECT '00000000-0000-7000-8000-ffffffffffff', gen_random_uuid(), 'bulk', 'bench' FROM generate_series(1, :rows);
-ANALYZE events;
 SQL
+# Settle the seeding's after-effects (autovacuum, a checkpoint) before any
+# figure is taken, then measure the baseline on the same tenants, right before.
+"$psql" "$su_url" -q -c "VACUUM (ANALYZE) events" -c "CHECKPOINT" >/dev/null
+wrk_run read_before_purge read.lua "$tmp/tokens-sample"
 # The sweep times itself; reads run against other tenants meanwhile.
 (
     start=$(date +%s.%N)
