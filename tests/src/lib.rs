@@ -25,6 +25,17 @@ use tenantry_core::{Scope, Scopes, TenantId};
 use tenantry_db::models::Limits;
 use tenantry_db::{DatabaseSettings, Db, ScopedFutureExt};
 
+pub mod process;
+
+/// A TCP port nothing listens on right now (bound, then released).
+#[must_use]
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind port 0")
+        .port()
+}
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
@@ -75,6 +86,17 @@ impl TestDb {
             name,
             host: env("TENANTRY_TEST_PG_HOST"),
             port: env("TENANTRY_TEST_PG_PORT"),
+        }
+    }
+
+    /// An existing database `name` on another cluster that uses the test
+    /// run's role passwords (see [`process::Cluster`]).
+    #[must_use]
+    pub fn on(name: &str, host: &str, port: u16) -> Self {
+        Self {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            port: port.to_string(),
         }
     }
 
@@ -272,6 +294,7 @@ pub fn test_server_settings() -> ServerSettings {
         tenant_path_prefix: true,
         tenant_base_domain: TEST_BASE_DOMAIN.to_owned(),
         per_tenant_metrics: true,
+        shutdown_timeout: Duration::from_secs(5),
     }
 }
 
@@ -335,7 +358,8 @@ impl TestApp {
             .expect("build the app state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
-        let server = tenantry_api::server(listener, state, 1).expect("build server");
+        let server =
+            tenantry_api::server(listener, state, 1, Duration::from_secs(5)).expect("build server");
         tokio::spawn(server);
         let key = auth.signing_key.as_ref().expect("test keys are inline");
         let issuer = Issuer::new(
@@ -475,9 +499,20 @@ pub fn tenantry_bin() -> PathBuf {
 /// Runs `tenantry ARGS` against `db`; returns (success, stdout, stderr).
 #[must_use]
 pub fn run_tenantry(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+    run_tenantry_with(db, args, &[])
+}
+
+/// [`run_tenantry`] with more settings (`TENANTRY__...` pairs).
+#[must_use]
+pub fn run_tenantry_with(
+    db: &TestDb,
+    args: &[&str],
+    settings: &[(&str, &str)],
+) -> (bool, String, String) {
     let output = Command::new(tenantry_bin())
         .args(args)
         .envs(db.binary_env())
+        .envs(settings.iter().copied())
         .env_remove("TENANTRY_ENV")
         .output()
         .expect("run the tenantry binary");

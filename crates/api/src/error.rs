@@ -55,10 +55,21 @@ pub enum ApiError {
     BadRequest(String),
     #[error("request body too large (limit {0} bytes)")]
     PayloadTooLarge(usize),
+    #[error("request headers too large (limit {0} bytes)")]
+    HeadersTooLarge(usize),
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
-    /// The service cannot answer now (database down, pool exhausted,
-    /// schema not migrated). Retry later.
+    /// No database connection could be had in time: the database is down
+    /// or restarting, or every pooled connection is busy past the pool's
+    /// wait timeout. Retry later.
+    #[error("the database is unavailable; retry later")]
+    DatabaseUnavailable,
+    /// A statement ran past `statement_timeout` (or waited past
+    /// `lock_timeout`) and was cancelled; nothing was changed.
+    #[error("the database did not answer in time; nothing was changed; retry later")]
+    QueryTimeout,
+    /// The service cannot answer now for another reason (schema not
+    /// migrated, a concurrent update). Retry later.
     #[error("{0}")]
     Unavailable(String),
     /// A bug or an unexpected failure: logged in full, answered opaquely.
@@ -101,7 +112,10 @@ impl ApiError {
             Self::Validation { .. } => "validation",
             Self::BadRequest(_) => "bad_request",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::HeadersTooLarge(_) => "headers_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::DatabaseUnavailable => "database_unavailable",
+            Self::QueryTimeout => "query_timeout",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -120,8 +134,11 @@ impl ApiError {
             Self::Validation { .. } => "Invalid field",
             Self::BadRequest(_) => "Bad request",
             Self::PayloadTooLarge(_) => "Payload too large",
+            Self::HeadersTooLarge(_) => "Request header fields too large",
             Self::UnsupportedMediaType => "Unsupported media type",
-            Self::Unavailable(_) => "Service unavailable",
+            Self::DatabaseUnavailable | Self::QueryTimeout | Self::Unavailable(_) => {
+                "Service unavailable"
+            }
             Self::Internal(_) => "Internal error",
         }
     }
@@ -146,7 +163,7 @@ impl From<DbError> for ApiError {
         match err {
             DbError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
-                Self::Unavailable("the database is unavailable; retry later".to_owned())
+                Self::DatabaseUnavailable
             }
             DbError::Query(e) => e.into(),
             DbError::Config(cause) => Self::Internal(cause),
@@ -173,14 +190,38 @@ impl From<DieselError> for ApiError {
                 DatabaseErrorKind::SerializationFailure => {
                     Self::Unavailable("concurrent update; retry".to_owned())
                 }
-                _ if info.message().contains("statement timeout") => {
-                    Self::Unavailable("the database did not answer in time; retry".to_owned())
+                // The connection died under the statement: the server went
+                // away (no SQLSTATE) or is shutting down / restarting.
+                DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection => {
+                    tracing::warn!(cause = %info.message(), "database connection lost");
+                    Self::DatabaseUnavailable
                 }
+                _ if is_server_going_away(info.message()) => {
+                    tracing::warn!(cause = %info.message(), "database connection lost");
+                    Self::DatabaseUnavailable
+                }
+                _ if is_cancelled_for_time(info.message()) => Self::QueryTimeout,
                 _ => Self::Internal(format!("{kind:?}: {}", info.message())),
             },
+            // A connection whose transaction state was lost with it.
+            DieselError::BrokenTransactionManager => Self::DatabaseUnavailable,
             _ => Self::Internal(err.to_string()),
         }
     }
+}
+
+/// SQLSTATE 57P01–57P03 (admin_shutdown, crash_shutdown, cannot_connect_now).
+/// diesel does not expose SQLSTATEs, so these match PostgreSQL's messages
+/// (the server's `lc_messages` must be English, the default).
+fn is_server_going_away(message: &str) -> bool {
+    message.starts_with("terminating connection")
+        || message.starts_with("the database system is")
+        || message.starts_with("server closed the connection")
+}
+
+/// SQLSTATE 57014 (statement_timeout) and 55P03 (lock_timeout).
+fn is_cancelled_for_time(message: &str) -> bool {
+    message.contains("statement timeout") || message.contains("lock timeout")
 }
 
 /// The constraint a database error names, for handlers that map by it.
@@ -280,8 +321,11 @@ impl ResponseError for ApiError {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable | Self::QueryTimeout | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -317,7 +361,7 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         match self {
-            Self::Unavailable(_) => {
+            Self::DatabaseUnavailable | Self::QueryTimeout | Self::Unavailable(_) => {
                 response.insert_header(("Retry-After", "1"));
             }
             Self::Unauthorized => {
@@ -335,7 +379,7 @@ impl ResponseError for ApiError {
             }
             // The rest of the body is not read: close the connection so a
             // client does not send its next request into the leftover bytes.
-            Self::PayloadTooLarge(_) => {
+            Self::PayloadTooLarge(_) | Self::HeadersTooLarge(_) => {
                 response.force_close();
             }
             _ => {}

@@ -1,6 +1,6 @@
 //! `Json<T>`: the request-body extractor. Wrong content type → 415, over
-//! the body limit → 413, not JSON → 400, JSON of the wrong shape → 422
-//! naming the field (through serde_path_to_error).
+//! the body limit → 413, not JSON → 400, not an object or of the wrong
+//! shape → 422 naming the field (through serde_path_to_error).
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -80,6 +80,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             if declared.is_some_and(|n| n > limit) {
+                if declared.is_some_and(|n| n <= DRAIN_CAP) {
+                    drain(&mut payload).await;
+                }
                 return Err(ApiError::PayloadTooLarge(limit));
             }
             if !json {
@@ -90,6 +93,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 let chunk = chunk
                     .map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
                 if body.len() + chunk.len() > limit {
+                    drain(&mut payload).await;
                     return Err(ApiError::PayloadTooLarge(limit));
                 }
                 body.extend_from_slice(&chunk);
@@ -98,6 +102,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             let tree: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
                 ApiError::BadRequest(format!("malformed JSON: {}", first_clause(&e.to_string())))
             })?;
+            // Every body of this API is an object. (serde would also read a
+            // struct from a JSON array, positionally: `[null, null]` must not
+            // pass for `{}`.)
+            if !tree.is_object() {
+                return Err(ApiError::validation("body", "must be a JSON object"));
+            }
             let value = serde_path_to_error::deserialize(tree).map_err(|e| {
                 let path = e.path().to_string();
                 let detail = first_clause(&e.into_inner().to_string());
@@ -113,6 +123,26 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             Ok(Json(value))
         })
     }
+}
+
+/// A body over the limit but under this is read and discarded before the
+/// 413 goes out: closing on unread bytes makes the kernel reset the
+/// connection, and the client would see a broken pipe instead of the 413.
+const DRAIN_CAP: usize = 8 * 1024 * 1024;
+
+/// Reads and discards what is left of the body, at most [`DRAIN_CAP`] bytes
+/// and two seconds.
+async fn drain(payload: &mut Payload) {
+    let mut seen = 0;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(Ok(chunk)) = payload.next().await {
+            seen += chunk.len();
+            if seen > DRAIN_CAP {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// `missing field `name`` → `name`.

@@ -61,6 +61,9 @@ pub struct AppState {
     pub tenancy: Tenancy,
     pub metrics: Arc<metrics::Metrics>,
     pub rate_limits: Arc<ratelimit::RateLimits>,
+    /// Raised at shutdown: sweeps stop at their next batch boundary.
+    pub stop: tenantry_sweeper::Stop,
+    stop_sender: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
         let service_key = auth::keys::load_service_key(auth_settings)?;
         let auth = Authenticator::new(auth_settings, &service_key)?;
         let issuer = Issuer::new(auth_settings, service_key);
+        let (stop_sender, stop) = tenantry_sweeper::Stop::new();
         Ok(Self {
             db,
             auth: Arc::new(auth),
@@ -89,7 +93,14 @@ impl AppState {
             tenancy,
             metrics: Arc::new(metrics::Metrics::new(server.per_tenant_metrics)),
             rate_limits: Arc::new(ratelimit::RateLimits::new(RATE_LIMIT_IDLE)),
+            stop,
+            stop_sender: Arc::new(stop_sender),
         })
+    }
+
+    /// Asks background work (sweeps) to stop at its next batch boundary.
+    pub fn raise_stop(&self) {
+        self.stop_sender.send_replace(true);
     }
 }
 
@@ -158,7 +169,14 @@ fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
 }
 
 /// Builds the server on an already-bound listener (port 0 in tests).
-pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
+/// The HTTP server. It does not handle signals itself: `serve` does, so that
+/// one SIGTERM also stops the sweeper (see `Server::handle`).
+pub fn server(
+    listener: TcpListener,
+    state: AppState,
+    workers: usize,
+    shutdown_timeout: Duration,
+) -> std::io::Result<Server> {
     let addressing = state.addressing.clone();
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -181,11 +199,14 @@ pub fn server(listener: TcpListener, state: AppState, workers: usize) -> std::io
                 }))
             })
             .into_app()
+            .wrap(actix_web::middleware::from_fn(telemetry::limit_head))
             .wrap(actix_web::middleware::from_fn(telemetry::echo_request_id))
             .wrap(TracingLogger::<telemetry::TenantrySpan>::new())
             .default_service(web::to(routes::not_found))
     })
     .workers(workers.max(1))
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout.as_secs().max(1))
     .listen(listener)?
     .run();
     Ok(server)

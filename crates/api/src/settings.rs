@@ -20,4 +20,12 @@ pub struct ServerSettings {
     /// Label rate-limit metrics by tenant (cardinality grows with tenants).
     #[serde(default)]
     pub per_tenant_metrics: bool,
+    /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests at
+    /// most this long to finish.
+    #[serde(with = "humantime_serde", default = "default_shutdown_timeout")]
+    pub shutdown_timeout: std::time::Duration,
+}
+
+const fn default_shutdown_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
 }

@@ -1,7 +1,9 @@
 //! Request spans: every log line of a request carries `request_id` and,
 //! once the token is verified, `tenant_id`; responses echo `x-request-id`.
+//! The request head is held to [`MAX_HEAD_BYTES`].
 
-use actix_web::body::MessageBody;
+use actix_web::ResponseError as _;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
@@ -33,4 +35,29 @@ pub async fn echo_request_id(
             .insert(HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)
+}
+
+/// Largest request head (request line and headers) the API reads: beyond
+/// it, 431 `headers_too_large` as problem+json. (The HTTP layer itself
+/// refuses heads over 128 KiB or with more than 96 headers, with a bare
+/// 431/400, before any of this code runs.)
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+pub async fn limit_head(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    // Counted as on the wire: "name: value\r\n" per header.
+    let head = req.method().as_str().len()
+        + req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if head > MAX_HEAD_BYTES {
+        let response = crate::ApiError::HeadersTooLarge(MAX_HEAD_BYTES).error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
 }

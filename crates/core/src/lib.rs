@@ -1,6 +1,7 @@
 //! Tenantry's domain types. Nothing here performs I/O: no database, no HTTP,
 //! no clock reads, so every rule in this crate is testable as a pure function.
 
+pub mod cursor;
 pub mod id;
 pub mod input;
 pub mod lifecycle;
@@ -9,6 +10,7 @@ pub mod scope;
 pub mod slug;
 pub mod status;
 
+pub use cursor::Cursor;
 pub use id::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, UserId};
 pub use input::{Email, Name, Region};
 pub use lifecycle::{Action, InvalidTransition, transition};

@@ -133,9 +133,9 @@ pub struct AuditEntry {
     pub tenant_id: Option<TenantId>,
     pub actor: String,
     pub action: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,

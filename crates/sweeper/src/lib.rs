@@ -77,12 +77,42 @@ pub fn instance_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// One sweep over every eligible tenant.
+/// Asks a running sweep to stop at its next batch boundary (graceful
+/// shutdown). Every batch is its own transaction, so a stopped purge leaves
+/// whole batches only, and the next sweep resumes it.
+#[derive(Debug, Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// A signal and the handle that raises it.
+    #[must_use]
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    #[must_use]
+    pub fn is_raised(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once raised (or once nothing can raise it any more: the
+    /// process is going down).
+    pub async fn raised(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Why a purge stopped early when shutdown was asked for.
+pub const STOPPED_FOR_SHUTDOWN: &str = "stopped between batches for shutdown";
+
+/// One sweep over every eligible tenant. Checks `stop` before every batch.
 pub async fn sweep(
     db: &Db,
     settings: &RetentionSettings,
     sweeper: &str,
     dry_run: bool,
+    stop: &Stop,
 ) -> Result<SweepReport, DbError> {
     let mut report = SweepReport {
         dry_run,
@@ -90,6 +120,9 @@ pub async fn sweep(
     };
     let batch = settings.batch_size.clamp(1, 100_000);
     for tenant in db.purge_candidates(settings.period, 10_000).await? {
+        if stop.is_raised() {
+            break;
+        }
         let Some(mut session) = db.purge_session(tenant).await? else {
             report.busy.push(tenant);
             continue;
@@ -112,6 +145,10 @@ pub async fn sweep(
         let mut stopped = None;
         'tables: for table in TENANT_TABLES {
             loop {
+                if stop.is_raised() {
+                    stopped = Some(STOPPED_FOR_SHUTDOWN.to_owned());
+                    break 'tables;
+                }
                 match session
                     .delete_batch(run.id, table, batch, settings.lock_timeout)
                     .await
@@ -139,7 +176,7 @@ pub async fn sweep(
         tracing::info!(%tenant, slug = %receipt.slug, rows = %receipt.rows_removed, "tenant purged");
         report.purged.push(receipt);
     }
-    if !dry_run {
+    if !dry_run && !stop.is_raised() {
         report.slugs_released = db.release_slugs(settings.slug_cooling_off).await?;
     }
     Ok(report)

@@ -201,15 +201,27 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let db = Db::new(&settings.database)?;
             let dry_run = dry_run || settings.retention.dry_run;
             let name = tenantry_sweeper::instance_name();
+            // SIGTERM/SIGINT: finish the current batch, report, exit.
+            let (raise, mut stop) = tenantry_sweeper::Stop::new();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                raise.send_replace(true);
+                // Keep the sender alive: dropping it would also read as "stop".
+                std::future::pending::<()>().await;
+            });
             loop {
                 let report =
-                    tenantry_sweeper::sweep(&db, &settings.retention, &name, dry_run).await?;
+                    tenantry_sweeper::sweep(&db, &settings.retention, &name, dry_run, &stop)
+                        .await?;
                 writeln!(std::io::stdout(), "{}", serde_json::to_string(&report)?)?;
-                if once {
+                if once || stop.is_raised() {
                     return Ok(ExitCode::SUCCESS);
                 }
                 let every = tenantry_sweeper::effective_interval(&settings.retention);
-                tokio::time::sleep(tenantry_sweeper::jittered(every)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(tenantry_sweeper::jittered(every)) => {}
+                    () = stop.raised() => return Ok(ExitCode::SUCCESS),
+                }
             }
         }
         Command::Quotas {
@@ -372,12 +384,54 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let state = AppState::new(db, &settings.auth, &settings.server, tenancy)
         .context("cannot load the auth keys")?;
     spawn_housekeeping(&state, settings.quotas.reconcile_interval);
-    if settings.retention.enabled {
-        spawn_sweeper(&state);
-    }
+    let sweeper = settings.retention.enabled.then(|| spawn_sweeper(&state));
     eprintln!("tenantry: listening on http://{local}");
-    tenantry_api::server(listener, state, workers)?.await?;
+    let shutdown_timeout = settings.server.shutdown_timeout;
+    let server = tenantry_api::server(listener, state.clone(), workers, shutdown_timeout)?;
+    let handle = server.handle();
+    let running = tokio::spawn(server);
+    shutdown_signal().await;
+    // One signal stops everything: sweeps at their next batch boundary, the
+    // listener at once, in-flight requests within the shutdown timeout.
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    state.raise_stop();
+    handle.stop(true).await;
+    running.await??;
+    if let Some(sweeper) = sweeper {
+        // A batch is bounded by the lock and statement timeouts.
+        if tokio::time::timeout(shutdown_timeout, sweeper)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the sweeper did not stop in time; its open batch rolls back");
+        }
+    }
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }
 
 /// Background work of a serving process: prune idle rate-limiter state,
@@ -418,24 +472,26 @@ fn spawn_housekeeping(state: &AppState, reconcile_every: std::time::Duration) {
 /// The retention sweeper inside `serve`, every `retention.sweep_interval`
 /// with jitter. Replicas may all run it: the purge lock keeps one sweeper
 /// per tenant.
-fn spawn_sweeper(state: &AppState) {
+fn spawn_sweeper(state: &AppState) -> tokio::task::JoinHandle<()> {
     let db = state.db.clone();
     let metrics = std::sync::Arc::clone(&state.metrics);
     let settings = state.tenancy.retention.clone();
+    let mut stop = state.stop.clone();
     tokio::spawn(async move {
         let name = tenantry_sweeper::instance_name();
         loop {
-            tokio::time::sleep(tenantry_sweeper::jittered(
-                tenantry_sweeper::effective_interval(&settings),
-            ))
-            .await;
+            let pause = tenantry_sweeper::jittered(tenantry_sweeper::effective_interval(&settings));
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = stop.raised() => return,
+            }
             let started = std::time::Instant::now();
-            match tenantry_sweeper::sweep(&db, &settings, &name, settings.dry_run).await {
+            match tenantry_sweeper::sweep(&db, &settings, &name, settings.dry_run, &stop).await {
                 Ok(report) => metrics.swept(&report, started.elapsed()),
                 Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next interval"),
             }
         }
-    });
+    })
 }
 
 fn init_tracing(settings: &Settings) {

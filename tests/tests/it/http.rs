@@ -66,7 +66,7 @@ async fn readyz_answers_503_without_leaking_anything_when_the_database_is_down()
     assert_eq!(response.headers().get("retry-after").unwrap(), "1");
     let (status, body) = problem(response).await;
     assert_eq!(status, 503);
-    assert_eq!(body["code"], "unavailable");
+    assert_eq!(body["code"], "database_unavailable");
     let text = body.to_string();
     for secret in ["s3cret", "127.0.0.1", "nowhere", "tenantry_app", "postgres"] {
         assert!(!text.contains(secret), "leaked {secret}: {text}");

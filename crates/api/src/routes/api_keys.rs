@@ -36,7 +36,7 @@ pub async fn list_api_keys(
     Ok(list(items, more, |k| *k.id.as_uuid()))
 }
 
-#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(super::DryRun), request_body = CreateApiKey, responses((status = 201, description = "The key; `secret` is shown only here", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(super::DryRun), request_body = CreateApiKey, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Object), (status = 201, description = "The key; `secret` is shown only here", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,

@@ -37,7 +37,7 @@ pub async fn list_clusters(
     Ok(list(items, more, |c| *c.id.as_uuid()))
 }
 
-#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(super::DryRun), request_body = CreateCluster, responses((status = 201, body = tenantry_db::models::Cluster), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(super::DryRun), request_body = CreateCluster, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Object), (status = 201, body = tenantry_db::models::Cluster), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/clusters")]
 pub async fn create_cluster(
     state: web::Data<AppState>,
@@ -98,7 +98,7 @@ pub async fn get_cluster(
     Ok(HttpResponse::Ok().json(cluster))
 }
 
-#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 204, description = "Deleted"), (status = 409, description = "still has instances", body = crate::error::Problem), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 204, description = "Deleted"), (status = 409, description = "still has instances", body = crate::error::Problem, content_type = "application/problem+json"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[delete("/clusters/{id}")]
 pub async fn delete_cluster(
     state: web::Data<AppState>,

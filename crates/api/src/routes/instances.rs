@@ -83,7 +83,7 @@ pub async fn list_instances(
     Ok(list(items, more, |i| *i.id.as_uuid()))
 }
 
-#[utoipa::path(tag = "instances", security(("bearer" = [])), params(super::DryRun), request_body = CreateInstance, responses((status = 201, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "instances", security(("bearer" = [])), params(super::DryRun), request_body = CreateInstance, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Object), (status = 201, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/instances")]
 pub async fn create_instance(
     state: web::Data<AppState>,

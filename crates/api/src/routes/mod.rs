@@ -11,8 +11,6 @@ pub mod tenant;
 pub mod users;
 
 use actix_web::HttpResponse;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use tenantry_db::models::Page;
 
@@ -46,13 +44,11 @@ impl PageQuery {
         let after = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(cursor) => Some(
-                URL_SAFE_NO_PAD
-                    .decode(cursor)
-                    .ok()
-                    .and_then(|bytes| uuid::Uuid::from_slice(&bytes).ok())
+                tenantry_core::Cursor::parse(cursor)
                     .ok_or_else(|| {
                         ApiError::validation("cursor", "is not a cursor this API returned")
-                    })?,
+                    })?
+                    .id(),
             ),
         };
         Ok(Page { limit, after })
@@ -76,7 +72,7 @@ pub fn list<T: Serialize>(
         .then(|| {
             items
                 .last()
-                .map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()))
+                .map(|last| tenantry_core::Cursor::after(id(last)).encode())
         })
         .flatten();
     HttpResponse::Ok().json(List { items, next_cursor })

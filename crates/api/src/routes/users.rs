@@ -61,7 +61,7 @@ pub async fn list_users(
     Ok(list(items, more, |u| *u.id.as_uuid()))
 }
 
-#[utoipa::path(tag = "users", security(("bearer" = [])), params(super::DryRun), request_body = CreateUser, responses((status = 201, body = tenantry_db::models::User), (status = 409, description = "email already in use", body = crate::error::Problem), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(super::DryRun), request_body = CreateUser, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Object), (status = 201, body = tenantry_db::models::User), (status = 409, description = "email already in use", body = crate::error::Problem, content_type = "application/problem+json"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/users")]
 pub async fn create_user(
     state: web::Data<AppState>,

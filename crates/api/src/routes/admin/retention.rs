@@ -26,7 +26,7 @@ pub async fn sweep_now(
     let dry_run = query.dry_run.unwrap_or(settings.dry_run);
     let started = std::time::Instant::now();
     let name = format!("{} (by {})", tenantry_sweeper::instance_name(), admin.sub);
-    let report = tenantry_sweeper::sweep(&state.db, settings, &name, dry_run).await?;
+    let report = tenantry_sweeper::sweep(&state.db, settings, &name, dry_run, &state.stop).await?;
     state.metrics.swept(&report, started.elapsed());
     Ok(HttpResponse::Ok().json(report))
 }

@@ -111,7 +111,7 @@ fn snapshot(view: &TenantView) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or_default()
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = CreateTenant, responses((status = 201, body = TenantView), (status = 409, description = "slug taken", body = crate::error::Problem), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = CreateTenant, responses((status = 201, body = TenantView), (status = 409, description = "slug taken", body = crate::error::Problem, content_type = "application/problem+json"), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/tenants")]
 pub async fn create_tenant(
     state: web::Data<AppState>,
@@ -308,7 +308,7 @@ fn reason(body: MaybeJson<Transition>) -> Result<Option<String>, ApiError> {
 macro_rules! lifecycle_route {
     ($name:ident, $path:literal, $action:expr, $doc:literal) => {
         #[doc = $doc]
-        #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), request_body(content = Option<Transition>, description = "Optional reason"), responses((status = 200, body = TenantView), (status = 409, description = "invalid_transition, with from and to", body = crate::error::Problem), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+        #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), request_body(content = Option<Transition>, description = "Optional reason"), responses((status = 200, body = TenantView), (status = 409, description = "invalid_transition, with from and to", body = crate::error::Problem, content_type = "application/problem+json"), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
         #[post($path)]
         pub async fn $name(
             state: web::Data<AppState>,
