@@ -14,7 +14,7 @@ DB_NAME ?= $(or $(TENANTRY_DB_NAME),tenantry)
 
 export TENANTRY_PG_PORT := $(PG_PORT)
 
-.PHONY: help db-up db-down db-psql migrate run test bench lint fmt build clean-db
+.PHONY: help db-up db-down db-psql migrate run test fuzz bench lint fmt build clean-db
 
 help: ## List the targets
 	@echo "Usage: make <target>"
@@ -46,6 +46,9 @@ run: ## Start the dev cluster, build, migrate and serve
 test: ## Run all tests against a throwaway cluster (extra nextest args: ARGS=...)
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 	@scripts/test.sh $(ARGS)
+
+fuzz: ## Longer fuzzing: parsers (proptest) and every API route (schemathesis), with a summary
+	@scripts/fuzz.sh
 
 bench: ## Measure the service against pgbench on a throwaway cluster (writes bench/results/)
 	@scripts/bench.sh

@@ -7,6 +7,7 @@
 # 2. starts a fresh cluster in /tmp/tenantry-test.XXXXXX on a free port,
 # 3. migrates the template database tenantry_template with the real binary,
 # 4. runs `cargo nextest run --workspace` with TENANTRY_TEST_* pointing at it,
+#    then fuzzes every route of /openapi.json (scripts/api-fuzz.sh),
 # 5. always stops the cluster and deletes the directory, keeping the tests' exit code.
 #
 # It never touches the dev cluster in .tenantry/ and ignores the caller's
@@ -133,4 +134,11 @@ export TENANTRY_TEST_DIR="$tmp"
 log "running tests"
 rc=0
 cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+
+# --- Fuzz every route from the OpenAPI document (schemathesis) ------------------
+# Skipped when the caller narrowed the run to some tests (nextest args given).
+if [[ $# -eq 0 || "${API_FUZZ:-}" == 1 ]]; then
+    log "fuzzing the API (scripts/api-fuzz.sh)"
+    scripts/api-fuzz.sh || rc=1
+fi
 exit "$rc"

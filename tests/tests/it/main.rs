@@ -2,14 +2,18 @@
 //! throwaway cluster `make test` starts), connected as the service's role.
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::panic,
     reason = "test helpers outside #[test] functions fail loudly, like the tests"
 )]
 
 mod admin;
+mod faults;
 mod guard;
 mod http;
+mod limits;
 mod migrations;
+mod parsers;
 mod pool_hygiene;
 mod quotas;
 mod retention;

@@ -724,6 +724,59 @@ async fn when_the_tenant_status_cannot_be_read_the_gate_fails_closed_with_503() 
             "{method} {path}"
         );
         let problem: Value = response.json().await.unwrap();
-        assert_eq!(problem["code"], "unavailable");
+        assert_eq!(problem["code"], "database_unavailable");
     }
+}
+
+#[tokio::test]
+async fn a_json_array_never_passes_for_an_object_body() {
+    // serde reads a struct from an array positionally; the API must not.
+    // (Found by the schemathesis fuzz: PATCH with `[null, null]` answered 200.)
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "arrays").await;
+    let cluster = a
+        .create(
+            "/v1/clusters",
+            json!({"name": "main", "region": "eu-west-1"}),
+        )
+        .await;
+    let user = a
+        .create("/v1/users", json!({"email": "a@example.com"}))
+        .await;
+    let cases = [
+        (
+            Method::POST,
+            "/v1/clusters".to_owned(),
+            json!(["positional", "eu-west-1"]),
+        ),
+        (
+            Method::POST,
+            "/v1/instances".to_owned(),
+            json!(["vm", cluster["id"], 1, 1, 0]),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/users/{}", user["id"].as_str().unwrap()),
+            json!([null, "renamed"]),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let (status, problem) = a.call(method.clone(), &path, Some(body)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path}: {problem}"
+        );
+        assert_eq!(problem["field"], "body");
+    }
+    assert_eq!(a.items("/v1/clusters").await.len(), 1);
+    assert!(a.items("/v1/instances").await.is_empty());
+    let (_, user) = a
+        .call(
+            Method::GET,
+            &format!("/v1/users/{}", user["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_ne!(user["name"], "renamed");
 }

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Schema-driven fuzzing of every route in /openapi.json with schemathesis
+# (from PyPI, pinned in scripts/api-fuzz-requirements.txt), against the real
+# binary on a fresh database of the test cluster. Run by scripts/test.sh
+# (bounded: `make test`) and by `make fuzz` (API_FUZZ_EXAMPLES=...).
+#
+# Checks: no 5xx, every response conforms to the documented schema, status
+# code, content type and headers; negative (schema-violating) data is
+# rejected with a 4xx.
+#
+# Needs the environment scripts/test.sh exports (TENANTRY_TEST_*, TENANTRY_BIN).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd -P)
+cd "$root"
+log() { echo "api-fuzz: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+examples=${API_FUZZ_EXAMPLES:-15}
+seed=${API_FUZZ_SEED:-20261124}
+: "${TENANTRY_TEST_DIR:?run through scripts/test.sh}" "${TENANTRY_BIN:?}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+
+# --- schemathesis in a venv of its own -----------------------------------------
+venv="$CARGO_TARGET_DIR/api-fuzz-venv"
+requirements="$root/scripts/api-fuzz-requirements.txt"
+if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
+    log "installing schemathesis into $venv"
+    rm -rf -- "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        [[ $(id -u) -eq 0 ]] || die "python3 -m venv failed: apt-get install python3-venv"
+        apt-get install -y -qq python3-venv >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null && apt-get install -y -qq python3-venv >/dev/null; }
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+fi
+
+# --- A database and a server of its own -------------------------------------------
+db="fuzz_$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')"
+pg_port=$TENANTRY_TEST_PG_PORT
+scripts/pg.sh psql "$TENANTRY_TEST_DIR" "$pg_port" -q -v ON_ERROR_STOP=1 \
+    -c "CREATE DATABASE $db TEMPLATE $TENANTRY_TEST_TEMPLATE_DB OWNER tenantry_owner" >/dev/null
+work=$(mktemp -d "$TENANTRY_TEST_DIR/fuzz.XXXXXX")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export TENANTRY__DATABASE__URL="postgres://tenantry_app:$TENANTRY_TEST_APP_PASSWORD@127.0.0.1:$pg_port/$db"
+export TENANTRY__DATABASE__OWNER_URL="postgres://tenantry_owner:$TENANTRY_TEST_OWNER_PASSWORD@127.0.0.1:$pg_port/$db"
+export TENANTRY__SERVER__PORT=$port
+export TENANTRY__SERVER__WORKERS=2
+export TENANTRY__AUTH__SIGNING_KEY_FILE="$work/signing-key.pem"
+export TENANTRY__AUTH__API_KEY_SECRET_FILE="$work/api-key-secret"
+export TENANTRY__QUOTAS__DEFAULT__REQUESTS_PER_SECOND=100000
+export TENANTRY__QUOTAS__DEFAULT__BURST=100000
+export TENANTRY__QUOTAS__RECONCILE_INTERVAL=0s
+export TENANTRY__RETENTION__ENABLED=false
+export TENANTRY__LOG__LEVEL=warn
+server_pid=""
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    rm -rf -- "$work"
+    exit "$rc"
+}
+trap cleanup EXIT
+"$TENANTRY_BIN" serve >"$work/server.log" 2>&1 &
+server_pid=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do
+    curl -sf "$base/readyz" >/dev/null && break
+    sleep 0.1
+done
+curl -sf "$base/readyz" >/dev/null || die "the server did not start: $(tail -5 "$work/server.log")"
+
+admin=$("$TENANTRY_BIN" token --admin --ttl 2h)
+tenant_id=$(curl -sf -X POST "$base/v1/admin/tenants" -H "Authorization: Bearer $admin" \
+    -H 'Content-Type: application/json' -d '{"slug": "fuzz-tenant", "name": "Fuzz"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+tenant=$("$TENANTRY_BIN" token --tenant "$tenant_id" --scope "tenant:read tenant:write" --ttl 2h)
+curl -sf "$base/openapi.json" >"$work/openapi.json"
+# Real resources, so the fuzzer gets past 404 into each handler's logic.
+create() { # path json token -> id
+    curl -sf -X POST "$base$1" -H "Authorization: Bearer $3" -H 'Content-Type: application/json' -d "$2" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
+cluster=$(create /v1/clusters '{"name": "fuzz", "region": "eu-west-1"}' "$tenant")
+instance=$(create /v1/instances "{\"name\": \"fuzz\", \"cluster_id\": \"$cluster\", \"cpu_cores\": 1, \"memory_gb\": 1}" "$tenant")
+user=$(create /v1/users '{"email": "fuzz@example.com"}' "$tenant")
+api_key=$(create /v1/api-keys '{"name": "fuzz"}' "$tenant")
+cat >"$work/schemathesis.toml" <<TOML
+[[operations]]
+include-path-regex = "^/v1/clusters/"
+parameters = { "path.id" = "$cluster" }
+[[operations]]
+include-path-regex = "^/v1/instances/"
+parameters = { "path.id" = "$instance" }
+[[operations]]
+include-path-regex = "^/v1/users/"
+parameters = { "path.id" = "$user" }
+[[operations]]
+include-path-regex = "^/v1/api-keys/"
+parameters = { "path.id" = "$api_key" }
+[[operations]]
+include-path-regex = "^/v1/admin/tenants/"
+parameters = { "path.id_or_slug" = "$tenant_id" }
+TOML
+
+# --- Fuzz ---------------------------------------------------------------------------
+summary="$work/summary"
+: >"$summary"
+run() { # name token path-regex
+    log "$1: up to $examples examples per operation, seed $seed"
+    local rc=0
+    (cd "$work" && "$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$work/openapi.json" --url "$base" \
+        -H "Authorization: Bearer $2" --include-path-regex "$3" \
+        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection \
+        --max-examples "$examples" --seed "$seed" --workers 1 --request-timeout 10 \
+        --no-color --suppress-health-check all --report junit \
+        --report-junit-path "$work/$1.xml" >"$work/$1.log" 2>&1) || rc=$?
+    python3 - "$1" "$work/$1.xml" "$rc" >>"$summary" <<'PY'
+import sys, xml.etree.ElementTree as ET
+name, path, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:
+    suites = ET.parse(path).getroot()
+    cases = suites.iter("testcase")
+    total = failed = 0
+    for case in cases:
+        total += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+    print(f"{name}: {total} operations fuzzed, {failed} with failures, schemathesis exit {rc}")
+except Exception as e:  # no report: schemathesis itself failed
+    print(f"{name}: no report ({e}), schemathesis exit {rc}")
+PY
+    if [[ $rc -ne 0 ]]; then
+        # The failures with their reproducing curl commands, then the summary.
+        sed -n '/= \(ERRORS\|FAILURES\) =/,$p' "$work/$1.log" | cut -c1-400 >&2
+        return 1
+    fi
+}
+rc=0
+run tenant-plane "$tenant" '^/(v1/(?!admin)|healthz|readyz|metrics)' || rc=1
+run admin-plane "$admin" '^/v1/admin' || rc=1
+grep -h "examples\|passed\|failed" "$work"/*.log | grep -i "test cases\|operations\|passed" | tail -6 >&2 || true
+cat "$summary" >&2
+exit "$rc"
