@@ -118,18 +118,20 @@ run() { # name token path-regex
         --max-examples "$examples" --seed "$seed" --workers 1 --request-timeout 10 \
         --no-color --suppress-health-check all --report junit \
         --report-junit-path "$work/$1.xml" >"$work/$1.log" 2>&1) || rc=$?
-    python3 - "$1" "$work/$1.xml" "$rc" >>"$summary" <<'PY'
+    local cases
+    cases=$(grep -Eo '[0-9]+ generated[^|]*' "$work/$1.log" | tail -1 || true)
+    python3 - "$1" "$work/$1.xml" "$rc" "${cases:-no cases reported}" >>"$summary" <<'PY'
 import sys, xml.etree.ElementTree as ET
-name, path, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+name, path, rc, cases = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].strip()
 try:
     suites = ET.parse(path).getroot()
-    cases = suites.iter("testcase")
+    testcases = suites.iter("testcase")
     total = failed = 0
-    for case in cases:
+    for case in testcases:
         total += 1
         if case.find("failure") is not None or case.find("error") is not None:
             failed += 1
-    print(f"{name}: {total} operations fuzzed, {failed} with failures, schemathesis exit {rc}")
+    print(f"{name}: {total} operations fuzzed, {failed} with failures; test cases: {cases}; schemathesis exit {rc}")
 except Exception as e:  # no report: schemathesis itself failed
     print(f"{name}: no report ({e}), schemathesis exit {rc}")
 PY
