@@ -59,7 +59,10 @@ server_pid=""
 cleanup() {
     local rc=$?
     trap - EXIT
-    [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    if [[ -n "$server_pid" ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
     rm -rf -- "$work"
     exit "$rc"
 }
@@ -68,20 +71,20 @@ trap cleanup EXIT
 server_pid=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do
-    curl -sf "$base/readyz" >/dev/null && break
+    curl -sf --max-time 10 "$base/readyz" >/dev/null && break
     sleep 0.1
 done
-curl -sf "$base/readyz" >/dev/null || die "the server did not start: $(tail -5 "$work/server.log")"
+curl -sf --max-time 10 "$base/readyz" >/dev/null || die "the server did not start: $(tail -5 "$work/server.log")"
 
 admin=$("$TENANTRY_BIN" token --admin --ttl 2h)
-tenant_id=$(curl -sf -X POST "$base/v1/admin/tenants" -H "Authorization: Bearer $admin" \
+tenant_id=$(curl -sf --max-time 10 -X POST "$base/v1/admin/tenants" -H "Authorization: Bearer $admin" \
     -H 'Content-Type: application/json' -d '{"slug": "fuzz-tenant", "name": "Fuzz"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 tenant=$("$TENANTRY_BIN" token --tenant "$tenant_id" --scope "tenant:read tenant:write" --ttl 2h)
-curl -sf "$base/openapi.json" >"$work/openapi.json"
+curl -sf --max-time 10 "$base/openapi.json" >"$work/openapi.json"
 # Real resources, so the fuzzer gets past 404 into each handler's logic.
 create() { # path json token -> id
-    curl -sf -X POST "$base$1" -H "Authorization: Bearer $3" -H 'Content-Type: application/json' -d "$2" |
+    curl -sf --max-time 10 -X POST "$base$1" -H "Authorization: Bearer $3" -H 'Content-Type: application/json' -d "$2" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
 cluster=$(create /v1/clusters '{"name": "fuzz", "region": "eu-west-1"}' "$tenant")

@@ -5,7 +5,8 @@
 # service sends, stops everything, and writes bench/results/<date>.{md,json}.
 #
 # Knobs (env): BENCH_DURATION (s per run, 10), BENCH_TENANTS (1000),
-# BENCH_SCALE_TENANTS (100000), BENCH_INSTANCES (100), BENCH_PURGE_ROWS (1000000).
+# BENCH_SCALE_TENANTS (100000), BENCH_INSTANCES (100), BENCH_PURGE_ROWS (1000000),
+# BENCH_PURGE_PAUSE (15ms: retention.batch_pause for the paced purge).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -16,6 +17,7 @@ tenants=${BENCH_TENANTS:-1000}
 scale=${BENCH_SCALE_TENANTS:-100000}
 per=${BENCH_INSTANCES:-100}
 purge_rows=${BENCH_PURGE_ROWS:-1000000}
+purge_pause=${BENCH_PURGE_PAUSE:-15ms}
 clients=32
 threads=2
 
@@ -46,7 +48,10 @@ service_pid=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    [[ -n "$service_pid" ]] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
+    if [[ -n "$service_pid" ]]; then
+        kill "$service_pid" 2>/dev/null || true
+        wait "$service_pid" 2>/dev/null || true
+    fi
     scripts/pg.sh down "$tmp" >/dev/null 2>&1 || true
     rm -rf -- "$tmp"
     exit "$rc"
@@ -160,32 +165,39 @@ after_tenants=$(limiter_tenants)
 record memory "{\"rss_before_kb\":$before_kb,\"rss_after_kb\":$after_kb,\"tenants_before\":${before_tenants:-0},\"tenants_after\":${after_tenants:-0}}"
 
 # --- Scenario 5: purge under load ---------------------------------------------------
-log "seeding a deleted tenant with $purge_rows rows"
-"$psql" "$su_url" -q -v rows="$purge_rows" >/dev/null <<'SQL'
+# Once at full speed, once paced by retention.batch_pause; reads run against
+# other tenants meanwhile. Each purge is a fresh deleted tenant of its own.
+purge_once() { # key tenant-suffix pause
+    log "seeding a deleted tenant with $purge_rows rows"
+    "$psql" "$su_url" -q -v rows="$purge_rows" -v id="00000000-0000-7000-8000-$2" -v slug="bench-purge-$2" >/dev/null <<'SQL'
 \set ON_ERROR_STOP on
 INSERT INTO tenants (id, slug, name, status, deleted_at)
-VALUES ('00000000-0000-7000-8000-ffffffffffff', 'bench-purge', 'Purge me', 'deleted', now() - interval '1 day');
+VALUES (:'id', :'slug', 'Purge me', 'deleted', now() - interval '1 day');
 INSERT INTO events (tenant_id, id, kind, actor)
-SELECT '00000000-0000-7000-8000-ffffffffffff', gen_random_uuid(), 'bulk', 'bench' FROM generate_series(1, :rows);
+SELECT :'id', gen_random_uuid(), 'bulk', 'bench' FROM generate_series(1, :rows);
 SQL
-# Settle the seeding's after-effects (autovacuum, a checkpoint) before any
-# figure is taken, then measure the baseline on the same tenants, right before.
-"$psql" "$su_url" -q -c "VACUUM (ANALYZE) events" -c "CHECKPOINT" >/dev/null
-wrk_run read_before_purge read.lua "$tmp/tokens-sample"
-# The sweep times itself; reads run against other tenants meanwhile.
-(
-    start=$(date +%s.%N)
-    TENANTRY__RETENTION__PERIOD=1s "$bin" sweep --once >"$tmp/sweep.json" 2>/dev/null
-    end=$(date +%s.%N)
-    echo "$start $end" >"$tmp/sweep.time"
-) &
-sweep_pid=$!
-sleep 0.5
-wrk_run read_during_purge read.lua "$tmp/tokens-sample"
-wait "$sweep_pid"
-read -r start end <"$tmp/sweep.time"
-removed=$(python3 -c "import json; r=json.load(open('$tmp/sweep.json')); print(r['rows_removed'])")
-record purge "{\"rows\":$removed,\"seconds\":$(python3 -c "print($end - $start)")}"
+    # Settle the seeding's after-effects (autovacuum, a checkpoint) before
+    # any figure is taken, then the baseline on the same tenants, right before.
+    "$psql" "$su_url" -q -c "VACUUM (ANALYZE) events" -c "CHECKPOINT" >/dev/null
+    wrk_run "read_before_$1" read.lua "$tmp/tokens-sample"
+    (
+        start=$(date +%s.%N)
+        TENANTRY__RETENTION__PERIOD=1s TENANTRY__RETENTION__BATCH_PAUSE="$3" \
+            "$bin" sweep --once >"$tmp/sweep.json" 2>/dev/null
+        end=$(date +%s.%N)
+        echo "$start $end" >"$tmp/sweep.time"
+    ) &
+    local sweep_pid=$!
+    sleep 0.5
+    wrk_run "read_during_$1" read.lua "$tmp/tokens-sample"
+    wait "$sweep_pid"
+    local start end removed
+    read -r start end <"$tmp/sweep.time"
+    removed=$(python3 -c "import json; r=json.load(open('$tmp/sweep.json')); print(r['rows_removed'])")
+    record "$1" "{\"rows\":$removed,\"seconds\":$(python3 -c "print($end - $start)"),\"batch_pause\":\"$3\"}"
+}
+purge_once purge ffffffffffff 0s
+purge_once paced_purge fffffffffffe "$purge_pause"
 
 # --- Report ---------------------------------------------------------------------------
 python3 bench/report.py "$results" "$tenants" "$scale" "$per" "$clients" "$duration"

@@ -260,6 +260,7 @@ pub fn test_retention(period: Duration) -> tenantry_sweeper::RetentionSettings {
         dry_run: false,
         slug_cooling_off: Duration::ZERO,
         lock_timeout: Duration::from_secs(2),
+        batch_pause: Duration::ZERO,
     }
 }
 

@@ -65,8 +65,8 @@ pub enum ApiError {
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable,
     /// A statement ran past `statement_timeout` (or waited past
-    /// `lock_timeout`) and was cancelled; nothing was changed.
-    #[error("the database did not answer in time; nothing was changed; retry later")]
+    /// `lock_timeout`) and was cancelled; its transaction rolled back.
+    #[error("a database statement ran past its time limit and was cancelled; retry later")]
     QueryTimeout,
     /// The service cannot answer now for another reason (schema not
     /// migrated, a concurrent update). Retry later.

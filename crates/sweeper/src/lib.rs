@@ -36,6 +36,11 @@ pub struct RetentionSettings {
     /// How long a batch waits for row locks before yielding to live traffic.
     #[serde(with = "humantime_serde")]
     pub lock_timeout: Duration,
+    /// A pause after every batch, leaving the database to live traffic
+    /// (`0s`: purge at full speed). Trades purge speed for read latency
+    /// while a purge runs; see bench/NOTES.md.
+    #[serde(with = "humantime_serde", default)]
+    pub batch_pause: Duration,
 }
 
 /// What a dry run found for one tenant.
@@ -91,9 +96,11 @@ impl Stop {
         (tx, Self(rx))
     }
 
+    /// Raised, or nothing can raise it any more (its sender is gone: the
+    /// process is going down).
     #[must_use]
     pub fn is_raised(&self) -> bool {
-        *self.0.borrow()
+        *self.0.borrow() || self.0.has_changed().is_err()
     }
 
     /// Resolves once raised (or once nothing can raise it any more: the
@@ -154,7 +161,12 @@ pub async fn sweep(
                     .await
                 {
                     Ok(0) => break,
-                    Ok(n) => report.rows_removed += n,
+                    Ok(n) => {
+                        report.rows_removed += n;
+                        if !settings.batch_pause.is_zero() {
+                            tokio::time::sleep(settings.batch_pause).await;
+                        }
+                    }
                     Err(e) => {
                         stopped = Some(e.to_string());
                         break 'tables;
@@ -230,6 +242,7 @@ mod tests {
             dry_run: false,
             slug_cooling_off: Duration::ZERO,
             lock_timeout: Duration::from_secs(2),
+            batch_pause: Duration::ZERO,
         };
         assert_eq!(effective_interval(&settings), Duration::from_secs(3600));
         settings.period = Duration::from_secs(10);

@@ -203,8 +203,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let name = tenantry_sweeper::instance_name();
             // SIGTERM/SIGINT: finish the current batch, report, exit.
             let (raise, mut stop) = tenantry_sweeper::Stop::new();
+            let mut signals = Signals::new()?;
             tokio::spawn(async move {
-                shutdown_signal().await;
+                signals.next().await;
                 raise.send_replace(true);
                 // Keep the sender alive: dropping it would also read as "stop".
                 std::future::pending::<()>().await;
@@ -349,6 +350,9 @@ fn owner_url(settings: &Settings) -> anyhow::Result<&SecretString> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    // Listening from the start: a SIGTERM during startup is a graceful stop
+    // too, not the default kill.
+    let mut signals = Signals::new()?;
     let db = Db::new(&settings.database)?;
     let violations = db
         .check_isolation()
@@ -390,47 +394,51 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let server = tenantry_api::server(listener, state.clone(), workers, shutdown_timeout)?;
     let handle = server.handle();
     let running = tokio::spawn(server);
-    shutdown_signal().await;
+    signals.next().await;
     // One signal stops everything: sweeps at their next batch boundary, the
-    // listener at once, in-flight requests within the shutdown timeout.
+    // listener at once, in-flight requests within the shutdown timeout (one
+    // deadline for all of it); a second signal exits at once.
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
     state.raise_stop();
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
     handle.stop(true).await;
     running.await??;
-    if let Some(sweeper) = sweeper {
-        // A batch is bounded by the lock and statement timeouts.
-        if tokio::time::timeout(shutdown_timeout, sweeper)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the sweeper did not stop in time; its open batch rolls back");
-        }
+    if let Some(sweeper) = sweeper
+        && tokio::time::timeout_at(deadline, sweeper).await.is_err()
+    {
+        tracing::warn!("the sweeper did not stop in time; its open batch rolls back");
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-            }
-        }
+/// SIGTERM and SIGINT (Ctrl-C), registered up front so that none is lost
+/// to the default handler once the process runs.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 

@@ -16,6 +16,14 @@ use tenantry_core::TenantId;
 use tenantry_tests::TestDb;
 use tenantry_tests::process::{Cluster, Server};
 
+/// A client that gives up after 20 s (no wait in these tests is unbounded).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client")
+}
+
 /// A tenant with room for everything these tests provision, created
 /// through the admin API.
 async fn tenant(server: &Server, slug: &str) -> TenantId {
@@ -114,6 +122,24 @@ async fn sessions_in_state(db: &TestDb, state: &str) -> i64 {
     row.n
 }
 
+/// The backend pids of the service's sessions, sorted.
+async fn service_backends(db: &TestDb) -> Vec<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let mut conn = db.app_conn().await;
+    let rows: Vec<Pid> = diesel::sql_query(
+        "SELECT pid FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'tenantry' ORDER BY pid",
+    )
+    .load(&mut conn)
+    .await
+    .expect("read pg_stat_activity");
+    rows.into_iter().map(|r| r.pid).collect()
+}
+
 /// Waits (bounded) until no service session is idle in a transaction;
 /// returns how many still are at the deadline.
 async fn idle_in_transaction_after(db: &TestDb, within: Duration) -> i64 {
@@ -192,7 +218,7 @@ async fn postgres_restart_under_load_gives_quick_503s_then_the_same_process_reco
 
     cluster.stop();
     // During the outage: 503 database_unavailable, quickly.
-    let client = reqwest::Client::new();
+    let client = client();
     for path in ["/v1/clusters", "/v1/tenant"] {
         let started = Instant::now();
         let response = client
@@ -400,7 +426,7 @@ async fn hung_up_and_timed_out_clients_leave_no_open_transaction_and_no_crosstal
     let server = Server::start(
         &db,
         &[
-            ("TENANTRY__DATABASE__MAX_CONNECTIONS", "4"),
+            ("TENANTRY__DATABASE__MAX_CONNECTIONS", "8"),
             ("TENANTRY__DATABASE__STATEMENT_TIMEOUT", "3s"),
         ],
     )
@@ -441,7 +467,7 @@ async fn hung_up_and_timed_out_clients_leave_no_open_transaction_and_no_crosstal
     .map(|(token, mine, theirs)| {
         let url = server.url("/v1/clusters?limit=100");
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = client();
             let mut pages = 0;
             for _ in 0..60 {
                 let response = client
@@ -576,14 +602,13 @@ async fn pool_exhaustion_gives_503_within_the_wait_timeout_and_timed_out_connect
             .expect("request");
         assert_eq!(status, StatusCode::CREATED);
     }
-    let backends_before = sessions_in_state(&db, "%").await;
 
     let held = hold_tenant_lock(&db, acme).await;
     let mut slow = Vec::new();
     for i in 0..6 {
         let (address, token) = (server.address.clone(), token.clone());
         slow.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = client();
             let started = Instant::now();
             let response = client
                 .post(format!("{address}/v1/clusters"))
@@ -598,6 +623,14 @@ async fn pool_exhaustion_gives_503_within_the_wait_timeout_and_timed_out_connect
         }));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The two connections the pool has, both stuck at the gate.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while sessions_in_state(&db, "active").await < 2 {
+        assert!(Instant::now() < deadline, "the pool never filled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stuck = service_backends(&db).await;
+    assert_eq!(stuck.len(), 2);
     let mut busy = 0;
     let mut timed_out = 0;
     for request in slow {
@@ -634,7 +667,9 @@ async fn pool_exhaustion_gives_503_within_the_wait_timeout_and_timed_out_connect
     }
     assert_eq!(tenant_rows(&db, acme, "clusters").await, 7);
     assert_eq!(recorded_usage(&db, acme, "clusters").await, 7);
-    assert!(sessions_in_state(&db, "%").await <= backends_before.max(2));
+    // The very connections whose statements timed out served those requests:
+    // returned to the pool intact, not replaced.
+    assert_eq!(service_backends(&db).await, stuck);
     assert_eq!(
         idle_in_transaction_after(&db, Duration::from_secs(3)).await,
         0
@@ -646,7 +681,8 @@ async fn pool_exhaustion_gives_503_within_the_wait_timeout_and_timed_out_connect
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_refuses_new_connections_and_finishes_in_flight_writes() {
     let db = TestDb::new().await;
-    let mut server = Server::start(&db, &[]).await;
+    // The in-flight writes wait on a lock; they must not time out first.
+    let mut server = Server::start(&db, &[("TENANTRY__DATABASE__STATEMENT_TIMEOUT", "30s")]).await;
     let acme = tenant(&server, "term").await;
     let token = server.tenant_token(acme);
     let held = hold_tenant_lock(&db, acme).await;
@@ -654,7 +690,7 @@ async fn sigterm_refuses_new_connections_and_finishes_in_flight_writes() {
     for i in 0..3 {
         let (address, token) = (server.address.clone(), token.clone());
         in_flight.push(tokio::spawn(async move {
-            let response = reqwest::Client::new()
+            let response = client()
                 .post(format!("{address}/v1/clusters"))
                 .bearer_auth(&token)
                 .json(&json!({"name": format!("inflight-{i}"), "region": "eu-west-1"}))
@@ -677,12 +713,12 @@ async fn sigterm_refuses_new_connections_and_finishes_in_flight_writes() {
     // New connections are refused once the signal is handled.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let refused = reqwest::Client::new()
+        let refused = client()
             .get(server.url("/healthz"))
             .timeout(Duration::from_millis(500))
             .send()
             .await
-            .is_err();
+            .is_err_and(|e| e.is_connect());
         if refused {
             break;
         }

@@ -440,3 +440,27 @@ async fn two_sweepers_on_one_backlog_purge_every_tenant_exactly_once() {
         .await;
     assert_eq!(runs["items"].as_array().unwrap().len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_pause_paces_a_purge_without_changing_what_it_removes() {
+    let app = TestApp::spawn().await;
+    let tenant = big_deleted_tenant(&app, "paced", 60).await;
+    let before = counts(&app.db, tenant).await["events"];
+    assert!(before >= 60);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // 60 rows in batches of 10 with 300 ms after each: at least 1.8 s. (A
+    // lower bound only: a loaded machine makes it slower, never faster.)
+    let started = std::time::Instant::now();
+    let output = sweeper(&app, 10)
+        .env("TENANTRY__RETENTION__BATCH_PAUSE", "300ms")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(output.status.success());
+    assert!(took >= Duration::from_millis(1_800), "not paced: {took:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let receipt = &report["purged"][0];
+    assert_eq!(receipt["tenant_id"], tenant.to_string());
+    assert_eq!(receipt["rows_removed"]["events"], before);
+    assert_eq!(counts(&app.db, tenant).await.values().sum::<i64>(), 0);
+}
