@@ -132,7 +132,7 @@ const DRAIN_CAP: usize = 8 * 1024 * 1024;
 
 /// Reads and discards what is left of the body, at most [`DRAIN_CAP`] bytes
 /// and two seconds.
-async fn drain(payload: &mut Payload) {
+pub(crate) async fn drain(payload: &mut Payload) {
     let mut seen = 0;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
         while let Some(Ok(chunk)) = payload.next().await {

@@ -44,7 +44,7 @@ pub async fn echo_request_id(
 pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 pub async fn limit_head(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     // Counted as on the wire: "name: value\r\n" per header.
@@ -56,6 +56,11 @@ pub async fn limit_head(
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
             .sum::<usize>();
     if head > MAX_HEAD_BYTES {
+        // Read what body came along first, as for a 413: closing on unread
+        // bytes resets the connection, and the client sees a broken pipe
+        // instead of the 431.
+        let mut payload = req.take_payload();
+        crate::json::drain(&mut payload).await;
         let response = crate::ApiError::HeadersTooLarge(MAX_HEAD_BYTES).error_response();
         return Ok(req.into_response(response).map_into_right_body());
     }

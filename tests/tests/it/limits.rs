@@ -207,3 +207,53 @@ async fn strings_are_held_to_their_documented_lengths() {
         assert_eq!(body["field"], field, "{body}");
     }
 }
+
+/// Writes `head` and `body` on a fresh connection and reads the whole
+/// answer: (status line, body). Panics on a reset.
+fn exchange(address: &str, head: String, body: Vec<u8>) -> (String, String) {
+    let mut stream = TcpStream::connect(address.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let problem = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, problem)
+}
+
+#[tokio::test]
+async fn a_client_sending_4_mib_reads_its_413_rather_than_a_reset() {
+    let (app, token) = app_with_tenant("big-body").await;
+    let body = vec![b' '; 4 * 1024 * 1024];
+    let head = format!(
+        "POST /v1/clusters HTTP/1.1\r\nhost: h\r\nconnection: close\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let address = app.address.clone();
+    let (status, problem) = tokio::task::spawn_blocking(move || exchange(&address, head, body))
+        .await
+        .unwrap();
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    assert!(problem.contains("payload_too_large"), "{problem}");
+}
+
+#[tokio::test]
+async fn a_too_large_head_with_a_body_still_gets_its_431_rather_than_a_reset() {
+    let app = TestApp::spawn().await;
+    let body = vec![b' '; 4 * 1024 * 1024];
+    let head = format!(
+        "POST /v1/clusters HTTP/1.1\r\nhost: h\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-filler: {}\r\n\r\n",
+        body.len(),
+        "v".repeat(40 * 1024)
+    );
+    let address = app.address.clone();
+    let (status, problem) = tokio::task::spawn_blocking(move || exchange(&address, head, body))
+        .await
+        .unwrap();
+    assert!(status.starts_with("HTTP/1.1 431"), "{status}");
+    assert!(problem.contains("headers_too_large"), "{problem}");
+}
