@@ -57,18 +57,7 @@ async fn a_body_of_exactly_1_mib_is_read_and_one_byte_more_is_413() {
 
 /// Sends a raw request head and returns the status line and the body.
 fn raw_head(address: &str, head: &str) -> (String, String) {
-    let host = address.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.lines().next().unwrap_or_default().to_owned();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
+    exchange(address, head.to_owned(), Vec::new())
 }
 
 #[tokio::test]
