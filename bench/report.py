@@ -35,6 +35,14 @@ def rows_per_second(key):
 
 
 pause = r["paced_purge"]["batch_pause"]
+
+
+def backend_writes(key):
+    """Buffers written out by backends (not the bgwriter/checkpointer) during the purge."""
+    run = r[key]
+    if "buffers_before" not in run:
+        return None
+    return run["buffers_after"]["backend"] - run["buffers_before"]["backend"]
 rows = [
     ("1 read: service req/s vs pgbench simple", r["read_service"]["rps"], r["read_pgbench_simple"]["tps"], ">= 0.8"),
     ("1 read: service req/s vs pgbench prepared", r["read_service"]["rps"], r["read_pgbench_prepared"]["tps"], "(info)"),
@@ -50,6 +58,8 @@ rows = [
     ("5 purge rows/s", rows_per_second("purge"), None, ">= 50000"),
     ("5 read p99 during purge vs without (ms)", r["read_during_purge"]["p99_ms"], r["read_before_purge"]["p99_ms"], "<= 2.0"),
     (f"5 paced purge (batch_pause {pause}) rows/s", rows_per_second("paced_purge"), None, ">= 50000"),
+    ("5 (info) buffers written by backends during the purge", backend_writes("purge"), None, "(info)"),
+    ("5 (info) buffers written by backends during the paced purge", backend_writes("paced_purge"), None, "(info)"),
     (f"5 read p99 during paced purge vs without (ms)", r["read_during_paced_purge"]["p99_ms"], r["read_before_paced_purge"]["p99_ms"], "<= 2.0"),
 ]
 now = datetime.datetime.now(datetime.timezone.utc)

@@ -180,6 +180,11 @@ SQL
     # any figure is taken, then the baseline on the same tenants, right before.
     "$psql" "$su_url" -q -c "VACUUM (ANALYZE) events" -c "CHECKPOINT" >/dev/null
     wrk_run "read_before_$1" read.lua "$tmp/tokens-sample"
+    # Who writes dirty buffers out while the purge runs: the checkpointer,
+    # the background writer, or backends (including the readers) themselves.
+    bgwriter() { "$psql" "$su_url" -At -c "SELECT json_build_object('backend', buffers_backend, 'clean', buffers_clean, 'checkpoint', buffers_checkpoint) FROM pg_stat_bgwriter"; }
+    local before_writes
+    before_writes=$(bgwriter)
     (
         start=$(date +%s.%N)
         TENANTRY__RETENTION__PERIOD=1s TENANTRY__RETENTION__BATCH_PAUSE="$3" \
@@ -194,7 +199,7 @@ SQL
     local start end removed
     read -r start end <"$tmp/sweep.time"
     removed=$(python3 -c "import json; r=json.load(open('$tmp/sweep.json')); print(r['rows_removed'])")
-    record "$1" "{\"rows\":$removed,\"seconds\":$(python3 -c "print($end - $start)"),\"batch_pause\":\"$3\"}"
+    record "$1" "{\"rows\":$removed,\"seconds\":$(python3 -c "print($end - $start)"),\"batch_pause\":\"$3\",\"buffers_before\":$before_writes,\"buffers_after\":$(bgwriter)}"
 }
 purge_once purge ffffffffffff 0s
 purge_once paced_purge fffffffffffe "$purge_pause"
