@@ -8,7 +8,7 @@ use serde_json::json;
 use tenantry_core::{ApiKeyId, Name, Resource};
 use tenantry_db::{ScopedFutureExt, queries};
 
-use super::{DryRun, PageQuery, charge, field, list, one, rehearsed, usage_if};
+use super::{DryRun, PageQuery, charge, create_or_rehearse, field, list, one};
 use crate::auth::{TenantPrincipal, api_key};
 use crate::json::Json;
 use crate::{ApiError, AppState};
@@ -48,9 +48,12 @@ pub async fn create_api_key(
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
     let minted = api_key::mint(&state.api_key_secret, tenant);
     let (id, prefix, hash) = (minted.id, minted.prefix.clone(), minted.hash.clone());
-    let dry_run = dry.wanted();
-    let (key, usage) = who
-        .write_or_rehearse(&state, dry_run, |conn| {
+    // A rehearsed key is never stored, and its secret is never shown.
+    create_or_rehearse(
+        &who,
+        &state,
+        &dry,
+        |conn| {
             async move {
                 let key =
                     queries::api_keys::create(conn, tenant, id, name.as_str(), &prefix, &hash)
@@ -65,24 +68,23 @@ pub async fn create_api_key(
                     json!({"prefix": prefix}),
                 )
                 .await?;
-                Ok((key, usage_if(dry_run, conn, tenant).await?))
+                Ok(key)
             }
             .scope_boxed()
-        })
-        .await?;
-    if dry_run {
-        // Nothing was stored: the rehearsed key has no usable secret.
-        return Ok(rehearsed(&key, &usage));
-    }
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/v1/api-keys/{}", key.id)))
-        .json(json!({
-            "id": key.id,
-            "name": key.name,
-            "prefix": key.prefix,
-            "created_at": key.created_at,
-            "secret": minted.secret.expose_secret(),
-        })))
+        },
+        |key| {
+            HttpResponse::Created()
+                .insert_header(("Location", format!("/v1/api-keys/{}", key.id)))
+                .json(json!({
+                    "id": key.id,
+                    "name": key.name,
+                    "prefix": key.prefix,
+                    "created_at": key.created_at,
+                    "secret": minted.secret.expose_secret(),
+                }))
+        },
+    )
+    .await
 }
 
 #[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 204, description = "Revoked"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]

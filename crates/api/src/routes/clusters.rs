@@ -7,7 +7,7 @@ use serde_json::json;
 use tenantry_core::{ClusterId, Name, Region, Resource};
 use tenantry_db::{ScopedFutureExt, queries};
 
-use super::{DryRun, PageQuery, charge, created, field, list, one, rehearsed, usage_if};
+use super::{DryRun, PageQuery, charge, create_or_rehearse, created, field, list, one};
 use crate::auth::TenantPrincipal;
 use crate::error::violated_constraint;
 use crate::json::Json;
@@ -48,9 +48,11 @@ pub async fn create_cluster(
     let name = field("name", Name::parse(&body.0.name))?;
     let region = field("region", Region::parse(&body.0.region))?;
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
-    let dry_run = dry.wanted();
-    let (cluster, usage) = who
-        .write_or_rehearse(&state, dry_run, |conn| {
+    create_or_rehearse(
+        &who,
+        &state,
+        &dry,
+        |conn| {
             async move {
                 let cluster =
                     queries::clusters::create(conn, tenant, name.as_str(), region.as_str())
@@ -71,15 +73,13 @@ pub async fn create_cluster(
                     json!({"name": cluster.name}),
                 )
                 .await?;
-                Ok((cluster, usage_if(dry_run, conn, tenant).await?))
+                Ok(cluster)
             }
             .scope_boxed()
-        })
-        .await?;
-    if dry_run {
-        return Ok(rehearsed(&cluster, &usage));
-    }
-    Ok(created(format!("/v1/clusters/{}", cluster.id), &cluster))
+        },
+        |cluster| created(format!("/v1/clusters/{}", cluster.id), &cluster),
+    )
+    .await
 }
 
 #[utoipa::path(tag = "clusters", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 200, body = tenantry_db::models::Cluster), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]

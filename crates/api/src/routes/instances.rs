@@ -9,7 +9,7 @@ use tenantry_core::{Amounts, ClusterId, InstanceId, Name, Resource};
 use tenantry_db::queries::instances::Size;
 use tenantry_db::{ScopedFutureExt, queries};
 
-use super::{DryRun, PageQuery, charge, created, field, list, one, rehearsed, usage_if};
+use super::{DryRun, PageQuery, charge, create_or_rehearse, created, field, list, one};
 use crate::auth::TenantPrincipal;
 use crate::error::violated_constraint;
 use crate::json::Json;
@@ -103,9 +103,11 @@ pub async fn create_instance(
         storage_gb: storage(body.storage_gb)?,
     };
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
-    let dry_run = dry.wanted();
-    let (instance, usage) = who
-        .write_or_rehearse(&state, dry_run, |conn| {
+    create_or_rehearse(
+        &who,
+        &state,
+        &dry,
+        |conn| {
             async move {
                 let instance = queries::instances::create(conn, tenant, cluster, name.as_str(), size)
                     .await
@@ -120,15 +122,13 @@ pub async fn create_instance(
                     json!({"name": instance.name, "cpu_cores": size.cpu_cores, "memory_gb": size.memory_gb, "storage_gb": size.storage_gb}),
                 )
                 .await?;
-                Ok((instance, usage_if(dry_run, conn, tenant).await?))
+                Ok(instance)
             }
             .scope_boxed()
-        })
-        .await?;
-    if dry_run {
-        return Ok(rehearsed(&instance, &usage));
-    }
-    Ok(created(format!("/v1/instances/{}", instance.id), &instance))
+        },
+        |instance| created(format!("/v1/instances/{}", instance.id), &instance),
+    )
+    .await
 }
 
 #[utoipa::path(tag = "instances", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 200, body = tenantry_db::models::Instance), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]

@@ -100,16 +100,51 @@ impl DryRun {
     }
 }
 
-/// The answer to a rehearsed create.
-pub fn rehearsed<T: Serialize>(
-    would_create: &T,
-    usage_after: &Option<tenantry_db::models::Usage>,
-) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
+/// A create that honours `?dry_run=true`. `work` inserts, charges the
+/// quota and records the event in one unit of work; for real it commits and
+/// `respond` answers (201); rehearsed, it runs to the end, reads the usage
+/// it would leave, rolls back, and answers 200 with both.
+pub async fn create_or_rehearse<'a, T, F>(
+    who: &crate::auth::TenantPrincipal,
+    state: &crate::AppState,
+    dry: &DryRun,
+    work: F,
+    respond: impl FnOnce(T) -> HttpResponse,
+) -> Result<HttpResponse, ApiError>
+where
+    F: for<'r> FnOnce(
+            &'r mut tenantry_db::AsyncPgConnection,
+        ) -> tenantry_db::ScopedBoxFuture<'a, 'r, Result<T, ApiError>>
+        + Send
+        + 'a,
+    T: Serialize + Send + 'a,
+{
+    use tenantry_db::ScopedFutureExt as _;
+    let (tenant, dry_run) = (who.tenant_id, dry.wanted());
+    let (item, usage_after) = who
+        .write_or_rehearse(state, dry_run, move |conn| {
+            async move {
+                let item = work(conn).await?;
+                let usage = if dry_run {
+                    tenantry_db::queries::tenants::limits_and_usage(conn, tenant)
+                        .await?
+                        .1
+                } else {
+                    None
+                };
+                Ok((item, usage))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    if !dry_run {
+        return Ok(respond(item));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
         "dry_run": true,
-        "would_create": would_create,
+        "would_create": item,
         "usage_after": usage_after,
-    }))
+    })))
 }
 
 /// Takes `delta` from the tenant's quota in the current transaction, or
@@ -127,22 +162,6 @@ pub async fn charge(
 /// One of `resource`.
 pub fn one(resource: tenantry_core::Resource) -> tenantry_core::Amounts {
     tenantry_core::Amounts::default().with(resource, 1)
-}
-
-/// Usage after a rehearsal (read inside the rehearsed transaction).
-pub async fn usage_if(
-    dry_run: bool,
-    conn: &mut tenantry_db::AsyncPgConnection,
-    tenant: tenantry_core::TenantId,
-) -> Result<Option<tenantry_db::models::Usage>, ApiError> {
-    if !dry_run {
-        return Ok(None);
-    }
-    Ok(
-        tenantry_db::queries::tenants::limits_and_usage(conn, tenant)
-            .await?
-            .1,
-    )
 }
 
 /// Maps a parse failure of a body field to a 422 naming it.

@@ -7,7 +7,7 @@ use serde_json::json;
 use tenantry_core::{Email, Name, Resource, UserId};
 use tenantry_db::{ScopedFutureExt, queries};
 
-use super::{DryRun, PageQuery, charge, created, field, list, one, rehearsed, usage_if};
+use super::{DryRun, PageQuery, charge, create_or_rehearse, created, field, list, one};
 use crate::auth::TenantPrincipal;
 use crate::error::violated_constraint;
 use crate::json::Json;
@@ -72,9 +72,11 @@ pub async fn create_user(
     let email = field("email", Email::parse(&body.0.email))?;
     let name = optional_name(body.0.name.as_deref())?;
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
-    let dry_run = dry.wanted();
-    let (user, usage) = who
-        .write_or_rehearse(&state, dry_run, |conn| {
+    create_or_rehearse(
+        &who,
+        &state,
+        &dry,
+        |conn| {
             async move {
                 let user = queries::users::create(conn, tenant, email.as_str(), &name)
                     .await
@@ -89,15 +91,13 @@ pub async fn create_user(
                     json!({"email": user.email}),
                 )
                 .await?;
-                Ok((user, usage_if(dry_run, conn, tenant).await?))
+                Ok(user)
             }
             .scope_boxed()
-        })
-        .await?;
-    if dry_run {
-        return Ok(rehearsed(&user, &usage));
-    }
-    Ok(created(format!("/v1/users/{}", user.id), &user))
+        },
+        |user| created(format!("/v1/users/{}", user.id), &user),
+    )
+    .await
 }
 
 #[utoipa::path(tag = "users", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 200, body = tenantry_db::models::User), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
