@@ -49,7 +49,8 @@ pub async fn limit_head(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     // Counted as on the wire: "name: value\r\n" per header.
     let head = req.method().as_str().len()
-        + req.uri().to_string().len()
+        + req.uri().path().len()
+        + req.uri().query().map_or(0, |q| q.len() + 1)
         + req
             .headers()
             .iter()
