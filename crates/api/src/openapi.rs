@@ -41,19 +41,27 @@ impl Modify for Conventions {
 /// operation ids of its own.
 pub fn finish(openapi: &mut utoipa::openapi::OpenApi) {
     for (path, item) in &mut openapi.paths.paths {
-        if !path.contains("{tenant_slug}") {
-            continue;
-        }
-        for operation in [
+        let mut operations = [
             &mut item.get,
             &mut item.post,
             &mut item.patch,
             &mut item.put,
             &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        ];
+        // Every API route reads the database, so every one can answer 503.
+        if path.starts_with("/v1/") || path.starts_with("/t/") {
+            for operation in operations.iter_mut().filter_map(|o| o.as_mut()) {
+                operation
+                    .responses
+                    .responses
+                    .entry("503".to_owned())
+                    .or_insert_with(database_unavailable);
+            }
+        }
+        if !path.contains("{tenant_slug}") {
+            continue;
+        }
+        for operation in operations.into_iter().flatten() {
             let mut slug = Parameter::new("tenant_slug");
             slug.parameter_in = ParameterIn::Path;
             slug.required = Required::True;
@@ -74,4 +82,21 @@ pub fn finish(openapi: &mut utoipa::openapi::OpenApi) {
                 .insert(0, utoipa::openapi::RefOr::T(slug));
         }
     }
+}
+
+/// The 503 every database-backed route can answer.
+fn database_unavailable() -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(
+            "problem+json: database_unavailable (down, restarting, or no pooled connection within \
+             the wait) or query_timeout (rolled back); retry after Retry-After",
+        )
+        .content(
+            "application/problem+json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
 }

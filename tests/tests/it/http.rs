@@ -137,6 +137,13 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
     assert_eq!(ids.len(), count, "operation ids must be unique");
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
+            if path.starts_with("/v1/") || path.starts_with("/t/") {
+                assert_eq!(
+                    op["responses"]["503"]["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} does not document its 503"
+                );
+            }
             for name in ["id", "id_or_slug", "tenant_slug"] {
                 if path.contains(&format!("{{{name}}}")) {
                     let declared = op["parameters"].as_array().is_some_and(|ps| {
