@@ -1,8 +1,9 @@
 -- events: tenant-scoped. A row is visible and writable only inside its own
--- tenant's context; with no context, nothing is visible.
+-- tenant's context (a context counts only with its proof, sql/0005); with no
+-- context, nothing is visible.
 ALTER TABLE events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE events FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON events;
 CREATE POLICY tenant_isolation ON events
-    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
-    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+    USING (tenant_id = (SELECT context_tenant_id()))
+    WITH CHECK (tenant_id = (SELECT context_tenant_id()));

@@ -4,8 +4,8 @@ ALTER TABLE retention_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE retention_runs FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_read_own ON retention_runs;
 CREATE POLICY tenant_read_own ON retention_runs FOR SELECT
-    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+    USING (tenant_id = (SELECT context_tenant_id()));
 DROP POLICY IF EXISTS platform_admin ON retention_runs;
 CREATE POLICY platform_admin ON retention_runs
-    USING (current_setting('app.platform_admin', true) = 'on')
-    WITH CHECK (current_setting('app.platform_admin', true) = 'on');
+    USING ((SELECT context_is_platform_admin()))
+    WITH CHECK ((SELECT context_is_platform_admin()));

@@ -5,12 +5,12 @@ ALTER TABLE tenant_usage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenant_usage FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_read_own ON tenant_usage;
 CREATE POLICY tenant_read_own ON tenant_usage FOR SELECT
-    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+    USING (tenant_id = (SELECT context_tenant_id()));
 DROP POLICY IF EXISTS tenant_update_own ON tenant_usage;
 CREATE POLICY tenant_update_own ON tenant_usage FOR UPDATE
-    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
-    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+    USING (tenant_id = (SELECT context_tenant_id()))
+    WITH CHECK (tenant_id = (SELECT context_tenant_id()));
 DROP POLICY IF EXISTS platform_admin ON tenant_usage;
 CREATE POLICY platform_admin ON tenant_usage
-    USING (current_setting('app.platform_admin', true) = 'on')
-    WITH CHECK (current_setting('app.platform_admin', true) = 'on');
+    USING ((SELECT context_is_platform_admin()))
+    WITH CHECK ((SELECT context_is_platform_admin()));

@@ -5,15 +5,12 @@ ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_read_own ON tenants;
 CREATE POLICY tenant_read_own ON tenants FOR SELECT
-    USING (id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+    USING (id = (SELECT context_tenant_id()));
 DROP POLICY IF EXISTS platform_admin ON tenants;
 CREATE POLICY platform_admin ON tenants
-    USING (current_setting('app.platform_admin', true) = 'on')
-    WITH CHECK (current_setting('app.platform_admin', true) = 'on');
--- The tenant gate share-locks its own row (SELECT ... FOR SHARE, which needs
--- an UPDATE policy) so a suspension waits for in-flight writes; WITH CHECK
--- (false) means the tenant can lock its row but never change it.
+    USING ((SELECT context_is_platform_admin()))
+    WITH CHECK ((SELECT context_is_platform_admin()));
+-- Until #12 the tenant gate share-locked this row (which needed an UPDATE
+-- policy); the gate now takes a transaction-level advisory lock instead, so
+-- the tenant's context has no UPDATE policy on its registry row at all.
 DROP POLICY IF EXISTS tenant_lock_own ON tenants;
-CREATE POLICY tenant_lock_own ON tenants FOR UPDATE
-    USING (id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
-    WITH CHECK (false);

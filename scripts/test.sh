@@ -99,6 +99,7 @@ port=$(free_port)
 owner_pw=$(rand_hex)
 app_pw=$(rand_hex)
 su_pw=$(rand_hex)
+context_key=$(rand_hex)$(rand_hex)
 template_db=tenantry_template
 
 log "starting test cluster in $tmp on port $port"
@@ -114,6 +115,7 @@ PG_FAST=1 TENANTRY_DB_NAME="$template_db" \
 log "migrating $template_db"
 TENANTRY__DATABASE__OWNER_URL="postgres://tenantry_owner:${owner_pw}@127.0.0.1:${port}/${template_db}" \
     TENANTRY__DATABASE__URL="postgres://tenantry_app:${app_pw}@127.0.0.1:${port}/${template_db}" \
+    TENANTRY__DATABASE__CONTEXT_KEY="$context_key" \
     "$TENANTRY_BIN" migrate
 
 # CREATE DATABASE ... TEMPLATE fails while anyone is connected to the template:
@@ -135,6 +137,7 @@ export TENANTRY_TEST_TEMPLATE_DB="$template_db"
 export TENANTRY_TEST_OWNER_PASSWORD="$owner_pw"
 export TENANTRY_TEST_APP_PASSWORD="$app_pw"
 export TENANTRY_TEST_DIR="$tmp"
+export TENANTRY_TEST_CONTEXT_KEY="$context_key"
 
 log "running tests"
 rc=0

@@ -23,7 +23,7 @@ use tenantry_api::auth::{
 use tenantry_api::{AppState, ServerSettings};
 use tenantry_core::{Scope, Scopes, TenantId};
 use tenantry_db::models::Limits;
-use tenantry_db::{DatabaseSettings, Db, ScopedFutureExt};
+use tenantry_db::{ContextKey, DatabaseSettings, Db, ScopedFutureExt};
 
 pub mod process;
 
@@ -82,6 +82,16 @@ impl TestDb {
         if let Some(e) = last_error {
             panic!("cannot clone {template} into {name}: {e}");
         }
+        // Database privileges are not cloned with the template: assert them
+        // as scripts/bootstrap-roles.sql does (no TEMPORARY for the service).
+        admin
+            .batch_execute(&format!(
+                "REVOKE ALL ON DATABASE {name} FROM PUBLIC;
+                 GRANT CONNECT, TEMPORARY ON DATABASE {name} TO tenantry_owner;
+                 GRANT CONNECT ON DATABASE {name} TO tenantry_service;"
+            ))
+            .await
+            .expect("set the test database's privileges");
         Self {
             name,
             host: env("TENANTRY_TEST_PG_HOST"),
@@ -131,12 +141,15 @@ impl TestDb {
             url: SecretString::from(self.app_url()),
             owner_url: Some(SecretString::from(self.owner_url())),
             max_connections,
+            admin_connections: 2,
             acquire_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             recycle_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(5),
             idle_in_transaction_timeout: Duration::from_secs(10),
             application_name: "tenantry-test".to_owned(),
+            context_key: Some(context_secret()),
+            context_key_file: None,
         }
     }
 
@@ -167,8 +180,44 @@ impl TestDb {
         vec![
             ("TENANTRY__DATABASE__URL".to_owned(), self.app_url()),
             ("TENANTRY__DATABASE__OWNER_URL".to_owned(), self.owner_url()),
+            (
+                "TENANTRY__DATABASE__CONTEXT_KEY".to_owned(),
+                context_secret().expose_secret().to_owned(),
+            ),
         ]
     }
+}
+
+/// The context key `make test` installed in the template (and so in every
+/// test database cloned from it).
+#[must_use]
+pub fn context_secret() -> SecretString {
+    SecretString::from(env("TENANTRY_TEST_CONTEXT_KEY"))
+}
+
+#[must_use]
+pub fn context_key() -> ContextKey {
+    ContextKey::new(&context_secret()).expect("the test context key is long enough")
+}
+
+/// `SELECT set_tenant_context(...)` with `tenant`'s real proof, for tests
+/// that drive the service's role by hand. Literal values: use it only with
+/// ids the test made.
+#[must_use]
+pub fn tenant_context_sql(tenant: TenantId) -> String {
+    format!(
+        "SELECT set_tenant_context('{tenant}', '{}')",
+        context_key().tenant_proof(tenant)
+    )
+}
+
+/// `SELECT set_platform_admin_context(...)` with the real proof.
+#[must_use]
+pub fn platform_context_sql() -> String {
+    format!(
+        "SELECT set_platform_admin_context('{}')",
+        context_key().platform_proof()
+    )
 }
 
 /// Creates an active tenant through the platform scope (as the service
@@ -295,6 +344,12 @@ pub fn test_server_settings() -> ServerSettings {
         tenant_path_prefix: true,
         tenant_base_domain: TEST_BASE_DOMAIN.to_owned(),
         per_tenant_metrics: true,
+        // Off: every test's requests come from 127.0.0.1; the tests of
+        // these limits turn them on.
+        client_requests_per_second: 0,
+        client_burst: 0,
+        token_exchange_per_second: 0,
+        token_exchange_burst: 0,
         shutdown_timeout: Duration::from_secs(5),
     }
 }
@@ -350,17 +405,36 @@ impl TestApp {
         auth: AuthSettings,
         retention: tenantry_sweeper::RetentionSettings,
     ) -> Self {
+        Self::spawn_serving(test_db, settings, auth, retention, test_server_settings()).await
+    }
+
+    /// A fresh app with these server settings (e.g. its client limits) and
+    /// a pool of `max_connections`.
+    pub async fn spawn_with_server(server: ServerSettings, max_connections: usize) -> Self {
+        let test_db = TestDb::new().await;
+        let settings = test_db.settings(max_connections);
+        let retention = test_retention(Duration::from_secs(90 * 24 * 3600));
+        Self::spawn_serving(test_db, &settings, test_auth_settings(), retention, server).await
+    }
+
+    async fn spawn_serving(
+        test_db: TestDb,
+        settings: &DatabaseSettings,
+        auth: AuthSettings,
+        retention: tenantry_sweeper::RetentionSettings,
+        server: ServerSettings,
+    ) -> Self {
         let db = Db::new(settings).expect("build the pool");
         let tenancy = tenantry_api::Tenancy {
             default_limits: test_limits(),
             retention,
         };
-        let state = AppState::new(db.clone(), &auth, &test_server_settings(), tenancy)
-            .expect("build the app state");
+        let state =
+            AppState::new(db.clone(), &auth, &server, tenancy).expect("build the app state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
-        let server =
-            tenantry_api::server(listener, state, 1, Duration::from_secs(5)).expect("build server");
+        let server = tenantry_api::server(listener, state, server.workers, Duration::from_secs(5))
+            .expect("build server");
         tokio::spawn(server);
         let key = auth.signing_key.as_ref().expect("test keys are inline");
         let issuer = Issuer::new(
@@ -466,6 +540,25 @@ impl TestApp {
             .await
             .expect("create tenant");
         id
+    }
+
+    /// A tenant created through `POST /v1/admin/tenants` with these
+    /// `quotas`, and a tenant token for it.
+    pub async fn tenant_with(&self, slug: &str, quotas: serde_json::Value) -> (TenantId, String) {
+        let (status, tenant) = self
+            .call(
+                &self.admin_token(),
+                reqwest::Method::POST,
+                "/v1/admin/tenants",
+                Some(serde_json::json!({"slug": slug, "name": slug, "quotas": quotas})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{tenant}");
+        let id: TenantId = tenant["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("the created tenant's id");
+        (id, self.tenant_token(id))
     }
 
     /// Sets a tenant's status directly (until the lifecycle API exists).

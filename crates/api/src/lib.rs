@@ -61,6 +61,10 @@ pub struct AppState {
     pub tenancy: Tenancy,
     pub metrics: Arc<metrics::Metrics>,
     pub rate_limits: Arc<ratelimit::RateLimits>,
+    /// Per API key at `POST /v1/auth/token`.
+    pub exchange_limits: Arc<ratelimit::KeyedLimits<tenantry_core::ApiKeyId>>,
+    /// Per client address on the routes that need no token.
+    pub client_limits: Arc<ratelimit::KeyedLimits<std::net::IpAddr>>,
     /// Raised at shutdown: sweeps stop at their next batch boundary.
     pub stop: tenantry_sweeper::Stop,
     stop_sender: Arc<tokio::sync::watch::Sender<bool>>,
@@ -78,6 +82,10 @@ impl AppState {
         let auth = Authenticator::new(auth_settings, &service_key)?;
         let issuer = Issuer::new(auth_settings, service_key);
         let (stop_sender, stop) = tenantry_sweeper::Stop::new();
+        let default_rate = ratelimit::Rate::from_columns(
+            tenancy.default_limits.requests_per_second,
+            tenancy.default_limits.burst,
+        );
         Ok(Self {
             db,
             auth: Arc::new(auth),
@@ -92,7 +100,21 @@ impl AppState {
             max_body_bytes: server.max_body_bytes,
             tenancy,
             metrics: Arc::new(metrics::Metrics::new(server.per_tenant_metrics)),
-            rate_limits: Arc::new(ratelimit::RateLimits::new(RATE_LIMIT_IDLE)),
+            rate_limits: Arc::new(ratelimit::RateLimits::new(RATE_LIMIT_IDLE, default_rate)),
+            exchange_limits: Arc::new(ratelimit::KeyedLimits::new(
+                RATE_LIMIT_IDLE,
+                ratelimit::Rate {
+                    per_second: server.token_exchange_per_second,
+                    burst: server.token_exchange_burst,
+                },
+            )),
+            client_limits: Arc::new(ratelimit::KeyedLimits::new(
+                RATE_LIMIT_IDLE,
+                ratelimit::Rate {
+                    per_second: server.client_requests_per_second,
+                    burst: server.client_burst,
+                },
+            )),
             stop,
             stop_sender: Arc::new(stop_sender),
         })
@@ -199,6 +221,7 @@ pub fn server(
                 }))
             })
             .into_app()
+            .wrap(actix_web::middleware::from_fn(telemetry::limit_clients))
             .wrap(actix_web::middleware::from_fn(telemetry::limit_head))
             .wrap(actix_web::middleware::from_fn(telemetry::echo_request_id))
             .wrap(TracingLogger::<telemetry::TenantrySpan>::new())

@@ -1,11 +1,25 @@
-//! Per-tenant request rate limits (governor), keyed by the VERIFIED token's
-//! tenant — never by IP or an unverified header — at that tenant's own
-//! `requests_per_second` and `burst`. Limiter state is per process: with N
-//! replicas behind a balancer a tenant gets up to N times its rate. Idle
-//! tenants' state is pruned, so memory stays bounded however many tenants
-//! there are.
+//! Request rate limits (governor), decided BEFORE any database work: a
+//! throttled request never takes a pooled connection.
+//!
+//! - [`RateLimits`]: per tenant, keyed by the VERIFIED token's tenant —
+//!   never by IP or an unverified header — at that tenant's own
+//!   `requests_per_second` and `burst`. The limits are cached here: every
+//!   admitted request's tenant gate reads them anyway and hands them back
+//!   ([`RateLimits::learn`]), so a change reaches this process with the next
+//!   admitted request. For a tenant not seen yet, one request goes ahead and
+//!   learns the limits while the tenant's other requests wait for it (at
+//!   most [`LEARN_WAIT`], holding no connection), so a flood cannot get past
+//!   the limit on a cold cache either.
+//! - [`KeyedLimits`]: a fixed rate per key, for what comes before a tenant
+//!   is known: the API-key exchange (per key id, i.e. per key prefix) and
+//!   the unauthenticated routes (per client address).
+//!
+//! Limiter state is per process: with N replicas behind a balancer a tenant
+//! gets up to N times its rate. Idle state is pruned, and every map is
+//! capped, so memory stays bounded however many keys there are.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,10 +29,64 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
 use tenantry_core::TenantId;
 
+/// How long a tenant's requests wait for its first request to learn its
+/// limits; past it, they are decided at the default limits.
+pub const LEARN_WAIT: Duration = Duration::from_secs(1);
+
+/// Entries a map keeps at most; past it, idle ones are pruned, and if that
+/// is not enough the map starts over (every key gets a fresh burst).
+const MAX_ENTRIES: usize = 200_000;
+
+/// A rate: requests per second (0 = unlimited) and burst (0 = the rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Rate {
+    /// From the database's columns; negative values read as 0.
+    #[must_use]
+    pub fn from_columns(requests_per_second: i32, burst: i32) -> Self {
+        Self {
+            per_second: u32::try_from(requests_per_second).unwrap_or(0),
+            burst: u32::try_from(burst).unwrap_or(0),
+        }
+    }
+
+    fn limiter(self) -> Option<DefaultDirectRateLimiter> {
+        let rps = NonZeroU32::new(self.per_second)?;
+        let burst = NonZeroU32::new(self.burst).unwrap_or(rps);
+        Some(DefaultDirectRateLimiter::direct(
+            Quota::per_second(rps).allow_burst(burst),
+        ))
+    }
+}
+
 struct Entry {
-    rate: (u32, u32),
-    limiter: DefaultDirectRateLimiter,
+    rate: Rate,
+    /// `None`: unlimited.
+    limiter: Option<DefaultDirectRateLimiter>,
     last_seen_ms: AtomicU64,
+    /// `false` while the rate is only the default, and one request is
+    /// learning the tenant's own (since `created_ms`).
+    learned: bool,
+    created_ms: u64,
+    /// Wakes the requests waiting for the rate to be learned.
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Entry {
+    fn new(rate: Rate, learned: bool, now_ms: u64) -> Arc<Self> {
+        Arc::new(Self {
+            rate,
+            limiter: rate.limiter(),
+            last_seen_ms: AtomicU64::new(now_ms),
+            learned,
+            created_ms: now_ms,
+            notify: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
 }
 
 /// Why a request was refused and when to come back.
@@ -28,24 +96,15 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
-pub struct RateLimits {
-    entries: Mutex<HashMap<TenantId, Arc<Entry>>>,
+/// Limiter state per key, pruned when idle.
+struct Limiters<K> {
+    entries: Mutex<HashMap<K, Arc<Entry>>>,
     started: Instant,
     idle: Duration,
 }
 
-impl std::fmt::Debug for RateLimits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimits")
-            .field("tenants", &self.len())
-            .finish()
-    }
-}
-
-impl RateLimits {
-    /// `idle`: how long a tenant's state is kept after its last request.
-    #[must_use]
-    pub fn new(idle: Duration) -> Self {
+impl<K: Hash + Eq + Clone> Limiters<K> {
+    fn new(idle: Duration) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -57,67 +116,163 @@ impl RateLimits {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// One request of `tenant` at `requests_per_second` (0 = unlimited) with
-    /// `burst`.
-    pub fn check(
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<Entry>>> {
+        match self.entries.lock() {
+            Ok(entries) => entries,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The key's entry; created at `rate` if there is none (`replace`:
+    /// also when its rate is not `rate`).
+    fn entry(&self, key: &K, rate: Rate, replace: bool) -> Arc<Entry> {
+        let mut entries = self.lock();
+        if let Some(e) = entries.get(key)
+            && (!replace || e.rate == rate)
+        {
+            return Arc::clone(e);
+        }
+        self.insert(&mut entries, key, Entry::new(rate, true, self.now_ms()))
+    }
+
+    fn insert(
         &self,
-        tenant: TenantId,
-        requests_per_second: i32,
-        burst: i32,
-    ) -> Result<(), Limited> {
-        let Some(rps) = u32::try_from(requests_per_second)
-            .ok()
-            .and_then(NonZeroU32::new)
-        else {
+        entries: &mut HashMap<K, Arc<Entry>>,
+        key: &K,
+        fresh: Arc<Entry>,
+    ) -> Arc<Entry> {
+        if entries.len() >= MAX_ENTRIES {
+            let now = self.now_ms();
+            let idle = u64::try_from(self.idle.as_millis()).unwrap_or(u64::MAX);
+            entries
+                .retain(|_, e| now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed)) < idle);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key.clone(), Arc::clone(&fresh));
+        fresh
+    }
+
+    fn check(&self, entry: &Entry) -> Result<(), Limited> {
+        entry.last_seen_ms.store(self.now_ms(), Ordering::Relaxed);
+        let Some(limiter) = &entry.limiter else {
             return Ok(());
         };
-        let burst = u32::try_from(burst)
-            .ok()
-            .and_then(NonZeroU32::new)
-            .unwrap_or(rps);
-        let rate = (rps.get(), burst.get());
-        let entry = {
-            let mut entries = match self.entries.lock() {
-                Ok(entries) => entries,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let current = entries.get(&tenant).filter(|e| e.rate == rate).cloned();
-            current.unwrap_or_else(|| {
-                // New tenant, or its limits changed: start a fresh limiter.
-                let fresh = Arc::new(Entry {
-                    rate,
-                    limiter: DefaultDirectRateLimiter::direct(
-                        Quota::per_second(rps).allow_burst(burst),
-                    ),
-                    last_seen_ms: AtomicU64::new(0),
-                });
-                entries.insert(tenant, Arc::clone(&fresh));
-                fresh
-            })
-        };
-        entry.last_seen_ms.store(self.now_ms(), Ordering::Relaxed);
-        entry.limiter.check().map_err(|not_until| Limited {
-            limit: rps.get(),
+        limiter.check().map_err(|not_until| Limited {
+            limit: entry.rate.per_second,
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
         })
+    }
+
+    fn prune(&self) -> usize {
+        let now = self.now_ms();
+        let idle = u64::try_from(self.idle.as_millis()).unwrap_or(u64::MAX);
+        let mut entries = self.lock();
+        entries.retain(|_, e| now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed)) < idle);
+        entries.len()
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Per-tenant limits, from the cached rate of each tenant.
+pub struct RateLimits {
+    limiters: Limiters<TenantId>,
+    /// The rate of a tenant whose own limits this process has not read yet.
+    default: Rate,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("tenants", &self.len())
+            .field("default", &self.default)
+            .finish()
+    }
+}
+
+impl RateLimits {
+    /// `idle`: how long a tenant's state is kept after its last request;
+    /// `default`: the rate of a tenant not seen yet (the default quotas).
+    #[must_use]
+    pub fn new(idle: Duration, default: Rate) -> Self {
+        Self {
+            limiters: Limiters::new(idle),
+            default,
+        }
+    }
+
+    /// One request of `tenant`, decided from the cached limits alone (no
+    /// database work). A tenant's first request is admitted to learn its
+    /// limits; its requests meanwhile wait for that, at most [`LEARN_WAIT`].
+    pub async fn admit(&self, tenant: TenantId) -> Result<(), Limited> {
+        let (entry, waiting) = {
+            let mut entries = self.limiters.lock();
+            let now = self.limiters.now_ms();
+            let wait_ms = u64::try_from(LEARN_WAIT.as_millis()).unwrap_or(u64::MAX);
+            match entries.get(&tenant) {
+                Some(e) if e.learned => (Arc::clone(e), None),
+                Some(e) if now.saturating_sub(e.created_ms) < wait_ms => {
+                    // Registered before the lock is released: `learn`
+                    // cannot notify in between unseen.
+                    let waiting = Arc::clone(&e.notify).notified_owned();
+                    (Arc::clone(e), Some(waiting))
+                }
+                // Not seen, or its learner gave up: this request learns.
+                _ => {
+                    let fresh = Entry::new(self.default, false, now);
+                    let entry = self.limiters.insert(&mut entries, &tenant, fresh);
+                    (entry, None)
+                }
+            }
+        };
+        let Some(waiting) = waiting else {
+            return self.limiters.check(&entry);
+        };
+        let _ = tokio::time::timeout(LEARN_WAIT, waiting).await;
+        let current = self.limiters.lock().get(&tenant).cloned();
+        self.limiters.check(&current.unwrap_or(entry))
+    }
+
+    /// The tenant's limits as its gate just read them: if they differ from
+    /// the cached ones (or were only the default so far), the tenant's
+    /// limiter starts over at them; requests waiting for them go on.
+    pub fn learn(&self, tenant: TenantId, rate: Rate) {
+        let mut entries = self.limiters.lock();
+        let previous = entries.get(&tenant).cloned();
+        if let Some(e) = &previous
+            && e.learned
+            && e.rate == rate
+        {
+            return;
+        }
+        let now = self.limiters.now_ms();
+        self.limiters
+            .insert(&mut entries, &tenant, Entry::new(rate, true, now));
+        drop(entries);
+        if let Some(e) = previous {
+            e.notify.notify_waiters();
+        }
+    }
+
+    /// The cached rate of `tenant`, if any.
+    #[must_use]
+    pub fn cached(&self, tenant: TenantId) -> Option<Rate> {
+        self.limiters.lock().get(&tenant).map(|e| e.rate)
     }
 
     /// Drops the state of tenants idle for longer than `idle`; returns how
     /// many tenants remain.
     pub fn prune(&self) -> usize {
-        let now = self.now_ms();
-        let idle = u64::try_from(self.idle.as_millis()).unwrap_or(u64::MAX);
-        let mut entries = match self.entries.lock() {
-            Ok(entries) => entries,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        entries.retain(|_, e| now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed)) < idle);
-        entries.len()
+        self.limiters.prune()
     }
 
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.len())
+        self.limiters.len()
     }
 
     #[must_use]
@@ -126,61 +281,162 @@ impl RateLimits {
     }
 }
 
+/// One fixed rate for every key (an API key's id, a client address).
+pub struct KeyedLimits<K> {
+    limiters: Limiters<K>,
+    rate: Rate,
+}
+
+impl<K> std::fmt::Debug for KeyedLimits<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedLimits")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq + Clone> KeyedLimits<K> {
+    #[must_use]
+    pub fn new(idle: Duration, rate: Rate) -> Self {
+        Self {
+            limiters: Limiters::new(idle),
+            rate,
+        }
+    }
+
+    /// One request for `key`.
+    pub fn check(&self, key: &K) -> Result<(), Limited> {
+        if self.rate.per_second == 0 {
+            return Ok(());
+        }
+        let entry = self.limiters.entry(key, self.rate, false);
+        self.limiters.check(&entry)
+    }
+
+    pub fn prune(&self) -> usize {
+        self.limiters.prune()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_tenant_gets_its_burst_then_waits() {
-        let limits = RateLimits::new(Duration::from_secs(60));
+    fn rate(per_second: u32, burst: u32) -> Rate {
+        Rate { per_second, burst }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_gets_its_burst_then_waits() {
+        let limits = RateLimits::new(Duration::from_secs(60), rate(100, 100));
         let tenant = TenantId::new();
+        limits.learn(tenant, rate(1, 5));
         for _ in 0..5 {
-            assert!(limits.check(tenant, 1, 5).is_ok());
+            assert!(limits.admit(tenant).await.is_ok());
         }
-        let refused = limits.check(tenant, 1, 5).unwrap_err();
+        let refused = limits.admit(tenant).await.unwrap_err();
         assert_eq!(refused.limit, 1);
         assert!(
             refused.retry_after > Duration::ZERO && refused.retry_after <= Duration::from_secs(1)
         );
     }
 
-    #[test]
-    fn tenants_do_not_share_a_budget() {
-        let limits = RateLimits::new(Duration::from_secs(60));
+    /// A cold cache: the first request learns; the others wait for it and
+    /// are then decided at the tenant's own limits, not the default.
+    #[tokio::test]
+    async fn requests_of_an_unknown_tenant_wait_for_its_limits_to_be_learned() {
+        let limits = Arc::new(RateLimits::new(Duration::from_secs(60), rate(1000, 1000)));
+        let tenant = TenantId::new();
+        assert!(limits.admit(tenant).await.is_ok(), "the learner goes ahead");
+        let waiters: Vec<_> = (0..20)
+            .map(|_| {
+                let limits = Arc::clone(&limits);
+                tokio::spawn(async move { limits.admit(tenant).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        limits.learn(tenant, rate(1, 2));
+        let mut admitted = 0;
+        for w in waiters {
+            admitted += usize::from(w.await.unwrap().is_ok());
+        }
+        assert_eq!(admitted, 2, "only the learned burst gets through");
+    }
+
+    #[tokio::test]
+    async fn a_learner_that_never_reports_holds_the_others_up_for_at_most_the_wait() {
+        let limits = RateLimits::new(Duration::from_secs(60), rate(1000, 1000));
+        let tenant = TenantId::new();
+        assert!(limits.admit(tenant).await.is_ok());
+        let started = std::time::Instant::now();
+        assert!(limits.admit(tenant).await.is_ok(), "decided at the default");
+        assert!(started.elapsed() < LEARN_WAIT + Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn a_changed_limit_is_learned_and_the_same_one_keeps_the_budget_spent() {
+        let limits = RateLimits::new(Duration::from_secs(60), rate(1, 1));
+        let tenant = TenantId::new();
+        limits.learn(tenant, rate(1, 1));
+        assert!(limits.admit(tenant).await.is_ok());
+        limits.learn(tenant, rate(1, 1));
+        assert!(limits.admit(tenant).await.is_err());
+        limits.learn(tenant, rate(1000, 1000));
+        assert!(limits.admit(tenant).await.is_ok());
+        assert_eq!(limits.cached(tenant), Some(rate(1000, 1000)));
+    }
+
+    #[tokio::test]
+    async fn tenants_do_not_share_a_budget() {
+        let limits = RateLimits::new(Duration::from_secs(60), rate(1, 1));
         let (noisy, quiet) = (TenantId::new(), TenantId::new());
+        limits.learn(noisy, rate(1, 1));
         for _ in 0..100 {
-            let _ = limits.check(noisy, 1, 1);
+            let _ = limits.admit(noisy).await;
         }
-        assert!(limits.check(quiet, 1, 1).is_ok());
+        assert!(limits.admit(quiet).await.is_ok());
     }
 
-    #[test]
-    fn zero_means_unlimited_and_keeps_no_state() {
-        let limits = RateLimits::new(Duration::from_secs(60));
+    #[tokio::test]
+    async fn zero_means_unlimited() {
+        let limits = RateLimits::new(Duration::from_secs(60), rate(1, 1));
         let tenant = TenantId::new();
+        limits.learn(tenant, rate(0, 0));
         for _ in 0..1000 {
-            assert!(limits.check(tenant, 0, 0).is_ok());
+            assert!(limits.admit(tenant).await.is_ok());
         }
-        assert!(limits.is_empty());
     }
 
-    #[test]
-    fn a_changed_limit_takes_effect_at_once() {
-        let limits = RateLimits::new(Duration::from_secs(60));
-        let tenant = TenantId::new();
-        assert!(limits.check(tenant, 1, 1).is_ok());
-        assert!(limits.check(tenant, 1, 1).is_err());
-        assert!(limits.check(tenant, 1000, 1000).is_ok());
-    }
-
-    #[test]
-    fn state_for_a_hundred_thousand_idle_tenants_is_pruned() {
-        let limits = RateLimits::new(Duration::ZERO);
+    #[tokio::test]
+    async fn state_for_a_hundred_thousand_idle_tenants_is_pruned() {
+        let limits = RateLimits::new(Duration::ZERO, rate(10, 10));
         for _ in 0..100_000 {
-            assert!(limits.check(TenantId::new(), 10, 10).is_ok());
+            limits.learn(TenantId::new(), rate(10, 10));
         }
         assert_eq!(limits.len(), 100_000);
         assert_eq!(limits.prune(), 0);
         assert!(limits.is_empty());
+    }
+
+    #[test]
+    fn a_keyed_limit_holds_per_key_and_zero_turns_it_off() {
+        let limits = KeyedLimits::new(Duration::from_secs(60), rate(1, 2));
+        assert!(limits.check(&"a").is_ok());
+        assert!(limits.check(&"a").is_ok());
+        assert!(limits.check(&"a").is_err());
+        assert!(limits.check(&"b").is_ok());
+        let off = KeyedLimits::new(Duration::from_secs(60), rate(0, 0));
+        for _ in 0..100 {
+            assert!(off.check(&"a").is_ok());
+        }
+    }
+
+    #[test]
+    fn the_maps_are_capped() {
+        let limits = KeyedLimits::new(Duration::from_secs(3600), rate(1, 1));
+        for i in 0..(MAX_ENTRIES + 10) {
+            let _ = limits.check(&i);
+        }
+        assert!(limits.limiters.len() <= MAX_ENTRIES);
     }
 }

@@ -20,6 +20,20 @@ pub struct ServerSettings {
     /// Label rate-limit metrics by tenant (cardinality grows with tenants).
     #[serde(default)]
     pub per_tenant_metrics: bool,
+    /// Requests per second (and burst) from one client address to the
+    /// routes that need no token (`/healthz`, `/readyz`, `/openapi.json`,
+    /// the JWKS, `POST /v1/auth/token`) and to any request without an
+    /// `Authorization` header; 0 = no limit. The address is the TCP peer's.
+    #[serde(default = "default_client_rate")]
+    pub client_requests_per_second: u32,
+    #[serde(default = "default_client_burst")]
+    pub client_burst: u32,
+    /// Exchanges per second (and burst) of one API key at
+    /// `POST /v1/auth/token`, decided before any database work; 0 = no limit.
+    #[serde(default = "default_exchange_rate")]
+    pub token_exchange_per_second: u32,
+    #[serde(default = "default_exchange_burst")]
+    pub token_exchange_burst: u32,
     /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests at
     /// most this long to finish.
     #[serde(with = "humantime_serde", default = "default_shutdown_timeout")]
@@ -28,4 +42,20 @@ pub struct ServerSettings {
 
 const fn default_shutdown_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(30)
+}
+
+const fn default_client_rate() -> u32 {
+    100
+}
+
+const fn default_client_burst() -> u32 {
+    200
+}
+
+const fn default_exchange_rate() -> u32 {
+    1
+}
+
+const fn default_exchange_burst() -> u32 {
+    10
 }

@@ -67,3 +67,37 @@ pub async fn limit_head(
     }
     Ok(next.call(req).await?.map_into_left_body())
 }
+
+/// Paths that need no token (also under `/t/{slug}`): each client address
+/// gets `server.client_requests_per_second` on them, and on any request
+/// that carries no `Authorization` header, before any other work.
+fn needs_no_token(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/openapi.json" | "/.well-known/jwks.json" | "/v1/auth/token"
+    ) || (path.starts_with("/t/") && path.ends_with("/v1/auth/token"))
+}
+
+pub async fn limit_clients(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let anonymous = needs_no_token(req.path())
+        || !req
+            .headers()
+            .contains_key(actix_web::http::header::AUTHORIZATION);
+    let peer = req.peer_addr().map(|a| a.ip());
+    let state = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .cloned();
+    if anonymous
+        && let (Some(peer), Some(state)) = (peer, state)
+        && let Err(limited) = state.client_limits.check(&peer)
+    {
+        let mut payload = req.take_payload();
+        crate::json::drain(&mut payload).await;
+        let response = crate::ApiError::RateLimited(limited).error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}

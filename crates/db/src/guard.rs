@@ -9,6 +9,7 @@ use diesel::QueryableByName;
 use diesel::sql_query;
 use diesel::sql_types::{Array, Bool, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use scoped_futures::ScopedFutureExt;
 
 use crate::{Db, DbError};
 
@@ -34,9 +35,14 @@ fn violation(object: impl Into<String>, problem: impl Into<String>) -> Violation
 
 /// The predicates a permissive policy may use, as PostgreSQL deparses them
 /// (whitespace-normalised): the tenant context, or the platform-admin context.
-const TENANT_PREDICATE: &str =
-    "(tenant_id = (nullif(current_setting('app.tenant_id'::text, true), ''::text))::uuid)";
-const ADMIN_PREDICATE: &str = "(current_setting('app.platform_admin'::text, true) = 'on'::text)";
+/// Both go through the owner's proof-checking functions (sql/0005), once per
+/// statement (a scalar subquery).
+const TENANT_PREDICATE: &str = "(tenant_id = ( select context_tenant_id() as context_tenant_id))";
+const ADMIN_PREDICATE: &str = "( select context_is_platform_admin() as context_is_platform_admin)";
+
+/// The only SECURITY DEFINER functions allowed: the proof checks, which
+/// must read the context key the service's role cannot.
+const DEFINER_ALLOWED: &[&str] = &["context_tenant_id()", "context_is_platform_admin()"];
 
 /// Schemas the guard inspects: everything but PostgreSQL's own.
 const USER_SCHEMAS: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
@@ -45,7 +51,48 @@ impl Db {
     /// Runs every check; an empty list means the database is safe to serve.
     pub async fn check_isolation(&self) -> Result<Vec<Violation>, DbError> {
         let mut conn = self.checkout().await?;
-        Ok(check(&mut conn).await?)
+        let mut found = check(&mut conn).await?;
+        drop(conn);
+        found.extend(self.context_key_matches().await?);
+        Ok(found)
+    }
+
+    /// The database recognises this pool's proofs: a probe tenant's context
+    /// and the platform context both verify. Otherwise every request would
+    /// see nothing (fail closed), so the server refuses to start instead.
+    async fn context_key_matches(&self) -> Result<Vec<Violation>, DbError> {
+        #[derive(QueryableByName)]
+        struct Probe {
+            #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+            tenant: Option<uuid::Uuid>,
+            #[diesel(sql_type = Bool)]
+            admin: bool,
+        }
+        async fn ask(conn: &mut AsyncPgConnection) -> Result<Probe, DbError> {
+            Ok(sql_query(
+                "SELECT context_tenant_id() AS tenant, context_is_platform_admin() AS admin",
+            )
+            .get_result(conn)
+            .await?)
+        }
+        let probe = tenantry_core::TenantId::new();
+        let seen: Probe = self
+            .tenant(probe)
+            .run(|conn| ask(conn).scope_boxed())
+            .await?;
+        let admin: Probe = self.platform().run(|conn| ask(conn).scope_boxed()).await?;
+        let mut found = Vec::new();
+        if seen.tenant != Some(*probe.as_uuid())
+            || seen.admin
+            || !admin.admin
+            || admin.tenant.is_some()
+        {
+            found.push(violation(
+                format!("context key {}", self.context_key().id()),
+                "is not installed in this database: every context would read as none (run `tenantry migrate` with this database.context_key)",
+            ));
+        }
+        Ok(found)
     }
 }
 
@@ -53,6 +100,8 @@ impl Db {
 pub async fn check(conn: &mut AsyncPgConnection) -> Result<Vec<Violation>, diesel::result::Error> {
     let mut found = Vec::new();
     found.extend(service_role(conn).await?);
+    found.extend(service_reach(conn).await?);
+    found.extend(definer_functions(conn).await?);
     found.extend(tenant_tables(conn).await?);
     found.extend(foreign_keys(conn).await?);
     found.extend(views(conn).await?);
@@ -134,6 +183,96 @@ async fn service_role(
         )
     }));
     Ok(found)
+}
+
+#[derive(QueryableByName)]
+struct ReachRow {
+    #[diesel(sql_type = Text)]
+    object: String,
+    #[diesel(sql_type = Text)]
+    problem: String,
+}
+
+/// What SQL running as the service's role must not reach: the context key
+/// (it would let such SQL forge any context), and any place to create
+/// objects (a temporary table or view shadowing one the service queries
+/// could capture other tenants' proofs).
+async fn service_reach(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<Violation>, diesel::result::Error> {
+    let rows: Vec<ReachRow> = sql_query(format!(
+        "SELECT 'schema tenantry_private' AS object,
+                'the service''s role can use the schema that holds the context key' AS problem
+          WHERE has_schema_privilege(current_user, 'tenantry_private', 'USAGE')
+         UNION ALL
+         SELECT format('table %s', c.oid::regclass),
+                'the service''s role can read the context key'
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'tenantry_private' AND c.relname = 'context_keys'
+            AND has_table_privilege(current_user, c.oid, 'SELECT')
+         UNION ALL
+         SELECT format('database %s', current_database()),
+                'the service''s role may create temporary tables (REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC)'
+          WHERE has_database_privilege(current_user, current_database(), 'TEMPORARY')
+         UNION ALL
+         SELECT format('schema %s', n.nspname),
+                'the service''s role may create objects in it'
+           FROM pg_namespace n
+          WHERE {USER_SCHEMAS} AND has_schema_privilege(current_user, n.oid, 'CREATE')
+         ORDER BY 1"
+    ))
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| violation(r.object, r.problem))
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct DefinerRow {
+    #[diesel(sql_type = Text)]
+    function: String,
+    #[diesel(sql_type = Text)]
+    signature: String,
+    #[diesel(sql_type = Bool)]
+    pinned_path: bool,
+}
+
+/// SECURITY DEFINER functions run with their owner's rights, whatever role
+/// calls them: only the two proof checks may be one, with a pinned
+/// search_path.
+async fn definer_functions(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<Violation>, diesel::result::Error> {
+    let rows: Vec<DefinerRow> = sql_query(format!(
+        "SELECT p.oid::regprocedure::text AS function,
+                format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)) AS signature,
+                EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{{}}')) c
+                         WHERE c LIKE 'search_path=%') AS pinned_path
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE p.prosecdef AND {USER_SCHEMAS}
+          ORDER BY 1"
+    ))
+    .load(conn)
+    .await?;
+    Ok(rows.iter().filter_map(judge_definer).collect())
+}
+
+fn judge_definer(row: &DefinerRow) -> Option<Violation> {
+    let name = format!("function {}", row.function);
+    if !DEFINER_ALLOWED.contains(&row.signature.as_str()) {
+        return Some(violation(
+            name,
+            "is SECURITY DEFINER: it runs with its owner's rights for any caller",
+        ));
+    }
+    (!row.pinned_path).then(|| {
+        violation(
+            name,
+            "is SECURITY DEFINER without a pinned search_path (SET search_path = pg_catalog, pg_temp)",
+        )
+    })
 }
 
 #[derive(QueryableByName)]
@@ -253,7 +392,7 @@ fn judge_table<'p>(
     if !keyed_on_tenant {
         found.push(violation(
             &name,
-            "has tenant_id but no policy on app.tenant_id (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)",
+            "has tenant_id but no policy on app.tenant_id (tenant_id = (SELECT context_tenant_id()))",
         ));
     }
     found
@@ -390,8 +529,7 @@ mod tests {
         }
     }
 
-    const TENANT: &str =
-        "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)";
+    const TENANT: &str = "(tenant_id = ( SELECT context_tenant_id() AS context_tenant_id))";
 
     #[test]
     fn a_table_with_the_tenant_policy_passes() {
@@ -431,6 +569,36 @@ mod tests {
             policy(false, Some("(status <> 'hidden'::text)"), None),
         ];
         assert_eq!(judge_table(&table(true, true), p.iter()), vec![]);
+    }
+
+    #[test]
+    fn only_the_proof_checks_may_be_security_definer_and_only_with_a_pinned_path() {
+        let row = |signature: &str, pinned_path| DefinerRow {
+            function: signature.to_owned(),
+            signature: signature.to_owned(),
+            pinned_path,
+        };
+        assert!(judge_definer(&row("context_tenant_id()", true)).is_none());
+        assert!(judge_definer(&row("context_is_platform_admin()", true)).is_none());
+        assert!(judge_definer(&row("context_tenant_id()", false)).is_some());
+        assert!(judge_definer(&row("read_everything()", true)).is_some());
+    }
+
+    #[test]
+    fn a_policy_on_the_bare_setting_is_no_longer_enough() {
+        let forgeable =
+            "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)";
+        let p = [policy(true, Some(forgeable), Some(forgeable))];
+        let v = judge_table(&table(true, true), p.iter());
+        assert!(
+            v.iter()
+                .any(|v| v.problem.contains("no policy on app.tenant_id")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|v| v.problem.contains("permissive policy")),
+            "{v:?}"
+        );
     }
 
     #[test]

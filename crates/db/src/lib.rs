@@ -2,10 +2,12 @@
 //!
 //! Tenant-plane code gets a connection one way: [`TenantScope::run`], which
 //! opens a transaction whose first statement sets the tenant context
-//! (`SET LOCAL app.tenant_id`, through `set_tenant_context($1)`), so row-level
-//! security confines every statement in it to that tenant. Control-plane code
+//! (`SET LOCAL app.tenant_id` and its proof, through
+//! `set_tenant_context($1, $2)`), so row-level security confines every
+//! statement in it to that tenant. Control-plane code
 //! uses [`PlatformScope::run`]. The pool itself is private to this crate.
 
+mod context;
 mod error;
 pub mod guard;
 pub mod migrate;
@@ -18,6 +20,7 @@ pub mod schema;
 mod scope;
 mod settings;
 
+pub use context::{ContextKey, ContextKeyTooShort};
 pub use diesel_async::AsyncPgConnection;
 pub use error::DbError;
 pub use guard::Violation;

@@ -65,6 +65,11 @@ pub enum MigrateError {
 pub struct MigrationReport {
     pub applied: Vec<String>,
     pub policies: usize,
+    /// The configured context key was new to the database and is now
+    /// installed (`false`: it was already there).
+    pub context_key_installed: bool,
+    /// Other context keys removed (`--retire-other-context-keys`).
+    pub context_keys_retired: usize,
 }
 
 /// Where a database stands against this binary's migrations.
@@ -134,8 +139,15 @@ async fn lock_and_read(
     Ok(rows.into_iter().map(|r| (r.version, r.checksum)).collect())
 }
 
-/// Applies pending migrations, then every policy file. Idempotent.
-pub async fn run(owner_url: &SecretString) -> Result<MigrationReport, MigrateError> {
+/// Applies pending migrations, then every policy file, then installs the
+/// context `key` (sql/0005) — and with `retire_other_keys`, removes every
+/// other key, so proofs made with them stop counting (finish a key rotation
+/// once every replica runs with the new key). Idempotent.
+pub async fn run(
+    owner_url: &SecretString,
+    key: &crate::ContextKey,
+    retire_other_keys: bool,
+) -> Result<MigrationReport, MigrateError> {
     let mut conn = connect_owner(owner_url).await?;
     conn.transaction(async |conn| {
         let applied = lock_and_read(conn).await?;
@@ -147,6 +159,8 @@ pub async fn run(owner_url: &SecretString) -> Result<MigrationReport, MigrateErr
         let mut report = MigrationReport {
             applied: Vec::new(),
             policies: 0,
+            context_key_installed: false,
+            context_keys_retired: 0,
         };
         for migration in MIGRATIONS {
             let sum = checksum(migration.up);
@@ -176,6 +190,33 @@ pub async fn run(owner_url: &SecretString) -> Result<MigrationReport, MigrateErr
                     source,
                 })?;
             report.policies += 1;
+        }
+        // New databases let PUBLIC create temporary objects; a temporary
+        // table shadowing one the service queries could capture other
+        // tenants' proofs. Re-asserted on every run (the guard checks it).
+        conn.batch_execute(
+            "DO $$ BEGIN
+                 EXECUTE pg_catalog.format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', pg_catalog.current_database());
+             END $$;",
+        )
+        .await?;
+        let (inner, outer) = key.pads();
+        report.context_key_installed = sql_query(
+            "INSERT INTO tenantry_private.context_keys (id, inner_pad, outer_pad)
+             VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind::<Text, _>(key.id())
+        .bind::<diesel::sql_types::Bytea, _>(&inner)
+        .bind::<diesel::sql_types::Bytea, _>(&outer)
+        .execute(conn)
+        .await?
+            > 0;
+        if retire_other_keys {
+            report.context_keys_retired =
+                sql_query("DELETE FROM tenantry_private.context_keys WHERE id <> $1")
+                    .bind::<Text, _>(key.id())
+                    .execute(conn)
+                    .await?;
         }
         Ok(report)
     })

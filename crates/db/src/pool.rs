@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::sql_types::Text;
@@ -11,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tenantry_core::TenantId;
 
 use crate::scope::{PlatformScope, TenantScope};
-use crate::{DatabaseSettings, DbError};
+use crate::{ContextKey, DatabaseSettings, DbError};
 
 /// The service's handle on PostgreSQL: a pool of connections as the
 /// service's role. Cheap to clone. It hands out scopes, never raw
@@ -19,10 +20,19 @@ use crate::{DatabaseSettings, DbError};
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<AsyncPgConnection>,
+    /// A few connections of their own for the platform scope, so that no
+    /// tenant's flood — at any rate limit — can make a suspension or any
+    /// other admin action queue behind it for a connection.
+    admin_pool: Pool<AsyncPgConnection>,
     /// For the few dedicated (unpooled) connections: the sweeper's, whose
     /// session-level purge lock must die with the connection.
     url: Arc<SecretString>,
     session: Arc<SessionSettings>,
+    /// Proves the contexts this pool's transactions set (sql/0005).
+    key: ContextKey,
+    /// Connections handed out so far (pooled and dedicated): how much
+    /// database work requests cost, for metrics and tests.
+    checkouts: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -49,41 +59,45 @@ struct SessionSettings {
 
 impl Db {
     /// Builds the pool. No connection is opened until one is needed.
+    /// `settings.context_key` must be set (the binary resolves
+    /// `context_key_file` into it).
     pub fn new(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        let key = settings
+            .context_key
+            .as_ref()
+            .ok_or_else(|| {
+                DbError::Config(
+                    "no database.context_key: set it (TENANTRY__DATABASE__CONTEXT_KEY) or database.context_key_file".to_owned(),
+                )
+            })
+            .and_then(|secret| ContextKey::new(secret).map_err(|e| DbError::Config(e.to_string())))?;
         let session = Arc::new(SessionSettings {
             statement_timeout_ms: millis(settings.statement_timeout),
             idle_in_transaction_timeout_ms: millis(settings.idle_in_transaction_timeout),
             application_name: settings.application_name.clone(),
         });
-        let mut manager_config = ManagerConfig::default();
-        // A connection returned inside a transaction, or in an errored
-        // transaction state, or closed by the server, is discarded by the
-        // manager's `is_broken` check before any recycling method runs.
-        manager_config.recycling_method = RecyclingMethod::Fast;
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-            settings.url.expose_secret(),
-            manager_config,
-        );
-        let pool = Pool::builder(manager)
-            .max_size(settings.max_connections)
-            .wait_timeout(Some(settings.acquire_timeout))
-            .create_timeout(Some(settings.connect_timeout))
-            .recycle_timeout(Some(settings.recycle_timeout))
-            .runtime(deadpool::Runtime::Tokio1)
-            .post_create(Hook::async_fn({
-                let session = Arc::clone(&session);
-                move |conn, _metrics| {
-                    let session = Arc::clone(&session);
-                    Box::pin(async move { apply_session_settings(conn, &session).await })
-                }
-            }))
-            .build()
-            .map_err(|e| DbError::Config(e.to_string()))?;
+        let pool = build_pool(settings, &session, settings.max_connections)?;
+        let admin_pool = build_pool(settings, &session, settings.admin_connections.max(1))?;
         Ok(Self {
             pool,
+            admin_pool,
             url: Arc::new(settings.url.clone()),
             session,
+            key,
+            checkouts: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The context key this pool proves its contexts with.
+    #[must_use]
+    pub fn context_key(&self) -> &ContextKey {
+        &self.key
+    }
+
+    /// How many connections requests have taken so far.
+    #[must_use]
+    pub fn checkouts(&self) -> u64 {
+        AtomicU64::load(&self.checkouts, Ordering::Relaxed)
     }
 
     /// The scope for one unit of tenant-plane work.
@@ -112,8 +126,47 @@ impl Db {
     /// A pooled connection with no tenant context. Crate-private: outside
     /// this crate, connections come only through the scopes.
     pub(crate) async fn checkout(&self) -> Result<Object<AsyncPgConnection>, DbError> {
+        self.checkouts.fetch_add(1, Ordering::Relaxed);
         Ok(self.pool.get().await?)
     }
+
+    /// A connection from the platform scope's own pool.
+    pub(crate) async fn checkout_admin(&self) -> Result<Object<AsyncPgConnection>, DbError> {
+        self.checkouts.fetch_add(1, Ordering::Relaxed);
+        Ok(self.admin_pool.get().await?)
+    }
+}
+
+fn build_pool(
+    settings: &DatabaseSettings,
+    session: &Arc<SessionSettings>,
+    max_size: usize,
+) -> Result<Pool<AsyncPgConnection>, DbError> {
+    let mut manager_config = ManagerConfig::default();
+    // A connection returned inside a transaction, or in an errored
+    // transaction state, or closed by the server, is discarded by the
+    // manager's `is_broken` check before any recycling method runs.
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        settings.url.expose_secret(),
+        manager_config,
+    );
+    let pool = Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(settings.acquire_timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.recycle_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .post_create(Hook::async_fn({
+            let session = Arc::clone(session);
+            move |conn, _metrics| {
+                let session = Arc::clone(&session);
+                Box::pin(async move { apply_session_settings(conn, &session).await })
+            }
+        }))
+        .build()
+        .map_err(|e| DbError::Config(e.to_string()))?;
+    Ok(pool)
 }
 
 fn millis(d: Duration) -> String {
@@ -152,6 +205,7 @@ impl Db {
     /// settings. Crate-private: only the purge session uses one.
     pub(crate) async fn dedicated(&self) -> Result<AsyncPgConnection, DbError> {
         use diesel_async::AsyncConnection as _;
+        self.checkouts.fetch_add(1, Ordering::Relaxed);
         let mut conn = AsyncPgConnection::establish(self.url.expose_secret())
             .await
             .map_err(|e| DbError::Unavailable(e.to_string()))?;

@@ -17,15 +17,19 @@ use tenantry_core::TenantId;
 use crate::models::RetentionRun;
 use crate::schema::TENANT_TABLES;
 use crate::scope::{Context, run_on};
-use crate::{Db, DbError};
+use crate::{ContextKey, Db, DbError};
 
-/// Advisory-lock namespace of purge locks ("purg").
-const PURGE_LOCK_SPACE: i64 = 0x7075_7267;
+/// Mixed into purge-lock keys ("purgelck"), so they stay apart from the
+/// migrations' constant key in the same (int8) advisory-lock key space.
+const PURGE_LOCK_SPACE: u64 = 0x7075_7267_656c_636b;
 
+/// The purge lock's key: all 128 bits of the tenant id, folded to the 64 an
+/// advisory lock has (until #12 it was the last 32, so among ~65,000
+/// tenants two were likely to share a key and hold up each other's purge).
 fn lock_key(tenant: TenantId) -> i64 {
-    let b = tenant.as_uuid().as_bytes();
-    let low = u32::from_be_bytes([b[12], b[13], b[14], b[15]]);
-    (PURGE_LOCK_SPACE << 32) | i64::from(low)
+    let bits = tenant.as_uuid().as_u128();
+    let folded = ((bits >> 64) as u64) ^ (bits as u64);
+    (folded ^ PURGE_LOCK_SPACE) as i64
 }
 
 fn secs(d: Duration) -> f64 {
@@ -110,7 +114,11 @@ impl Db {
             .bind::<BigInt, _>(lock_key(tenant))
             .get_result(&mut conn)
             .await?;
-        Ok(locked.ok.then_some(PurgeSession { conn, tenant }))
+        Ok(locked.ok.then_some(PurgeSession {
+            conn,
+            tenant,
+            key: self.context_key().clone(),
+        }))
     }
 }
 
@@ -119,6 +127,7 @@ impl Db {
 pub struct PurgeSession {
     conn: AsyncPgConnection,
     tenant: TenantId,
+    key: ContextKey,
 }
 
 impl std::fmt::Debug for PurgeSession {
@@ -145,72 +154,84 @@ impl PurgeSession {
         sweeper: &str,
     ) -> Result<Option<RetentionRun>, DbError> {
         let (tenant, sweeper) = (self.tenant, sweeper.to_owned());
-        run_on(&mut self.conn, Context::Platform, false, |conn| {
-            async move {
-                #[derive(QueryableByName)]
-                struct Eligible {
-                    #[diesel(sql_type = Text)]
-                    slug: String,
-                    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
-                    deleted_at: chrono::DateTime<chrono::Utc>,
-                }
-                let eligible: Option<Eligible> = sql_query(
-                    "SELECT slug, deleted_at FROM tenants
+        run_on(
+            &mut self.conn,
+            &self.key,
+            Context::Platform,
+            false,
+            |conn| {
+                async move {
+                    #[derive(QueryableByName)]
+                    struct Eligible {
+                        #[diesel(sql_type = Text)]
+                        slug: String,
+                        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+                        deleted_at: chrono::DateTime<chrono::Utc>,
+                    }
+                    let eligible: Option<Eligible> = sql_query(
+                        "SELECT slug, deleted_at FROM tenants
                       WHERE id = $1 AND status = 'deleted' AND purged_at IS NULL AND NOT legal_hold
                         AND deleted_at + make_interval(secs => $2) <= now()
                       FOR UPDATE",
-                )
-                .bind::<SqlUuid, _>(tenant)
-                .bind::<Double, _>(secs(period))
-                .get_result(conn)
-                .await
-                .optional()?;
-                let Some(eligible) = eligible else {
-                    return Ok::<_, DbError>(None);
-                };
-                let open: Option<RetentionRun> = sql_query(
-                    "SELECT * FROM retention_runs WHERE tenant_id = $1 AND purged_at IS NULL",
-                )
-                .bind::<SqlUuid, _>(tenant)
-                .get_result(conn)
-                .await
-                .optional()?;
-                if let Some(open) = open {
-                    return Ok(Some(open));
-                }
-                let run: RetentionRun = sql_query(
-                    "INSERT INTO retention_runs (id, tenant_id, slug, deleted_at, sweeper)
+                    )
+                    .bind::<SqlUuid, _>(tenant)
+                    .bind::<Double, _>(secs(period))
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                    let Some(eligible) = eligible else {
+                        return Ok::<_, DbError>(None);
+                    };
+                    let open: Option<RetentionRun> = sql_query(
+                        "SELECT * FROM retention_runs WHERE tenant_id = $1 AND purged_at IS NULL",
+                    )
+                    .bind::<SqlUuid, _>(tenant)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                    if let Some(open) = open {
+                        return Ok(Some(open));
+                    }
+                    let run: RetentionRun = sql_query(
+                        "INSERT INTO retention_runs (id, tenant_id, slug, deleted_at, sweeper)
                      VALUES ($1, $2, $3, $4, $5) RETURNING *",
-                )
-                .bind::<SqlUuid, _>(uuid::Uuid::now_v7())
-                .bind::<SqlUuid, _>(tenant)
-                .bind::<Text, _>(&eligible.slug)
-                .bind::<diesel::sql_types::Timestamptz, _>(eligible.deleted_at)
-                .bind::<Text, _>(&sweeper)
-                .get_result(conn)
-                .await?;
-                Ok(Some(run))
-            }
-            .scope_boxed()
-        })
+                    )
+                    .bind::<SqlUuid, _>(uuid::Uuid::now_v7())
+                    .bind::<SqlUuid, _>(tenant)
+                    .bind::<Text, _>(&eligible.slug)
+                    .bind::<diesel::sql_types::Timestamptz, _>(eligible.deleted_at)
+                    .bind::<Text, _>(&sweeper)
+                    .get_result(conn)
+                    .await?;
+                    Ok(Some(run))
+                }
+                .scope_boxed()
+            },
+        )
         .await
     }
 
     /// Rows of `table` still there (a dry run's report).
     pub async fn count(&mut self, table: &'static str) -> Result<i64, DbError> {
         let tenant = self.tenant;
-        run_on(&mut self.conn, Context::Tenant(tenant), false, |conn| {
-            async move {
-                let count: Count = sql_query(format!(
-                    "SELECT count(*) AS n FROM {table} WHERE tenant_id = $1"
-                ))
-                .bind::<SqlUuid, _>(tenant)
-                .get_result(conn)
-                .await?;
-                Ok::<_, DbError>(count.n)
-            }
-            .scope_boxed()
-        })
+        run_on(
+            &mut self.conn,
+            &self.key,
+            Context::Tenant(tenant),
+            false,
+            |conn| {
+                async move {
+                    let count: Count = sql_query(format!(
+                        "SELECT count(*) AS n FROM {table} WHERE tenant_id = $1"
+                    ))
+                    .bind::<SqlUuid, _>(tenant)
+                    .get_result(conn)
+                    .await?;
+                    Ok::<_, DbError>(count.n)
+                }
+                .scope_boxed()
+            },
+        )
         .await
     }
 
@@ -228,7 +249,7 @@ impl PurgeSession {
         if !TENANT_TABLES.contains(&table) {
             return Err(DbError::Config(format!("{table} is not a tenant table")));
         }
-        run_on(&mut self.conn, Context::Provision(tenant), false, |conn| {
+        run_on(&mut self.conn, &self.key, Context::Provision(tenant), false, |conn| {
             async move {
                 sql_query("SELECT set_config('lock_timeout', $1, true)")
                     .bind::<Text, _>(format!("{}ms", lock_timeout.as_millis()))
@@ -268,7 +289,7 @@ impl PurgeSession {
     /// go, the receipt is closed and the purge is audited.
     pub async fn finish(&mut self, run: uuid::Uuid, actor: &str) -> Result<RetentionRun, DbError> {
         let (tenant, actor) = (self.tenant, actor.to_owned());
-        run_on(&mut self.conn, Context::Provision(tenant), false, |conn| {
+        run_on(&mut self.conn, &self.key, Context::Provision(tenant), false, |conn| {
             async move {
                 for table in TENANT_TABLES {
                     let left: Count = sql_query(format!("SELECT count(*) AS n FROM {table} WHERE tenant_id = $1"))
@@ -315,5 +336,24 @@ impl PurgeSession {
             .scope_boxed()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two ids that agree on their last 32 bits (or on either 64-bit half)
+    /// no longer share a purge lock.
+    #[test]
+    fn the_purge_lock_key_depends_on_every_half_of_the_id() {
+        let base = 0x0190_a5e4_1234_7000_8000_0000_dead_beef_u128;
+        let same_low_32 = base ^ (1_u128 << 100);
+        let same_low_64 = base ^ (1_u128 << 70);
+        let same_high_64 = base ^ (1_u128 << 40);
+        let key = |bits| lock_key(TenantId::from_uuid(uuid::Uuid::from_u128(bits)));
+        for other in [same_low_32, same_low_64, same_high_64] {
+            assert_ne!(key(base), key(other));
+        }
     }
 }

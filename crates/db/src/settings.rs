@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -13,8 +14,22 @@ pub struct DatabaseSettings {
     /// The owner role's connection, used only by `tenantry migrate`.
     #[serde(default)]
     pub owner_url: Option<SecretString>,
+    /// The context key (at least 32 bytes): what makes the tenant context
+    /// unforgeable by SQL running as the service's role (see
+    /// [`crate::ContextKey`]). The same key must be installed in the
+    /// database by `tenantry migrate`. Inline, else read from
+    /// `context_key_file`.
+    #[serde(default)]
+    pub context_key: Option<SecretString>,
+    #[serde(default)]
+    pub context_key_file: Option<PathBuf>,
     /// Pool size.
     pub max_connections: usize,
+    /// Connections kept apart for the platform scope (the admin plane, the
+    /// sweeper's bookkeeping), on top of `max_connections`: a tenant's flood
+    /// cannot delay a suspension by exhausting the pool.
+    #[serde(default = "default_admin_connections")]
+    pub admin_connections: usize,
     /// How long a request waits for a free connection before 503.
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
@@ -33,4 +48,8 @@ pub struct DatabaseSettings {
     /// `application_name` set on every new connection (shows in
     /// `pg_stat_activity`).
     pub application_name: String,
+}
+
+const fn default_admin_connections() -> usize {
+    2
 }

@@ -40,6 +40,11 @@ enum Command {
         /// Revert the most recent migration instead.
         #[arg(long)]
         down: bool,
+        /// After installing database.context_key, remove every other
+        /// context key (the last step of a key rotation, once every
+        /// replica runs with the new key).
+        #[arg(long, conflicts_with = "down")]
+        retire_other_context_keys: bool,
     },
     /// Isolation checks against the live catalog.
     Policies {
@@ -295,13 +300,31 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => serve(settings).await,
-        Command::Migrate { down } => {
+        Command::Migrate {
+            down,
+            retire_other_context_keys,
+        } => {
             let owner_url = owner_url(&settings)?;
             if down {
                 let version = migrate::revert_last(owner_url).await?;
                 eprintln!("reverted {version}");
             } else {
-                let report = migrate::run(owner_url).await?;
+                let key = settings
+                    .database
+                    .context_key
+                    .as_ref()
+                    .context("no database.context_key")
+                    .and_then(|k| Ok(tenantry_db::ContextKey::new(k)?))?;
+                let report = migrate::run(owner_url, &key, retire_other_context_keys).await?;
+                if report.context_key_installed {
+                    eprintln!("context key {} installed", key.id());
+                }
+                if report.context_keys_retired > 0 {
+                    eprintln!(
+                        "{} other context key(s) retired",
+                        report.context_keys_retired
+                    );
+                }
                 if report.applied.is_empty() {
                     eprintln!(
                         "schema is current; {} policy files re-applied",

@@ -63,8 +63,22 @@ impl Settings {
                     .try_parsing(true),
             )
             .build()
-            .and_then(Config::try_deserialize)
-            .context("invalid configuration")
+            .and_then(Config::try_deserialize::<Self>)
+            .context("invalid configuration")?
+            .with_context_key()
+    }
+
+    /// Resolves `database.context_key_file` into `database.context_key`
+    /// (generating the file in development), so every command that opens
+    /// the database — and `migrate`, which installs the key — uses the same.
+    fn with_context_key(mut self) -> anyhow::Result<Self> {
+        let key = tenantry_api::auth::keys::load_context_key(
+            self.database.context_key.as_ref(),
+            self.database.context_key_file.as_deref(),
+            self.auth.generate_missing_keys,
+        )?;
+        self.database.context_key = Some(key);
+        Ok(self)
     }
 }
 

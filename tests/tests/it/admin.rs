@@ -460,15 +460,16 @@ async fn a_write_in_flight_commits_before_the_suspension_never_after() {
     let app = TestApp::spawn().await;
     let tenant = create(&app, "acme").await;
     let tid = id(&tenant);
-    // A write unit of work holding the gate's share lock, as every
+    // A write unit of work holding the tenant's lifecycle lock, as every
     // tenant-plane write does, that takes a while to commit.
     let db = app.db.clone();
     let writer = tokio::spawn(async move {
         let committed = db
             .tenant(tid)
+            .writing()
             .run(|conn| {
                 async move {
-                    tenantry_db::queries::tenants::gate(conn, tid, true).await?;
+                    tenantry_db::queries::tenants::gate(conn, tid, None).await?;
                     tenantry_db::queries::clusters::create(conn, tid, "in-flight", "eu").await?;
                     tokio::time::sleep(Duration::from_millis(600)).await;
                     Ok::<_, DbError>(())

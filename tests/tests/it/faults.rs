@@ -13,8 +13,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tenantry_core::TenantId;
-use tenantry_tests::TestDb;
 use tenantry_tests::process::{Cluster, Server};
+use tenantry_tests::{TestDb, platform_context_sql, tenant_context_sql};
 
 /// A client that gives up after 20 s (no wait in these tests is unbounded).
 fn client() -> reqwest::Client {
@@ -75,7 +75,7 @@ struct N {
 }
 
 /// Runs `sql` (which yields one `n`) in a transaction on a fresh service-role
-/// connection, after `context` (e.g. `SELECT set_platform_admin_context()`).
+/// connection, after `context` (e.g. [`platform_context_sql`]).
 async fn scalar(db: &TestDb, context: &str, sql: &str) -> i64 {
     let mut conn = db.app_conn().await;
     conn.batch_execute(&format!("BEGIN; {context};"))
@@ -92,7 +92,7 @@ async fn scalar(db: &TestDb, context: &str, sql: &str) -> i64 {
 async fn tenant_rows(db: &TestDb, tenant: TenantId, table: &str) -> i64 {
     scalar(
         db,
-        &format!("SELECT set_tenant_context('{tenant}')"),
+        &tenant_context_sql(tenant),
         &format!("SELECT count(*) AS n FROM {table}"),
     )
     .await
@@ -101,7 +101,7 @@ async fn tenant_rows(db: &TestDb, tenant: TenantId, table: &str) -> i64 {
 async fn recorded_usage(db: &TestDb, tenant: TenantId, resource: &str) -> i64 {
     scalar(
         db,
-        "SELECT set_platform_admin_context()",
+        &platform_context_sql(),
         &format!("SELECT {resource}::bigint AS n FROM tenant_usage WHERE tenant_id = '{tenant}'"),
     )
     .await
@@ -153,15 +153,16 @@ async fn idle_in_transaction_after(db: &TestDb, within: Duration) -> i64 {
     }
 }
 
-/// Holds `tenant`'s registry row locked (FOR UPDATE, as a platform admin
-/// would while changing its status): every write for the tenant waits on
-/// it at the tenant gate. Dropping the connection releases it.
+/// Holds `tenant`'s lifecycle lock (as a platform admin's status change
+/// would): every write for the tenant waits on it at the tenant gate.
+/// Dropping the connection releases it.
 async fn hold_tenant_lock(db: &TestDb, tenant: TenantId) -> AsyncPgConnection {
     let mut conn = AsyncPgConnection::establish(&db.app_url())
         .await
         .expect("connect");
     conn.batch_execute(&format!(
-        "BEGIN; SELECT set_platform_admin_context(); SELECT 1 FROM tenants WHERE id = '{tenant}' FOR UPDATE;"
+        "BEGIN; {}; SELECT lock_tenant_lifecycle('{tenant}');",
+        platform_context_sql()
     ))
     .await
     .expect("lock the tenant row");
@@ -302,7 +303,7 @@ async fn postgres_restart_under_load_gives_quick_503s_then_the_same_process_reco
     for id in &created {
         let n = scalar(
             &cluster.db,
-            &format!("SELECT set_tenant_context('{acme}')"),
+            &tenant_context_sql(acme),
             &format!("SELECT count(*) AS n FROM clusters WHERE id = '{id}'"),
         )
         .await;
@@ -399,7 +400,7 @@ async fn sigkill_mid_provisioning_loses_no_acknowledged_write_and_leaves_no_usag
         for tenant in &tenants {
             found += scalar(
                 &db,
-                &format!("SELECT set_tenant_context('{tenant}')"),
+                &tenant_context_sql(*tenant),
                 &format!("SELECT count(*) AS n FROM clusters WHERE id = '{id}'"),
             )
             .await;
@@ -448,7 +449,7 @@ async fn hung_up_and_timed_out_clients_leave_no_open_transaction_and_no_crosstal
     // A large tenant for the streamed export.
     scalar(
         &db,
-        &format!("SELECT set_tenant_context('{a}')"),
+        &tenant_context_sql(a),
         "WITH x AS (INSERT INTO events (tenant_id, id, kind, actor)
            SELECT current_setting('app.tenant_id')::uuid, gen_random_uuid(), 'bulk', 'test'
              FROM generate_series(1, 50000) RETURNING 1)
@@ -757,7 +758,7 @@ async fn sigterm_stops_the_sweeper_between_batches_with_exact_counts() {
     drop(setup);
     scalar(
         &db,
-        &format!("SELECT set_tenant_context('{doomed}')"),
+        &tenant_context_sql(doomed),
         &format!(
             "WITH x AS (INSERT INTO events (tenant_id, id, kind, actor)
                SELECT current_setting('app.tenant_id')::uuid, gen_random_uuid(), 'bulk', 'test'
@@ -769,7 +770,7 @@ async fn sigterm_stops_the_sweeper_between_batches_with_exact_counts() {
     let before = tenant_rows(&db, doomed, "events").await;
     scalar(
         &db,
-        "SELECT set_platform_admin_context()",
+        &platform_context_sql(),
         &format!(
             "WITH x AS (UPDATE tenants SET status = 'deleted', deleted_at = now() - interval '1 day'
                WHERE id = '{doomed}' RETURNING 1) SELECT count(*) AS n FROM x"
@@ -814,7 +815,7 @@ async fn sigterm_stops_the_sweeper_between_batches_with_exact_counts() {
     );
     let receipted = scalar(
         &db,
-        "SELECT set_platform_admin_context()",
+        &platform_context_sql(),
         &format!(
             "SELECT COALESCE(sum((rows_removed ->> 'events')::bigint), 0)::bigint AS n
                FROM retention_runs WHERE tenant_id = '{doomed}' AND purged_at IS NULL"
@@ -838,7 +839,7 @@ async fn sigterm_stops_the_sweeper_between_batches_with_exact_counts() {
     assert_eq!(tenant_rows(&db, doomed, "events").await, 0);
     let total = scalar(
         &db,
-        "SELECT set_platform_admin_context()",
+        &platform_context_sql(),
         &format!(
             "SELECT (rows_removed ->> 'events')::bigint AS n FROM retention_runs
               WHERE tenant_id = '{doomed}' AND purged_at IS NOT NULL"

@@ -71,8 +71,8 @@ async fn a_foreign_key_that_leaves_out_tenant_id_is_named() {
          ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
          ALTER TABLE notes FORCE ROW LEVEL SECURITY;
          CREATE POLICY tenant_isolation ON notes
-             USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
-             WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);",
+             USING (tenant_id = (SELECT context_tenant_id()))
+             WITH CHECK (tenant_id = (SELECT context_tenant_id()));",
     )
     .await;
     assert!(
@@ -204,6 +204,78 @@ async fn serve_refuses_to_start_naming_the_offending_table() {
     assert!(!status.success());
     assert!(
         stderr.contains("refusing to start") && stderr.contains("table events"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_security_definer_function_is_named() {
+    let stderr = check_fails_after(
+        "CREATE FUNCTION read_anything() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+             AS 'SELECT count(*) FROM users'",
+    )
+    .await;
+    assert!(
+        stderr.contains("function read_anything()") && stderr.contains("SECURITY DEFINER"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_proof_check_without_a_pinned_search_path_is_named() {
+    let stderr = check_fails_after("ALTER FUNCTION context_tenant_id() RESET search_path").await;
+    assert!(
+        stderr.contains("function context_tenant_id()") && stderr.contains("search_path"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_role_that_may_create_temporary_tables_is_named() {
+    let test_db = TestDb::new().await;
+    let mut admin =
+        AsyncPgConnection::establish(&std::env::var("TENANTRY_TEST_PG_SUPERUSER_URL").unwrap())
+            .await
+            .unwrap();
+    admin
+        .batch_execute(&format!(
+            "GRANT TEMPORARY ON DATABASE {} TO PUBLIC",
+            test_db.name
+        ))
+        .await
+        .unwrap();
+    let (ok, _stdout, stderr) = run_tenantry(&test_db, &["policies", "check"]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("temporary tables"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_service_role_that_can_read_the_context_key_is_named() {
+    let stderr = check_fails_after(
+        "GRANT USAGE ON SCHEMA tenantry_private TO tenantry_service;
+         GRANT SELECT ON tenantry_private.context_keys TO tenantry_service;",
+    )
+    .await;
+    assert!(
+        stderr.contains("schema tenantry_private")
+            && stderr.contains("table tenantry_private.context_keys"),
+        "{stderr}"
+    );
+}
+
+/// A service configured with another key than the database's would see
+/// nothing at all; it refuses to start instead, saying why.
+#[tokio::test]
+async fn a_context_key_the_database_does_not_know_is_named() {
+    let test_db = TestDb::new().await;
+    let (ok, _stdout, stderr) = tenantry_tests::run_tenantry_with(
+        &test_db,
+        &["policies", "check"],
+        &[("TENANTRY__DATABASE__CONTEXT_KEY", &"another-key-".repeat(4))],
+    );
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("context key") && stderr.contains("not installed"),
         "{stderr}"
     );
 }

@@ -19,5 +19,6 @@ mod quotas;
 mod retention;
 mod rls;
 mod roles;
+mod security;
 mod tenant_plane;
 mod tokens;

@@ -6,7 +6,7 @@ use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use secrecy::SecretString;
 use tenantry_db::migrate::{self, MigrateError};
 use tenantry_db::schema::{self, TENANT_TABLES};
-use tenantry_tests::{TestDb, run_tenantry};
+use tenantry_tests::{TestDb, context_key, run_tenantry};
 
 #[tokio::test]
 async fn migrate_is_idempotent_and_reapplies_the_policies() {
@@ -51,7 +51,7 @@ async fn every_migration_reverts_and_reapplies_cleanly() {
     .unwrap();
     assert_eq!(left.len(), 0, "down migrations left tables behind");
 
-    let report = migrate::run(&owner).await.unwrap();
+    let report = migrate::run(&owner, &context_key(), false).await.unwrap();
     assert_eq!(report.applied, versions);
     assert_eq!(test_db.db(1).check_isolation().await.unwrap(), vec![]);
 }
@@ -65,9 +65,13 @@ async fn an_edited_migration_is_refused() {
         .batch_execute("UPDATE tenantry_migrations SET checksum = 'tampered' WHERE version = (SELECT min(version) FROM tenantry_migrations)")
         .await
         .unwrap();
-    let err = migrate::run(&SecretString::from(test_db.owner_url()))
-        .await
-        .unwrap_err();
+    let err = migrate::run(
+        &SecretString::from(test_db.owner_url()),
+        &context_key(),
+        false,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, MigrateError::Edited(_)), "{err}");
 }
 
@@ -80,9 +84,13 @@ async fn a_database_newer_than_the_binary_is_refused_and_not_ready() {
         .batch_execute("INSERT INTO tenantry_migrations (version, checksum) VALUES ('9999_from_the_future', 'x')")
         .await
         .unwrap();
-    let err = migrate::run(&SecretString::from(test_db.owner_url()))
-        .await
-        .unwrap_err();
+    let err = migrate::run(
+        &SecretString::from(test_db.owner_url()),
+        &context_key(),
+        false,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, MigrateError::Unknown(ref v) if v == "9999_from_the_future"),
         "{err}"

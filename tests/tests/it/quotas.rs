@@ -4,23 +4,8 @@
 use diesel_async::RunQueryDsl;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tenantry_core::TenantId;
 use tenantry_db::ScopedFutureExt;
 use tenantry_tests::TestApp;
-
-async fn tenant_with(app: &TestApp, slug: &str, limits: Value) -> (TenantId, String) {
-    let (status, tenant) = app
-        .call(
-            &app.admin_token(),
-            Method::POST,
-            "/v1/admin/tenants",
-            Some(json!({"slug": slug, "name": slug, "quotas": limits})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{tenant}");
-    let id: TenantId = tenant["id"].as_str().unwrap().parse().unwrap();
-    (id, app.tenant_token(id))
-}
 
 async fn usage(app: &TestApp, token: &str) -> Value {
     app.call(token, Method::GET, "/v1/quotas", None).await.1["usage"].clone()
@@ -95,7 +80,9 @@ fn tally(results: &[(StatusCode, Value)]) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_racing_user_creates_on_three_replicas_admit_exactly_the_limit() {
     let replicas = three_replicas().await;
-    let (_, token) = tenant_with(&replicas[0], "acme", json!({"max_users": 25})).await;
+    let (_, token) = replicas[0]
+        .tenant_with("acme", json!({"max_users": 25}))
+        .await;
     let bodies = (0..200)
         .map(|i| json!({"email": format!("u{i}@example.com")}))
         .collect();
@@ -127,12 +114,9 @@ async fn two_hundred_racing_user_creates_on_three_replicas_admit_exactly_the_lim
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_racing_instances_admit_exactly_what_the_cpu_limit_allows() {
     let replicas = three_replicas().await;
-    let (_, token) = tenant_with(
-        &replicas[0],
-        "acme",
-        json!({"max_cpu_cores": 50, "max_memory_gb": 1000}),
-    )
-    .await;
+    let (_, token) = replicas[0]
+        .tenant_with("acme", json!({"max_cpu_cores": 50, "max_memory_gb": 1000}))
+        .await;
     let (_, cluster) = replicas[0]
         .call(
             &token,
@@ -161,7 +145,9 @@ async fn two_hundred_racing_instances_admit_exactly_what_the_cpu_limit_allows() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_and_deletes_never_pass_the_limit_and_end_equal_to_the_rows() {
     let replicas = three_replicas().await;
-    let (_, token) = tenant_with(&replicas[0], "acme", json!({"max_clusters": 10})).await;
+    let (_, token) = replicas[0]
+        .tenant_with("acme", json!({"max_clusters": 10}))
+        .await;
     let mut existing = Vec::new();
     for i in 0..10 {
         let (_, c) = replicas[0]
@@ -240,7 +226,9 @@ async fn concurrent_creates_and_deletes_never_pass_the_limit_and_end_equal_to_th
 #[tokio::test]
 async fn validation_and_uniqueness_come_before_the_quota_and_a_failed_create_takes_nothing() {
     let app = TestApp::spawn().await;
-    let (_, token) = tenant_with(&app, "acme", json!({"max_users": 1, "max_instances": 1})).await;
+    let (_, token) = app
+        .tenant_with("acme", json!({"max_users": 1, "max_instances": 1}))
+        .await;
     assert_eq!(
         app.call(
             &token,
@@ -293,7 +281,7 @@ async fn validation_and_uniqueness_come_before_the_quota_and_a_failed_create_tak
 #[tokio::test]
 async fn a_resize_pays_only_the_difference_and_a_delete_gives_everything_back() {
     let app = TestApp::spawn().await;
-    let (_, token) = tenant_with(&app, "acme", json!({"max_cpu_cores": 8})).await;
+    let (_, token) = app.tenant_with("acme", json!({"max_cpu_cores": 8})).await;
     let (_, cluster) = app
         .call(
             &token,
@@ -343,7 +331,7 @@ async fn a_resize_pays_only_the_difference_and_a_delete_gives_everything_back() 
 #[tokio::test]
 async fn lowering_a_limit_below_usage_keeps_the_rows_blocks_growth_and_is_reported() {
     let app = TestApp::spawn().await;
-    let (id, token) = tenant_with(&app, "acme", json!({})).await;
+    let (id, token) = app.tenant_with("acme", json!({})).await;
     for i in 0..3 {
         app.call(
             &token,
@@ -438,7 +426,7 @@ async fn lowering_a_limit_below_usage_keeps_the_rows_blocks_growth_and_is_report
 #[tokio::test]
 async fn a_dry_run_checks_everything_and_writes_nothing() {
     let app = TestApp::spawn().await;
-    let (_, token) = tenant_with(&app, "acme", json!({"max_instances": 1})).await;
+    let (_, token) = app.tenant_with("acme", json!({"max_instances": 1})).await;
     let (_, cluster) = app
         .call(
             &token,
@@ -523,14 +511,12 @@ async fn a_dry_run_checks_everything_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noisy_tenant_is_rate_limited_while_its_neighbour_is_not() {
     let app = TestApp::spawn().await;
-    let (_, noisy) =
-        tenant_with(&app, "noisy", json!({"requests_per_second": 5, "burst": 5})).await;
-    let (_, quiet) = tenant_with(
-        &app,
-        "quiet",
-        json!({"requests_per_second": 50, "burst": 50}),
-    )
-    .await;
+    let (_, noisy) = app
+        .tenant_with("noisy", json!({"requests_per_second": 5, "burst": 5}))
+        .await;
+    let (_, quiet) = app
+        .tenant_with("quiet", json!({"requests_per_second": 50, "burst": 50}))
+        .await;
     let started = std::time::Instant::now();
     let burst = (0..60).map(|_| app.with_token(Method::GET, "/v1/tenant", &noisy).send());
     let neighbour = (0..20).map(|_| app.call(&quiet, Method::GET, "/v1/tenant", None));
@@ -581,7 +567,7 @@ async fn a_noisy_tenant_is_rate_limited_while_its_neighbour_is_not() {
 #[tokio::test]
 async fn quota_refusals_are_counted_by_resource() {
     let app = TestApp::spawn().await;
-    let (_, token) = tenant_with(&app, "acme", json!({"max_users": 0})).await;
+    let (_, token) = app.tenant_with("acme", json!({"max_users": 0})).await;
     for i in 0..3 {
         let (status, _) = app
             .call(
@@ -603,7 +589,7 @@ async fn quota_refusals_are_counted_by_resource() {
 #[tokio::test]
 async fn reconcile_reports_injected_drift_and_fix_repairs_it() {
     let app = TestApp::spawn().await;
-    let (id, token) = tenant_with(&app, "acme", json!({})).await;
+    let (id, token) = app.tenant_with("acme", json!({})).await;
     for i in 0..2 {
         app.call(
             &token,

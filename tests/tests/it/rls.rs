@@ -7,8 +7,8 @@ use tenantry_core::TenantId;
 use tenantry_db::schema::TENANT_TABLES;
 use tenantry_db::{DbError, ScopedFutureExt};
 use tenantry_tests::{
-    TestDb, count_as, count_as_platform, count_rows, create_instances, create_tenant, db_message,
-    visible_tenants,
+    TestDb, context_key, count_as, count_as_platform, count_rows, create_instances, create_tenant,
+    db_message, visible_tenants,
 };
 
 const CONTROL_PLANE: &[&str] = &[
@@ -63,8 +63,9 @@ async fn a_connection_that_served_a_tenant_sees_nothing_once_its_transaction_end
     let mut conn = test_db.app_conn().await;
 
     conn.batch_execute("BEGIN").await.unwrap();
-    diesel::sql_query("SELECT set_tenant_context($1)")
+    diesel::sql_query("SELECT set_tenant_context($1, $2)")
         .bind::<SqlUuid, _>(a)
+        .bind::<diesel::sql_types::Text, _>(context_key().tenant_proof(a))
         .execute(&mut conn)
         .await
         .unwrap();
@@ -86,8 +87,9 @@ async fn setting_the_context_outside_a_transaction_lasts_for_no_later_statement(
     let (_db, a, _b) = two_tenants(&test_db).await;
     let mut conn = test_db.app_conn().await;
     // Autocommit: the SET LOCAL dies with the statement's implicit transaction.
-    diesel::sql_query("SELECT set_tenant_context($1)")
+    diesel::sql_query("SELECT set_tenant_context($1, $2)")
         .bind::<SqlUuid, _>(a)
+        .bind::<diesel::sql_types::Text, _>(context_key().tenant_proof(a))
         .execute(&mut conn)
         .await
         .unwrap();
@@ -100,7 +102,7 @@ async fn a_null_tenant_context_is_refused() {
     let mut conn = test_db.app_conn().await;
     let err = conn
         .transaction::<(), diesel::result::Error, _>(async |conn| {
-            diesel::sql_query("SELECT set_tenant_context(NULL)")
+            diesel::sql_query("SELECT set_tenant_context(NULL, 'x')")
                 .execute(conn)
                 .await?;
             Ok(())

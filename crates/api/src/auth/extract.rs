@@ -9,12 +9,12 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{AUTHORIZATION, HOST};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
-use tenantry_core::{Scope, Scopes, TenantId, TenantStatus};
+use tenantry_core::{ApiKeyId, Scope, Scopes, TenantId, TenantStatus};
 use tenantry_db::{AsyncPgConnection, ScopedBoxFuture, ScopedFutureExt, queries};
 use tracing_actix_web::RootSpan;
 
 use super::Principal;
-use crate::ratelimit::RateLimits;
+use crate::ratelimit::{Rate, RateLimits};
 use crate::{ApiError, AppState};
 
 /// A verified token that names a tenant.
@@ -23,6 +23,9 @@ pub struct TenantPrincipal {
     pub tenant_id: TenantId,
     pub sub: String,
     pub scopes: Scopes,
+    /// The API key this token was exchanged for: the gate refuses the token
+    /// as soon as the key is revoked.
+    pub api_key: Option<ApiKeyId>,
     /// Slugs the request addressed (`/t/{slug}/…`, `{slug}.{base_domain}`).
     addressed: Vec<String>,
 }
@@ -107,6 +110,7 @@ impl FromRequest for TenantPrincipal {
                 tenant_id,
                 sub: principal.sub,
                 scopes: principal.scopes,
+                api_key: principal.api_key,
                 addressed,
             })
         })
@@ -151,9 +155,9 @@ impl TenantPrincipal {
         self.run(state, false, work).await
     }
 
-    /// A unit of work that writes (scope `tenant:write`). The tenant row is
-    /// share-locked for its duration, so a suspension cannot commit while
-    /// it is in flight.
+    /// A unit of work that writes (scope `tenant:write`). It holds the
+    /// tenant's lifecycle lock, shared, for its duration, so a suspension
+    /// waits for it and no write commits after a suspension.
     pub async fn write<'a, R, F>(&self, state: &AppState, work: F) -> Result<R, ApiError>
     where
         F: for<'r> FnOnce(
@@ -189,16 +193,16 @@ impl TenantPrincipal {
         }
         self.require(Scope::TenantWrite)?;
         let tenant = self.tenant_id;
-        let addressed = self.addressed.clone();
-        let limits = Arc::clone(&state.rate_limits);
+        self.admit(state).await?;
+        let gate = self.gate_input(state);
+        // No lifecycle lock: a rehearsal commits nothing, so it has nothing
+        // a suspension must wait for.
         let outcome = state
             .db
             .tenant(tenant)
             .run(move |conn| {
                 async move {
-                    gate(conn, tenant, true, &addressed, &limits)
-                        .await
-                        .map_err(Rehearsal::Failed)?;
+                    gate.run(conn).await.map_err(Rehearsal::Failed)?;
                     // An error rolls the transaction back: a finished
                     // rehearsal leaves as one, carrying its result.
                     match work(conn).await {
@@ -227,7 +231,27 @@ impl TenantPrincipal {
         }
     }
 
-    async fn run<'a, R, F>(&self, state: &AppState, lock: bool, work: F) -> Result<R, ApiError>
+    /// The rate limit, from the cached limits: decided before the request
+    /// takes a connection, so a throttled request costs no database work.
+    async fn admit(&self, state: &AppState) -> Result<(), ApiError> {
+        let admitted = state
+            .rate_limits
+            .admit(self.tenant_id)
+            .await
+            .map_err(ApiError::RateLimited);
+        observe(state, self.tenant_id, admitted)
+    }
+
+    fn gate_input(&self, state: &AppState) -> Gate {
+        Gate {
+            tenant: self.tenant_id,
+            api_key: self.api_key,
+            addressed: self.addressed.clone(),
+            limits: Arc::clone(&state.rate_limits),
+        }
+    }
+
+    async fn run<'a, R, F>(&self, state: &AppState, writes: bool, work: F) -> Result<R, ApiError>
     where
         F: for<'r> FnOnce(
                 &'r mut AsyncPgConnection,
@@ -237,14 +261,14 @@ impl TenantPrincipal {
         R: Send + 'a,
     {
         let tenant = self.tenant_id;
-        let addressed = self.addressed.clone();
-        let limits = Arc::clone(&state.rate_limits);
-        let result = state
-            .db
-            .tenant(tenant)
+        self.admit(state).await?;
+        let gate = self.gate_input(state);
+        let scope = state.db.tenant(tenant);
+        let scope = if writes { scope.writing() } else { scope };
+        let result = scope
             .run(move |conn| {
                 async move {
-                    gate(conn, tenant, lock, &addressed, &limits).await?;
+                    gate.run(conn).await?;
                     work(conn).await
                 }
                 .scope_boxed()
@@ -269,32 +293,38 @@ fn observe<R>(
 }
 
 /// The tenant gate: inside the unit of work's own transaction, the tenant
-/// must exist, be the one the request addressed, be active, and be within
-/// its request rate. If its row cannot be read the transaction fails and the
-/// request gets 503 — never through.
-async fn gate(
-    conn: &mut AsyncPgConnection,
+/// must exist, the credential behind the token must still be valid, the
+/// tenant must be the one the request addressed and be active. If its row
+/// cannot be read the transaction fails and the request gets 503 — never
+/// through. The limits it reads refresh the rate-limit cache.
+struct Gate {
     tenant: TenantId,
-    lock: bool,
-    addressed: &[String],
-    limits: &RateLimits,
-) -> Result<(), ApiError> {
-    let Some(row) = queries::tenants::gate(conn, tenant, lock).await? else {
-        return Err(ApiError::forbidden("this token's tenant does not exist"));
-    };
-    if addressed.iter().any(|a| *a != row.slug) {
-        return Err(ApiError::TenantMismatch);
+    api_key: Option<ApiKeyId>,
+    addressed: Vec<String>,
+    limits: Arc<RateLimits>,
+}
+
+impl Gate {
+    async fn run(&self, conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
+        let Some(row) = queries::tenants::gate(conn, self.tenant, self.api_key).await? else {
+            return Err(ApiError::forbidden("this token's tenant does not exist"));
+        };
+        self.limits.learn(
+            self.tenant,
+            Rate::from_columns(row.requests_per_second.unwrap_or(0), row.burst.unwrap_or(0)),
+        );
+        if !row.credential_valid {
+            tracing::debug!(api_key = ?self.api_key, "token refused: its API key was revoked");
+            return Err(ApiError::Unauthorized);
+        }
+        if self.addressed.iter().any(|a| *a != row.slug) {
+            return Err(ApiError::TenantMismatch);
+        }
+        if row.status != TenantStatus::Active {
+            return Err(ApiError::TenantInactive(row.status));
+        }
+        Ok(())
     }
-    if row.status != TenantStatus::Active {
-        return Err(ApiError::TenantInactive(row.status));
-    }
-    limits
-        .check(
-            tenant,
-            row.requests_per_second.unwrap_or(0),
-            row.burst.unwrap_or(0),
-        )
-        .map_err(ApiError::RateLimited)
 }
 
 /// How a rehearsed unit of work ends: always by rolling back.

@@ -198,6 +198,24 @@ fn resolve(
     }
 }
 
+/// The database context key (`database.context_key`, else
+/// `database.context_key_file`), generated into the file in development
+/// like the auth keys (`auth.generate_missing_keys`).
+pub fn load_context_key(
+    inline: Option<&SecretString>,
+    file: Option<&Path>,
+    generate: bool,
+) -> Result<SecretString, KeyError> {
+    if inline.is_none() && file.is_none() {
+        return Err(KeyError::Missing(
+            "no context key: set database.context_key or database.context_key_file".to_owned(),
+        ));
+    }
+    resolve(inline, file, generate, "context_key", || {
+        Ok(generate_secret())
+    })
+}
+
 pub fn load_service_key(settings: &AuthSettings) -> Result<ServiceKey, KeyError> {
     let pem = resolve(
         settings.signing_key.as_ref(),

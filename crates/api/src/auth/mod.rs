@@ -12,7 +12,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header, encode};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use tenantry_core::{Scopes, TenantId};
+use tenantry_core::{ApiKeyId, Scopes, TenantId};
 
 pub use extract::{PlatformAdmin, TenantPrincipal};
 pub use keys::{KeyError, ServiceKey, generate_secret, generate_signing_key_pem};
@@ -31,7 +31,14 @@ pub struct Principal {
     pub sub: String,
     pub tenant: Option<TenantId>,
     pub scopes: Scopes,
+    /// `api_key_id`: the API key a token was exchanged for (the service's
+    /// own exchange tokens carry it); the tenant gate refuses the token once
+    /// that key is revoked.
+    pub api_key: Option<ApiKeyId>,
 }
+
+/// The claim naming the API key a token was exchanged for.
+pub const API_KEY_CLAIM: &str = "api_key_id";
 
 /// Why a token was refused. Logged at debug; the client only ever sees 401.
 #[derive(Debug, thiserror::Error)]
@@ -264,10 +271,16 @@ impl Authenticator {
             }
             Some(_) => return Err(TokenError::Claim("scopes")),
         }
+        let api_key = match claims.get(API_KEY_CLAIM) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.parse().map_err(|_| TokenError::Claim("api_key_id"))?),
+            Some(_) => return Err(TokenError::Claim("api_key_id")),
+        };
         Ok(Principal {
             sub,
             tenant,
             scopes: Scopes::from_claims(words),
+            api_key,
         })
     }
 }
@@ -299,6 +312,35 @@ impl Issuer {
         scopes: &Scopes,
         ttl: Duration,
     ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign_claims(sub, tenant, scopes, ttl, None)
+    }
+
+    /// A tenant token for API key `key` (`POST /v1/auth/token`): it names
+    /// the key, so revoking the key refuses the token at once.
+    pub fn sign_for_api_key(
+        &self,
+        key: ApiKeyId,
+        tenant: TenantId,
+        scopes: &Scopes,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign_claims(
+            &format!("api-key:{key}"),
+            Some(tenant),
+            scopes,
+            ttl,
+            Some(key),
+        )
+    }
+
+    fn sign_claims(
+        &self,
+        sub: &str,
+        tenant: Option<TenantId>,
+        scopes: &Scopes,
+        ttl: Duration,
+        api_key: Option<ApiKeyId>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = jsonwebtoken::get_current_timestamp();
         let mut claims = Map::new();
         claims.insert("iss".into(), self.issuer.clone().into());
@@ -311,6 +353,9 @@ impl Issuer {
         claims.insert("scope".into(), scopes.to_claim().into());
         if let Some(tenant) = tenant {
             claims.insert(self.tenant_claim.clone(), tenant.to_string().into());
+        }
+        if let Some(key) = api_key {
+            claims.insert(API_KEY_CLAIM.into(), key.to_string().into());
         }
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key.kid.clone());

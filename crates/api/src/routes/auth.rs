@@ -27,42 +27,53 @@ pub async fn exchange_api_key(
     // which tenants or key ids exist.
     let presented = api_key::parse(&body.0.api_key).ok_or(ApiError::Unauthorized)?;
     let (tenant, id) = (presented.tenant, presented.id);
+    // Guessing one key's secret is throttled per key, before any database
+    // work (the client's address has its own limit in front of this route).
+    state
+        .exchange_limits
+        .check(&id)
+        .map_err(ApiError::RateLimited)?;
     let hash_key = state.api_key_secret.clone();
+    // A writing scope: `last_used_at` is a write of the tenant's, so it
+    // holds the lifecycle lock like any other and never lands after a
+    // suspension.
     let found = state
         .db
         .tenant(tenant)
+        .writing()
         .run(|conn| {
             async move {
-                let status = queries::tenants::gate(conn, tenant, false).await?;
+                let Some(gate) = queries::tenants::gate(conn, tenant, None).await? else {
+                    return Ok::<_, DbError>(None);
+                };
                 let Some(hash) = queries::api_keys::hash_for_exchange(conn, tenant, id).await?
                 else {
-                    return Ok::<_, DbError>(None);
+                    return Ok(None);
                 };
                 if !presented.matches(&hash_key, &hash) {
                     return Ok(None);
                 }
-                queries::api_keys::touch(conn, tenant, id).await?;
-                Ok(Some(status.map(|row| row.status)))
+                // The status before the write: a suspended tenant's key is
+                // refused and its last use is not recorded.
+                if gate.status == TenantStatus::Active {
+                    queries::api_keys::touch(conn, tenant, id).await?;
+                }
+                Ok(Some(gate.status))
             }
             .scope_boxed()
         })
         .await?;
     match found {
-        None | Some(None) => return Err(ApiError::Unauthorized),
-        Some(Some(TenantStatus::Active)) => {}
-        Some(Some(status)) => return Err(ApiError::TenantInactive(status)),
+        None => return Err(ApiError::Unauthorized),
+        Some(TenantStatus::Active) => {}
+        Some(status) => return Err(ApiError::TenantInactive(status)),
     }
     let scopes: Scopes = [Scope::TenantRead, Scope::TenantWrite]
         .into_iter()
         .collect();
     let token = state
         .issuer
-        .sign(
-            &format!("api-key:{id}"),
-            Some(tenant),
-            &scopes,
-            state.exchange_ttl,
-        )
+        .sign_for_api_key(id, tenant, &scopes, state.exchange_ttl)
         .map_err(|e| ApiError::Internal(format!("cannot sign a token: {e}")))?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": token,

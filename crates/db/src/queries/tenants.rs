@@ -1,41 +1,46 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use tenantry_core::{TenantId, TenantStatus};
+use tenantry_core::{ApiKeyId, TenantId, TenantStatus};
 
 use crate::models::{Limits, Tenant, Usage};
-use crate::schema::{tenant_quotas, tenant_usage, tenants};
+use crate::schema::{api_keys, tenant_quotas, tenant_usage, tenants};
 
-/// What the tenant gate needs: status, slug, and the request rate.
+/// What the tenant gate needs: status, slug, the request rate, and whether
+/// the credential behind the token (an API key) is still valid.
 #[derive(Debug, Clone)]
 pub struct GateRow {
     pub status: TenantStatus,
     pub slug: String,
     pub requests_per_second: Option<i32>,
     pub burst: Option<i32>,
+    /// `false` when the token came from an API key that has since been
+    /// revoked or deleted; always `true` for tokens not derived from a key.
+    pub credential_valid: bool,
 }
 
-/// The tenant gate's read, as cached prepared statements (it runs on every
-/// request). With `lock`, the tenant row is first share-locked until the
-/// transaction ends, so a concurrent suspension waits for this unit of work
-/// (it commits before the suspension or not at all — never after it), and
-/// the status read afterwards is the latest committed one.
+type GateColumns = (TenantStatus, String, Option<i32>, Option<i32>, bool);
+
+/// The tenant gate's read, one cached prepared statement (it runs on every
+/// request). A writing scope has already taken the tenant's lifecycle lock
+/// in the statement before this one, so the status read here is the latest
+/// committed one. `api_key`: the key a token was exchanged for, checked in
+/// the same statement (revocation reaches derived tokens at once).
 pub async fn gate(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
-    lock: bool,
+    api_key: Option<ApiKeyId>,
 ) -> QueryResult<Option<GateRow>> {
-    if lock {
-        let locked = tenants::table
-            .filter(tenants::id.eq(tenant))
-            .select(tenants::id)
-            .for_share()
-            .execute(conn)
-            .await?;
-        if locked == 0 {
-            return Ok(None);
-        }
-    }
-    let row: Option<(TenantStatus, String, Option<i32>, Option<i32>)> = tenants::table
+    use diesel::dsl::exists;
+    let key_is_valid = exists(
+        api_keys::table.filter(
+            api_keys::tenant_id
+                .eq(tenant)
+                .and(api_keys::id.nullable().eq(api_key))
+                .and(api_keys::revoked_at.is_null()),
+        ),
+    );
+    let no_key = api_key.is_none().into_sql::<diesel::sql_types::Bool>();
+    let row: Option<GateColumns> = tenants::table
         .left_join(tenant_quotas::table.on(tenant_quotas::tenant_id.eq(tenants::id)))
         .filter(tenants::id.eq(tenant))
         .select((
@@ -43,18 +48,20 @@ pub async fn gate(
             tenants::slug,
             tenant_quotas::requests_per_second.nullable(),
             tenant_quotas::burst.nullable(),
+            no_key.or(key_is_valid),
         ))
         .first(conn)
         .await
         .optional()?;
-    Ok(
-        row.map(|(status, slug, requests_per_second, burst)| GateRow {
+    Ok(row.map(
+        |(status, slug, requests_per_second, burst, credential_valid)| GateRow {
             status,
             slug,
             requests_per_second,
             burst,
-        }),
-    )
+            credential_valid,
+        },
+    ))
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<Tenant> {
@@ -178,13 +185,17 @@ pub async fn update(
 /// Moves a tenant from `from` to `to` only if it is still `from` (and not
 /// purged, and — leaving `deleted` — no purge has started): two admins
 /// racing get one row and one `None`. `deleted_at` is stamped on delete and
-/// cleared on restore.
+/// cleared on restore. First takes the tenant's lifecycle lock
+/// exclusively: the tenant's writes in flight finish first, and no write of
+/// the tenant commits after this change does (its gate reads the new
+/// status once the lock is released at commit).
 pub async fn transition(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     from: TenantStatus,
     to: TenantStatus,
 ) -> QueryResult<Option<Tenant>> {
+    crate::scope::lock_tenant_lifecycle(conn, tenant).await?;
     diesel::sql_query(
         "UPDATE tenants
             SET status = $3,

@@ -13,6 +13,7 @@ use super::resolve;
 use super::tenants::LimitsPatch;
 use crate::auth::PlatformAdmin;
 use crate::json::Json;
+use crate::ratelimit::Rate;
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -77,7 +78,7 @@ async fn change(
     next: impl FnOnce(&Limits) -> Result<Limits, ApiError> + Send + 'static,
 ) -> Result<HttpResponse, ApiError> {
     let actor = admin.sub.clone();
-    let body = state
+    let (tenant, rate, body) = state
         .db
         .platform()
         .run(|conn| {
@@ -94,11 +95,15 @@ async fn change(
                     None,
                 )
                 .await?;
-                Ok::<_, ApiError>(view(&after, &usage))
+                let rate = Rate::from_columns(after.requests_per_second, after.burst);
+                Ok::<_, ApiError>((tenant, rate, view(&after, &usage)))
             }
             .scope_boxed()
         })
         .await?;
+    // This replica throttles at the new rate from now on; the others learn
+    // it from the tenant's next admitted request.
+    state.rate_limits.learn(tenant, rate);
     Ok(HttpResponse::Ok().json(body))
 }
 

@@ -1,0 +1,784 @@
+//! What an attacker tried (issue #12), as rules: each test here failed on
+//! the code before its fix. RELIABILITY.md's "Security" section lists them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tenantry_core::TenantId;
+use tenantry_db::ScopedFutureExt;
+use tenantry_tests::{
+    TestApp, TestDb, context_key, count_as, count_rows, create_instances, create_tenant,
+    db_message, test_server_settings,
+};
+
+/// `workers` tasks send `request` in a loop until `stop` is raised (at
+/// most `max_each` requests each, and at most 15 s); returns the statuses
+/// with when each arrived.
+fn flood<F, Fut>(
+    workers: usize,
+    max_each: usize,
+    stop: &Arc<AtomicBool>,
+    request: F,
+) -> Vec<tokio::task::JoinHandle<Vec<(Instant, StatusCode)>>>
+where
+    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Option<StatusCode>> + Send,
+{
+    (0..workers)
+        .map(|w| {
+            let (stop, request) = (Arc::clone(stop), request.clone());
+            tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(15);
+                let mut seen = Vec::new();
+                for i in 0..max_each {
+                    if AtomicBool::load(&stop, Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    if let Some(status) = request(w * max_each + i).await {
+                        seen.push((Instant::now(), status));
+                    }
+                }
+                seen
+            })
+        })
+        .collect()
+}
+
+async fn finish(
+    tasks: Vec<tokio::task::JoinHandle<Vec<(Instant, StatusCode)>>>,
+) -> Vec<(Instant, StatusCode)> {
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+/// `POST /v1/admin/tenants/{tenant}/suspend`: status, body, and how long
+/// the answer took.
+async fn suspend(app: &TestApp, tenant: TenantId) -> (StatusCode, Value, Duration) {
+    let started = Instant::now();
+    let (status, body) = app
+        .call(
+            &app.admin_token(),
+            Method::POST,
+            &format!("/v1/admin/tenants/{tenant}/suspend"),
+            Some(json!({"reason": "abuse"})),
+        )
+        .await;
+    (status, body, started.elapsed())
+}
+
+/// Item 1: 128 connections of dry-run creates, at 200 rps and unlimited,
+/// used to keep the tenant's row share-locked so that the suspension waited
+/// into its statement timeout (503 after 5 s) and the tenant stayed active.
+/// The server gets both cores' worth of workers, as in production; the
+/// flood runs on the same two cores, so every figure here is pessimistic.
+fn flood_server() -> tenantry_api::ServerSettings {
+    let mut server = test_server_settings();
+    server.workers = 2;
+    server
+}
+
+async fn suspension_under_a_dry_run_flood(requests_per_second: i32) {
+    let app = TestApp::spawn_with_server(flood_server(), 8).await;
+    let (tenant, token) = app
+        .tenant_with(
+            "flooder",
+            json!({"requests_per_second": requests_per_second, "burst": requests_per_second}),
+        )
+        .await;
+    // One request first: the service learns the tenant's limits (until
+    // then its other requests wait, which would be no flood at all).
+    let (status, _) = app.call(&token, Method::GET, "/v1/users", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (client, base) = (app.client.clone(), app.address.clone());
+    let tasks = flood(128, 400, &stop, move |i| {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        async move {
+            client
+                .post(format!("{base}/v1/users?dry_run=true"))
+                .bearer_auth(&token)
+                .json(&json!({"email": format!("u{i}@flood.test")}))
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (status, body, took) = suspend(&app, tenant).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = finish(tasks).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "suspended");
+    assert!(
+        took < Duration::from_secs(1),
+        "the suspension took {took:?} under the flood (rps {requests_per_second})"
+    );
+    assert!(
+        seen.len() > 256,
+        "the flood did not run: {} requests",
+        seen.len()
+    );
+    eprintln!(
+        "rps {requests_per_second}: suspend answered in {took:?} during a flood of {} requests",
+        seen.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dry_run_flood_at_200_rps_cannot_delay_the_tenants_suspension() {
+    suspension_under_a_dry_run_flood(200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unlimited_dry_run_flood_cannot_delay_the_tenants_suspension() {
+    suspension_under_a_dry_run_flood(0).await;
+}
+
+/// Item 1, the guarantee the lock exists for: under a flood of real writes
+/// the suspension is prompt, and no write of the tenant commits after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_write_commits_after_a_suspension_made_during_a_write_flood() {
+    let app = TestApp::spawn_with_server(flood_server(), 8).await;
+    let (tenant, token) = app
+        .tenant_with("writer", json!({"requests_per_second": 0}))
+        .await;
+    let (status, _) = app.call(&token, Method::GET, "/v1/users", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (client, base) = (app.client.clone(), app.address.clone());
+    let tasks = flood(64, 400, &stop, move |i| {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        async move {
+            client
+                .post(format!("{base}/v1/clusters"))
+                .bearer_auth(&token)
+                .json(&json!({"name": format!("c{i}"), "region": "eu-west-1"}))
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (status, body, took) = suspend(&app, tenant).await;
+    let answered = Instant::now();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let at_suspension = count_as(&app.db, tenant, "clusters").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = finish(tasks).await;
+    let at_end = count_as(&app.db, tenant, "clusters").await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the suspension took {took:?}"
+    );
+    assert!(at_suspension > 0, "no write got in before the suspension");
+    assert_eq!(
+        at_end, at_suspension,
+        "writes committed after the suspension"
+    );
+    let created_after = seen
+        .iter()
+        .filter(|(at, s)| *at > answered && *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created_after, 0, "201s after the suspension was answered");
+    assert!(
+        seen.iter()
+            .any(|(at, s)| *at > answered && *s == StatusCode::FORBIDDEN),
+        "the flood never saw the suspension"
+    );
+}
+
+/// Item 2: a tenant held to 1 rps that floods used to take a pooled
+/// connection for every refused request: 503s for itself, ~1 s for its
+/// neighbour. Now the refusal happens before the pool: the neighbour sees
+/// no 503 and a short tail, and the flood costs (almost) no checkouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_flood_costs_no_database_work_and_leaves_the_neighbour_alone() {
+    let app = TestApp::spawn_with_server(flood_server(), 4).await;
+    let (_, noisy) = app
+        .tenant_with("noisy", json!({"requests_per_second": 1, "burst": 1}))
+        .await;
+    let (_, quiet) = app
+        .tenant_with("quiet", json!({"requests_per_second": 1000, "burst": 1000}))
+        .await;
+    for token in [&noisy, &quiet] {
+        let (status, _) = app.call(token, Method::GET, "/v1/users", None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let checkouts_before = app.db.checkouts();
+    let (client, base) = (app.client.clone(), app.address.clone());
+    let tasks = flood(32, 2000, &stop, move |_| {
+        let (client, base, token) = (client.clone(), base.clone(), noisy.clone());
+        async move {
+            client
+                .get(format!("{base}/v1/users"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status())
+        }
+    });
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut quiet_statuses = Vec::new();
+    while started.elapsed() < Duration::from_secs(3) && latencies.len() < 5000 {
+        let t = Instant::now();
+        let (status, _) = app.call(&quiet, Method::GET, "/v1/users", None).await;
+        latencies.push(t.elapsed());
+        quiet_statuses.push(status);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let seen = finish(tasks).await;
+    let checkouts = app.db.checkouts() - checkouts_before;
+
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    let noisy_ok = seen.iter().filter(|(_, s)| *s == StatusCode::OK).count();
+    let noisy_limited = seen
+        .iter()
+        .filter(|(_, s)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    eprintln!(
+        "flood: {} requests ({noisy_ok} ok, {noisy_limited} limited) in {elapsed:?}; neighbour: {} requests, p99 {p99:?}; checkouts {checkouts}",
+        seen.len(),
+        latencies.len()
+    );
+    assert!(
+        quiet_statuses.iter().all(|s| *s == StatusCode::OK),
+        "the neighbour got {:?}",
+        quiet_statuses
+            .iter()
+            .filter(|s| **s != StatusCode::OK)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        p99 < Duration::from_millis(500),
+        "the neighbour's p99 was {p99:?}"
+    );
+    assert!(
+        !seen.iter().any(|(_, s)| s.is_server_error()),
+        "the flood itself got 5xx"
+    );
+    assert!(seen.len() > 500, "the flood did not run: {}", seen.len());
+    assert!(
+        noisy_ok as f64 <= 1.0 + elapsed.as_secs_f64(),
+        "{noisy_ok} got through"
+    );
+    // Each admitted request takes one connection; refused ones take none.
+    assert!(
+        checkouts as usize <= noisy_ok + latencies.len() + 2,
+        "{checkouts} checkouts for {noisy_ok} + {} admitted requests",
+        latencies.len()
+    );
+}
+
+async fn exchange(app: &TestApp, api_key: &str) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url("/v1/auth/token"))
+        .json(&json!({ "api_key": api_key }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Item 2: guessing one key's secret is throttled per key, before any
+/// database work; another key keeps its own budget.
+#[tokio::test]
+async fn the_token_exchange_is_limited_per_key_before_the_database() {
+    let mut server = test_server_settings();
+    server.token_exchange_per_second = 1;
+    server.token_exchange_burst = 2;
+    let app = TestApp::spawn_with_server(server, 4).await;
+    let (tenant, token) = app.tenant_with("keys", json!({})).await;
+    let (status, key) = app
+        .call(
+            &token,
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    // Same key id, wrong secret: a character inside the secret's part
+    // changed (the last one may not decode at all, refused before anything).
+    let at = secret.len() - 10;
+    let mut wrong = secret.clone();
+    let swapped = if &secret[at..=at] == "A" { "B" } else { "A" };
+    wrong.replace_range(at..=at, swapped);
+    let before = app.db.checkouts();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(exchange(&app, &wrong).await.0);
+    }
+    let checkouts = app.db.checkouts() - before;
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        8,
+        "{statuses:?}"
+    );
+    assert_eq!(checkouts, 2, "refused exchanges reached the database");
+    // The right secret of the same key waits its turn too; another key does not.
+    let (status, _) = exchange(&app, &secret).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (_, other) = app
+        .call(
+            &token,
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "other"})),
+        )
+        .await;
+    let (status, body) = exchange(&app, other["secret"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body} ({tenant})");
+}
+
+/// Item 2: the routes that need no token are limited per client address.
+#[tokio::test]
+async fn routes_without_a_token_are_limited_per_client_address() {
+    let mut server = test_server_settings();
+    server.client_requests_per_second = 1;
+    server.client_burst = 3;
+    let app = TestApp::spawn_with_server(server, 4).await;
+    let (_, token) = app.tenant_with("probe", json!({})).await;
+    let mut statuses = Vec::new();
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/healthz",
+        "/readyz",
+    ] {
+        statuses.push(app.get(path).await.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let response = app.get("/healthz").await;
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "rate_limited");
+    // A tenant's own requests are limited by its own rate, not this one.
+    for _ in 0..5 {
+        let (status, body) = app.call(&token, Method::GET, "/v1/tenant", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+/// Item 3: a token obtained for an API key stopped working only at its
+/// `exp` (15 minutes) — it could even mint new keys after its key was
+/// revoked. It names its key now, and the gate checks the key every time.
+#[tokio::test]
+async fn a_revoked_keys_tokens_are_refused_at_the_next_request() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("revoker").await;
+    let owner = app.tenant_token(tenant);
+    let (_, key) = app
+        .call(
+            &owner,
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "ci"})),
+        )
+        .await;
+    let (status, issued) = exchange(&app, key["secret"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let derived = issued["access_token"].as_str().unwrap().to_owned();
+    let claims: Value = {
+        use base64::Engine as _;
+        let payload = derived.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(claims["api_key_id"], key["id"]);
+    let (status, _) = app.call(&derived, Method::GET, "/v1/tenant", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _) = app
+        .call(
+            &owner,
+            Method::DELETE,
+            &format!("/v1/api-keys/{}", key["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for (method, path, body) in [
+        (Method::GET, "/v1/tenant", None),
+        (
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "escape"})),
+        ),
+        (
+            Method::POST,
+            "/v1/users",
+            Some(json!({"email": "x@y.test"})),
+        ),
+    ] {
+        let (status, problem) = app.call(&derived, method, path, body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {problem}");
+        assert_eq!(problem["code"], "unauthorized");
+    }
+    let (_, keys) = app.call(&owner, Method::GET, "/v1/api-keys", None).await;
+    assert_eq!(
+        keys["items"],
+        json!([]),
+        "a revoked key's token minted a key"
+    );
+}
+
+/// Item 8: the exchange recorded `last_used_at` before it looked at the
+/// tenant's status; a suspended tenant's key is refused and records nothing.
+#[tokio::test]
+async fn a_suspended_tenants_key_exchange_is_refused_and_records_no_use() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("dormant").await;
+    let token = app.tenant_token(tenant);
+    let (_, key) = app
+        .call(
+            &token,
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "ci"})),
+        )
+        .await;
+    app.set_status(tenant, "suspended").await;
+    let (status, problem) = exchange(&app, key["secret"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert_eq!(problem["code"], "tenant_suspended");
+    let used = app
+        .db
+        .tenant(tenant)
+        .run(|conn| {
+            async move {
+                #[derive(diesel::QueryableByName)]
+                struct Used {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let row: Used = diesel::sql_query(
+                    "SELECT count(*) AS n FROM api_keys WHERE last_used_at IS NOT NULL",
+                )
+                .get_result(conn)
+                .await?;
+                Ok::<_, tenantry_db::DbError>(row.n)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(used, 0, "last_used_at was written for a suspended tenant");
+}
+
+/// Every table row-level security guards, from the catalog.
+async fn rls_tables(conn: &mut AsyncPgConnection) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct T {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let rows: Vec<T> = diesel::sql_query(
+        "SELECT c.relname::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relrowsecurity AND n.nspname = 'public' ORDER BY 1",
+    )
+    .load(conn)
+    .await
+    .unwrap();
+    rows.into_iter().map(|t| t.name).collect()
+}
+
+/// Two tenants with a row in every tenant table.
+async fn two_populated_tenants(test_db: &TestDb) -> (TenantId, TenantId) {
+    let db = test_db.db(2);
+    let a = create_tenant(&db, "alpha").await;
+    let b = create_tenant(&db, "bravo").await;
+    for t in [a, b] {
+        create_instances(&db, t, 2).await;
+        db.tenant(t)
+            .run(|conn| {
+                async move {
+                    conn.batch_execute(&format!(
+                        "INSERT INTO users (tenant_id, id, email) VALUES ('{t}', gen_random_uuid(), 'u@x.test');
+                         INSERT INTO api_keys (tenant_id, id, name, prefix, secret_hash)
+                              VALUES ('{t}', gen_random_uuid(), 'k', 'tnry_x', '\\x00');
+                         INSERT INTO events (tenant_id, id, kind, actor) VALUES ('{t}', gen_random_uuid(), 'k', 'a');"
+                    ))
+                    .await?;
+                    Ok::<_, tenantry_db::DbError>(())
+                }
+                .scope_boxed()
+            })
+            .await
+            .unwrap();
+    }
+    (a, b)
+}
+
+/// Counts every RLS table's rows after `context` (SQL run as the service's
+/// role, in one transaction that is rolled back).
+async fn visible_after(test_db: &TestDb, context: &str) -> Vec<(String, i64)> {
+    let mut conn = test_db.app_conn().await;
+    let tables = rls_tables(&mut conn).await;
+    conn.batch_execute(&format!("BEGIN; {context};"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for table in tables {
+        let n = count_rows(&mut conn, &table).await.unwrap();
+        seen.push((table, n));
+    }
+    conn.batch_execute("ROLLBACK").await.unwrap();
+    seen
+}
+
+/// Item 9: any SQL running as the service's role (an injected statement)
+/// could `SET LOCAL app.tenant_id` to another tenant and read it. A context
+/// now counts only with its proof, which only the key's holder can make.
+#[tokio::test]
+async fn sql_as_the_service_role_cannot_forge_a_tenant_context() {
+    let test_db = TestDb::new().await;
+    let (a, b) = two_populated_tenants(&test_db).await;
+    let key = context_key();
+    let forgeries = [
+        format!("SET LOCAL app.tenant_id = '{b}'"),
+        format!("SELECT set_config('app.tenant_id', '{b}', true)"),
+        format!("SELECT set_tenant_context('{b}', 'forged')"),
+        format!(
+            "SELECT set_tenant_context('{b}', '{}')",
+            key.tenant_proof(a)
+        ),
+        format!(
+            "SELECT set_tenant_context('{a}', '{}'); SET LOCAL app.tenant_id = '{b}'",
+            key.tenant_proof(a)
+        ),
+        format!(
+            "SET LOCAL app.tenant_id = '{b}'; SET LOCAL app.tenant_proof = '{}'",
+            key.platform_proof()
+        ),
+        format!(
+            "SET LOCAL app.tenant_id = '{}'",
+            b.to_string().to_uppercase()
+        ),
+    ];
+    for forged in &forgeries {
+        let seen = visible_after(&test_db, forged).await;
+        assert!(seen.len() >= 9, "{seen:?}");
+        for (table, n) in &seen {
+            assert_eq!(*n, 0, "{table} showed {n} rows after: {forged}");
+        }
+    }
+    // Writes: nothing lands in B, nothing of B changes.
+    let mut conn = test_db.app_conn().await;
+    conn.batch_execute(&format!("BEGIN; SET LOCAL app.tenant_id = '{b}';"))
+        .await
+        .unwrap();
+    let insert = diesel::sql_query(
+        "INSERT INTO clusters (tenant_id, id, name, region) VALUES ($1, gen_random_uuid(), 'implant', 'x')",
+    )
+    .bind::<SqlUuid, _>(b)
+    .execute(&mut conn)
+    .await
+    .unwrap_err();
+    assert!(
+        db_message(&insert).contains("row-level security"),
+        "{insert}"
+    );
+    conn.batch_execute(&format!(
+        "ROLLBACK; BEGIN; SET LOCAL app.tenant_id = '{b}';"
+    ))
+    .await
+    .unwrap();
+    for statement in [
+        "UPDATE clusters SET name = 'renamed'",
+        "UPDATE tenant_usage SET users = 0",
+        "DELETE FROM instances",
+        "DELETE FROM events",
+        "UPDATE tenants SET status = 'active'",
+    ] {
+        let n = diesel::sql_query(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{statement} touched {n} rows");
+    }
+    conn.batch_execute("COMMIT").await.unwrap();
+    // The real proof opens exactly B's rows, and they are intact.
+    let genuine = visible_after(
+        &test_db,
+        &format!(
+            "SELECT set_tenant_context('{b}', '{}')",
+            key.tenant_proof(b)
+        ),
+    )
+    .await;
+    let rows = |t: &str| genuine.iter().find(|(n, _)| n == t).unwrap().1;
+    assert_eq!(rows("instances"), 2);
+    assert_eq!(rows("clusters"), 1);
+    assert_eq!(rows("tenants"), 1);
+    assert_eq!(rows("users"), 1);
+}
+
+/// Item 9, the admin side: `app.platform_admin = 'on'` used to open every
+/// control-plane table across tenants.
+#[tokio::test]
+async fn sql_as_the_service_role_cannot_forge_the_platform_context() {
+    let test_db = TestDb::new().await;
+    let (a, _b) = two_populated_tenants(&test_db).await;
+    let key = context_key();
+    let forgeries = [
+        "SET LOCAL app.platform_admin = 'on'".to_owned(),
+        "SELECT set_platform_admin_context('forged')".to_owned(),
+        format!(
+            "SELECT set_platform_admin_context('{}')",
+            key.tenant_proof(a)
+        ),
+        format!(
+            "SET LOCAL app.platform_proof = '{}.{}'",
+            key.id(),
+            "0".repeat(64)
+        ),
+    ];
+    for forged in &forgeries {
+        for (table, n) in visible_after(&test_db, forged).await {
+            assert_eq!(n, 0, "{table} showed {n} rows after: {forged}");
+        }
+    }
+    let mut conn = test_db.app_conn().await;
+    conn.batch_execute("BEGIN; SET LOCAL app.platform_admin = 'on';")
+        .await
+        .unwrap();
+    let n = diesel::sql_query("UPDATE tenants SET status = 'suspended'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let forged_audit = diesel::sql_query(
+        "INSERT INTO audit_events (id, actor, action) VALUES (gen_random_uuid(), 'platform-admin:security-team', 'tenant.suspend')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap_err();
+    assert!(
+        db_message(&forged_audit).contains("row-level security"),
+        "{forged_audit}"
+    );
+    conn.batch_execute("ROLLBACK").await.unwrap();
+    let genuine = visible_after(
+        &test_db,
+        &format!(
+            "SELECT set_platform_admin_context('{}')",
+            key.platform_proof()
+        ),
+    )
+    .await;
+    let rows = |t: &str| genuine.iter().find(|(n, _)| n == t).unwrap().1;
+    assert_eq!(rows("tenants"), 2);
+    assert_eq!(
+        rows("instances"),
+        0,
+        "the platform context opens no tenant rows"
+    );
+}
+
+/// Item 9: the key that makes proofs is out of the service role's reach,
+/// and so is every way to plant an object that could capture a proof.
+#[tokio::test]
+async fn the_service_role_can_neither_read_the_context_key_nor_create_objects() {
+    let test_db = TestDb::new().await;
+    let mut conn = test_db.app_conn().await;
+    for statement in [
+        "SELECT * FROM tenantry_private.context_keys",
+        "CREATE TEMP TABLE users (tenant_id uuid)",
+        "CREATE TABLE public.trap (x int)",
+        "CREATE FUNCTION public.context_tenant_id2() RETURNS uuid LANGUAGE sql AS 'SELECT NULL::uuid'",
+    ] {
+        let err = conn.batch_execute(statement).await.unwrap_err();
+        assert!(
+            db_message(&err).contains("permission denied"),
+            "{statement}: {err}"
+        );
+    }
+}
+
+/// Item 1's lock is also fair to readers: a lifecycle change never waits
+/// for reads, and reads never wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_neither_wait_for_nor_hold_up_a_lifecycle_change() {
+    let app = TestApp::spawn_with_server(test_server_settings(), 8).await;
+    let (tenant, token) = app
+        .tenant_with("reader", json!({"requests_per_second": 0}))
+        .await;
+    // A long read in the tenant's scope holds no lifecycle lock.
+    let db = app.db.clone();
+    let reader = tokio::spawn(async move {
+        db.tenant(tenant)
+            .run(|conn| {
+                async move {
+                    diesel::sql_query("SELECT pg_sleep(1.5)")
+                        .execute(conn)
+                        .await?;
+                    Ok::<_, tenantry_db::DbError>(())
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let (status, _) = app
+        .call(
+            &app.admin_token(),
+            Method::POST,
+            &format!("/v1/admin/tenants/{tenant}/suspend"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    reader.await.unwrap().unwrap();
+    let (status, _) = app.call(&token, Method::GET, "/v1/users", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
