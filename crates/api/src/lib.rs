@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod error;
+mod host;
 pub mod json;
 pub mod metrics;
 mod openapi;
@@ -86,8 +87,9 @@ impl AppState {
             exchange_ttl: auth_settings.exchange_ttl,
             addressing: Addressing {
                 path_prefix: server.tenant_path_prefix,
-                base_domain: Some(server.tenant_base_domain.trim().to_ascii_lowercase())
-                    .filter(|d| !d.is_empty()),
+                // Normalised, and refused if invalid, when the settings
+                // were read (`ServerSettings`).
+                base_domain: host::base_domain(&server.tenant_base_domain).ok().flatten(),
             },
             max_body_bytes: server.max_body_bytes,
             tenancy,
