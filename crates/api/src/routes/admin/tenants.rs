@@ -393,7 +393,7 @@ pub async fn tenant_health(
     })))
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), responses((status = 200, description = "NDJSON: one {\"table\", \"row\"} per row, then {\"end\": true, \"rows\": N}", content_type = "application/x-ndjson", body = String), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), responses((status = 200, description = "NDJSON: one {\"table\", \"row\"} per row, then {\"end\": true, \"rows\": N}", content_type = "application/x-ndjson", body = String), (status = 410, description = "tenant_purged: the retention sweeper purged this tenant's data; only its tombstone is left", body = crate::error::Problem, content_type = "application/problem+json"), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/tenants/{id_or_slug}/export")]
 pub async fn export_tenant(
     state: web::Data<AppState>,
@@ -406,7 +406,7 @@ pub async fn export_tenant(
         .run(|conn| async move { resolve(conn, &key).await }.scope_boxed())
         .await?;
     if tenant.purged_at.is_some() {
-        return Err(ApiError::conflict("this tenant's data has been purged"));
+        return Err(ApiError::TenantPurged);
     }
     let id = tenant.id;
     let (tx, rx) = tokio::sync::mpsc::channel(256);
