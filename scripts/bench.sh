@@ -73,7 +73,7 @@ scripts/pg.sh psql "$tmp" "$pg_port" -q -c "ALTER ROLE postgres PASSWORD '$su_pw
 app_url="postgres://tenantry_app:$app_pw@127.0.0.1:$pg_port/$db"
 su_url="postgres://postgres:$su_pw@127.0.0.1:$pg_port/$db"
 export TENANTRY__DATABASE__URL="$app_url"
-export TENANTRY__DATABASE__OWNER_URL="postgres://tenantry_owner:$owner_pw@127.0.0.1:$pg_port/$db"
+owner_url="postgres://tenantry_owner:$owner_pw@127.0.0.1:$pg_port/$db"
 export TENANTRY__DATABASE__MAX_CONNECTIONS=$clients
 export TENANTRY__SERVER__PORT=$app_port
 export TENANTRY__SERVER__WORKERS=$threads
@@ -82,7 +82,8 @@ export TENANTRY__AUTH__SIGNING_KEY_FILE="$tmp/signing-key.pem"
 export TENANTRY__AUTH__API_KEY_SECRET_FILE="$tmp/api-key-secret"
 export TENANTRY__RETENTION__ENABLED=false
 export TENANTRY__QUOTAS__RECONCILE_INTERVAL=0s
-"$bin" migrate 2>/dev/null
+# The owner's URL for the migration only: `serve` refuses to hold it.
+TENANTRY__DATABASE__OWNER_URL="$owner_url" "$bin" migrate 2>/dev/null
 
 seed() { # first last per
     "$psql" "$su_url" -q -v first="$1" -v last="$2" -v per="$3" -f bench/seed.sql >/dev/null

@@ -125,11 +125,13 @@ impl TestDb {
         )
     }
 
+    /// The service's database settings: the app role only, as `serve`
+    /// requires (never the owner's URL).
     #[must_use]
     pub fn settings(&self, max_connections: usize) -> DatabaseSettings {
         DatabaseSettings {
             url: SecretString::from(self.app_url()),
-            owner_url: Some(SecretString::from(self.owner_url())),
+            owner_url: None,
             max_connections,
             acquire_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
@@ -161,13 +163,17 @@ impl TestDb {
             .expect("connect as tenantry_owner")
     }
 
-    /// Environment for running the real binary against this database.
+    /// Environment for running the real binary against this database, as
+    /// the service's role.
     #[must_use]
     pub fn binary_env(&self) -> Vec<(String, String)> {
-        vec![
-            ("TENANTRY__DATABASE__URL".to_owned(), self.app_url()),
-            ("TENANTRY__DATABASE__OWNER_URL".to_owned(), self.owner_url()),
-        ]
+        vec![("TENANTRY__DATABASE__URL".to_owned(), self.app_url())]
+    }
+
+    /// The owner's URL, for `tenantry migrate` only (`serve` refuses it).
+    #[must_use]
+    pub fn owner_env(&self) -> Vec<(String, String)> {
+        vec![("TENANTRY__DATABASE__OWNER_URL".to_owned(), self.owner_url())]
     }
 }
 
@@ -503,16 +509,23 @@ pub fn run_tenantry(db: &TestDb, args: &[&str]) -> (bool, String, String) {
     run_tenantry_with(db, args, &[])
 }
 
-/// [`run_tenantry`] with more settings (`TENANTRY__...` pairs).
+/// [`run_tenantry`] with more settings (`TENANTRY__...` pairs). Only
+/// `migrate` is given the owner's URL: no other command needs it.
 #[must_use]
 pub fn run_tenantry_with(
     db: &TestDb,
     args: &[&str],
     settings: &[(&str, &str)],
 ) -> (bool, String, String) {
+    let owner = if args.first() == Some(&"migrate") {
+        db.owner_env()
+    } else {
+        Vec::new()
+    };
     let output = Command::new(tenantry_bin())
         .args(args)
         .envs(db.binary_env())
+        .envs(owner)
         .envs(settings.iter().copied())
         .env_remove("TENANTRY_ENV")
         .output()

@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP server (refuses to start if the isolation guard fails).
+    /// Run the HTTP server (refuses to start if the isolation guard fails,
+    /// or if it is given the owner's URL: migrations are a separate job).
     Serve,
     /// Apply pending migrations and the RLS policies, as the owner role.
     Migrate {
@@ -350,6 +351,15 @@ fn owner_url(settings: &Settings) -> anyhow::Result<&SecretString> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    // The owner role can disable RLS and rewrite policies: a process that
+    // faces the network never holds it. Migrations are their own job.
+    if settings.database.owner_url.is_some() {
+        anyhow::bail!(
+            "refusing to start: database.owner_url (TENANTRY__DATABASE__OWNER_URL) is set, and \
+             the service never holds the owner's credentials; run `tenantry migrate` with it as \
+             a separate step, and `tenantry serve` with only database.url (the service role)"
+        );
+    }
     // Listening from the start: a SIGTERM during startup is a graceful stop
     // too, not the default kill.
     let mut signals = Signals::new()?;

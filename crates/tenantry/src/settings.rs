@@ -81,7 +81,9 @@ mod tests {
             .unwrap();
         assert_eq!(settings.server.port, 8080);
         assert_eq!(settings.server.host, "127.0.0.1");
-        assert!(settings.database.owner_url.is_some());
+        // The service never holds the owner's credentials: only `migrate`
+        // is given them.
+        assert!(settings.database.owner_url.is_none());
         assert_eq!(settings.log.format, LogFormat::Text);
     }
 
