@@ -74,6 +74,7 @@ fi
 
 cat <<EOF
 Tenantry: http://127.0.0.1:${TENANTRY__SERVER__PORT:-8080}  (OpenAPI at /openapi.json)
+  metrics:           http://${TENANTRY__METRICS__LISTEN:-127.0.0.1:9464}/metrics
   admin token:       $bin token --admin
   create a tenant:   $bin tenants create --slug acme --name "Acme Corp"
   tenant token:      $bin token --tenant <tenant id>

@@ -164,10 +164,14 @@ impl TestDb {
     }
 
     /// Environment for running the real binary against this database, as
-    /// the service's role.
+    /// the service's role. No metrics listener: its default port is fixed,
+    /// and tests (and other checkouts' tests) run side by side.
     #[must_use]
     pub fn binary_env(&self) -> Vec<(String, String)> {
-        vec![("TENANTRY__DATABASE__URL".to_owned(), self.app_url())]
+        vec![
+            ("TENANTRY__DATABASE__URL".to_owned(), self.app_url()),
+            ("TENANTRY__METRICS__LISTEN".to_owned(), String::new()),
+        ]
     }
 
     /// The owner's URL, for `tenantry migrate` only (`serve` refuses it).
@@ -309,6 +313,8 @@ pub fn test_server_settings() -> ServerSettings {
 #[derive(Debug)]
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener (`GET /metrics`), apart from `address`.
+    pub metrics_address: String,
     pub db: Db,
     pub test_db: TestDb,
     pub client: reqwest::Client,
@@ -365,6 +371,14 @@ impl TestApp {
             .expect("build the app state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
+        let metrics_listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let metrics_address = format!(
+            "http://{}",
+            metrics_listener.local_addr().expect("local addr")
+        );
+        let metrics = tenantry_api::metrics_server(metrics_listener, state.clone())
+            .expect("build the metrics server");
+        tokio::spawn(metrics);
         let server =
             tenantry_api::server(listener, state, 1, Duration::from_secs(5)).expect("build server");
         tokio::spawn(server);
@@ -375,6 +389,7 @@ impl TestApp {
         );
         Self {
             address,
+            metrics_address,
             db,
             test_db,
             client: reqwest::Client::builder()
@@ -388,6 +403,18 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// `GET /metrics` from the metrics listener, as text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.metrics_address))
+            .send()
+            .await
+            .expect("request /metrics")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

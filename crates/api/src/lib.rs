@@ -25,7 +25,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::{AppExt as _, scope};
 
 pub use error::ApiError;
-pub use settings::ServerSettings;
+pub use settings::{MetricsSettings, ServerSettings};
 
 use auth::{AuthSettings, Authenticator, Issuer, KeyError};
 
@@ -138,7 +138,6 @@ fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
         .service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::auth::jwks)
-        .service(routes::health::metrics)
         // Before "/v1": a scope that matches a prefix does not fall through.
         .service(
             scope::scope("/v1/admin")
@@ -209,6 +208,25 @@ pub fn server(
     .workers(workers.max(1))
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// `/metrics` on a listener of its own (`[metrics] listen`; loopback by
+/// default), apart from the public API: nothing else is served there, and
+/// the route is not in `/openapi.json`. Stopped with the main server.
+pub fn metrics_server(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(metrics::serve)
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
     .listen(listener)?
     .run();
     Ok(server)

@@ -28,6 +28,16 @@ pub struct ServerSettings {
     pub shutdown_timeout: std::time::Duration,
 }
 
+/// `[metrics]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `host:port` where `serve` answers `GET /metrics`, apart from the
+    /// API's port; empty = not served.
+    #[serde(default)]
+    pub listen: String,
+}
+
 const fn default_shutdown_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(30)
 }

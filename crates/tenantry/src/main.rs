@@ -386,6 +386,13 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let listener =
         TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
+    let metrics_listener = match settings.metrics.listen.trim() {
+        "" => None,
+        address => Some(
+            TcpListener::bind(address)
+                .with_context(|| format!("cannot listen for metrics on {address}"))?,
+        ),
+    };
     let workers = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(2, usize::from),
         n => n,
@@ -400,6 +407,17 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     spawn_housekeeping(&state, settings.quotas.reconcile_interval);
     let sweeper = settings.retention.enabled.then(|| spawn_sweeper(&state));
     eprintln!("tenantry: listening on http://{local}");
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let address = listener.local_addr()?;
+            tracing::info!(%address, "serving /metrics");
+            eprintln!("tenantry: metrics on http://{address}/metrics");
+            let server = tenantry_api::metrics_server(listener, state.clone())?;
+            let handle = server.handle();
+            Some((handle, tokio::spawn(server)))
+        }
+        None => None,
+    };
     let shutdown_timeout = settings.server.shutdown_timeout;
     let server = tenantry_api::server(listener, state.clone(), workers, shutdown_timeout)?;
     let handle = server.handle();
@@ -418,6 +436,10 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     });
     handle.stop(true).await;
     running.await??;
+    if let Some((handle, running)) = metrics {
+        handle.stop(true).await;
+        running.await??;
+    }
     if let Some(sweeper) = sweeper
         && tokio::time::timeout_at(deadline, sweeper).await.is_err()
     {

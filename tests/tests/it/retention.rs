@@ -221,7 +221,7 @@ async fn a_deleted_tenant_is_purged_after_the_period_and_no_other_tenant_is_touc
             .unwrap()
             .is_empty()
     );
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("tenantry_tenants_purged_total 1"),
         "{metrics}"
