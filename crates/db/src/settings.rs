@@ -10,7 +10,8 @@ pub struct DatabaseSettings {
     /// The service's connection: a role that owns nothing, is not superuser
     /// and has NOBYPASSRLS. `tenantry policies check` verifies that.
     pub url: SecretString,
-    /// The owner role's connection, used only by `tenantry migrate`.
+    /// The owner role's connection, used only by `tenantry migrate`;
+    /// `tenantry serve` refuses to start when it is set.
     #[serde(default)]
     pub owner_url: Option<SecretString>,
     /// Pool size.
