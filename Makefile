@@ -2,7 +2,8 @@
 #
 # The dev database is a project-local PostgreSQL cluster in .tenantry/pg,
 # listening on 127.0.0.1:$(PG_PORT). Set TENANTRY__DATABASE__URL (and
-# TENANTRY__DATABASE__OWNER_URL) to use another server instead.
+# TENANTRY__DATABASE__OWNER_URL, which only `tenantry migrate` is given) to use
+# another server instead.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c

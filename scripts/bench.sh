@@ -62,6 +62,7 @@ trap 'exit 143' TERM
 
 pg_port=$(free_port)
 app_port=$(free_port)
+metrics_port=$(free_port)
 owner_pw=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
 app_pw=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
 su_pw=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
@@ -73,16 +74,18 @@ scripts/pg.sh psql "$tmp" "$pg_port" -q -c "ALTER ROLE postgres PASSWORD '$su_pw
 app_url="postgres://tenantry_app:$app_pw@127.0.0.1:$pg_port/$db"
 su_url="postgres://postgres:$su_pw@127.0.0.1:$pg_port/$db"
 export TENANTRY__DATABASE__URL="$app_url"
-export TENANTRY__DATABASE__OWNER_URL="postgres://tenantry_owner:$owner_pw@127.0.0.1:$pg_port/$db"
+owner_url="postgres://tenantry_owner:$owner_pw@127.0.0.1:$pg_port/$db"
 export TENANTRY__DATABASE__MAX_CONNECTIONS=$clients
 export TENANTRY__SERVER__PORT=$app_port
+export TENANTRY__METRICS__LISTEN=127.0.0.1:$metrics_port
 export TENANTRY__SERVER__WORKERS=$threads
 export TENANTRY__LOG__LEVEL=warn
 export TENANTRY__AUTH__SIGNING_KEY_FILE="$tmp/signing-key.pem"
 export TENANTRY__AUTH__API_KEY_SECRET_FILE="$tmp/api-key-secret"
 export TENANTRY__RETENTION__ENABLED=false
 export TENANTRY__QUOTAS__RECONCILE_INTERVAL=0s
-"$bin" migrate 2>/dev/null
+# The owner's URL for the migration only: `serve` refuses to hold it.
+TENANTRY__DATABASE__OWNER_URL="$owner_url" "$bin" migrate 2>/dev/null
 
 seed() { # first last per
     "$psql" "$su_url" -q -v first="$1" -v last="$2" -v per="$3" -f bench/seed.sql >/dev/null
@@ -125,7 +128,7 @@ start_service() {
     done
     die "the service did not start: $(tail -5 "$tmp/service.log")"
 }
-limiter_tenants() { curl -s "http://127.0.0.1:$app_port/metrics" | awk '/^tenantry_rate_limiter_tenants / {print $2}'; }
+limiter_tenants() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '/^tenantry_rate_limiter_tenants / {print $2}'; }
 
 # --- Scenario 1 and 4: tenant reads; RLS overhead -----------------------------
 log "seeding $tenants tenants x $per instances"

@@ -10,6 +10,9 @@
 #     because migrations run as the owner role.
 #   - Otherwise the dev cluster in .tenantry/pg is started on port
 #     ${TENANTRY_PG_PORT:-54329} and both URLs are pointed at its "tenantry" db.
+#
+# The owner's URL goes to `tenantry migrate` only: it is removed from the
+# environment before `tenantry serve`, which refuses to start holding it.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -46,6 +49,7 @@ if [[ -n "${TENANTRY__DATABASE__URL:-}" ]]; then
     [[ -n "${TENANTRY__DATABASE__OWNER_URL:-}" ]] ||
         die "TENANTRY__DATABASE__URL is set, so no local cluster is used, but TENANTRY__DATABASE__OWNER_URL is not: migrations need the owner role's URL (postgres://tenantry_owner:PASSWORD@HOST:PORT/DB). Set it, or unset TENANTRY__DATABASE__URL to use the local dev cluster."
     echo "run.sh: using the database server from TENANTRY__DATABASE__URL; no local cluster started"
+    owner_url=$TENANTRY__DATABASE__OWNER_URL
 else
     port=${TENANTRY_PG_PORT:-54329}
     db=${TENANTRY_DB_NAME:-tenantry}
@@ -53,15 +57,16 @@ else
     app_pw=${TENANTRY_APP_PASSWORD:-tenantry-app-dev}
     "$root/scripts/pg.sh" up "$root/.tenantry/pg" "$port"
     TENANTRY__DATABASE__URL="postgres://tenantry_app:$(urlencode "$app_pw")@127.0.0.1:${port}/${db}"
-    TENANTRY__DATABASE__OWNER_URL="postgres://tenantry_owner:$(urlencode "$owner_pw")@127.0.0.1:${port}/${db}"
-    export TENANTRY__DATABASE__URL TENANTRY__DATABASE__OWNER_URL
+    export TENANTRY__DATABASE__URL
+    owner_url="postgres://tenantry_owner:$(urlencode "$owner_pw")@127.0.0.1:${port}/${db}"
 fi
+unset TENANTRY__DATABASE__OWNER_URL
 
 cargo build -p tenantry
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/tenantry"
 [[ -x "$bin" ]] || die "expected binary not found: $bin"
 
-"$bin" migrate
+TENANTRY__DATABASE__OWNER_URL="$owner_url" "$bin" migrate
 
 if [[ "$mode" == migrate ]]; then
     exit 0
@@ -69,6 +74,7 @@ fi
 
 cat <<EOF
 Tenantry: http://127.0.0.1:${TENANTRY__SERVER__PORT:-8080}  (OpenAPI at /openapi.json)
+  metrics:           http://${TENANTRY__METRICS__LISTEN:-127.0.0.1:9464}/metrics
   admin token:       $bin token --admin
   create a tenant:   $bin tenants create --slug acme --name "Acme Corp"
   tenant token:      $bin token --tenant <tenant id>

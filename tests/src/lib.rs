@@ -135,11 +135,13 @@ impl TestDb {
         )
     }
 
+    /// The service's database settings: the app role only, as `serve`
+    /// requires (never the owner's URL).
     #[must_use]
     pub fn settings(&self, max_connections: usize) -> DatabaseSettings {
         DatabaseSettings {
             url: SecretString::from(self.app_url()),
-            owner_url: Some(SecretString::from(self.owner_url())),
+            owner_url: None,
             max_connections,
             admin_connections: 2,
             acquire_timeout: Duration::from_secs(5),
@@ -174,17 +176,25 @@ impl TestDb {
             .expect("connect as tenantry_owner")
     }
 
-    /// Environment for running the real binary against this database.
+    /// Environment for running the real binary against this database, as
+    /// the service's role. No metrics listener: its default port is fixed,
+    /// and tests (and other checkouts' tests) run side by side.
     #[must_use]
     pub fn binary_env(&self) -> Vec<(String, String)> {
         vec![
             ("TENANTRY__DATABASE__URL".to_owned(), self.app_url()),
-            ("TENANTRY__DATABASE__OWNER_URL".to_owned(), self.owner_url()),
             (
                 "TENANTRY__DATABASE__CONTEXT_KEY".to_owned(),
                 context_secret().expose_secret().to_owned(),
             ),
+            ("TENANTRY__METRICS__LISTEN".to_owned(), String::new()),
         ]
+    }
+
+    /// The owner's URL, for `tenantry migrate` only (`serve` refuses it).
+    #[must_use]
+    pub fn owner_env(&self) -> Vec<(String, String)> {
+        vec![("TENANTRY__DATABASE__OWNER_URL".to_owned(), self.owner_url())]
     }
 }
 
@@ -358,6 +368,8 @@ pub fn test_server_settings() -> ServerSettings {
 #[derive(Debug)]
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener (`GET /metrics`), apart from `address`.
+    pub metrics_address: String,
     pub db: Db,
     pub test_db: TestDb,
     pub client: reqwest::Client,
@@ -433,6 +445,14 @@ impl TestApp {
             AppState::new(db.clone(), &auth, &server, tenancy).expect("build the app state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
+        let metrics_listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let metrics_address = format!(
+            "http://{}",
+            metrics_listener.local_addr().expect("local addr")
+        );
+        let metrics = tenantry_api::metrics_server(metrics_listener, state.clone())
+            .expect("build the metrics server");
+        tokio::spawn(metrics);
         let server = tenantry_api::server(listener, state, server.workers, Duration::from_secs(5))
             .expect("build server");
         tokio::spawn(server);
@@ -443,6 +463,7 @@ impl TestApp {
         );
         Self {
             address,
+            metrics_address,
             db,
             test_db,
             client: reqwest::Client::builder()
@@ -456,6 +477,18 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// `GET /metrics` from the metrics listener, as text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.metrics_address))
+            .send()
+            .await
+            .expect("request /metrics")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -596,16 +629,23 @@ pub fn run_tenantry(db: &TestDb, args: &[&str]) -> (bool, String, String) {
     run_tenantry_with(db, args, &[])
 }
 
-/// [`run_tenantry`] with more settings (`TENANTRY__...` pairs).
+/// [`run_tenantry`] with more settings (`TENANTRY__...` pairs). Only
+/// `migrate` is given the owner's URL: no other command needs it.
 #[must_use]
 pub fn run_tenantry_with(
     db: &TestDb,
     args: &[&str],
     settings: &[(&str, &str)],
 ) -> (bool, String, String) {
+    let owner = if args.first() == Some(&"migrate") {
+        db.owner_env()
+    } else {
+        Vec::new()
+    };
     let output = Command::new(tenantry_bin())
         .args(args)
         .envs(db.binary_env())
+        .envs(owner)
         .envs(settings.iter().copied())
         .env_remove("TENANTRY_ENV")
         .output()

@@ -29,6 +29,10 @@ pub enum ApiError {
     TenantMismatch,
     #[error("no such resource")]
     NotFound,
+    /// The tenant's data has been purged by the retention sweeper: it is
+    /// gone for good (the tenant keeps only its tombstone).
+    #[error("this tenant's data has been purged")]
+    TenantPurged,
     /// A lifecycle transition the state machine does not allow (or that
     /// lost a race to another change).
     #[error("cannot go from {from} to {to}")]
@@ -105,6 +109,7 @@ impl ApiError {
             Self::TenantInactive(TenantStatus::Active) => "forbidden",
             Self::TenantMismatch => "tenant_mismatch",
             Self::NotFound => "not_found",
+            Self::TenantPurged => "tenant_purged",
             Self::InvalidTransition { .. } => "invalid_transition",
             Self::QuotaExceeded(_) => "quota_exceeded",
             Self::RateLimited(_) => "rate_limited",
@@ -127,6 +132,7 @@ impl ApiError {
             Self::Forbidden(_) | Self::TenantMismatch => "Forbidden",
             Self::TenantInactive(_) => "Tenant not active",
             Self::NotFound => "Not found",
+            Self::TenantPurged => "Gone",
             Self::InvalidTransition { .. } => "Invalid transition",
             Self::QuotaExceeded(_) => "Quota exceeded",
             Self::RateLimited(_) => "Too many requests",
@@ -317,6 +323,7 @@ impl ResponseError for ApiError {
             | Self::TenantMismatch
             | Self::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::TenantPurged => StatusCode::GONE,
             Self::Conflict(_) | Self::InvalidTransition { .. } => StatusCode::CONFLICT,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,

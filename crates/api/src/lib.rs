@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod error;
+mod host;
 pub mod json;
 pub mod metrics;
 mod openapi;
@@ -24,7 +25,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::{AppExt as _, scope};
 
 pub use error::ApiError;
-pub use settings::ServerSettings;
+pub use settings::{MetricsSettings, ServerSettings};
 
 use auth::{AuthSettings, Authenticator, Issuer, KeyError};
 
@@ -94,8 +95,9 @@ impl AppState {
             exchange_ttl: auth_settings.exchange_ttl,
             addressing: Addressing {
                 path_prefix: server.tenant_path_prefix,
-                base_domain: Some(server.tenant_base_domain.trim().to_ascii_lowercase())
-                    .filter(|d| !d.is_empty()),
+                // Normalised, and refused if invalid, when the settings
+                // were read (`ServerSettings`).
+                base_domain: host::base_domain(&server.tenant_base_domain).ok().flatten(),
             },
             max_body_bytes: server.max_body_bytes,
             tenancy,
@@ -158,7 +160,6 @@ fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
         .service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::auth::jwks)
-        .service(routes::health::metrics)
         // Before "/v1": a scope that matches a prefix does not fall through.
         .service(
             scope::scope("/v1/admin")
@@ -230,6 +231,25 @@ pub fn server(
     .workers(workers.max(1))
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// `/metrics` on a listener of its own (`[metrics] listen`; loopback by
+/// default), apart from the public API: nothing else is served there, and
+/// the route is not in `/openapi.json`. Stopped with the main server.
+pub fn metrics_server(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(metrics::serve)
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
     .listen(listener)?
     .run();
     Ok(server)

@@ -1,7 +1,11 @@
-//! `/metrics` (Prometheus text). Per-tenant labels only when switched on
-//! (`server.per_tenant_metrics`): with many tenants they are a cardinality
-//! problem for the metrics store.
+//! `/metrics` (Prometheus text), served only on a listener of its own
+//! (`[metrics] listen`, loopback by default; see [`crate::metrics_server`]),
+//! never on the public port: per-tenant labels (`server.per_tenant_metrics`,
+//! tenant ids) and operational counts are for the operator, not for every
+//! caller of the API. Per-tenant labels only when switched on: with many
+//! tenants they are a cardinality problem for the metrics store.
 
+use actix_web::{HttpResponse, get, web};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -9,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tenantry_core::TenantId;
+
+use crate::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResourceLabel {
@@ -171,4 +177,13 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+/// `GET /metrics` on the metrics listener.
+#[get("/metrics")]
+pub(crate) async fn serve(state: web::Data<AppState>) -> HttpResponse {
+    state.metrics.rate_limiter_tenants(state.rate_limits.len());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
 }

@@ -15,7 +15,9 @@ pub struct ServerSettings {
     #[serde(default)]
     pub tenant_path_prefix: bool,
     /// Also address tenants by host `{slug}.{tenant_base_domain}`; empty = off.
-    #[serde(default)]
+    /// Normalised when read (lower case, no trailing dot, punycode); a port
+    /// or an IP literal is refused.
+    #[serde(default, deserialize_with = "base_domain")]
     pub tenant_base_domain: String,
     /// Label rate-limit metrics by tenant (cardinality grows with tenants).
     #[serde(default)]
@@ -40,6 +42,16 @@ pub struct ServerSettings {
     pub shutdown_timeout: std::time::Duration,
 }
 
+/// `[metrics]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `host:port` where `serve` answers `GET /metrics`, apart from the
+    /// API's port; empty = not served.
+    #[serde(default)]
+    pub listen: String,
+}
+
 const fn default_shutdown_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(30)
 }
@@ -58,4 +70,44 @@ const fn default_exchange_rate() -> u32 {
 
 const fn default_exchange_burst() -> u32 {
     10
+}
+
+fn base_domain<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(d)?;
+    crate::host::base_domain(&raw)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| serde::de::Error::custom(format!("server.tenant_base_domain {raw:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_base_domain(domain: &str) -> Result<ServerSettings, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({
+            "host": "127.0.0.1",
+            "port": 8080,
+            "max_body_bytes": 1024,
+            "tenant_base_domain": domain,
+        }))
+    }
+
+    #[test]
+    fn the_base_domain_is_normalised_when_read() {
+        for (raw, normal) in [
+            ("Tenants.Example.COM.", "tenants.example.com"),
+            ("bücher.example", "xn--bcher-kva.example"),
+            ("", ""),
+        ] {
+            assert_eq!(with_base_domain(raw).unwrap().tenant_base_domain, normal);
+        }
+    }
+
+    #[test]
+    fn a_base_domain_that_is_no_domain_is_refused() {
+        for raw in ["tenants.example.com:443", "[::1]", "a..b", "a b.example"] {
+            let err = with_base_domain(raw).unwrap_err().to_string();
+            assert!(err.contains("tenant_base_domain"), "{raw}: {err}");
+        }
+    }
 }

@@ -12,7 +12,10 @@ const RESERVED: &[&str] = &[
 ];
 
 /// A validated slug: 2–63 characters of `[a-z0-9-]`, no leading or trailing
-/// hyphen, not a reserved word. The only way to get one is [`Slug::parse`].
+/// hyphen, not a reserved word, and never anything that parses as a UUID
+/// (an address is one thing: `/v1/admin/tenants/{id_or_slug}` reads a UUID
+/// as an id, so a slug shaped like one could stand for another tenant).
+/// The only way to get one is [`Slug::parse`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Slug(String);
@@ -27,12 +30,18 @@ pub enum SlugError {
     Hyphen,
     #[error("slug '{0}' is reserved")]
     Reserved(String),
+    #[error("slug may not be a UUID (in any form): UUIDs address tenants by id")]
+    LooksLikeId,
 }
 
 impl Slug {
     pub fn parse(input: &str) -> Result<Self, SlugError> {
         if !(2..=63).contains(&input.len()) {
             return Err(SlugError::Length);
+        }
+        // Before the charset, so an upper-case id is told why, too.
+        if looks_like_id(input) {
+            return Err(SlugError::LooksLikeId);
         }
         if !input
             .bytes()
@@ -53,6 +62,14 @@ impl Slug {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `key` parses as a UUID in any form the `uuid` crate reads
+/// (hyphenated, simple, braced, URN; any case): such a key is only ever an
+/// id, never a slug.
+#[must_use]
+pub fn looks_like_id(key: &str) -> bool {
+    uuid::Uuid::try_parse(key).is_ok()
 }
 
 impl fmt::Display for Slug {
@@ -103,6 +120,50 @@ mod tests {
     fn rejects_reserved_words() {
         assert!(matches!(Slug::parse("admin"), Err(SlugError::Reserved(_))));
         assert!(matches!(Slug::parse("www"), Err(SlugError::Reserved(_))));
+    }
+
+    #[test]
+    fn rejects_anything_that_parses_as_a_uuid() {
+        let id = uuid::Uuid::now_v7();
+        for bad in [
+            id.hyphenated().to_string(),
+            id.simple().to_string(),
+            id.hyphenated().to_string().to_uppercase(),
+            id.simple().to_string().to_uppercase(),
+            id.braced().to_string(),
+            id.urn().to_string(),
+            "00000000-0000-0000-0000-000000000000".to_owned(),
+        ] {
+            let err = Slug::parse(&bad).unwrap_err();
+            assert!(err.to_string().contains("UUID"), "{bad}: {err}");
+        }
+        // Hex that is not a UUID is an ordinary slug.
+        for ok in [
+            "deadbeef",
+            "0123456789abcdef0123456789abcde",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789ab-cdef-0123-4567-89abcdef",
+        ] {
+            assert!(Slug::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_key_is_an_id_exactly_when_it_is_no_slug() {
+        let id = uuid::Uuid::now_v7();
+        for key in [
+            id.hyphenated().to_string(),
+            id.simple().to_string().to_uppercase(),
+            id.braced().to_string(),
+            id.urn().to_string(),
+            "acme".to_owned(),
+            "deadbeef".to_owned(),
+            format!("{}0", id.simple()),
+        ] {
+            let is_id = key.parse::<crate::TenantId>().is_ok();
+            assert_eq!(looks_like_id(&key), is_id, "{key}");
+            assert!(!(is_id && Slug::parse(&key).is_ok()), "{key} is both");
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ pub struct DatabaseSettings {
     /// The service's connection: a role that owns nothing, is not superuser
     /// and has NOBYPASSRLS. `tenantry policies check` verifies that.
     pub url: SecretString,
-    /// The owner role's connection, used only by `tenantry migrate`.
+    /// The owner role's connection, used only by `tenantry migrate`;
+    /// `tenantry serve` refuses to start when it is set.
     #[serde(default)]
     pub owner_url: Option<SecretString>,
     /// The context key (at least 32 bytes): what makes the tenant context

@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP server (refuses to start if the isolation guard fails).
+    /// Run the HTTP server (refuses to start if the isolation guard fails,
+    /// or if it is given the owner's URL: migrations are a separate job).
     Serve,
     /// Apply pending migrations and the RLS policies, as the owner role.
     Migrate {
@@ -373,6 +374,15 @@ fn owner_url(settings: &Settings) -> anyhow::Result<&SecretString> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    // The owner role can disable RLS and rewrite policies: a process that
+    // faces the network never holds it. Migrations are their own job.
+    if settings.database.owner_url.is_some() {
+        anyhow::bail!(
+            "refusing to start: database.owner_url (TENANTRY__DATABASE__OWNER_URL) is set, and \
+             the service never holds the owner's credentials; run `tenantry migrate` with it as \
+             a separate step, and `tenantry serve` with only database.url (the service role)"
+        );
+    }
     // Listening from the start: a SIGTERM during startup is a graceful stop
     // too, not the default kill.
     let mut signals = Signals::new()?;
@@ -399,6 +409,13 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let listener =
         TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
+    let metrics_listener = match settings.metrics.listen.trim() {
+        "" => None,
+        address => Some(
+            TcpListener::bind(address)
+                .with_context(|| format!("cannot listen for metrics on {address}"))?,
+        ),
+    };
     let workers = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(2, usize::from),
         n => n,
@@ -413,6 +430,17 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     spawn_housekeeping(&state, settings.quotas.reconcile_interval);
     let sweeper = settings.retention.enabled.then(|| spawn_sweeper(&state));
     eprintln!("tenantry: listening on http://{local}");
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let address = listener.local_addr()?;
+            tracing::info!(%address, "serving /metrics");
+            eprintln!("tenantry: metrics on http://{address}/metrics");
+            let server = tenantry_api::metrics_server(listener, state.clone())?;
+            let handle = server.handle();
+            Some((handle, tokio::spawn(server)))
+        }
+        None => None,
+    };
     let shutdown_timeout = settings.server.shutdown_timeout;
     let server = tenantry_api::server(listener, state.clone(), workers, shutdown_timeout)?;
     let handle = server.handle();
@@ -431,6 +459,10 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     });
     handle.stop(true).await;
     running.await??;
+    if let Some((handle, running)) = metrics {
+        handle.stop(true).await;
+        running.await??;
+    }
     if let Some(sweeper) = sweeper
         && tokio::time::timeout_at(deadline, sweeper).await.is_err()
     {

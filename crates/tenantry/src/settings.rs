@@ -5,8 +5,8 @@
 use anyhow::Context as _;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
-use tenantry_api::ServerSettings;
 use tenantry_api::auth::AuthSettings;
+use tenantry_api::{MetricsSettings, ServerSettings};
 use tenantry_db::DatabaseSettings;
 use tenantry_db::models::Limits;
 
@@ -16,6 +16,7 @@ const DEFAULTS: &str = include_str!("../../../config/default.toml");
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub metrics: MetricsSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub quotas: QuotaSettings,
@@ -95,8 +96,12 @@ mod tests {
             .unwrap();
         assert_eq!(settings.server.port, 8080);
         assert_eq!(settings.server.host, "127.0.0.1");
-        assert!(settings.database.owner_url.is_some());
+        // The service never holds the owner's credentials: only `migrate`
+        // is given them.
+        assert!(settings.database.owner_url.is_none());
         assert_eq!(settings.log.format, LogFormat::Text);
+        // /metrics: its own listener, loopback only.
+        assert_eq!(settings.metrics.listen, "127.0.0.1:9464");
     }
 
     #[test]

@@ -189,6 +189,69 @@ async fn slugs_follow_the_rules_and_stay_taken_through_deletion() {
     );
 }
 
+#[tokio::test]
+async fn a_slug_can_never_be_mistaken_for_another_tenants_id() {
+    let app = TestApp::spawn().await;
+    let a = create(&app, "tenant-a").await;
+    let uuid = *id(&a).as_uuid();
+    let forms = [
+        uuid.hyphenated().to_string(),
+        uuid.simple().to_string(),
+        uuid.hyphenated().to_string().to_uppercase(),
+        uuid.simple().to_string().to_uppercase(),
+    ];
+    for form in &forms {
+        let (status, problem) = admin(
+            &app,
+            Method::POST,
+            "/v1/admin/tenants",
+            Some(json!({"slug": form, "name": "impostor"})),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{form}: {problem}"
+        );
+        assert_eq!(problem["field"], "slug", "{form}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("UUID"),
+            "{form}: {problem}"
+        );
+    }
+    let (_, all) = admin(&app, Method::GET, "/v1/admin/tenants", None).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
+    // Every form of an id names that tenant, and only by id: reads and
+    // lifecycle actions alike.
+    for form in &forms {
+        let (status, got) = admin(
+            &app,
+            Method::GET,
+            &format!("/v1/admin/tenants/{form}"),
+            None,
+        )
+        .await;
+        assert_eq!((status, &got["id"]), (StatusCode::OK, &a["id"]), "{form}");
+    }
+    let (status, suspended) = admin(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/tenants/{}/suspend", forms[1]),
+        None,
+    )
+    .await;
+    assert_eq!((status, &suspended["id"]), (StatusCode::OK, &a["id"]));
+    // An id that names no tenant is a 404, never a slug lookup.
+    let (status, _) = admin(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/tenants/{}", uuid::Uuid::now_v7().simple()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 /// Drives a fresh tenant into `status` along allowed transitions.
 async fn tenant_in(app: &TestApp, slug: &str, status: TenantStatus) -> Value {
     let tenant = create(app, slug).await;

@@ -83,6 +83,73 @@ async fn unknown_routes_answer_a_problem_json_404() {
     assert!(body["type"].is_string() && body["title"].is_string());
 }
 
+/// Metric families every `/metrics` answer carries (labelled families
+/// appear with their first series).
+const FAMILIES: [&str; 6] = [
+    "# TYPE tenantry_rate_limited counter",
+    "# TYPE tenantry_quota_drift_found counter",
+    "# TYPE tenantry_rate_limiter_tenants gauge",
+    "# TYPE tenantry_quota_drift gauge",
+    "# TYPE tenantry_tenants_purged counter",
+    "# TYPE tenantry_sweep_last_success_timestamp_seconds gauge",
+];
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_and_not_on_the_public_port() {
+    let app = TestApp::spawn().await;
+    let (status, body) = problem(app.get("/metrics").await).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let text = app.metrics().await;
+    for family in FAMILIES {
+        assert!(text.contains(family), "{family} missing: {text}");
+    }
+    // Only metrics there: none of the API.
+    let tenant = app.create_tenant("acme").await;
+    for path in ["/healthz", "/openapi.json", "/v1/tenant"] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.metrics_address))
+            .bearer_auth(app.tenant_token(tenant))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_served_binary_answers_metrics_only_on_the_metrics_listener() {
+    let db = tenantry_tests::TestDb::new().await;
+    let metrics = format!("127.0.0.1:{}", tenantry_tests::free_port());
+    let server =
+        tenantry_tests::process::Server::start(&db, &[("TENANTRY__METRICS__LISTEN", &metrics)])
+            .await;
+    let public = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status().as_u16(), 404);
+    let response = server
+        .client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for family in FAMILIES {
+        assert!(text.contains(family), "{family} missing: {text}");
+    }
+}
+
 #[tokio::test]
 async fn the_openapi_document_lists_every_route_and_every_listed_route_answers() {
     let app = TestApp::spawn().await;
@@ -105,9 +172,16 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
         }
     }
     // 20 tenant-plane operations mounted twice (/v1 and /t/{tenant_slug}/v1),
-    // the API-key exchange, healthz, readyz, metrics, jwks, and 17 admin
-    // operations.
-    assert_eq!(operations.len(), 20 * 2 + 5 + 17, "{operations:#?}");
+    // the API-key exchange, healthz, readyz, jwks, and 17 admin operations.
+    // Not /metrics: it is not served on this port.
+    assert_eq!(operations.len(), 20 * 2 + 4 + 17, "{operations:#?}");
+    assert!(doc["paths"].get("/metrics").is_none());
+    assert_eq!(
+        doc["paths"]["/v1/admin/tenants/{id_or_slug}/export"]["get"]["responses"]["410"]["content"]
+            ["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem",
+        "the export documents its 410 for a purged tenant"
+    );
     for expected in [
         ("GET", "/v1/instances"),
         ("PATCH", "/v1/instances/{id}"),

@@ -4,6 +4,7 @@
 use diesel::sql_types::{Bool, Text};
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use secrecy::SecretString;
+use tenantry_db::ScopedFutureExt;
 use tenantry_db::migrate::{self, MigrateError};
 use tenantry_db::schema::{self, TENANT_TABLES};
 use tenantry_tests::{TestDb, context_key, run_tenantry};
@@ -111,6 +112,82 @@ async fn migrate_without_an_owner_url_says_what_to_set() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("owner"), "{stderr}");
+}
+
+/// Inserts a tenant row with `slug` straight through the platform scope,
+/// past `Slug::parse`: what only the database's own CHECK can refuse.
+async fn insert_raw_tenant(db: &tenantry_db::Db, slug: &str) -> Result<(), tenantry_db::DbError> {
+    let slug = slug.to_owned();
+    db.platform()
+        .run(|conn| {
+            async move {
+                diesel::sql_query("INSERT INTO tenants (id, slug, name) VALUES ($1, $2, 'raw')")
+                    .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::now_v7())
+                    .bind::<Text, _>(&slug)
+                    .execute(conn)
+                    .await?;
+                Ok::<_, tenantry_db::DbError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
+#[tokio::test]
+async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() {
+    let test_db = TestDb::new().await;
+    let owner = SecretString::from(test_db.owner_url());
+    assert_eq!(
+        migrate::revert_last(&owner).await.unwrap(),
+        "0007_slug_not_uuid"
+    );
+    let db = test_db.db(2);
+    let a = tenantry_tests::create_tenant(&db, "tenant-a").await;
+    // A deployment from before the rule may already hold such a slug: the
+    // migration must not fail on it (NOT VALID), and it must not shadow `a`.
+    let legacy_slug = a.as_uuid().simple().to_string();
+    let legacy = tenantry_tests::create_tenant(&db, &legacy_slug).await;
+    let report = migrate::run(&owner, &context_key(), false).await.unwrap();
+    assert_eq!(report.applied, vec!["0007_slug_not_uuid"]);
+    for slug in [
+        uuid::Uuid::now_v7().hyphenated().to_string(),
+        uuid::Uuid::now_v7().simple().to_string(),
+    ] {
+        let err = insert_raw_tenant(&db, &slug).await.unwrap_err();
+        let tenantry_db::DbError::Query(err) = err else {
+            panic!("{slug}: {err}");
+        };
+        assert!(
+            tenantry_tests::db_message(&err).contains("tenants_slug_not_uuid"),
+            "{slug}: {err}"
+        );
+    }
+    insert_raw_tenant(&db, "an-ordinary-slug").await.unwrap();
+
+    let app = tenantry_tests::TestApp::spawn_on(test_db).await;
+    let admin = app.admin_token();
+    let (status, got) = app
+        .call(
+            &admin,
+            reqwest::Method::GET,
+            &format!("/v1/admin/tenants/{legacy_slug}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(got["id"], a.to_string(), "a UUID-shaped key is only an id");
+    let (status, got) = app
+        .call(
+            &admin,
+            reqwest::Method::GET,
+            &format!("/v1/admin/tenants/{legacy}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, got["slug"].as_str()),
+        (reqwest::StatusCode::OK, Some(legacy_slug.as_str()))
+    );
 }
 
 #[derive(diesel::QueryableByName, Debug, PartialEq, Eq)]

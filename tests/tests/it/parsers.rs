@@ -78,6 +78,20 @@ fn slugs_parse_without_panicking_and_accept_only_the_documented_form() {
             );
             prop_assert!(!s.starts_with('-') && !s.ends_with('-'));
             prop_assert_eq!(Slug::parse(s).ok(), Some(slug.clone()));
+            prop_assert!(s.parse::<TenantId>().is_err(), "{} is a slug and an id", s);
+        }
+        Ok(())
+    });
+    // Every id, in every form it parses from, is refused as a slug.
+    check("slug from an id", any::<u128>(), |n| {
+        let id = uuid::Uuid::from_u128(n);
+        for form in [
+            id.hyphenated().to_string(),
+            id.simple().to_string(),
+            id.hyphenated().to_string().to_uppercase(),
+            id.simple().to_string().to_uppercase(),
+        ] {
+            prop_assert!(Slug::parse(&form).is_err(), "{} was accepted", form);
         }
         Ok(())
     });

@@ -552,7 +552,7 @@ async fn a_noisy_tenant_is_rate_limited_while_its_neighbour_is_not() {
         quiet_results.iter().all(|(s, _)| *s == StatusCode::OK),
         "the neighbour was throttled"
     );
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("tenantry_rate_limited_total"))
@@ -579,7 +579,7 @@ async fn quota_refusals_are_counted_by_resource() {
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("tenantry_quota_rejections_total{resource=\"users\"} 3"),
         "{metrics}"

@@ -163,15 +163,26 @@ async fn a_deleted_tenant_is_purged_after_the_period_and_no_other_tenant_is_touc
         "{health}"
     );
     assert!(health["usage"].is_null() && health["limits"].is_null());
-    let (status, _) = app
-        .call(
-            &admin,
+    let export = app
+        .with_token(
             Method::GET,
             &format!("/v1/admin/tenants/{a}/export"),
-            None,
+            &admin,
         )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        export.status(),
+        StatusCode::GONE,
+        "a purged tenant's data is gone"
+    );
+    assert_eq!(export.headers()["content-type"], "application/problem+json");
+    let problem: Value = export.json().await.unwrap();
+    assert_eq!(
+        (problem["code"].as_str(), problem["status"].as_u64()),
+        (Some("tenant_purged"), Some(410))
+    );
     let (status, _) = act(&app, a, "restore").await;
     assert_eq!(status, StatusCode::CONFLICT, "no restore after a purge");
     let (_, runs) = app
@@ -210,7 +221,7 @@ async fn a_deleted_tenant_is_purged_after_the_period_and_no_other_tenant_is_touc
             .unwrap()
             .is_empty()
     );
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("tenantry_tenants_purged_total 1"),
         "{metrics}"

@@ -163,3 +163,49 @@ async fn audit_events_are_append_only_for_the_service() {
         );
     }
 }
+
+#[tokio::test]
+async fn serve_refuses_to_hold_the_owners_credentials_and_never_listens() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let test_db = TestDb::new().await;
+    let dir = tenantry_tests::process::Scratch::new("owner");
+    let port = tenantry_tests::free_port();
+    let mut child = Command::new(tenantry_tests::tenantry_bin())
+        .arg("serve")
+        .envs(test_db.binary_env())
+        .env("TENANTRY__DATABASE__OWNER_URL", test_db.owner_url())
+        .env("TENANTRY__SERVER__PORT", port.to_string())
+        .env_remove("TENANTRY_ENV")
+        .current_dir(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let listening = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if listening || Instant::now() > deadline {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("serve started (listening: {listening}) while holding the owner's URL");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("database.owner_url") && stderr.contains("TENANTRY__DATABASE__OWNER_URL"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&test_db.owner_url()),
+        "the refusal must not echo the credentials: {stderr}"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}

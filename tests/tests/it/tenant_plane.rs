@@ -555,6 +555,108 @@ async fn path_and_host_addressing_must_name_the_tokens_tenant() {
 }
 
 #[tokio::test]
+async fn host_addressing_normalises_the_name_and_refuses_what_it_cannot_read() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "tenant-a").await;
+    let _b = Caller::new(&app, "tenant-b").await;
+    // "bücher" in its ASCII (punycode) form: the slug a Unicode host maps to.
+    let idn = Caller::new(&app, "xn--bcher-kva").await;
+    let get = |token: &str, hosts: &[&str]| {
+        let mut request = app.with_token(Method::GET, "/v1/tenant", token);
+        for host in hosts {
+            // Raw bytes: a Unicode host travels as UTF-8.
+            let value = reqwest::header::HeaderValue::from_bytes(host.as_bytes()).unwrap();
+            request = request.header("host", value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let b = format!("tenant-b.{TEST_BASE_DOMAIN}");
+    let own = format!("tenant-a.{TEST_BASE_DOMAIN}");
+    // Another tenant's host in any spelling, a host that cannot be read,
+    // one more than one label under the base domain, two Host headers.
+    for hosts in [
+        vec![format!("{b}.")],
+        vec![b.to_uppercase() + ":443"],
+        vec!["Tenant-B.Tenants.Test.:8443".to_owned()],
+        vec![format!("bücher.{TEST_BASE_DOMAIN}")],
+        vec![format!("x.{own}")],
+        vec![format!("{own}:https")],
+        vec![format!("{own}..")],
+        vec![format!("tenant%2da.{TEST_BASE_DOMAIN}")],
+        vec![format!("[::1.{own}")],
+        vec![own.clone(), b.clone()],
+    ] {
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let (status, problem) = get(&a.token, &hosts).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("tenant_mismatch")),
+            "{hosts:?}: {problem}"
+        );
+    }
+    // Its own host in any spelling, and hosts that address no tenant.
+    for host in [
+        own.clone(),
+        format!("{own}."),
+        format!("{own}:"),
+        own.to_uppercase() + ":443",
+        "Tenant-A.Tenants.Test.:8080".to_owned(),
+        TEST_BASE_DOMAIN.to_owned(),
+        "127.0.0.1:8080".to_owned(),
+        "[::1]:8080".to_owned(),
+        "elsewhere.example".to_owned(),
+    ] {
+        let (status, body) = get(&a.token, &[&host]).await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+    }
+    for host in [
+        format!("bücher.{TEST_BASE_DOMAIN}"),
+        format!("BÜCHER.{}.", TEST_BASE_DOMAIN.to_uppercase()),
+        format!("xn--bcher-kva.{TEST_BASE_DOMAIN}:443"),
+    ] {
+        let (status, body) = get(&idn.token, &[&host]).await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+        assert_eq!(body["slug"], "xn--bcher-kva");
+    }
+}
+
+#[tokio::test]
+async fn an_absolute_request_target_is_checked_like_the_host_header() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "tenant-a").await;
+    let _b = Caller::new(&app, "tenant-b").await;
+    let b = format!("tenant-b.{TEST_BASE_DOMAIN}");
+    let own = format!("tenant-a.{TEST_BASE_DOMAIN}");
+    // The request target's authority names the host (RFC 9112 §3.2.2): it
+    // is checked as well as the Host header, whichever one a proxy routed on.
+    for (target, expected) in [(&b, "HTTP/1.1 403"), (&own, "HTTP/1.1 200")] {
+        let head = format!(
+            "GET http://{target}/v1/tenant HTTP/1.1\r\nHost: {own}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            a.token
+        );
+        let address = app.address.trim_start_matches("http://").to_owned();
+        let response = tokio::task::spawn_blocking(move || {
+            use std::io::{Read as _, Write as _};
+            let mut socket = std::net::TcpStream::connect(address).unwrap();
+            socket.write_all(head.as_bytes()).unwrap();
+            let mut response = String::new();
+            socket.read_to_string(&mut response).unwrap();
+            response
+        })
+        .await
+        .unwrap();
+        assert!(response.starts_with(expected), "{target}: {response}");
+    }
+}
+
+#[tokio::test]
 async fn malformed_bodies_get_a_clear_4xx_and_change_nothing() {
     let app = TestApp::spawn().await;
     let a = Caller::new(&app, "acme").await;

@@ -66,20 +66,40 @@ async fn verify(state: &AppState, token: Result<String, ApiError>) -> Result<Pri
 }
 
 /// The slugs this request addresses, from the path and the host.
+///
+/// Every name the request gives for its host counts: the request target's
+/// authority (absolute form, RFC 9112 §3.2.2) and the `Host` header, each
+/// normalised (`crate::host`) before it is matched against
+/// `{slug}.{base_domain}`. A host that cannot be normalised, more than one
+/// label deep under the base domain, or more than one `Host` header, might
+/// stand for any tenant: it addresses the empty slug, which no tenant has,
+/// so the gate refuses it (`tenant_mismatch`) instead of letting it through
+/// unchecked.
 fn addressed_slugs(req: &HttpRequest, state: &AppState) -> Vec<String> {
     let mut slugs = Vec::new();
     if let Some(slug) = req.match_info().get("tenant_slug") {
         slugs.push(slug.to_owned());
     }
     if let Some(base) = state.addressing.base_domain.as_deref() {
-        let host = req
-            .headers()
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or_default();
-        let host = host.rsplit_once(':').map_or(host, |(h, _port)| h);
-        if let Some(slug) = host.strip_suffix(base).and_then(|s| s.strip_suffix('.')) {
-            slugs.push(slug.to_ascii_lowercase());
+        let mut names: Vec<Result<&[u8], crate::host::HostError>> = Vec::new();
+        if let Some(authority) = req.uri().authority() {
+            names.push(Ok(authority.as_str().as_bytes()));
+        }
+        let mut hosts = req.headers().get_all(HOST);
+        match (hosts.next(), hosts.next()) {
+            (Some(host), None) => names.push(Ok(host.as_bytes())),
+            (Some(_), Some(_)) => names.push(Err(crate::host::HostError::Repeated)),
+            (None, _) => {}
+        }
+        for name in names {
+            match name.and_then(|raw| crate::host::addressed_label(raw, base)) {
+                Ok(Some(slug)) => slugs.push(slug),
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::debug!(%reason, "unreadable host: addressing no tenant");
+                    slugs.push(String::new());
+                }
+            }
         }
     }
     slugs

@@ -56,7 +56,9 @@ impl TenantView {
     }
 }
 
-/// `{id_or_slug}`: a UUID names a tenant by id, anything else by slug.
+/// `{id_or_slug}`: a key that parses as a UUID, in any form, is only ever
+/// an id; anything else only ever a slug. Unambiguous because no slug
+/// parses as a UUID (`Slug::parse`, and the `tenants_slug_not_uuid` CHECK).
 pub async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Tenant, ApiError> {
     match key.parse::<TenantId>() {
         Ok(id) => Ok(queries::tenants::get(conn, id).await?),

@@ -50,7 +50,7 @@ async fn current(
     }
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), responses((status = 200, description = "{limits, usage, over_limit}", body = Object), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), responses((status = 200, description = "{limits, usage, over_limit}", body = Object), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/tenants/{id_or_slug}/quotas")]
 pub async fn get_quotas(
     state: web::Data<AppState>,
@@ -107,7 +107,7 @@ async fn change(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), request_body = ReplaceQuotas, responses((status = 200, description = "{limits, usage, over_limit}", body = Object), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), request_body = ReplaceQuotas, responses((status = 200, description = "{limits, usage, over_limit}", body = Object), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[put("/tenants/{id_or_slug}/quotas")]
 pub async fn replace_quotas(
     state: web::Data<AppState>,
@@ -121,7 +121,7 @@ pub async fn replace_quotas(
     change(&state, &admin, key.into_inner(), move |_| Ok(checked)).await
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), request_body = MergeQuotas, responses((status = 200, description = "{limits, usage, over_limit}", body = Object), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), request_body = MergeQuotas, responses((status = 200, description = "{limits, usage, over_limit}", body = Object), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[patch("/tenants/{id_or_slug}/quotas")]
 pub async fn merge_quotas(
     state: web::Data<AppState>,

@@ -184,7 +184,7 @@ pub async fn list_tenants(
     Ok(list(views, more, |t| *t.id.as_uuid()))
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), responses((status = 200, body = TenantView), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), responses((status = 200, body = TenantView), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/tenants/{id_or_slug}")]
 pub async fn get_tenant(
     state: web::Data<AppState>,
@@ -200,7 +200,7 @@ pub async fn get_tenant(
     Ok(ok(&TenantView::new(tenant, retention)))
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), request_body = UpdateTenant, responses((status = 200, body = TenantView), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), request_body = UpdateTenant, responses((status = 200, body = TenantView), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[patch("/tenants/{id_or_slug}")]
 pub async fn update_tenant(
     state: web::Data<AppState>,
@@ -308,7 +308,7 @@ fn reason(body: MaybeJson<Transition>) -> Result<Option<String>, ApiError> {
 macro_rules! lifecycle_route {
     ($name:ident, $path:literal, $action:expr, $doc:literal) => {
         #[doc = $doc]
-        #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), request_body(content = Option<Transition>, description = "Optional reason"), responses((status = 200, body = TenantView), (status = 409, description = "invalid_transition, with from and to", body = crate::error::Problem, content_type = "application/problem+json"), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+        #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), request_body(content = Option<Transition>, description = "Optional reason"), responses((status = 200, body = TenantView), (status = 409, description = "invalid_transition, with from and to", body = crate::error::Problem, content_type = "application/problem+json"), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
         #[post($path)]
         pub async fn $name(
             state: web::Data<AppState>,
@@ -352,7 +352,7 @@ lifecycle_route!(
     "deleted → archived, only before the purge starts"
 );
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), responses((status = 200, description = "status, counts per resource, usage vs limits, last activity, approximate bytes", body = Object), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), responses((status = 200, description = "status, counts per resource, usage vs limits, last activity, approximate bytes", body = Object), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/tenants/{id_or_slug}/health")]
 pub async fn tenant_health(
     state: web::Data<AppState>,
@@ -393,7 +393,7 @@ pub async fn tenant_health(
     })))
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug")), responses((status = 200, description = "NDJSON: one {\"table\", \"row\"} per row, then {\"end\": true, \"rows\": N}", content_type = "application/x-ndjson", body = String), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), responses((status = 200, description = "NDJSON: one {\"table\", \"row\"} per row, then {\"end\": true, \"rows\": N}", content_type = "application/x-ndjson", body = String), (status = 410, description = "tenant_purged: the retention sweeper purged this tenant's data; only its tombstone is left", body = crate::error::Problem, content_type = "application/problem+json"), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/tenants/{id_or_slug}/export")]
 pub async fn export_tenant(
     state: web::Data<AppState>,
@@ -406,7 +406,7 @@ pub async fn export_tenant(
         .run(|conn| async move { resolve(conn, &key).await }.scope_boxed())
         .await?;
     if tenant.purged_at.is_some() {
-        return Err(ApiError::conflict("this tenant's data has been purged"));
+        return Err(ApiError::TenantPurged);
     }
     let id = tenant.id;
     let (tx, rx) = tokio::sync::mpsc::channel(256);
