@@ -265,10 +265,11 @@ struct Version {
 async fn a_key_minted_before_the_hash_binding_migration_still_exchanges() {
     let test_db = TestDb::new().await;
     let owner = SecretString::from(test_db.owner_url());
-    assert_eq!(
-        migrate::revert_last(&owner).await.unwrap(),
-        "0006_api_key_hash_binding"
-    );
+    // Back to the schema before the migration (and whatever came after it).
+    let mut reverted = Vec::new();
+    while reverted.last().map(String::as_str) != Some("0006_api_key_hash_binding") {
+        reverted.push(migrate::revert_last(&owner).await.unwrap());
+    }
     // A key as the code before the migration minted and stored it:
     // HMAC-SHA256(secret key, key id ‖ secret), no version column.
     let auth = test_auth_settings();
@@ -313,7 +314,8 @@ async fn a_key_minted_before_the_hash_binding_migration_still_exchanges() {
     drop(db);
     // The deployment upgrades: the migration runs, then the new service.
     let report = migrate::run(&owner).await.unwrap();
-    assert_eq!(report.applied, ["0006_api_key_hash_binding"]);
+    reverted.reverse();
+    assert_eq!(report.applied, reverted);
     let settings = test_db.settings(4);
     let app = TestApp::spawn_with(test_db, &settings, auth).await;
 
