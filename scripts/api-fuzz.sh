@@ -41,7 +41,10 @@ fi
 db="fuzz_$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')"
 pg_port=$TENANTRY_TEST_PG_PORT
 scripts/pg.sh psql "$TENANTRY_TEST_DIR" "$pg_port" -q -v ON_ERROR_STOP=1 \
-    -c "CREATE DATABASE $db TEMPLATE $TENANTRY_TEST_TEMPLATE_DB OWNER tenantry_owner" >/dev/null
+    -c "CREATE DATABASE $db TEMPLATE $TENANTRY_TEST_TEMPLATE_DB OWNER tenantry_owner" \
+    -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
+    -c "GRANT CONNECT, TEMPORARY ON DATABASE $db TO tenantry_owner" \
+    -c "GRANT CONNECT ON DATABASE $db TO tenantry_service" >/dev/null
 work=$(mktemp -d "$TENANTRY_TEST_DIR/fuzz.XXXXXX")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export TENANTRY__DATABASE__URL="postgres://tenantry_app:$TENANTRY_TEST_APP_PASSWORD@127.0.0.1:$pg_port/$db"
@@ -49,6 +52,11 @@ export TENANTRY__DATABASE__URL="postgres://tenantry_app:$TENANTRY_TEST_APP_PASSW
 # `serve` refuses the owner's URL). No metrics listener: its port is fixed by
 # default and /metrics is not part of the API.
 export TENANTRY__METRICS__LISTEN=
+# The template's context key (scripts/test.sh installed it).
+export TENANTRY__DATABASE__CONTEXT_KEY="$TENANTRY_TEST_CONTEXT_KEY"
+# One client floods here on purpose: no per-address or per-key limits.
+export TENANTRY__SERVER__CLIENT_REQUESTS_PER_SECOND=0
+export TENANTRY__SERVER__TOKEN_EXCHANGE_PER_SECOND=0
 export TENANTRY__SERVER__PORT=$port
 export TENANTRY__SERVER__WORKERS=2
 export TENANTRY__AUTH__SIGNING_KEY_FILE="$work/signing-key.pem"

@@ -84,8 +84,16 @@ export TENANTRY__AUTH__SIGNING_KEY_FILE="$tmp/signing-key.pem"
 export TENANTRY__AUTH__API_KEY_SECRET_FILE="$tmp/api-key-secret"
 export TENANTRY__RETENTION__ENABLED=false
 export TENANTRY__QUOTAS__RECONCILE_INTERVAL=0s
+export TENANTRY__DATABASE__CONTEXT_KEY_FILE="$tmp/context-key"
 # The owner's URL for the migration only: `serve` refuses to hold it.
 TENANTRY__DATABASE__OWNER_URL="$owner_url" "$bin" migrate 2>/dev/null
+# pgbench replays the service's statements, proofs included: it computes
+# each proof in SQL from the installed key's pads, copied here for it (a
+# throwaway bench database only: this hands the service role the key).
+"$psql" "$su_url" -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE bench_context AS SELECT id, inner_pad, outer_pad FROM tenantry_private.context_keys;
+GRANT SELECT ON bench_context TO tenantry_service;
+SQL
 
 seed() { # first last per
     "$psql" "$su_url" -q -v first="$1" -v last="$2" -v per="$3" -f bench/seed.sql >/dev/null

@@ -77,7 +77,13 @@ impl Db {
             application_name: settings.application_name.clone(),
         });
         let pool = build_pool(settings, &session, settings.max_connections)?;
-        let admin_pool = build_pool(settings, &session, settings.admin_connections.max(1))?;
+        // Told apart in pg_stat_activity by its application_name.
+        let admin_session = Arc::new(SessionSettings {
+            statement_timeout_ms: session.statement_timeout_ms.clone(),
+            idle_in_transaction_timeout_ms: session.idle_in_transaction_timeout_ms.clone(),
+            application_name: format!("{}-admin", settings.application_name),
+        });
+        let admin_pool = build_pool(settings, &admin_session, settings.admin_connections.max(1))?;
         Ok(Self {
             pool,
             admin_pool,

@@ -116,7 +116,9 @@ enum TenantsCommand {
         name: String,
     },
     /// Load an export (GET /v1/admin/tenants/{id}/export) into a NEW tenant,
-    /// in one transaction; prints the tenant and the rows per table.
+    /// in one transaction: every row parsed and quota-charged as the API
+    /// does, with new ids; API keys skipped; events marked imported. Prints
+    /// the tenant, the rows per table and what was skipped.
     Import {
         /// The NDJSON file; "-" for standard input.
         #[arg(long)]

@@ -608,14 +608,30 @@ fn counts(lines: &[Value]) -> BTreeMap<String, usize> {
     counts
 }
 
-/// Rows without `tenant_id`, sorted, for comparing two tenants' content.
+/// What two tenants' rows say, sorted, without what an import renews: ids
+/// (and the links made of them), times, the tenant. An imported event is
+/// compared by its original (`data.original`).
 fn content(lines: &[Value]) -> Vec<String> {
     let mut rows: Vec<String> = lines
         .iter()
         .map(|l| {
             let mut row = l["row"].clone();
-            row.as_object_mut().unwrap().remove("tenant_id");
-            format!("{} {row}", l["table"])
+            if l["table"] == "events" && row["kind"] == "event.imported" {
+                row = row["data"]["original"].clone();
+            }
+            let row = row.as_object_mut().unwrap();
+            for renewed in [
+                "tenant_id",
+                "id",
+                "cluster_id",
+                "subject",
+                "at",
+                "created_at",
+                "updated_at",
+            ] {
+                row.remove(renewed);
+            }
+            format!("{} {}", l["table"], Value::Object(row.clone()))
         })
         .collect();
     rows.sort();
@@ -700,10 +716,19 @@ async fn an_export_holds_exactly_the_tenants_rows_and_imports_into_a_new_tenant(
     let imported: Value = serde_json::from_str(&stdout).unwrap();
     let copy = &imported["tenant"];
     let (copied, _) = export(&app, copy).await;
-    assert_eq!(counts(&copied), expected);
+    // Everything but the API key, which is a credential and never imported.
+    let mut without_keys = expected.clone();
+    without_keys.remove("api_keys");
+    assert_eq!(counts(&copied), without_keys);
+    assert_eq!(imported["skipped"]["api_keys"], 1, "{imported}");
+    let source: Vec<Value> = lines
+        .iter()
+        .filter(|l| l["table"] != "api_keys")
+        .cloned()
+        .collect();
     assert_eq!(
         content(&copied),
-        content(&lines),
+        content(&source),
         "same content, new tenant"
     );
     // The copy is a working tenant: its usage was recomputed from the rows.

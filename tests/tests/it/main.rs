@@ -11,6 +11,7 @@ mod admin;
 mod faults;
 mod guard;
 mod http;
+mod import;
 mod limits;
 mod migrations;
 mod parsers;

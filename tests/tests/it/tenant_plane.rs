@@ -882,3 +882,57 @@ async fn a_json_array_never_passes_for_an_object_body() {
         .await;
     assert_ne!(user["name"], "renamed");
 }
+
+#[tokio::test]
+async fn names_with_bidi_overrides_or_invisible_characters_get_422_and_create_nothing() {
+    let app = TestApp::spawn().await;
+    let a = Caller::new(&app, "acme").await;
+    for (path, body) in [
+        (
+            "/v1/clusters",
+            json!({"name": "main\u{202e}gpj.exe", "region": "eu"}),
+        ),
+        (
+            "/v1/clusters",
+            json!({"name": "ad\u{200b}min", "region": "eu"}),
+        ),
+        (
+            "/v1/clusters",
+            json!({"name": "\u{2066}main\u{2069}", "region": "eu"}),
+        ),
+        (
+            "/v1/users",
+            json!({"email": "ada@example.com", "name": "Ad\u{feff}a"}),
+        ),
+        ("/v1/users", json!({"email": "ada\u{200f}@example.com"})),
+        ("/v1/api-keys", json!({"name": "ci\u{2060}"})),
+    ] {
+        let (status, problem) = a.call(Method::POST, path, Some(body.clone())).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {problem}"
+        );
+        assert_eq!(problem["code"], "validation", "{body}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("U+"),
+            "the message names the character: {problem}"
+        );
+    }
+    for path in ["/v1/clusters", "/v1/users", "/v1/api-keys"] {
+        assert!(a.items(path).await.is_empty(), "{path}");
+    }
+    let (_, quotas) = a.call(Method::GET, "/v1/quotas", None).await;
+    assert_eq!(quotas["usage"]["clusters"], 0);
+    // Tenant names too, through the admin plane.
+    let (status, problem) = app
+        .call(
+            &app.admin_token(),
+            Method::POST,
+            "/v1/admin/tenants",
+            Some(json!({"slug": "evil", "name": "Acme\u{202e}"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["field"], "name");
+}

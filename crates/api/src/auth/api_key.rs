@@ -2,6 +2,11 @@
 //! The key says which tenant it belongs to (so the exchange can open that
 //! tenant's scope, where RLS lets it find the key) but proves nothing until
 //! its secret matches the stored HMAC-SHA256, compared in constant time.
+//!
+//! The hash binds the tenant (version 2): a stored row copied into another
+//! tenant, with the key re-addressed to it, does not verify there. Keys
+//! minted before migration 0006 carry version 1 (key id and secret only)
+//! and still verify that way; see `api_keys.hash_version`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,6 +15,7 @@ use rand_core::{OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use tenantry_core::{ApiKeyId, TenantId};
+use tenantry_db::queries::api_keys::StoredHash;
 
 const SCHEME: &str = "tnry_";
 const SECRET_BYTES: usize = 32;
@@ -17,6 +23,15 @@ const RAW_BYTES: usize = 16 + 16 + SECRET_BYTES;
 /// Characters of the key shown in listings: the scheme and 12 characters
 /// derived from the key id alone.
 const PREFIX_CHARS: usize = SCHEME.len() + 12;
+
+/// `api_keys.hash_version` 1: HMAC(key id ‖ secret). Every key minted before
+/// migration 0006; not bound to its tenant. Verified, never minted.
+pub const HASH_V1_UNBOUND: i16 = 1;
+/// `api_keys.hash_version` 2: HMAC(domain ‖ tenant id ‖ key id ‖ secret).
+/// Every key minted now.
+pub const HASH_V2_TENANT_BOUND: i16 = 2;
+/// Separates version-2 inputs from any other use of the same HMAC key.
+const V2_DOMAIN: &[u8] = b"tenantry api key v2\0";
 
 /// A key as presented by a client.
 pub struct PresentedKey {
@@ -41,6 +56,8 @@ pub struct NewKey {
     pub secret: SecretString,
     pub prefix: String,
     pub hash: Vec<u8>,
+    /// Always [`HASH_V2_TENANT_BOUND`].
+    pub hash_version: i16,
 }
 
 impl std::fmt::Debug for NewKey {
@@ -52,10 +69,26 @@ impl std::fmt::Debug for NewKey {
     }
 }
 
-fn mac(key: &SecretString, id: ApiKeyId, secret: &[u8]) -> Hmac<Sha256> {
+fn keyed(key: &SecretString) -> Hmac<Sha256> {
     // HMAC accepts keys of any length; this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret().as_bytes())
-        .unwrap_or_else(|_| unreachable_hmac());
+    <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret().as_bytes())
+        .unwrap_or_else(|_| unreachable_hmac())
+}
+
+/// Version 1: the key id and the secret. Kept only to verify old rows.
+fn mac_v1(key: &SecretString, id: ApiKeyId, secret: &[u8]) -> Hmac<Sha256> {
+    let mut mac = keyed(key);
+    mac.update(id.as_uuid().as_bytes());
+    mac.update(secret);
+    mac
+}
+
+/// Version 2: the tenant id too (every field has a fixed length, so the
+/// concatenation is unambiguous).
+fn mac_v2(key: &SecretString, tenant: TenantId, id: ApiKeyId, secret: &[u8]) -> Hmac<Sha256> {
+    let mut mac = keyed(key);
+    mac.update(V2_DOMAIN);
+    mac.update(tenant.as_uuid().as_bytes());
     mac.update(id.as_uuid().as_bytes());
     mac.update(secret);
     mac
@@ -84,7 +117,11 @@ pub fn mint(hash_key: &SecretString, tenant: TenantId) -> NewKey {
     NewKey {
         id,
         prefix: text[..PREFIX_CHARS].to_owned(),
-        hash: mac(hash_key, id, &secret).finalize().into_bytes().to_vec(),
+        hash: mac_v2(hash_key, tenant, id, &secret)
+            .finalize()
+            .into_bytes()
+            .to_vec(),
+        hash_version: HASH_V2_TENANT_BOUND,
         secret: SecretString::from(text),
     }
 }
@@ -112,12 +149,16 @@ pub fn parse(text: &str) -> Option<PresentedKey> {
 }
 
 impl PresentedKey {
-    /// Constant-time comparison with the stored hash.
+    /// Constant-time comparison with the stored hash, computed the way its
+    /// version says; a version this code does not know never matches.
     #[must_use]
-    pub fn matches(&self, hash_key: &SecretString, stored: &[u8]) -> bool {
-        mac(hash_key, self.id, &self.secret)
-            .verify_slice(stored)
-            .is_ok()
+    pub fn matches(&self, hash_key: &SecretString, stored: &StoredHash) -> bool {
+        let mac = match stored.version {
+            HASH_V1_UNBOUND => mac_v1(hash_key, self.id, &self.secret),
+            HASH_V2_TENANT_BOUND => mac_v2(hash_key, self.tenant, self.id, &self.secret),
+            _ => return false,
+        };
+        mac.verify_slice(&stored.hash).is_ok()
     }
 }
 
@@ -129,6 +170,13 @@ mod tests {
         SecretString::from("test-hash-key".to_owned())
     }
 
+    fn stored(key: &NewKey) -> StoredHash {
+        StoredHash {
+            hash: key.hash.clone(),
+            version: key.hash_version,
+        }
+    }
+
     #[test]
     fn a_minted_key_parses_back_and_matches_its_hash() {
         let tenant = TenantId::new();
@@ -136,7 +184,8 @@ mod tests {
         let parsed = parse(key.secret.expose_secret()).unwrap();
         assert_eq!(parsed.id, key.id);
         assert_eq!(parsed.tenant, tenant);
-        assert!(parsed.matches(&hash_key(), &key.hash));
+        assert_eq!(key.hash_version, HASH_V2_TENANT_BOUND);
+        assert!(parsed.matches(&hash_key(), &stored(&key)));
         assert!(key.secret.expose_secret().starts_with(&key.prefix));
     }
 
@@ -144,10 +193,55 @@ mod tests {
     fn a_different_hash_key_or_a_flipped_bit_does_not_match() {
         let key = mint(&hash_key(), TenantId::new());
         let parsed = parse(key.secret.expose_secret()).unwrap();
-        assert!(!parsed.matches(&SecretString::from("other".to_owned()), &key.hash));
-        let mut tampered = key.hash.clone();
-        tampered[0] ^= 1;
+        assert!(!parsed.matches(&SecretString::from("other".to_owned()), &stored(&key)));
+        let mut tampered = stored(&key);
+        tampered.hash[0] ^= 1;
         assert!(!parsed.matches(&hash_key(), &tampered));
+    }
+
+    #[test]
+    fn the_hash_binds_the_tenant_the_same_id_and_secret_for_another_tenant_do_not_match() {
+        let key = mint(&hash_key(), TenantId::new());
+        let mut parsed = parse(key.secret.expose_secret()).unwrap();
+        parsed.tenant = TenantId::new();
+        assert!(!parsed.matches(&hash_key(), &stored(&key)));
+    }
+
+    #[test]
+    fn a_version_1_hash_verifies_as_version_1_only_and_unknown_versions_never() {
+        let key = mint(&hash_key(), TenantId::new());
+        let parsed = parse(key.secret.expose_secret()).unwrap();
+        let v1 = StoredHash {
+            hash: mac_v1(&hash_key(), parsed.id, &parsed.secret)
+                .finalize()
+                .into_bytes()
+                .to_vec(),
+            version: HASH_V1_UNBOUND,
+        };
+        assert!(parsed.matches(&hash_key(), &v1));
+        // Relabelling cannot turn one version's hash into the other's.
+        let relabelled = StoredHash {
+            version: HASH_V2_TENANT_BOUND,
+            ..v1
+        };
+        assert!(!parsed.matches(&hash_key(), &relabelled));
+        let downgraded = StoredHash {
+            version: HASH_V1_UNBOUND,
+            ..stored(&key)
+        };
+        assert!(!parsed.matches(&hash_key(), &downgraded));
+        for version in [0, 3, -1, i16::MAX] {
+            assert!(
+                !parsed.matches(
+                    &hash_key(),
+                    &StoredHash {
+                        version,
+                        ..stored(&key)
+                    }
+                ),
+                "{version}"
+            );
+        }
     }
 
     #[test]

@@ -47,7 +47,11 @@ pub async fn create_api_key(
     let name = field("name", Name::parse(&body.0.name))?;
     let (tenant, actor) = (who.tenant_id, who.sub.clone());
     let minted = api_key::mint(&state.api_key_secret, tenant);
-    let (id, prefix, hash) = (minted.id, minted.prefix.clone(), minted.hash.clone());
+    let (id, prefix) = (minted.id, minted.prefix.clone());
+    let hash = queries::api_keys::StoredHash {
+        hash: minted.hash.clone(),
+        version: minted.hash_version,
+    };
     // A rehearsed key is never stored, and its secret is never shown.
     create_or_rehearse(
         &who,

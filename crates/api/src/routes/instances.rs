@@ -4,12 +4,12 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use diesel::result::DatabaseErrorKind;
 use serde::Deserialize;
 use serde_json::json;
-use tenantry_core::input::{MAX_CPU_CORES, MAX_MEMORY_GB, MAX_STORAGE_GB, bounded};
-use tenantry_core::{Amounts, ClusterId, InstanceId, Name, Resource};
+use tenantry_core::input;
+use tenantry_core::{ClusterId, InstanceId, Name, Resource};
 use tenantry_db::queries::instances::Size;
 use tenantry_db::{ScopedFutureExt, queries};
 
-use super::{DryRun, PageQuery, charge, create_or_rehearse, created, field, list, one};
+use super::{DryRun, PageQuery, charge, create_or_rehearse, created, field, list};
 use crate::auth::TenantPrincipal;
 use crate::error::violated_constraint;
 use crate::json::Json;
@@ -36,21 +36,13 @@ pub struct UpdateInstance {
 }
 
 fn cpu(v: i64) -> Result<i32, ApiError> {
-    field("cpu_cores", bounded(v, 1, MAX_CPU_CORES))
+    field("cpu_cores", input::cpu_cores(v))
 }
 fn memory(v: i64) -> Result<i32, ApiError> {
-    field("memory_gb", bounded(v, 1, MAX_MEMORY_GB))
+    field("memory_gb", input::memory_gb(v))
 }
 fn storage(v: i64) -> Result<i32, ApiError> {
-    field("storage_gb", bounded(v, 0, MAX_STORAGE_GB))
-}
-
-/// What one instance of `size` counts against the quotas.
-fn footprint(size: &Size) -> Amounts {
-    one(Resource::Instances)
-        .with(Resource::CpuCores, size.cpu_cores.into())
-        .with(Resource::MemoryGb, size.memory_gb.into())
-        .with(Resource::StorageGb, size.storage_gb.into())
+    field("storage_gb", input::storage_gb(v))
 }
 
 fn name_taken(err: diesel::result::Error) -> ApiError {
@@ -112,7 +104,7 @@ pub async fn create_instance(
                 let instance = queries::instances::create(conn, tenant, cluster, name.as_str(), size)
                     .await
                     .map_err(name_taken)?;
-                charge(conn, tenant, footprint(&size)).await?;
+                charge(conn, tenant, size.footprint()).await?;
                 queries::events::record(
                     conn,
                     tenant,
@@ -182,8 +174,8 @@ pub async fn update_instance(
                     memory_gb: current.memory_gb,
                     storage_gb: current.storage_gb,
                 };
-                let mut delta = footprint(&size);
-                let previous = footprint(&before);
+                let mut delta = size.footprint();
+                let previous = before.footprint();
                 for resource in [Resource::CpuCores, Resource::MemoryGb, Resource::StorageGb] {
                     delta = delta.with(resource, delta.get(resource) - previous.get(resource));
                 }
@@ -223,7 +215,7 @@ pub async fn delete_instance(
                 memory_gb: deleted.memory_gb,
                 storage_gb: deleted.storage_gb,
             };
-            charge(conn, tenant, footprint(&size).negated()).await?;
+            charge(conn, tenant, size.footprint().negated()).await?;
             queries::events::record(
                 conn,
                 tenant,

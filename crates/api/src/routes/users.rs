@@ -38,10 +38,8 @@ fn duplicate_email(err: diesel::result::Error) -> ApiError {
 }
 
 fn optional_name(name: Option<&str>) -> Result<String, ApiError> {
-    match name {
-        None | Some("") => Ok(String::new()),
-        Some(n) => Ok(field("name", Name::parse(n))?.as_str().to_owned()),
-    }
+    let name = field("name", Name::parse_optional(name.unwrap_or_default()))?;
+    Ok(name.as_ref().map_or("", Name::as_str).to_owned())
 }
 
 #[utoipa::path(tag = "users", security(("bearer" = [])), params(super::PageQuery), responses((status = 200, body = super::List<tenantry_db::models::User>), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]

@@ -28,13 +28,28 @@ pub async fn list(
     Ok(page.finish(query.load(conn).await?))
 }
 
+/// A key's stored hash and how it was computed (`hash_version`: see
+/// `tenantry_api::auth::api_key`).
+pub struct StoredHash {
+    pub hash: Vec<u8>,
+    pub version: i16,
+}
+
+impl std::fmt::Debug for StoredHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredHash")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 pub async fn create(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     id: ApiKeyId,
     name: &str,
     prefix: &str,
-    secret_hash: &[u8],
+    secret: &StoredHash,
 ) -> QueryResult<ApiKey> {
     diesel::insert_into(api_keys::table)
         .values((
@@ -42,7 +57,8 @@ pub async fn create(
             api_keys::id.eq(id),
             api_keys::name.eq(name),
             api_keys::prefix.eq(prefix),
-            api_keys::secret_hash.eq(secret_hash),
+            api_keys::secret_hash.eq(&secret.hash),
+            api_keys::hash_version.eq(secret.version),
         ))
         .returning(ApiKey::as_returning())
         .get_result(conn)
@@ -69,20 +85,24 @@ pub async fn revoke(
     Ok(n > 0)
 }
 
-/// The stored hash of an active key, for the exchange; marks it used.
+/// The stored hash of an active key (and its version), for the exchange.
 pub async fn hash_for_exchange(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     id: ApiKeyId,
-) -> QueryResult<Option<Vec<u8>>> {
-    let hash: Option<(Vec<u8>, Option<DateTime<Utc>>)> = api_keys::table
+) -> QueryResult<Option<StoredHash>> {
+    let hash: Option<(Vec<u8>, i16, Option<DateTime<Utc>>)> = api_keys::table
         .filter(api_keys::tenant_id.eq(tenant).and(api_keys::id.eq(id)))
-        .select((api_keys::secret_hash, api_keys::revoked_at))
+        .select((
+            api_keys::secret_hash,
+            api_keys::hash_version,
+            api_keys::revoked_at,
+        ))
         .first(conn)
         .await
         .optional()?;
     match hash {
-        Some((hash, None)) => Ok(Some(hash)),
+        Some((hash, version, None)) => Ok(Some(StoredHash { hash, version })),
         _ => Ok(None),
     }
 }

@@ -1,6 +1,8 @@
-//! A tenant's data as a whole: health counts, NDJSON export, import, and
-//! usage recomputed from the rows. Run in the tenant's own scope, so RLS
-//! guarantees nothing of another tenant is read or written.
+//! A tenant's data as a whole: health counts, NDJSON export, and usage
+//! recomputed from the rows. Run in the tenant's own scope, so RLS
+//! guarantees nothing of another tenant is read or written. (Import is not
+//! here: `tenantry tenants import` parses each row like the API and writes
+//! it through the API's own queries.)
 
 use std::collections::BTreeMap;
 
@@ -17,9 +19,29 @@ use tokio::sync::mpsc;
 /// purge goes the other way, see `schema::TENANT_TABLES`).
 pub const TABLES: [&str; 5] = ["users", "api_keys", "clusters", "instances", "events"];
 
-fn known(table: &str) -> Option<&'static str> {
-    TABLES.iter().copied().find(|t| *t == table)
-}
+/// What an export carries of each table: named columns, never `*`, so a
+/// column added later (a secret, say) stays out until someone adds it here.
+/// No secret is ever listed: `api_keys` goes without `secret_hash` and
+/// `hash_version` (an import never re-creates credentials anyway).
+pub const EXPORTED_COLUMNS: [(&str, &str); 5] = [
+    (
+        "users",
+        "tenant_id, id, email, name, created_at, updated_at",
+    ),
+    (
+        "api_keys",
+        "tenant_id, id, name, prefix, created_at, last_used_at, revoked_at",
+    ),
+    (
+        "clusters",
+        "tenant_id, id, name, region, created_at, updated_at",
+    ),
+    (
+        "instances",
+        "tenant_id, id, cluster_id, name, cpu_cores, memory_gb, storage_gb, created_at, updated_at",
+    ),
+    ("events", "tenant_id, id, kind, actor, subject, data, at"),
+];
 
 #[derive(QueryableByName)]
 struct Size {
@@ -83,9 +105,10 @@ pub async fn export(
     tenant: TenantId,
     sink: mpsc::Sender<(&'static str, serde_json::Value)>,
 ) -> QueryResult<()> {
-    for table in TABLES {
+    for (table, columns) in EXPORTED_COLUMNS {
         let mut rows = sql_query(format!(
-            "SELECT to_jsonb(t) AS row FROM {table} t WHERE tenant_id = $1 ORDER BY id"
+            "SELECT to_jsonb(t) AS row
+               FROM (SELECT {columns} FROM {table} WHERE tenant_id = $1) t ORDER BY t.id"
         ))
         .bind::<SqlUuid, _>(tenant)
         .load_stream::<JsonRow>(conn)
@@ -97,35 +120,6 @@ pub async fn export(
         }
     }
     Ok(())
-}
-
-/// Inserts one exported row into `tenant` (whatever tenant it came from).
-/// Unknown tables and non-object rows are refused.
-pub async fn import_row(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    table: &str,
-    mut row: serde_json::Value,
-) -> QueryResult<()> {
-    let table = known(table).ok_or_else(|| invalid(format!("unknown table {table:?}")))?;
-    let object = row
-        .as_object_mut()
-        .ok_or_else(|| invalid(format!("a row of {table} is not an object")))?;
-    object.insert(
-        "tenant_id".to_owned(),
-        serde_json::Value::String(tenant.to_string()),
-    );
-    sql_query(format!(
-        "INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)"
-    ))
-    .bind::<Jsonb, _>(row)
-    .execute(conn)
-    .await
-    .map(|_| ())
-}
-
-fn invalid(message: String) -> diesel::result::Error {
-    diesel::result::Error::DeserializationError(message.into())
 }
 
 /// Sets the tenant's usage row to what its rows add up to.
@@ -146,4 +140,23 @@ pub async fn recompute_usage(conn: &mut AsyncPgConnection, tenant: TenantId) -> 
     .execute(conn)
     .await
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_exported_table_names_its_columns_and_no_secret() {
+        let tables: Vec<&str> = EXPORTED_COLUMNS.iter().map(|(t, _)| *t).collect();
+        assert_eq!(tables, TABLES);
+        for (table, columns) in EXPORTED_COLUMNS {
+            assert!(!columns.contains('*'), "{table}");
+            assert!(columns.starts_with("tenant_id, id"), "{table}");
+            assert!(
+                !columns.contains("secret") && !columns.contains("hash"),
+                "{table}"
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use tenantry_core::{ClusterId, InstanceId, TenantId};
+use tenantry_core::{Amounts, ClusterId, InstanceId, Resource, TenantId};
 
 use crate::models::{Instance, Page};
 use crate::schema::instances;
@@ -12,6 +12,18 @@ pub struct Size {
     pub cpu_cores: i32,
     pub memory_gb: i32,
     pub storage_gb: i32,
+}
+
+impl Size {
+    /// What one instance of this size counts against the quotas.
+    #[must_use]
+    pub fn footprint(&self) -> Amounts {
+        Amounts::default()
+            .with(Resource::Instances, 1)
+            .with(Resource::CpuCores, self.cpu_cores.into())
+            .with(Resource::MemoryGb, self.memory_gb.into())
+            .with(Resource::StorageGb, self.storage_gb.into())
+    }
 }
 
 pub async fn list(
