@@ -77,3 +77,21 @@ ALTER SCHEMA public OWNER TO tenantry_owner;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA public TO tenantry_owner;
 GRANT USAGE ON SCHEMA public TO tenantry_service;
+
+-- Session-level advisory locks in the two-int4 key space — the tenants'
+-- lifecycle locks (sql/0005) — are PostgreSQL's own functions, executable
+-- by PUBLIC: SQL running as the service's role could take one and hold it
+-- past its transaction, on a pooled connection, to stall a tenant's
+-- suspension for good. Only the superuser can take them back; the
+-- transaction-level forms, which the service uses, stay. The isolation
+-- guard checks this.
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_advisory_lock(integer, integer),
+                          pg_catalog.pg_advisory_lock_shared(integer, integer),
+                          pg_catalog.pg_try_advisory_lock(integer, integer),
+                          pg_catalog.pg_try_advisory_lock_shared(integer, integer)
+    FROM PUBLIC;
+
+-- Bound parameters of the service's statements carry context proofs; keep
+-- them out of the server log whatever log_statement says.
+ALTER ROLE tenantry_app SET log_parameter_max_length = 0;
+ALTER ROLE tenantry_app SET log_parameter_max_length_on_error = 0;

@@ -207,6 +207,10 @@ impl From<DieselError> for ApiError {
                     Self::DatabaseUnavailable
                 }
                 _ if is_cancelled_for_time(info.message()) => Self::QueryTimeout,
+                // 40P01 and 55P03: retryable, not a fault of the service.
+                _ if is_lock_conflict(info.message()) => {
+                    Self::Unavailable("concurrent update; retry".to_owned())
+                }
                 _ => Self::Internal(format!("{kind:?}: {}", info.message())),
             },
             // A connection whose transaction state was lost with it.
@@ -228,6 +232,12 @@ fn is_server_going_away(message: &str) -> bool {
 /// SQLSTATE 57014 (statement_timeout) and 55P03 (lock_timeout).
 fn is_cancelled_for_time(message: &str) -> bool {
     message.contains("statement timeout") || message.contains("lock timeout")
+}
+
+/// SQLSTATE 40P01 (deadlock_detected) and 55P03 (lock_not_available,
+/// NOWAIT).
+fn is_lock_conflict(message: &str) -> bool {
+    message.starts_with("deadlock detected") || message.starts_with("could not obtain lock")
 }
 
 /// The constraint a database error names, for handlers that map by it.

@@ -71,7 +71,9 @@ struct Entry {
     /// `false` while the rate is only the default, and one request is
     /// learning the tenant's own (since `created_ms`).
     learned: bool,
-    created_ms: u64,
+    /// When the current learner started (a new one takes over after
+    /// [`LEARN_WAIT`], keeping this limiter's budget).
+    created_ms: AtomicU64,
     /// Wakes the requests waiting for the rate to be learned.
     notify: Arc<tokio::sync::Notify>,
 }
@@ -83,7 +85,7 @@ impl Entry {
             limiter: rate.limiter(),
             last_seen_ms: AtomicU64::new(now_ms),
             learned,
-            created_ms: now_ms,
+            created_ms: AtomicU64::new(now_ms),
             notify: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -215,14 +217,21 @@ impl RateLimits {
             let wait_ms = u64::try_from(LEARN_WAIT.as_millis()).unwrap_or(u64::MAX);
             match entries.get(&tenant) {
                 Some(e) if e.learned => (Arc::clone(e), None),
-                Some(e) if now.saturating_sub(e.created_ms) < wait_ms => {
+                Some(e) if now.saturating_sub(e.created_ms.load(Ordering::Relaxed)) < wait_ms => {
                     // Registered before the lock is released: `learn`
                     // cannot notify in between unseen.
                     let waiting = Arc::clone(&e.notify).notified_owned();
                     (Arc::clone(e), Some(waiting))
                 }
-                // Not seen, or its learner gave up: this request learns.
-                _ => {
+                // Its learner gave up (a slow database, a tenant that is
+                // gone): this request learns, on the same default-rate
+                // budget — no fresh burst every second.
+                Some(e) => {
+                    e.created_ms.store(now, Ordering::Relaxed);
+                    (Arc::clone(e), None)
+                }
+                // Not seen: this request learns.
+                None => {
                     let fresh = Entry::new(self.default, false, now);
                     let entry = self.limiters.insert(&mut entries, &tenant, fresh);
                     (entry, None)
@@ -237,10 +246,12 @@ impl RateLimits {
         self.limiters.check(&current.unwrap_or(entry))
     }
 
-    /// The tenant's limits as its gate just read them: if they differ from
-    /// the cached ones (or were only the default so far), the tenant's
-    /// limiter starts over at them; requests waiting for them go on.
-    pub fn learn(&self, tenant: TenantId, rate: Rate) {
+    /// The tenant's limits as its gate just read them (`None`: it has no
+    /// quota row, so the default applies): if they differ from the cached
+    /// ones (or were only the default so far), the tenant's limiter starts
+    /// over at them; requests waiting for them go on.
+    pub fn learn(&self, tenant: TenantId, rate: Option<Rate>) {
+        let rate = rate.unwrap_or(self.default);
         let mut entries = self.limiters.lock();
         let previous = entries.get(&tenant).cloned();
         if let Some(e) = &previous
@@ -318,6 +329,22 @@ impl<K: Hash + Eq + Clone> KeyedLimits<K> {
     }
 }
 
+/// The key a client address is limited by: an IPv4 address, or an IPv6
+/// address's /64 (one host usually holds a whole /64, and would otherwise
+/// get a fresh budget per address).
+#[must_use]
+pub fn client_key(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                v6.to_bits() & !u128::from(u64::MAX),
+            )),
+        },
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,7 +357,7 @@ mod tests {
     async fn a_tenant_gets_its_burst_then_waits() {
         let limits = RateLimits::new(Duration::from_secs(60), rate(100, 100));
         let tenant = TenantId::new();
-        limits.learn(tenant, rate(1, 5));
+        limits.learn(tenant, Some(rate(1, 5)));
         for _ in 0..5 {
             assert!(limits.admit(tenant).await.is_ok());
         }
@@ -355,7 +382,7 @@ mod tests {
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        limits.learn(tenant, rate(1, 2));
+        limits.learn(tenant, Some(rate(1, 2)));
         let mut admitted = 0;
         for w in waiters {
             admitted += usize::from(w.await.unwrap().is_ok());
@@ -377,11 +404,11 @@ mod tests {
     async fn a_changed_limit_is_learned_and_the_same_one_keeps_the_budget_spent() {
         let limits = RateLimits::new(Duration::from_secs(60), rate(1, 1));
         let tenant = TenantId::new();
-        limits.learn(tenant, rate(1, 1));
+        limits.learn(tenant, Some(rate(1, 1)));
         assert!(limits.admit(tenant).await.is_ok());
-        limits.learn(tenant, rate(1, 1));
+        limits.learn(tenant, Some(rate(1, 1)));
         assert!(limits.admit(tenant).await.is_err());
-        limits.learn(tenant, rate(1000, 1000));
+        limits.learn(tenant, Some(rate(1000, 1000)));
         assert!(limits.admit(tenant).await.is_ok());
         assert_eq!(limits.cached(tenant), Some(rate(1000, 1000)));
     }
@@ -390,7 +417,7 @@ mod tests {
     async fn tenants_do_not_share_a_budget() {
         let limits = RateLimits::new(Duration::from_secs(60), rate(1, 1));
         let (noisy, quiet) = (TenantId::new(), TenantId::new());
-        limits.learn(noisy, rate(1, 1));
+        limits.learn(noisy, Some(rate(1, 1)));
         for _ in 0..100 {
             let _ = limits.admit(noisy).await;
         }
@@ -398,10 +425,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tenant_without_a_quota_row_runs_at_the_default_not_unlimited() {
+        let limits = RateLimits::new(Duration::from_secs(60), rate(1, 1));
+        let tenant = TenantId::new();
+        limits.learn(tenant, None);
+        assert!(limits.admit(tenant).await.is_ok());
+        assert!(limits.admit(tenant).await.is_err());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_slash_64() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let mapped: std::net::IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(
+            client_key(mapped),
+            "192.0.2.7".parse::<std::net::IpAddr>().unwrap()
+        );
+    }
+
+    #[tokio::test]
     async fn zero_means_unlimited() {
         let limits = RateLimits::new(Duration::from_secs(60), rate(1, 1));
         let tenant = TenantId::new();
-        limits.learn(tenant, rate(0, 0));
+        limits.learn(tenant, Some(rate(0, 0)));
         for _ in 0..1000 {
             assert!(limits.admit(tenant).await.is_ok());
         }
@@ -411,7 +461,7 @@ mod tests {
     async fn state_for_a_hundred_thousand_idle_tenants_is_pruned() {
         let limits = RateLimits::new(Duration::ZERO, rate(10, 10));
         for _ in 0..100_000 {
-            limits.learn(TenantId::new(), rate(10, 10));
+            limits.learn(TenantId::new(), Some(rate(10, 10)));
         }
         assert_eq!(limits.len(), 100_000);
         assert_eq!(limits.prune(), 0);

@@ -71,11 +71,37 @@ pub async fn limit_head(
 /// Paths that need no token (also under `/t/{slug}`): each client address
 /// gets `server.client_requests_per_second` on them, and on any request
 /// that carries no `Authorization` header, before any other work.
-fn needs_no_token(path: &str) -> bool {
+fn needs_no_token(raw_path: &str) -> bool {
+    // As the router reads it: `/%72eadyz` is `/readyz`.
+    let decoded = percent_decoded(raw_path);
+    let path = decoded.as_str();
     matches!(
         path,
         "/healthz" | "/readyz" | "/openapi.json" | "/.well-known/jwks.json" | "/v1/auth/token"
     ) || (path.starts_with("/t/") && path.ends_with("/v1/auth/token"))
+}
+
+/// `%XX` escapes decoded (anything malformed kept as it is).
+fn percent_decoded(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub async fn limit_clients(
@@ -86,7 +112,9 @@ pub async fn limit_clients(
         || !req
             .headers()
             .contains_key(actix_web::http::header::AUTHORIZATION);
-    let peer = req.peer_addr().map(|a| a.ip());
+    let peer = req
+        .peer_addr()
+        .map(|a| crate::ratelimit::client_key(a.ip()));
     let state = req
         .app_data::<actix_web::web::Data<crate::AppState>>()
         .cloned();
@@ -100,4 +128,25 @@ pub async fn limit_clients(
         return Ok(req.into_response(response).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_escaped_path_is_the_path_the_router_sees() {
+        for path in [
+            "/readyz",
+            "/%72eadyz",
+            "/v1/auth/%74oken",
+            "/t/acme/v1/auth/token",
+            "/%68ealthz",
+        ] {
+            assert!(needs_no_token(path), "{path}");
+        }
+        for path in ["/v1/users", "/v1/auth/token/x", "/%zzreadyz", "/readyz%"] {
+            assert!(!needs_no_token(path), "{path}");
+        }
+    }
 }

@@ -102,7 +102,9 @@ pub async fn check(conn: &mut AsyncPgConnection) -> Result<Vec<Violation>, diese
     found.extend(service_role(conn).await?);
     found.extend(service_reach(conn).await?);
     found.extend(definer_functions(conn).await?);
+    found.extend(forged_context_is_refused(conn).await?);
     found.extend(tenant_tables(conn).await?);
+    found.extend(other_rls_tables(conn).await?);
     found.extend(foreign_keys(conn).await?);
     found.extend(views(conn).await?);
     Ok(found)
@@ -215,6 +217,12 @@ async fn service_reach(
                 'the service''s role may create temporary tables (REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC)'
           WHERE has_database_privilege(current_user, current_database(), 'TEMPORARY')
          UNION ALL
+         SELECT format('function %s', f),
+                'the service''s role may take session-level advisory locks in the lifecycle-lock key space (REVOKE EXECUTE ... FROM PUBLIC, scripts/bootstrap-roles.sql)'
+           FROM unnest(ARRAY['pg_advisory_lock(integer,integer)', 'pg_advisory_lock_shared(integer,integer)',
+                             'pg_try_advisory_lock(integer,integer)', 'pg_try_advisory_lock_shared(integer,integer)']) f
+          WHERE has_function_privilege(current_user, 'pg_catalog.' || f, 'EXECUTE')
+         UNION ALL
          SELECT format('schema %s', n.nspname),
                 'the service''s role may create objects in it'
            FROM pg_namespace n
@@ -227,6 +235,53 @@ async fn service_reach(
         .into_iter()
         .map(|r| violation(r.object, r.problem))
         .collect())
+}
+
+#[derive(QueryableByName)]
+struct ContextSeen {
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    tenant: Option<uuid::Uuid>,
+    #[diesel(sql_type = Bool)]
+    admin: bool,
+}
+
+/// What the policies see when SQL sets a context by hand, without the
+/// proofs: nothing. This catches a proof check replaced by one that reads
+/// the bare setting, whatever its text or attributes.
+async fn forged_context_is_refused(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<Violation>, diesel::result::Error> {
+    let seen: ContextSeen = conn
+        .build_transaction()
+        .read_only()
+        .run(async |conn| {
+            sql_query(
+                "SELECT set_config('app.tenant_id', gen_random_uuid()::text, true),
+                        set_config('app.tenant_proof', 'forged', true),
+                        set_config('app.platform_admin', 'on', true),
+                        set_config('app.platform_proof', 'forged', true)",
+            )
+            .execute(conn)
+            .await?;
+            sql_query("SELECT context_tenant_id() AS tenant, context_is_platform_admin() AS admin")
+                .get_result(conn)
+                .await
+        })
+        .await?;
+    let mut found = Vec::new();
+    if seen.tenant.is_some() {
+        found.push(violation(
+            "function context_tenant_id()",
+            "accepts a tenant context set without its proof",
+        ));
+    }
+    if seen.admin {
+        found.push(violation(
+            "function context_is_platform_admin()",
+            "accepts a platform context set without its proof",
+        ));
+    }
+    Ok(found)
 }
 
 #[derive(QueryableByName)]
@@ -336,6 +391,54 @@ async fn tenant_tables(
     }
     // A view over a tenant table could also leak; views() covers that.
     Ok(found)
+}
+
+/// The registry's own-row predicate (`tenants` has `id`, not `tenant_id`).
+const OWN_ROW_PREDICATE: &str = "(id = ( select context_tenant_id() as context_tenant_id))";
+
+/// Tables under RLS without a `tenant_id` column (the registry): every
+/// permissive policy opens rows only by a proven context.
+async fn other_rls_tables(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<Violation>, diesel::result::Error> {
+    let policies: Vec<PolicyRow> = sql_query(format!(
+        "SELECT c.oid::regclass::text AS table, p.polname::text AS policy, p.polpermissive AS permissive,
+                pg_get_expr(p.polqual, p.polrelid) AS using_expr,
+                pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr
+           FROM pg_policy p
+           JOIN pg_class c ON c.oid = p.polrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE {USER_SCHEMAS}
+            AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                               AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+          ORDER BY 1, 2"
+    ))
+    .load(conn)
+    .await?;
+    Ok(policies.iter().flat_map(judge_other_policy).collect())
+}
+
+fn judge_other_policy(p: &PolicyRow) -> Vec<Violation> {
+    if !p.permissive {
+        return Vec::new();
+    }
+    [p.using_expr.as_deref(), p.check_expr.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            let e = normalise(e);
+            e != OWN_ROW_PREDICATE && e != ADMIN_PREDICATE && e != "false"
+        })
+        .map(|e| {
+            violation(
+                format!("table {}", p.table),
+                format!(
+                    "permissive policy {} opens rows by ({e}), not by a proven context",
+                    p.policy
+                ),
+            )
+        })
+        .collect()
 }
 
 fn normalise(expr: &str) -> String {
@@ -582,6 +685,21 @@ mod tests {
         assert!(judge_definer(&row("context_is_platform_admin()", true)).is_none());
         assert!(judge_definer(&row("context_tenant_id()", false)).is_some());
         assert!(judge_definer(&row("read_everything()", true)).is_some());
+    }
+
+    #[test]
+    fn the_registry_opens_rows_only_by_a_proven_context() {
+        let own = "(id = ( SELECT context_tenant_id() AS context_tenant_id))";
+        let admin = "( SELECT context_is_platform_admin() AS context_is_platform_admin)";
+        assert!(judge_other_policy(&policy(true, Some(own), Some("false"))).is_empty());
+        assert!(judge_other_policy(&policy(true, Some(admin), Some(admin))).is_empty());
+        assert_eq!(
+            judge_other_policy(&policy(true, Some("true"), None)).len(),
+            1
+        );
+        let bare = "(id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)";
+        assert_eq!(judge_other_policy(&policy(true, Some(bare), None)).len(), 1);
+        assert!(judge_other_policy(&policy(false, Some("true"), None)).is_empty());
     }
 
     #[test]

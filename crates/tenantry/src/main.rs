@@ -503,12 +503,18 @@ impl Signals {
 /// and reconcile quotas on a schedule (report only).
 fn spawn_housekeeping(state: &AppState, reconcile_every: std::time::Duration) {
     let limits = std::sync::Arc::clone(&state.rate_limits);
+    let (exchange, clients) = (
+        std::sync::Arc::clone(&state.exchange_limits),
+        std::sync::Arc::clone(&state.client_limits),
+    );
     let metrics = std::sync::Arc::clone(&state.metrics);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(tenantry_api::RATE_LIMIT_IDLE / 5);
         loop {
             tick.tick().await;
             metrics.rate_limiter_tenants(limits.prune());
+            exchange.prune();
+            clients.prune();
         }
     });
     if reconcile_every.is_zero() {

@@ -279,3 +279,52 @@ async fn a_context_key_the_database_does_not_know_is_named() {
         "{stderr}"
     );
 }
+
+/// A proof check swapped for one that reads the bare setting (as an
+/// invoker function, so no attribute gives it away) is caught by what it
+/// does: a context set without its proof must see nothing.
+#[tokio::test]
+async fn a_proof_check_that_trusts_the_bare_setting_is_named() {
+    let stderr = check_fails_after(
+        "CREATE OR REPLACE FUNCTION context_tenant_id() RETURNS uuid
+             LANGUAGE sql STABLE SECURITY INVOKER
+             AS $$ SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid $$",
+    )
+    .await;
+    assert!(
+        stderr.contains("function context_tenant_id()") && stderr.contains("without its proof"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_registry_policy_that_opens_rows_otherwise_is_named() {
+    let stderr = check_fails_after("CREATE POLICY peek ON tenants FOR SELECT USING (true)").await;
+    assert!(
+        stderr.contains("table tenants") && stderr.contains("peek"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_role_that_may_take_session_lifecycle_locks_is_named() {
+    let test_db = TestDb::new().await;
+    // The superuser, on this test's own database (function privileges are
+    // per database).
+    let su = std::env::var("TENANTRY_TEST_PG_SUPERUSER_URL").unwrap();
+    let su_here = format!("{}/{}", su.rsplit_once('/').unwrap().0, test_db.name);
+    AsyncPgConnection::establish(&su_here)
+        .await
+        .unwrap()
+        .batch_execute(
+            "GRANT EXECUTE ON FUNCTION pg_catalog.pg_advisory_lock(integer, integer) TO PUBLIC",
+        )
+        .await
+        .unwrap();
+    let (ok, _stdout, stderr) = run_tenantry(&test_db, &["policies", "check"]);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("pg_advisory_lock(integer,integer)"),
+        "{stderr}"
+    );
+}

@@ -329,10 +329,11 @@ impl Gate {
         let Some(row) = queries::tenants::gate(conn, self.tenant, self.api_key).await? else {
             return Err(ApiError::forbidden("this token's tenant does not exist"));
         };
-        self.limits.learn(
-            self.tenant,
-            Rate::from_columns(row.requests_per_second.unwrap_or(0), row.burst.unwrap_or(0)),
-        );
+        // No quota row: the default rate, not "unlimited".
+        let rate = row
+            .requests_per_second
+            .map(|rps| Rate::from_columns(rps, row.burst.unwrap_or(0)));
+        self.limits.learn(self.tenant, rate);
         if !row.credential_valid {
             tracing::debug!(api_key = ?self.api_key, "token refused: its API key was revoked");
             return Err(ApiError::Unauthorized);

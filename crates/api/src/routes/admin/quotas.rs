@@ -103,7 +103,7 @@ async fn change(
         .await?;
     // This replica throttles at the new rate from now on; the others learn
     // it from the tenant's next admitted request.
-    state.rate_limits.learn(tenant, rate);
+    state.rate_limits.learn(tenant, Some(rate));
     Ok(HttpResponse::Ok().json(body))
 }
 
