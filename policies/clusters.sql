@@ -5,5 +5,5 @@ ALTER TABLE clusters ENABLE ROW LEVEL SECURITY;
 ALTER TABLE clusters FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenant_isolation ON clusters;
 CREATE POLICY tenant_isolation ON clusters
-    USING (tenant_id = (SELECT context_tenant_id()))
-    WITH CHECK (tenant_id = (SELECT context_tenant_id()));
+    USING (tenant_id = (SELECT p.tenant FROM context_proofs p WHERE p.proof_hash = context_proof_hash('app.tenant_proof') AND p.tenant::text = current_setting('app.tenant_id', true)))
+    WITH CHECK (tenant_id = (SELECT p.tenant FROM context_proofs p WHERE p.proof_hash = context_proof_hash('app.tenant_proof') AND p.tenant::text = current_setting('app.tenant_id', true)));

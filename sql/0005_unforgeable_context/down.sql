@@ -41,7 +41,7 @@ BEGIN
           FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid
     LOOP
         pred := CASE
-            WHEN coalesce(p.qual, p.chk) LIKE '%context_is_platform_admin%' THEN admin_pred
+            WHEN coalesce(p.qual, p.chk) LIKE '%app.platform_proof%' THEN admin_pred
             WHEN coalesce(p.qual, p.chk) LIKE '%(id = %' THEN own_pred
             ELSE tenant_pred END;
         using_pred := CASE WHEN p.qual IS NULL THEN NULL ELSE pred END;
@@ -65,7 +65,13 @@ DROP FUNCTION set_tenant_write_context(uuid, text);
 DROP FUNCTION tenant_lock_key(uuid);
 DROP FUNCTION set_tenant_context(uuid, text);
 DROP FUNCTION set_platform_admin_context(text);
+DROP TRIGGER tenants_register_context ON tenants;
+DROP FUNCTION public.context_register_tenant();
+DROP FUNCTION public.context_register(uuid);
 DROP FUNCTION public.context_tenant_id();
 DROP FUNCTION public.context_is_platform_admin();
+DROP TABLE context_proofs;
+DROP FUNCTION public.context_proof_hash(text);
+DROP FUNCTION tenantry_private.context_proof(text, text);
 DROP TABLE tenantry_private.context_keys;
 DROP SCHEMA tenantry_private;

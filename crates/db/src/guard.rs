@@ -35,14 +35,14 @@ fn violation(object: impl Into<String>, problem: impl Into<String>) -> Violation
 
 /// The predicates a permissive policy may use, as PostgreSQL deparses them
 /// (whitespace-normalised): the tenant context, or the platform-admin context.
-/// Both go through the owner's proof-checking functions (sql/0005), once per
-/// statement (a scalar subquery).
-const TENANT_PREDICATE: &str = "(tenant_id = ( select context_tenant_id() as context_tenant_id))";
-const ADMIN_PREDICATE: &str = "( select context_is_platform_admin() as context_is_platform_admin)";
+/// Both ask `context_proofs` which context the presented proof's hash
+/// names (sql/0005), once per statement (a scalar subquery / EXISTS).
+const TENANT_PREDICATE: &str = "(tenant_id = ( select p.tenant from context_proofs p where ((p.proof_hash = context_proof_hash('app.tenant_proof'::text)) and ((p.tenant)::text = current_setting('app.tenant_id'::text, true)))))";
+const ADMIN_PREDICATE: &str = "(exists ( select 1 from context_proofs p where ((p.proof_hash = context_proof_hash('app.platform_proof'::text)) and (p.tenant is null))))";
 
-/// The only SECURITY DEFINER functions allowed: the proof checks, which
-/// must read the context key the service's role cannot.
-const DEFINER_ALLOWED: &[&str] = &["context_tenant_id()", "context_is_platform_admin()"];
+/// The only SECURITY DEFINER functions allowed: the owner's registration
+/// of proofs (they must read the context key the service's role cannot).
+const DEFINER_ALLOWED: &[&str] = &["context_register(tenant uuid)", "context_register_tenant()"];
 
 /// Schemas the guard inspects: everything but PostgreSQL's own.
 const USER_SCHEMAS: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
@@ -75,18 +75,11 @@ impl Db {
             .get_result(conn)
             .await?)
         }
-        let probe = tenantry_core::TenantId::new();
-        let seen: Probe = self
-            .tenant(probe)
-            .run(|conn| ask(conn).scope_boxed())
-            .await?;
+        // The platform context is registered under every installed key; a
+        // tenant's only once it exists, so the platform proof is the probe.
         let admin: Probe = self.platform().run(|conn| ask(conn).scope_boxed()).await?;
         let mut found = Vec::new();
-        if seen.tenant != Some(*probe.as_uuid())
-            || seen.admin
-            || !admin.admin
-            || admin.tenant.is_some()
-        {
+        if !admin.admin || admin.tenant.is_some() {
             found.push(violation(
                 format!("context key {}", self.context_key().id()),
                 "is not installed in this database: every context would read as none (run `tenantry migrate` with this database.context_key)",
@@ -394,7 +387,9 @@ async fn tenant_tables(
 }
 
 /// The registry's own-row predicate (`tenants` has `id`, not `tenant_id`).
-const OWN_ROW_PREDICATE: &str = "(id = ( select context_tenant_id() as context_tenant_id))";
+const OWN_ROW_PREDICATE: &str = "(id = ( select p.tenant from context_proofs p where ((p.proof_hash = context_proof_hash('app.tenant_proof'::text)) and ((p.tenant)::text = current_setting('app.tenant_id'::text, true)))))";
+/// `context_proofs` shows the service's role the proofs it presents.
+const PRESENTED_PREDICATE: &str = "((proof_hash = context_proof_hash('app.tenant_proof'::text)) or (proof_hash = context_proof_hash('app.platform_proof'::text)))";
 
 /// Tables under RLS without a `tenant_id` column (the registry): every
 /// permissive policy opens rows only by a proven context.
@@ -427,7 +422,10 @@ fn judge_other_policy(p: &PolicyRow) -> Vec<Violation> {
         .flatten()
         .filter(|e| {
             let e = normalise(e);
-            e != OWN_ROW_PREDICATE && e != ADMIN_PREDICATE && e != "false"
+            e != OWN_ROW_PREDICATE
+                && e != ADMIN_PREDICATE
+                && e != PRESENTED_PREDICATE
+                && e != "false"
         })
         .map(|e| {
             violation(
@@ -495,7 +493,7 @@ fn judge_table<'p>(
     if !keyed_on_tenant {
         found.push(violation(
             &name,
-            "has tenant_id but no policy on app.tenant_id (tenant_id = (SELECT context_tenant_id()))",
+            "has tenant_id but no policy on app.tenant_id's proven context (tenant_id = (SELECT p.tenant FROM context_proofs p WHERE p.proof_hash = context_proof_hash('app.tenant_proof') AND p.tenant::text = current_setting('app.tenant_id', true)))",
         ));
     }
     found
@@ -632,7 +630,9 @@ mod tests {
         }
     }
 
-    const TENANT: &str = "(tenant_id = ( SELECT context_tenant_id() AS context_tenant_id))";
+    const TENANT: &str = "(tenant_id = ( SELECT p.tenant
+   FROM context_proofs p
+  WHERE ((p.proof_hash = context_proof_hash('app.tenant_proof'::text)) AND ((p.tenant)::text = current_setting('app.tenant_id'::text, true)))))";
 
     #[test]
     fn a_table_with_the_tenant_policy_passes() {
@@ -675,22 +675,22 @@ mod tests {
     }
 
     #[test]
-    fn only_the_proof_checks_may_be_security_definer_and_only_with_a_pinned_path() {
+    fn only_the_proof_registration_may_be_security_definer_and_only_with_a_pinned_path() {
         let row = |signature: &str, pinned_path| DefinerRow {
             function: signature.to_owned(),
             signature: signature.to_owned(),
             pinned_path,
         };
-        assert!(judge_definer(&row("context_tenant_id()", true)).is_none());
-        assert!(judge_definer(&row("context_is_platform_admin()", true)).is_none());
-        assert!(judge_definer(&row("context_tenant_id()", false)).is_some());
+        assert!(judge_definer(&row("context_register(tenant uuid)", true)).is_none());
+        assert!(judge_definer(&row("context_register_tenant()", true)).is_none());
+        assert!(judge_definer(&row("context_register_tenant()", false)).is_some());
         assert!(judge_definer(&row("read_everything()", true)).is_some());
     }
 
     #[test]
     fn the_registry_opens_rows_only_by_a_proven_context() {
-        let own = "(id = ( SELECT context_tenant_id() AS context_tenant_id))";
-        let admin = "( SELECT context_is_platform_admin() AS context_is_platform_admin)";
+        let own = "(id = ( SELECT p.tenant FROM context_proofs p WHERE ((p.proof_hash = context_proof_hash('app.tenant_proof'::text)) AND ((p.tenant)::text = current_setting('app.tenant_id'::text, true)))))";
+        let admin = "(EXISTS ( SELECT 1 FROM context_proofs p WHERE ((p.proof_hash = context_proof_hash('app.platform_proof'::text)) AND (p.tenant IS NULL))))";
         assert!(judge_other_policy(&policy(true, Some(own), Some("false"))).is_empty());
         assert!(judge_other_policy(&policy(true, Some(admin), Some(admin))).is_empty());
         assert_eq!(

@@ -211,6 +211,16 @@ pub async fn run(
         .execute(conn)
         .await?
             > 0;
+        // Every context under every installed key (a new key included):
+        // the platform's, then each tenant's, read under the platform
+        // context just registered (FORCE RLS binds the owner too).
+        conn.batch_execute("SELECT context_register(NULL)").await?;
+        sql_query("SELECT set_config('app.platform_proof', $1, true)")
+            .bind::<Text, _>(key.platform_proof())
+            .execute(conn)
+            .await?;
+        conn.batch_execute("SELECT count(context_register(t.id)) FROM tenants t")
+            .await?;
         if retire_other_keys {
             report.context_keys_retired =
                 sql_query("DELETE FROM tenantry_private.context_keys WHERE id <> $1")

@@ -71,8 +71,8 @@ async fn a_foreign_key_that_leaves_out_tenant_id_is_named() {
          ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
          ALTER TABLE notes FORCE ROW LEVEL SECURITY;
          CREATE POLICY tenant_isolation ON notes
-             USING (tenant_id = (SELECT context_tenant_id()))
-             WITH CHECK (tenant_id = (SELECT context_tenant_id()));",
+             USING (tenant_id = (SELECT p.tenant FROM context_proofs p WHERE p.proof_hash = context_proof_hash('app.tenant_proof') AND p.tenant::text = current_setting('app.tenant_id', true)))
+             WITH CHECK (tenant_id = (SELECT p.tenant FROM context_proofs p WHERE p.proof_hash = context_proof_hash('app.tenant_proof') AND p.tenant::text = current_setting('app.tenant_id', true)));",
     )
     .await;
     assert!(
@@ -222,10 +222,11 @@ async fn a_security_definer_function_is_named() {
 }
 
 #[tokio::test]
-async fn a_proof_check_without_a_pinned_search_path_is_named() {
-    let stderr = check_fails_after("ALTER FUNCTION context_tenant_id() RESET search_path").await;
+async fn a_proof_registration_without_a_pinned_search_path_is_named() {
+    let stderr =
+        check_fails_after("ALTER FUNCTION context_register_tenant() RESET search_path").await;
     assert!(
-        stderr.contains("function context_tenant_id()") && stderr.contains("search_path"),
+        stderr.contains("function context_register_tenant()") && stderr.contains("search_path"),
         "{stderr}"
     );
 }

@@ -516,7 +516,9 @@ async fn a_suspended_tenants_key_exchange_is_refused_and_records_no_use() {
     assert_eq!(used, 0, "last_used_at was written for a suspended tenant");
 }
 
-/// Every table row-level security guards, from the catalog.
+/// Every table row-level security guards, from the catalog — but the proof
+/// registry, which shows a role the proofs it presents itself (checked in
+/// `the_service_role_sees_only_the_proofs_it_presents`).
 async fn rls_tables(conn: &mut AsyncPgConnection) -> Vec<String> {
     #[derive(diesel::QueryableByName)]
     struct T {
@@ -525,7 +527,8 @@ async fn rls_tables(conn: &mut AsyncPgConnection) -> Vec<String> {
     }
     let rows: Vec<T> = diesel::sql_query(
         "SELECT c.relname::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relrowsecurity AND n.nspname = 'public' ORDER BY 1",
+          WHERE c.relrowsecurity AND n.nspname = 'public' AND c.relname <> 'context_proofs'
+          ORDER BY 1",
     )
     .load(conn)
     .await
@@ -664,6 +667,47 @@ async fn sql_as_the_service_role_cannot_forge_a_tenant_context() {
     assert_eq!(rows("users"), 1);
 }
 
+/// Item 9: the proof registry shows the service's role only the proofs it
+/// presents; it cannot list the others, nor add one.
+#[tokio::test]
+async fn the_service_role_sees_only_the_proofs_it_presents() {
+    let test_db = TestDb::new().await;
+    let (a, _b) = two_populated_tenants(&test_db).await;
+    let key = context_key();
+    let seen = |context: String| {
+        let test_db = test_db.clone();
+        async move {
+            let mut conn = test_db.app_conn().await;
+            conn.batch_execute(&format!("BEGIN; {context};"))
+                .await
+                .unwrap();
+            let n = count_rows(&mut conn, "context_proofs").await.unwrap();
+            conn.batch_execute("ROLLBACK").await.unwrap();
+            n
+        }
+    };
+    assert_eq!(seen("SELECT 1".to_owned()).await, 0);
+    assert_eq!(
+        seen(format!(
+            "SELECT set_tenant_context('{a}', '{}')",
+            key.tenant_proof(a)
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        seen(format!(
+            "SELECT set_platform_admin_context('{}')",
+            key.platform_proof()
+        ))
+        .await,
+        1
+    );
+    // The owner sees every context: the platform's and both tenants'.
+    let mut owner = test_db.owner_conn().await;
+    assert_eq!(count_rows(&mut owner, "context_proofs").await.unwrap(), 3);
+}
+
 /// Item 9, the admin side: `app.platform_admin = 'on'` used to open every
 /// control-plane table across tenants.
 #[tokio::test]
@@ -734,6 +778,8 @@ async fn the_service_role_can_neither_read_the_context_key_nor_create_objects() 
     let mut conn = test_db.app_conn().await;
     for statement in [
         "SELECT * FROM tenantry_private.context_keys",
+        "INSERT INTO context_proofs (proof_hash, key_id, tenant) VALUES (sha256('x'), 'k', NULL)",
+        "SELECT context_register(NULL)",
         "CREATE TEMP TABLE users (tenant_id uuid)",
         "CREATE TABLE public.trap (x int)",
         "CREATE FUNCTION public.context_tenant_id2() RETURNS uuid LANGUAGE sql AS 'SELECT NULL::uuid'",
