@@ -17,7 +17,7 @@ pub struct Exchange {
     api_key: String,
 }
 
-#[utoipa::path(tag = "auth", request_body = Exchange, responses((status = 200, description = "{access_token, token_type, expires_in}", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "auth", request_body = Exchange, responses((status = 200, description = "{access_token, token_type, expires_in}", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation; rate_limited (429) per API key and per client address", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/auth/token")]
 pub async fn exchange_api_key(
     state: web::Data<AppState>,
@@ -82,7 +82,7 @@ pub async fn exchange_api_key(
     })))
 }
 
-#[utoipa::path(tag = "auth", responses((status = 200, description = "The service's public signing keys", body = Object)))]
+#[utoipa::path(tag = "auth", responses((status = 200, description = "The service's public signing keys", body = Object), (status = 429, description = "rate_limited: too many requests from this client address", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

@@ -6,13 +6,13 @@ use serde_json::json;
 
 use crate::{ApiError, AppState};
 
-#[utoipa::path(tag = "operations", responses((status = 200, description = "The process is up", body = Object)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "The process is up", body = Object), (status = 429, description = "rate_limited: too many requests from this client address (server.client_requests_per_second)", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Database reachable, schema current", body = Object), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Database reachable, schema current", body = Object), (status = 503, body = crate::error::Problem, content_type = "application/problem+json"), (status = 429, description = "rate_limited: too many requests from this client address (server.client_requests_per_second)", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let schema = state.db.schema_state().await?;
