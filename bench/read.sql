@@ -4,6 +4,6 @@
 \set nokey 1
 BEGIN;
 SELECT set_tenant_context(('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid, (SELECT k.id || '.' || encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to('tenant:' || ('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid::text, 'UTF8'))), 'hex') FROM bench_context k));
-SELECT t.status, t.slug, q.requests_per_second, q.burst, (:nokey::int = 1 OR EXISTS (SELECT 1 FROM api_keys k WHERE k.tenant_id = ('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid AND k.id = NULL AND k.revoked_at IS NULL)) FROM tenants t LEFT JOIN tenant_quotas q ON q.tenant_id = t.id WHERE t.id = ('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid;
+SELECT t.status, t.slug, t.updated_at, (:nokey::int = 1 OR EXISTS (SELECT 1 FROM api_keys k WHERE k.tenant_id = ('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid AND k.id = NULL AND k.revoked_at IS NULL)) FROM tenants t WHERE t.id = ('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid;
 SELECT "instances"."id", "instances"."cluster_id", "instances"."name", "instances"."cpu_cores", "instances"."memory_gb", "instances"."storage_gb", "instances"."created_at", "instances"."updated_at" FROM "instances" WHERE ("instances"."tenant_id" = ('00000000-0000-7000-8000-' || lpad(to_hex(:t::int), 12, '0'))::uuid) ORDER BY "instances"."id" ASC LIMIT 21;
 COMMIT;

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,7 +76,14 @@ struct Entry {
     created_ms: AtomicU64,
     /// Wakes the requests waiting for the rate to be learned.
     notify: Arc<tokio::sync::Notify>,
+    /// When the tenant's registry row last changed, as the gate read it
+    /// with these limits ([`NO_STAMP`]: not known). A gate that reads
+    /// another stamp reads the limits again.
+    stamp: AtomicI64,
 }
+
+/// No stamp: the next gate reads the limits.
+const NO_STAMP: i64 = i64::MIN;
 
 impl Entry {
     fn new(rate: Rate, learned: bool, now_ms: u64) -> Arc<Self> {
@@ -87,6 +94,7 @@ impl Entry {
             learned,
             created_ms: AtomicU64::new(now_ms),
             notify: Arc::new(tokio::sync::Notify::new()),
+            stamp: AtomicI64::new(NO_STAMP),
         })
     }
 }
@@ -251,22 +259,45 @@ impl RateLimits {
     /// ones (or were only the default so far), the tenant's limiter starts
     /// over at them; requests waiting for them go on.
     pub fn learn(&self, tenant: TenantId, rate: Option<Rate>) {
+        self.learn_stamped(tenant, rate, None);
+    }
+
+    /// As [`RateLimits::learn`], remembering the registry row's `stamp`
+    /// the limits were read with (see [`RateLimits::stamp`]).
+    pub fn learn_stamped(&self, tenant: TenantId, rate: Option<Rate>, stamp: Option<i64>) {
         let rate = rate.unwrap_or(self.default);
+        let stamp = stamp.unwrap_or(NO_STAMP);
         let mut entries = self.limiters.lock();
         let previous = entries.get(&tenant).cloned();
         if let Some(e) = &previous
             && e.learned
             && e.rate == rate
         {
+            e.stamp.store(stamp, Ordering::Relaxed);
             return;
         }
         let now = self.limiters.now_ms();
-        self.limiters
-            .insert(&mut entries, &tenant, Entry::new(rate, true, now));
+        let fresh = Entry::new(rate, true, now);
+        fresh.stamp.store(stamp, Ordering::Relaxed);
+        self.limiters.insert(&mut entries, &tenant, fresh);
         drop(entries);
         if let Some(e) = previous {
             e.notify.notify_waiters();
         }
+    }
+
+    /// The stamp the tenant's cached limits were read with, if they were
+    /// learned from its gate: while the gate reads the same stamp, the
+    /// limits have not changed (an admin's change of them also touches the
+    /// registry row) and need not be read again.
+    #[must_use]
+    pub fn stamp(&self, tenant: TenantId) -> Option<i64> {
+        self.limiters
+            .lock()
+            .get(&tenant)
+            .filter(|e| e.learned)
+            .map(|e| e.stamp.load(Ordering::Relaxed))
+            .filter(|s| *s != NO_STAMP)
     }
 
     /// The cached rate of `tenant`, if any.
@@ -422,6 +453,22 @@ mod tests {
             let _ = limits.admit(noisy).await;
         }
         assert!(limits.admit(quiet).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_stamp_says_whether_the_limits_must_be_read_again() {
+        let limits = RateLimits::new(Duration::from_secs(60), rate(1, 1));
+        let tenant = TenantId::new();
+        assert_eq!(limits.stamp(tenant), None);
+        limits.learn_stamped(tenant, Some(rate(5, 5)), Some(42));
+        assert_eq!(limits.stamp(tenant), Some(42));
+        // The same limits under a newer stamp keep the budget spent so far.
+        assert!(limits.admit(tenant).await.is_ok());
+        limits.learn_stamped(tenant, Some(rate(5, 5)), Some(43));
+        assert_eq!(limits.stamp(tenant), Some(43));
+        // A change made here (the admin API) forgets the stamp.
+        limits.learn(tenant, Some(rate(7, 7)));
+        assert_eq!(limits.stamp(tenant), None);
     }
 
     #[tokio::test]

@@ -508,6 +508,51 @@ async fn a_dry_run_checks_everything_and_writes_nothing() {
     );
 }
 
+/// Each replica caches a tenant's limits; a change made through another
+/// replica reaches it with the tenant's next admitted request (the change
+/// moves the registry row the gate reads anyway).
+#[tokio::test]
+async fn a_limit_lowered_on_one_replica_holds_on_another_from_its_next_request() {
+    let replicas = three_replicas().await;
+    let (tenant, token) = replicas[0]
+        .tenant_with(
+            "cached",
+            json!({"requests_per_second": 1000, "burst": 1000}),
+        )
+        .await;
+    for _ in 0..3 {
+        let (status, _) = replicas[1]
+            .call(&token, Method::GET, "/v1/tenant", None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, body) = replicas[0]
+        .call(
+            &replicas[0].admin_token(),
+            Method::PATCH,
+            &format!("/v1/admin/tenants/{tenant}/quotas"),
+            Some(json!({"limits": {"requests_per_second": 1, "burst": 1}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The first request on replica 1 still runs under the cached limits and
+    // learns the new ones; from then on replica 1 holds the tenant to 1/s.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            replicas[1]
+                .call(&token, Method::GET, "/v1/tenant", None)
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses[0], StatusCode::OK, "{statuses:?}");
+    assert!(
+        statuses[1..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "replica 1 never learned the lowered limit: {statuses:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noisy_tenant_is_rate_limited_while_its_neighbour_is_not() {
     let app = TestApp::spawn().await;

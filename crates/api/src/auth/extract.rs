@@ -329,11 +329,16 @@ impl Gate {
         let Some(row) = queries::tenants::gate(conn, self.tenant, self.api_key).await? else {
             return Err(ApiError::forbidden("this token's tenant does not exist"));
         };
-        // No quota row: the default rate, not "unlimited".
-        let rate = row
-            .requests_per_second
-            .map(|rps| Rate::from_columns(rps, row.burst.unwrap_or(0)));
-        self.limits.learn(self.tenant, rate);
+        // The limits are read again only when the registry row changed
+        // since they were cached (an admin's change of them moves it).
+        if self.limits.stamp(self.tenant) != Some(row.stamp) {
+            // No quota row: the default rate, not "unlimited".
+            let rate = queries::tenants::rate_limits(conn, self.tenant)
+                .await?
+                .map(|(rps, burst)| Rate::from_columns(rps, burst));
+            self.limits
+                .learn_stamped(self.tenant, rate, Some(row.stamp));
+        }
         if !row.credential_valid {
             tracing::debug!(api_key = ?self.api_key, "token refused: its API key was revoked");
             return Err(ApiError::Unauthorized);

@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tenantry_core::{ApiKeyId, TenantId, TenantStatus};
@@ -5,26 +6,29 @@ use tenantry_core::{ApiKeyId, TenantId, TenantStatus};
 use crate::models::{Limits, Tenant, Usage};
 use crate::schema::{api_keys, tenant_quotas, tenant_usage, tenants};
 
-/// What the tenant gate needs: status, slug, the request rate, and whether
-/// the credential behind the token (an API key) is still valid.
+/// What the tenant gate needs: status, slug, the registry row's last
+/// change (so the request-rate cache knows whether the tenant's limits may
+/// have changed), and whether the credential behind the token (an API key)
+/// is still valid.
 #[derive(Debug, Clone)]
 pub struct GateRow {
     pub status: TenantStatus,
     pub slug: String,
-    pub requests_per_second: Option<i32>,
-    pub burst: Option<i32>,
+    /// `tenants.updated_at` in microseconds; [`set_limits`] moves it too.
+    pub stamp: i64,
     /// `false` when the token came from an API key that has since been
     /// revoked or deleted; always `true` for tokens not derived from a key.
     pub credential_valid: bool,
 }
 
-type GateColumns = (TenantStatus, String, Option<i32>, Option<i32>, bool);
+type GateColumns = (TenantStatus, String, DateTime<Utc>, bool);
 
 /// The tenant gate's read, one cached prepared statement (it runs on every
-/// request). A writing scope has already taken the tenant's lifecycle lock
-/// in the statement before this one, so the status read here is the latest
-/// committed one. `api_key`: the key a token was exchanged for, checked in
-/// the same statement (revocation reaches derived tokens at once).
+/// request) on one policy-bearing table: the registry row alone. A writing
+/// scope has already taken the tenant's lifecycle lock in the statement
+/// before this one, so the status read here is the latest committed one.
+/// `api_key`: the key a token was exchanged for, checked in the same
+/// statement (revocation reaches derived tokens at once).
 pub async fn gate(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -41,27 +45,38 @@ pub async fn gate(
     );
     let no_key = api_key.is_none().into_sql::<diesel::sql_types::Bool>();
     let row: Option<GateColumns> = tenants::table
-        .left_join(tenant_quotas::table.on(tenant_quotas::tenant_id.eq(tenants::id)))
         .filter(tenants::id.eq(tenant))
         .select((
             tenants::status,
             tenants::slug,
-            tenant_quotas::requests_per_second.nullable(),
-            tenant_quotas::burst.nullable(),
+            tenants::updated_at,
             no_key.or(key_is_valid),
         ))
         .first(conn)
         .await
         .optional()?;
-    Ok(row.map(
-        |(status, slug, requests_per_second, burst, credential_valid)| GateRow {
+    Ok(
+        row.map(|(status, slug, updated_at, credential_valid)| GateRow {
             status,
             slug,
-            requests_per_second,
-            burst,
+            stamp: updated_at.timestamp_micros(),
             credential_valid,
-        },
-    ))
+        }),
+    )
+}
+
+/// The tenant's request rate and burst (its own context may read its quota
+/// row), for the gate when its cached limits may be stale.
+pub async fn rate_limits(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+) -> QueryResult<Option<(i32, i32)>> {
+    tenant_quotas::table
+        .filter(tenant_quotas::tenant_id.eq(tenant))
+        .select((tenant_quotas::requests_per_second, tenant_quotas::burst))
+        .first(conn)
+        .await
+        .optional()
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<Tenant> {
@@ -222,6 +237,12 @@ pub async fn set_limits(
     tenant: TenantId,
     limits: &Limits,
 ) -> QueryResult<Limits> {
+    // The registry row changes with its limits: every replica's gate sees a
+    // new stamp and reads the limits again (its rate-limit cache).
+    diesel::update(tenants::table.filter(tenants::id.eq(tenant)))
+        .set(tenants::updated_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
     diesel::update(tenant_quotas::table.filter(tenant_quotas::tenant_id.eq(tenant)))
         .set((
             tenant_quotas::max_users.eq(limits.max_users),
