@@ -3,10 +3,11 @@
 //!
 //! - [`RateLimits`]: per tenant, keyed by the VERIFIED token's tenant —
 //!   never by IP or an unverified header — at that tenant's own
-//!   `requests_per_second` and `burst`. The limits are cached here: every
-//!   admitted request's tenant gate reads them anyway and hands them back
-//!   ([`RateLimits::learn`]), so a change reaches this process with the next
-//!   admitted request. For a tenant not seen yet, one request goes ahead and
+//!   `requests_per_second` and `burst`. The limits are cached here with the
+//!   stamp of the tenant's registry row; every admitted request's gate reads
+//!   that row anyway, and rereads the limits when its stamp moved (a change
+//!   of limits moves it: [`RateLimits::learn_stamped`]), so a change reaches
+//!   this process with the next admitted request. For a tenant not seen yet, one request goes ahead and
 //!   learns the limits while the tenant's other requests wait for it (at
 //!   most [`LEARN_WAIT`], holding no connection), so a flood cannot get past
 //!   the limit on a cold cache either.
