@@ -72,9 +72,15 @@ pub async fn limit_head(
 /// gets `server.client_requests_per_second` on them, and on any request
 /// that carries no `Authorization` header, before any other work.
 fn needs_no_token(raw_path: &str) -> bool {
-    // As the router reads it: `/%72eadyz` is `/readyz`.
-    let decoded = percent_decoded(raw_path);
-    let path = decoded.as_str();
+    // As the router reads it: `/%72eadyz` is `/readyz`. (Most paths have no
+    // escape: no copy for them.)
+    let decoded;
+    let path = if raw_path.contains('%') {
+        decoded = percent_decoded(raw_path);
+        decoded.as_str()
+    } else {
+        raw_path
+    };
     matches!(
         path,
         "/healthz" | "/readyz" | "/openapi.json" | "/.well-known/jwks.json" | "/v1/auth/token"

@@ -3,10 +3,12 @@
 //!
 //! Every transaction the service opens sets its context together with a
 //! proof, `<key id>.<hex HMAC-SHA256(K, message)>`, where the message is
-//! `tenant:<uuid>` or `platform`. The database recomputes the HMAC with its
-//! own copy of K (`tenantry_private.context_keys`, out of the service role's
-//! reach) in every policy, once per statement (sql/0005). Only a process that
-//! holds K — the service, from its configuration — can make a proof.
+//! `tenant:<uuid>` or `platform`. The database holds its own copy of K
+//! (`tenantry_private.context_keys`, out of the service role's reach) and
+//! registers the SHA-256 of every context's proof in `context_proofs`; every
+//! policy looks the presented proof up there, once per statement
+//! (sql/0005). Only a process that holds K — the service, from its
+//! configuration — can make a proof.
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};

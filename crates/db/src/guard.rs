@@ -57,18 +57,11 @@ impl Db {
         Ok(found)
     }
 
-    /// The database recognises this pool's proofs: a probe tenant's context
-    /// and the platform context both verify. Otherwise every request would
-    /// see nothing (fail closed), so the server refuses to start instead.
+    /// The database recognises this pool's proofs: the platform context
+    /// verifies. Otherwise every request would see nothing (fail closed), so
+    /// the server refuses to start instead.
     async fn context_key_matches(&self) -> Result<Vec<Violation>, DbError> {
-        #[derive(QueryableByName)]
-        struct Probe {
-            #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
-            tenant: Option<uuid::Uuid>,
-            #[diesel(sql_type = Bool)]
-            admin: bool,
-        }
-        async fn ask(conn: &mut AsyncPgConnection) -> Result<Probe, DbError> {
+        async fn ask(conn: &mut AsyncPgConnection) -> Result<ContextSeen, DbError> {
             Ok(sql_query(
                 "SELECT context_tenant_id() AS tenant, context_is_platform_admin() AS admin",
             )
@@ -77,7 +70,7 @@ impl Db {
         }
         // The platform context is registered under every installed key; a
         // tenant's only once it exists, so the platform proof is the probe.
-        let admin: Probe = self.platform().run(|conn| ask(conn).scope_boxed()).await?;
+        let admin: ContextSeen = self.platform().run(|conn| ask(conn).scope_boxed()).await?;
         let mut found = Vec::new();
         if !admin.admin || admin.tenant.is_some() {
             found.push(violation(
@@ -239,8 +232,9 @@ struct ContextSeen {
 }
 
 /// What the policies see when SQL sets a context by hand, without the
-/// proofs: nothing. This catches a proof check replaced by one that reads
-/// the bare setting, whatever its text or attributes.
+/// proofs: nothing. This catches a proof hash (`context_proof_hash`, which
+/// every policy inlines) replaced by one that ignores the presented proof,
+/// whatever its text or attributes.
 async fn forged_context_is_refused(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<Violation>, diesel::result::Error> {
@@ -288,8 +282,8 @@ struct DefinerRow {
 }
 
 /// SECURITY DEFINER functions run with their owner's rights, whatever role
-/// calls them: only the two proof checks may be one, with a pinned
-/// search_path.
+/// calls them: only the owner's proof registration may be one, with a
+/// pinned search_path.
 async fn definer_functions(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<Violation>, diesel::result::Error> {

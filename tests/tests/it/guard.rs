@@ -281,19 +281,23 @@ async fn a_context_key_the_database_does_not_know_is_named() {
     );
 }
 
-/// A proof check swapped for one that reads the bare setting (as an
-/// invoker function, so no attribute gives it away) is caught by what it
-/// does: a context set without its proof must see nothing.
+/// The hash every policy compares (`context_proof_hash`, inlined into each
+/// of them), swapped for one that ignores the presented proof and hands out
+/// a registered hash: the policies' text is unchanged, so no predicate check
+/// sees it; what it does is caught, because a context set without its proof
+/// must see nothing. (As an invoker function reading the registry it would
+/// recurse into the registry's own policy and fail every statement: closed.)
 #[tokio::test]
-async fn a_proof_check_that_trusts_the_bare_setting_is_named() {
+async fn a_proof_hash_that_ignores_the_presented_proof_is_named() {
     let stderr = check_fails_after(
-        "CREATE OR REPLACE FUNCTION context_tenant_id() RETURNS uuid
-             LANGUAGE sql STABLE SECURITY INVOKER
-             AS $$ SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid $$",
+        "CREATE OR REPLACE FUNCTION context_proof_hash(setting text) RETURNS bytea
+             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+             AS $$ SELECT p.proof_hash FROM public.context_proofs p ORDER BY p.tenant NULLS FIRST LIMIT 1 $$",
     )
     .await;
     assert!(
-        stderr.contains("function context_tenant_id()") && stderr.contains("without its proof"),
+        stderr.contains("function context_is_platform_admin()")
+            && stderr.contains("without its proof"),
         "{stderr}"
     );
 }

@@ -51,6 +51,32 @@ where
         .collect()
 }
 
+/// [`flood`] of `POST path` with `body(i)` by `workers` connections of
+/// `token`'s tenant.
+fn post_flood(
+    app: &TestApp,
+    token: &str,
+    workers: usize,
+    path: &str,
+    body: fn(usize) -> Value,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<(Instant, StatusCode)>>> {
+    let (client, url, token) = (app.client.clone(), app.url(path), token.to_owned());
+    flood(workers, 400, stop, move |i| {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        async move {
+            client
+                .post(url)
+                .bearer_auth(&token)
+                .json(&body(i))
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status())
+        }
+    })
+}
+
 async fn finish(
     tasks: Vec<tokio::task::JoinHandle<Vec<(Instant, StatusCode)>>>,
 ) -> Vec<(Instant, StatusCode)> {
@@ -100,20 +126,14 @@ async fn suspension_under_a_dry_run_flood(requests_per_second: i32) {
     let (status, _) = app.call(&token, Method::GET, "/v1/users", None).await;
     assert_eq!(status, StatusCode::OK);
     let stop = Arc::new(AtomicBool::new(false));
-    let (client, base) = (app.client.clone(), app.address.clone());
-    let tasks = flood(128, 400, &stop, move |i| {
-        let (client, base, token) = (client.clone(), base.clone(), token.clone());
-        async move {
-            client
-                .post(format!("{base}/v1/users?dry_run=true"))
-                .bearer_auth(&token)
-                .json(&json!({"email": format!("u{i}@flood.test")}))
-                .send()
-                .await
-                .ok()
-                .map(|r| r.status())
-        }
-    });
+    let tasks = post_flood(
+        &app,
+        &token,
+        128,
+        "/v1/users?dry_run=true",
+        |i| json!({"email": format!("u{i}@flood.test")}),
+        &stop,
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
     let (status, body, took) = suspend(&app, tenant).await;
     stop.store(true, Ordering::Relaxed);
@@ -156,20 +176,14 @@ async fn no_write_commits_after_a_suspension_made_during_a_write_flood() {
     let (status, _) = app.call(&token, Method::GET, "/v1/users", None).await;
     assert_eq!(status, StatusCode::OK);
     let stop = Arc::new(AtomicBool::new(false));
-    let (client, base) = (app.client.clone(), app.address.clone());
-    let tasks = flood(64, 400, &stop, move |i| {
-        let (client, base, token) = (client.clone(), base.clone(), token.clone());
-        async move {
-            client
-                .post(format!("{base}/v1/clusters"))
-                .bearer_auth(&token)
-                .json(&json!({"name": format!("c{i}"), "region": "eu-west-1"}))
-                .send()
-                .await
-                .ok()
-                .map(|r| r.status())
-        }
-    });
+    let tasks = post_flood(
+        &app,
+        &token,
+        64,
+        "/v1/clusters",
+        |i| json!({"name": format!("c{i}"), "region": "eu-west-1"}),
+        &stop,
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
     let (status, body, took) = suspend(&app, tenant).await;
     let answered = Instant::now();
