@@ -6,6 +6,12 @@
 #   scripts/pg.sh down   DIR             stop it (no error if not running / not created)
 #   scripts/pg.sh status DIR             print "running" / "not running"
 #   scripts/pg.sh psql   DIR PORT [ARGS] psql as superuser over the cluster's Unix socket
+#   scripts/pg.sh citus-up DIR PORT WORKER_PORT...
+#                                        a Citus cluster: the coordinator in DIR on PORT, one
+#                                        worker per WORKER_PORT in DIR/worker-<port>, the
+#                                        database on every node with the citus extension, the
+#                                        workers added to the coordinator's metadata
+#   scripts/pg.sh down   DIR             also stops the workers in DIR/worker-*
 #
 # Layout: DIR/data (PGDATA), DIR/run (Unix socket), DIR/log (initdb.log, postgres.log).
 #
@@ -14,6 +20,9 @@
 #   TENANTRY_OWNER_PASSWORD    password for tenantry_owner   (default tenantry-owner-dev)
 #   TENANTRY_APP_PASSWORD      password for tenantry_app     (default tenantry-app-dev)
 #   TENANTRY_DB_NAME           database to create            (default tenantry)
+#   PG_CITUS=1                 (up) preload citus and create the extension in the database
+#   TENANTRY_SUPERUSER_PASSWORD (citus-up) the superuser's password, which the nodes use to
+#                              reach each other (default: random, kept in DIR/superuser-password)
 #   PG_BINDIR_GLOB             where to look for server binaries when initdb/pg_ctl are
 #                              not on PATH (default /usr/lib/postgresql/*/bin)
 #
@@ -37,6 +46,7 @@ usage: $prog up DIR PORT
        $prog down DIR
        $prog status DIR
        $prog psql DIR PORT [psql args...]
+       $prog citus-up DIR PORT WORKER_PORT...
 EOF
     exit 2
 }
@@ -254,6 +264,12 @@ cmd_up() {
         if [[ "${PG_FAST:-}" == 1 ]]; then
             opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         fi
+        if [[ "${PG_CITUS:-}" == 1 ]]; then
+            # Citus runs a maintenance daemon (a background worker) per
+            # database; a test run has many databases at once.
+            opts+=" -c shared_preload_libraries=citus -c max_worker_processes=128"
+            opts+=" -c max_connections=400 -c max_prepared_transactions=400"
+        fi
         local pglog=$log/postgres.log
         touch "$pglog"
         [[ $IS_ROOT -eq 0 ]] || chown postgres: -- "$pglog"
@@ -279,15 +295,85 @@ cmd_up() {
         die "bootstrapping roles/database failed (see the psql error above; server log: $log/postgres.log)"
     fi
 
-    # 5. Done.
+    # 5. Citus: the extension in the database (superuser only).
+    if [[ "${PG_CITUS:-}" == 1 ]]; then
+        as_pg_in_root "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$run" -p "$port" -U postgres \
+            -d "${TENANTRY_DB_NAME:-tenantry}" -c "SET client_min_messages = warning" \
+            -c "CREATE EXTENSION IF NOT EXISTS citus" >/dev/null ||
+            die "CREATE EXTENSION citus failed: is Citus installed? (../shared/citus/build.sh, or the Citus packages)"
+    fi
+
+    # 6. Done.
     echo "postgres: up on 127.0.0.1:$port (data $data)"
+}
+
+cmd_citus_up() {
+    [[ $# -ge 3 ]] || usage
+    local dir port wport
+    dir=$(abs_dir "$1")
+    port=$2
+    shift 2
+    validate_port "$port"
+    for wport in "$@"; do validate_port "$wport"; done
+    find_server_bins
+    require_pg_user
+    mkdir -p -- "$dir"
+
+    local pwfile=$dir/superuser-password su_pw
+    if [[ -n "${TENANTRY_SUPERUSER_PASSWORD:-}" ]]; then
+        su_pw=$TENANTRY_SUPERUSER_PASSWORD
+    elif [[ -s "$pwfile" ]]; then
+        su_pw=$(<"$pwfile")
+    else
+        su_pw=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+        (umask 077 && printf '%s' "$su_pw" >"$pwfile")
+    fi
+
+    local db=${TENANTRY_DB_NAME:-tenantry}
+    local owner_pw=${TENANTRY_OWNER_PASSWORD:-tenantry-owner-dev}
+    local app_pw=${TENANTRY_APP_PASSWORD:-tenantry-app-dev}
+    local node
+    for node in "$port:$dir" $(for wport in "$@"; do printf '%s:%s\n' "$wport" "$dir/worker-$wport"; done); do
+        PG_CITUS=1 cmd_up "${node#*:}" "${node%%:*}" | sed 's/^postgres:/citus node:/'
+        # Every node knows the superuser's password: the coordinator reaches
+        # the workers over TCP (scram-sha-256) as the connected role.
+        as_pg_in_root "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "${node#*:}/run" -p "${node%%:*}" \
+            -U postgres -d postgres -v pw="$su_pw" -f - >/dev/null <<'SQL'
+ALTER ROLE postgres PASSWORD :'pw';
+SQL
+    done
+
+    # The roles the nodes connect as, with their passwords (Citus's own
+    # credential table, per database), then the metadata: the coordinator
+    # (which holds no shards) and the workers.
+    local args=() w
+    for wport in "$@"; do args+=(-c "SELECT citus_add_node('127.0.0.1', $wport) WHERE NOT EXISTS (SELECT 1 FROM pg_dist_node WHERE nodeport = $wport)"); done
+    for node in "$port:$dir" $(for wport in "$@"; do printf '%s:%s\n' "$wport" "$dir/worker-$wport"; done); do
+        as_pg_in_root "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "${node#*:}/run" -p "${node%%:*}" -U postgres -d "$db" \
+            -v su_pw="$su_pw" -v owner_pw="$owner_pw" -v app_pw="$app_pw" -f - >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DELETE FROM pg_dist_authinfo WHERE nodeid = 0;
+INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES
+    (0, 'postgres', 'password=' || :'su_pw'),
+    (0, 'tenantry_owner', 'password=' || :'owner_pw'),
+    (0, 'tenantry_app', 'password=' || :'app_pw');
+SQL
+    done
+    as_pg_in_root "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$dir/run" -p "$port" -U postgres -d "$db" \
+        -c "SET client_min_messages = warning" \
+        -c "SELECT citus_set_coordinator_host('127.0.0.1', $port)" "${args[@]}" >/dev/null ||
+        die "adding the workers to the coordinator failed (logs: $dir/log, $dir/worker-*/log)"
+    echo "citus: coordinator 127.0.0.1:$port, workers $*, database $db"
 }
 
 cmd_down() {
     [[ $# -eq 1 ]] || usage
-    local dir data
+    local dir data worker
     dir=$(abs_dir "$1")
     data=$dir/data
+    for worker in "$dir"/worker-*; do
+        [[ -f "$worker/data/PG_VERSION" ]] && cmd_down "$worker" | sed 's/^postgres:/citus worker:/'
+    done
     if [[ ! -f "$data/PG_VERSION" ]]; then
         echo "postgres: no cluster in $data (nothing to stop)"
         return 0
@@ -341,6 +427,7 @@ up) cmd_up "$@" ;;
 down) cmd_down "$@" ;;
 status) cmd_status "$@" ;;
 psql) cmd_psql "$@" ;;
+citus-up) cmd_citus_up "$@" ;;
 -h | --help | help) usage ;;
 *) usage ;;
 esac

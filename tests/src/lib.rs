@@ -152,6 +152,10 @@ impl TestDb {
             application_name: "tenantry-test".to_owned(),
             context_key: Some(context_secret()),
             context_key_file: None,
+            citus: tenantry_db::CitusSettings {
+                tenant_multi_shard: tenantry_db::MultiShardLevel::Error,
+                ..tenantry_db::CitusSettings::default()
+            },
         }
     }
 

@@ -27,6 +27,77 @@ pub(crate) struct Policy {
 
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
+/// Run after the migrations when the database has the citus extension:
+/// places every table (reference, distributed by `tenant_id`, or on the
+/// coordinator) and defines the subquery-free context checks.
+const CITUS_PLACEMENT: &str = include_str!("../../../sql/citus.sql");
+
+/// The proven-context subqueries of the policy files, as written there, and
+/// what they become on Citus, which refuses subqueries in policies.
+const TENANT_CONTEXT_SQL: &str = "(SELECT p.tenant FROM context_proofs p WHERE p.proof_hash = context_proof_hash('app.tenant_proof') AND p.tenant::text = current_setting('app.tenant_id', true))";
+const PLATFORM_CONTEXT_SQL: &str = "EXISTS (SELECT 1 FROM context_proofs p WHERE p.proof_hash = context_proof_hash('app.platform_proof') AND p.tenant IS NULL)";
+
+/// A policy file in its Citus form: the same policies, each proof checked by
+/// `context_tenant_verified()` / `context_platform_verified()` (sql/citus.sql).
+pub(crate) fn citus_policy(sql: &str) -> String {
+    sql.replace(TENANT_CONTEXT_SQL, "context_tenant_verified()")
+        .replace(PLATFORM_CONTEXT_SQL, "context_platform_verified()")
+}
+
+/// The statements of a policy file: each ends with `;` at the end of a line
+/// (policy files have no `$$` bodies; a test holds them to it).
+fn statements(sql: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in sql.split_inclusive('\n') {
+        offset += line.len();
+        let code = line.split("--").next().unwrap_or("").trim_end();
+        if code.ends_with(';') {
+            out.push(&sql[start..offset]);
+            start = offset;
+        }
+    }
+    if !sql[start..].trim().is_empty() {
+        out.push(&sql[start..]);
+    }
+    out
+}
+
+/// How `run` migrates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateOptions {
+    /// Remove every context key but the configured one.
+    pub retire_other_keys: bool,
+    /// On Citus: shards of the tenant tables' co-location group when it is
+    /// created (changing it later is a rebalance, not a migration).
+    pub citus_shard_count: u32,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        Self {
+            retire_other_keys: false,
+            citus_shard_count: 32,
+        }
+    }
+}
+
+/// Whether the database has the citus extension (then `migrate` distributes
+/// the schema, and the guard checks the distribution).
+pub async fn is_citus(conn: &mut AsyncPgConnection) -> Result<bool, diesel::result::Error> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        citus: bool,
+    }
+    let row: Row =
+        sql_query("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus")
+            .get_result(conn)
+            .await?;
+    Ok(row.citus)
+}
+
 /// Any 64-bit constant unique to this purpose: serializes migrators.
 const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74_7279; // "tenantry"
 
@@ -54,6 +125,8 @@ pub enum MigrateError {
         "the database has migration {0}, which this binary does not know: it is newer than this build"
     )]
     Unknown(String),
+    #[error("Citus placement (sql/citus.sql): {0}")]
+    Citus(#[source] diesel::result::Error),
     #[error("nothing to revert")]
     NothingToRevert,
     #[error(transparent)]
@@ -70,6 +143,8 @@ pub struct MigrationReport {
     pub context_key_installed: bool,
     /// Other context keys removed (`--retire-other-context-keys`).
     pub context_keys_retired: usize,
+    /// The database has Citus, and every table is placed (sql/citus.sql).
+    pub distributed: bool,
 }
 
 /// Where a database stands against this binary's migrations.
@@ -146,9 +221,11 @@ async fn lock_and_read(
 pub async fn run(
     owner_url: &SecretString,
     key: &crate::ContextKey,
-    retire_other_keys: bool,
+    options: &MigrateOptions,
 ) -> Result<MigrationReport, MigrateError> {
+    let retire_other_keys = options.retire_other_keys;
     let mut conn = connect_owner(owner_url).await?;
+    let citus = is_citus(&mut conn).await?;
     conn.transaction(async |conn| {
         let applied = lock_and_read(conn).await?;
         for version in applied.keys() {
@@ -161,6 +238,7 @@ pub async fn run(
             policies: 0,
             context_key_installed: false,
             context_keys_retired: 0,
+            distributed: citus,
         };
         for migration in MIGRATIONS {
             let sum = checksum(migration.up);
@@ -182,13 +260,32 @@ pub async fn run(
                 .await?;
             report.applied.push(migration.version.to_owned());
         }
-        for policy in POLICIES {
-            conn.batch_execute(policy.sql)
+        if citus {
+            sql_query("SELECT set_config('tenantry.shard_count', $1, true)")
+                .bind::<Text, _>(options.citus_shard_count.to_string())
+                .execute(conn)
                 .await
-                .map_err(|source| MigrateError::Policy {
-                    file: policy.file.to_owned(),
-                    source,
-                })?;
+                .map_err(MigrateError::Citus)?;
+            conn.batch_execute(CITUS_PLACEMENT)
+                .await
+                .map_err(MigrateError::Citus)?;
+        }
+        for policy in POLICIES {
+            let sql = if citus {
+                std::borrow::Cow::Owned(citus_policy(policy.sql))
+            } else {
+                std::borrow::Cow::Borrowed(policy.sql)
+            };
+            // One statement at a time: Citus propagates some DDL to the
+            // shards as the text it was sent, and refuses a text of several.
+            for statement in statements(&sql) {
+                conn.batch_execute(statement)
+                    .await
+                    .map_err(|source| MigrateError::Policy {
+                        file: policy.file.to_owned(),
+                        source,
+                    })?;
+            }
             report.policies += 1;
         }
         // New databases let PUBLIC create temporary objects; a temporary
@@ -213,14 +310,17 @@ pub async fn run(
             > 0;
         // Every context under every installed key (a new key included):
         // the platform's, then each tenant's, read under the platform
-        // context just registered (FORCE RLS binds the owner too).
-        conn.batch_execute("SELECT context_register(NULL)").await?;
-        sql_query("SELECT set_config('app.platform_proof', $1, true)")
-            .bind::<Text, _>(key.platform_proof())
-            .execute(conn)
-            .await?;
-        conn.batch_execute("SELECT count(context_register(t.id)) FROM tenants t")
-            .await?;
+        // context just registered (FORCE RLS binds the owner too). Citus
+        // checks proofs against the key itself (sql/citus.sql): no registry.
+        if !citus {
+            conn.batch_execute("SELECT context_register(NULL)").await?;
+            sql_query("SELECT set_config('app.platform_proof', $1, true)")
+                .bind::<Text, _>(key.platform_proof())
+                .execute(conn)
+                .await?;
+            conn.batch_execute("SELECT count(context_register(t.id)) FROM tenants t")
+                .await?;
+        }
         if retire_other_keys {
             report.context_keys_retired =
                 sql_query("DELETE FROM tenantry_private.context_keys WHERE id <> $1")
@@ -292,6 +392,44 @@ pub(crate) async fn schema_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_policy_file_has_a_citus_form_without_subqueries() {
+        for policy in POLICIES {
+            assert!(!policy.sql.contains("$$"), "{}: no $$ bodies", policy.file);
+            let pieces = statements(policy.sql);
+            assert_eq!(pieces.concat(), policy.sql, "{}", policy.file);
+            assert!(
+                pieces.iter().all(|p| p
+                    .lines()
+                    .filter(|l| l.split("--").next().unwrap_or("").trim_end().ends_with(';'))
+                    .count()
+                    <= 1),
+                "{}: a piece with two statements",
+                policy.file
+            );
+            let citus = citus_policy(policy.sql);
+            let code: String = citus
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                !code
+                    .to_ascii_uppercase()
+                    .replace("( ", "(")
+                    .contains("(SELECT"),
+                "{}: a subquery is left for Citus to refuse:\n{code}",
+                policy.file
+            );
+            assert!(
+                code.contains("context_tenant_verified()")
+                    || code.contains("context_platform_verified()"),
+                "{}: no proven context at all",
+                policy.file
+            );
+        }
+    }
 
     #[test]
     fn migrations_are_embedded_in_order_with_up_and_down() {

@@ -55,6 +55,9 @@ struct SessionSettings {
     statement_timeout_ms: String,
     idle_in_transaction_timeout_ms: String,
     application_name: String,
+    /// Citus's `multi_task_query_log_level` (a harmless placeholder setting
+    /// on plain PostgreSQL).
+    multi_shard_level: &'static str,
 }
 
 impl Db {
@@ -75,6 +78,7 @@ impl Db {
             statement_timeout_ms: millis(settings.statement_timeout),
             idle_in_transaction_timeout_ms: millis(settings.idle_in_transaction_timeout),
             application_name: settings.application_name.clone(),
+            multi_shard_level: settings.citus.tenant_multi_shard.as_guc(),
         });
         let pool = build_pool(settings, &session, settings.max_connections)?;
         // Told apart in pg_stat_activity by its application_name.
@@ -82,6 +86,8 @@ impl Db {
             statement_timeout_ms: session.statement_timeout_ms.clone(),
             idle_in_transaction_timeout_ms: session.idle_in_transaction_timeout_ms.clone(),
             application_name: format!("{}-admin", settings.application_name),
+            // The admin plane lists across tenants: fan-out is its job.
+            multi_shard_level: "off",
         });
         let admin_pool = build_pool(settings, &admin_session, settings.admin_connections.max(1))?;
         Ok(Self {
@@ -183,14 +189,20 @@ async fn apply_session_settings(
     conn: &mut AsyncPgConnection,
     session: &SessionSettings,
 ) -> Result<(), HookError> {
+    // On Citus, SET LOCAL (how the context setters place the context)
+    // reaches the workers only with propagate_set_commands = 'local';
+    // without it every distributed read finds nothing (it fails closed).
     diesel::sql_query(
         "SELECT set_config('statement_timeout', $1, false), \
                 set_config('idle_in_transaction_session_timeout', $2, false), \
-                set_config('application_name', $3, false)",
+                set_config('application_name', $3, false), \
+                set_config('citus.propagate_set_commands', 'local', false), \
+                set_config('citus.multi_task_query_log_level', $4, false)",
     )
     .bind::<Text, _>(&session.statement_timeout_ms)
     .bind::<Text, _>(&session.idle_in_transaction_timeout_ms)
     .bind::<Text, _>(&session.application_name)
+    .bind::<Text, _>(session.multi_shard_level)
     .execute(conn)
     .await
     .map(|_| ())

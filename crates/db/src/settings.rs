@@ -49,8 +49,56 @@ pub struct DatabaseSettings {
     /// `application_name` set on every new connection (shows in
     /// `pg_stat_activity`).
     pub application_name: String,
+    /// Used only when the database has the citus extension.
+    #[serde(default)]
+    pub citus: CitusSettings,
 }
 
 const fn default_admin_connections() -> usize {
     2
+}
+
+/// `[database.citus]`: how the service uses a Citus cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CitusSettings {
+    /// Shards of the tenant tables' co-location group, when `migrate`
+    /// distributes them the first time.
+    pub shard_count: u32,
+    /// What a tenant-plane statement that would touch more than one shard
+    /// does (Citus's `multi_task_query_log_level` on the tenant pool's
+    /// connections): every tenant-plane statement names its tenant, so one
+    /// that fans out is a bug. `error` refuses it (the tests run so).
+    pub tenant_multi_shard: MultiShardLevel,
+}
+
+impl Default for CitusSettings {
+    fn default() -> Self {
+        Self {
+            shard_count: 32,
+            tenant_multi_shard: MultiShardLevel::Warning,
+        }
+    }
+}
+
+/// A Citus log level for multi-shard statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MultiShardLevel {
+    Off,
+    Log,
+    Warning,
+    Error,
+}
+
+impl MultiShardLevel {
+    #[must_use]
+    pub fn as_guc(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Log => "log",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
 }

@@ -318,7 +318,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                     .as_ref()
                     .context("no database.context_key")
                     .and_then(|k| Ok(tenantry_db::ContextKey::new(k)?))?;
-                let report = migrate::run(owner_url, &key, retire_other_context_keys).await?;
+                let options = tenantry_db::MigrateOptions {
+                    retire_other_keys: retire_other_context_keys,
+                    citus_shard_count: settings.database.citus.shard_count,
+                };
+                let report = migrate::run(owner_url, &key, &options).await?;
+                if report.distributed {
+                    eprintln!("citus: every table placed (sql/citus.sql)");
+                }
                 if report.context_key_installed {
                     eprintln!("context key {} installed", key.id());
                 }

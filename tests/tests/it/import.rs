@@ -313,9 +313,13 @@ async fn a_key_minted_before_the_hash_binding_migration_still_exchanges() {
         .unwrap();
     drop(db);
     // The deployment upgrades: the migration runs, then the new service.
-    let report = migrate::run(&owner, &tenantry_tests::context_key(), false)
-        .await
-        .unwrap();
+    let report = migrate::run(
+        &owner,
+        &tenantry_tests::context_key(),
+        &migrate::MigrateOptions::default(),
+    )
+    .await
+    .unwrap();
     reverted.reverse();
     assert_eq!(report.applied, reverted);
     let settings = test_db.settings(4);

@@ -52,7 +52,9 @@ async fn every_migration_reverts_and_reapplies_cleanly() {
     .unwrap();
     assert_eq!(left.len(), 0, "down migrations left tables behind");
 
-    let report = migrate::run(&owner, &context_key(), false).await.unwrap();
+    let report = migrate::run(&owner, &context_key(), &migrate::MigrateOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.applied, versions);
     assert_eq!(test_db.db(1).check_isolation().await.unwrap(), vec![]);
 }
@@ -69,7 +71,7 @@ async fn an_edited_migration_is_refused() {
     let err = migrate::run(
         &SecretString::from(test_db.owner_url()),
         &context_key(),
-        false,
+        &migrate::MigrateOptions::default(),
     )
     .await
     .unwrap_err();
@@ -88,7 +90,7 @@ async fn a_database_newer_than_the_binary_is_refused_and_not_ready() {
     let err = migrate::run(
         &SecretString::from(test_db.owner_url()),
         &context_key(),
-        false,
+        &migrate::MigrateOptions::default(),
     )
     .await
     .unwrap_err();
@@ -147,7 +149,9 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
     // migration must not fail on it (NOT VALID), and it must not shadow `a`.
     let legacy_slug = a.as_uuid().simple().to_string();
     let legacy = tenantry_tests::create_tenant(&db, &legacy_slug).await;
-    let report = migrate::run(&owner, &context_key(), false).await.unwrap();
+    let report = migrate::run(&owner, &context_key(), &migrate::MigrateOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.applied, vec!["0007_slug_not_uuid"]);
     for slug in [
         uuid::Uuid::now_v7().hyphenated().to_string(),
