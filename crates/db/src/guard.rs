@@ -40,9 +40,40 @@ fn violation(object: impl Into<String>, problem: impl Into<String>) -> Violation
 const TENANT_PREDICATE: &str = "(tenant_id = ( select p.tenant from context_proofs p where ((p.proof_hash = context_proof_hash('app.tenant_proof'::text)) and ((p.tenant)::text = current_setting('app.tenant_id'::text, true)))))";
 const ADMIN_PREDICATE: &str = "(exists ( select 1 from context_proofs p where ((p.proof_hash = context_proof_hash('app.platform_proof'::text)) and (p.tenant is null))))";
 
+/// The same contexts on Citus, which refuses subqueries in policies: each
+/// node checks the proof itself (sql/citus.sql).
+const CITUS_TENANT_PREDICATE: &str = "(tenant_id = context_tenant_verified())";
+const CITUS_ADMIN_PREDICATE: &str = "context_platform_verified()";
+const CITUS_OWN_ROW_PREDICATE: &str = "(id = context_tenant_verified())";
+
+/// The predicates of one database's dialect.
+#[derive(Debug, Clone, Copy)]
+struct Predicates {
+    tenant: &'static str,
+    admin: &'static str,
+    own_row: &'static str,
+}
+
+impl Predicates {
+    const PLAIN: Self = Self {
+        tenant: TENANT_PREDICATE,
+        admin: ADMIN_PREDICATE,
+        own_row: OWN_ROW_PREDICATE,
+    };
+    const CITUS: Self = Self {
+        tenant: CITUS_TENANT_PREDICATE,
+        admin: CITUS_ADMIN_PREDICATE,
+        own_row: CITUS_OWN_ROW_PREDICATE,
+    };
+}
+
 /// The only SECURITY DEFINER functions allowed: the owner's registration
 /// of proofs (they must read the context key the service's role cannot).
 const DEFINER_ALLOWED: &[&str] = &["context_register(tenant uuid)", "context_register_tenant()"];
+/// On Citus, also the per-node proof checks (sql/citus.sql), which read
+/// the context key for the same reason.
+const DEFINER_ALLOWED_CITUS: &[&str] =
+    &["context_tenant_verified()", "context_platform_verified()"];
 
 /// Schemas the guard inspects: everything but PostgreSQL's own.
 const USER_SCHEMAS: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
@@ -84,15 +115,24 @@ impl Db {
 
 /// Every check, on any connection (the service's, in production).
 pub async fn check(conn: &mut AsyncPgConnection) -> Result<Vec<Violation>, diesel::result::Error> {
+    let citus = crate::migrate::is_citus(conn).await?;
+    let predicates = if citus {
+        Predicates::CITUS
+    } else {
+        Predicates::PLAIN
+    };
     let mut found = Vec::new();
     found.extend(service_role(conn).await?);
     found.extend(service_reach(conn).await?);
-    found.extend(definer_functions(conn).await?);
+    found.extend(definer_functions(conn, citus).await?);
     found.extend(forged_context_is_refused(conn).await?);
-    found.extend(tenant_tables(conn).await?);
-    found.extend(other_rls_tables(conn).await?);
+    found.extend(tenant_tables(conn, predicates).await?);
+    found.extend(other_rls_tables(conn, predicates).await?);
     found.extend(foreign_keys(conn).await?);
     found.extend(views(conn).await?);
+    if citus {
+        found.extend(crate::citus::placement(conn).await?);
+    }
     Ok(found)
 }
 
@@ -286,6 +326,7 @@ struct DefinerRow {
 /// pinned search_path.
 async fn definer_functions(
     conn: &mut AsyncPgConnection,
+    citus: bool,
 ) -> Result<Vec<Violation>, diesel::result::Error> {
     let rows: Vec<DefinerRow> = sql_query(format!(
         "SELECT p.oid::regprocedure::text AS function,
@@ -298,12 +339,17 @@ async fn definer_functions(
     ))
     .load(conn)
     .await?;
-    Ok(rows.iter().filter_map(judge_definer).collect())
+    Ok(rows
+        .iter()
+        .filter_map(|row| judge_definer(row, citus))
+        .collect())
 }
 
-fn judge_definer(row: &DefinerRow) -> Option<Violation> {
+fn judge_definer(row: &DefinerRow, citus: bool) -> Option<Violation> {
     let name = format!("function {}", row.function);
-    if !DEFINER_ALLOWED.contains(&row.signature.as_str()) {
+    let allowed = DEFINER_ALLOWED.contains(&row.signature.as_str())
+        || (citus && DEFINER_ALLOWED_CITUS.contains(&row.signature.as_str()));
+    if !allowed {
         return Some(violation(
             name,
             "is SECURITY DEFINER: it runs with its owner's rights for any caller",
@@ -346,6 +392,7 @@ struct PolicyRow {
 /// way (a permissive `USING (true)` would be OR-ed with the tenant policy).
 async fn tenant_tables(
     conn: &mut AsyncPgConnection,
+    predicates: Predicates,
 ) -> Result<Vec<Violation>, diesel::result::Error> {
     let tables: Vec<TableRow> = sql_query(format!(
         "SELECT c.oid::regclass::text AS table, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced
@@ -374,6 +421,7 @@ async fn tenant_tables(
         found.extend(judge_table(
             table,
             policies.iter().filter(|p| p.table == table.table),
+            predicates,
         ));
     }
     // A view over a tenant table could also leak; views() covers that.
@@ -389,6 +437,7 @@ const PRESENTED_PREDICATE: &str = "((proof_hash = context_proof_hash('app.tenant
 /// permissive policy opens rows only by a proven context.
 async fn other_rls_tables(
     conn: &mut AsyncPgConnection,
+    predicates: Predicates,
 ) -> Result<Vec<Violation>, diesel::result::Error> {
     let policies: Vec<PolicyRow> = sql_query(format!(
         "SELECT c.oid::regclass::text AS table, p.polname::text AS policy, p.polpermissive AS permissive,
@@ -404,10 +453,13 @@ async fn other_rls_tables(
     ))
     .load(conn)
     .await?;
-    Ok(policies.iter().flat_map(judge_other_policy).collect())
+    Ok(policies
+        .iter()
+        .flat_map(|p| judge_other_policy(p, predicates))
+        .collect())
 }
 
-fn judge_other_policy(p: &PolicyRow) -> Vec<Violation> {
+fn judge_other_policy(p: &PolicyRow, predicates: Predicates) -> Vec<Violation> {
     if !p.permissive {
         return Vec::new();
     }
@@ -416,8 +468,8 @@ fn judge_other_policy(p: &PolicyRow) -> Vec<Violation> {
         .flatten()
         .filter(|e| {
             let e = normalise(e);
-            e != OWN_ROW_PREDICATE
-                && e != ADMIN_PREDICATE
+            e != predicates.own_row
+                && e != predicates.admin
                 && e != PRESENTED_PREDICATE
                 && e != "false"
         })
@@ -443,6 +495,7 @@ fn normalise(expr: &str) -> String {
 fn judge_table<'p>(
     table: &TableRow,
     policies: impl Iterator<Item = &'p PolicyRow>,
+    predicates: Predicates,
 ) -> Vec<Violation> {
     let mut found = Vec::new();
     let name = format!("table {}", table.table);
@@ -464,7 +517,7 @@ fn judge_table<'p>(
         if exprs
             .iter()
             .flatten()
-            .any(|e| normalise(e) == TENANT_PREDICATE)
+            .any(|e| normalise(e) == predicates.tenant)
         {
             keyed_on_tenant = true;
         }
@@ -473,7 +526,7 @@ fn judge_table<'p>(
         }
         for expr in exprs.into_iter().flatten() {
             let e = normalise(expr);
-            if e != TENANT_PREDICATE && e != ADMIN_PREDICATE {
+            if e != predicates.tenant && e != predicates.admin {
                 found.push(violation(
                     &name,
                     format!(
@@ -573,6 +626,10 @@ async fn views(conn: &mut AsyncPgConnection) -> Result<Vec<Violation>, diesel::r
         "SELECT c.oid::regclass::text AS view, c.relkind::text AS kind
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE {USER_SCHEMAS}
+            -- An extension's own views (Citus's citus_tables, say) are its
+            -- business; they expose no tenant rows.
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                               AND d.objid = c.oid AND d.deptype = 'e')
             AND ((c.relkind = 'v'
                   AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(c.reloptions, '{{}}')) o
                                    WHERE lower(o) IN ('security_invoker=true', 'security_invoker=on',
@@ -631,19 +688,28 @@ mod tests {
     #[test]
     fn a_table_with_the_tenant_policy_passes() {
         let p = [policy(true, Some(TENANT), Some(TENANT))];
-        assert_eq!(judge_table(&table(true, true), p.iter()), vec![]);
+        assert_eq!(
+            judge_table(&table(true, true), p.iter(), Predicates::PLAIN),
+            vec![]
+        );
     }
 
     #[test]
     fn rls_must_be_enabled_and_forced() {
         let p = [policy(true, Some(TENANT), None)];
-        assert_eq!(judge_table(&table(false, true), p.iter()).len(), 1);
-        assert_eq!(judge_table(&table(true, false), p.iter()).len(), 1);
+        assert_eq!(
+            judge_table(&table(false, true), p.iter(), Predicates::PLAIN).len(),
+            1
+        );
+        assert_eq!(
+            judge_table(&table(true, false), p.iter(), Predicates::PLAIN).len(),
+            1
+        );
     }
 
     #[test]
     fn a_table_without_any_policy_fails() {
-        let v = judge_table(&table(true, true), [].iter());
+        let v = judge_table(&table(true, true), [].iter(), Predicates::PLAIN);
         assert_eq!(v.len(), 1);
         assert!(v[0].problem.contains("no policy on app.tenant_id"));
     }
@@ -654,7 +720,7 @@ mod tests {
             policy(true, Some(TENANT), Some(TENANT)),
             policy(true, Some("true"), None),
         ];
-        let v = judge_table(&table(true, true), p.iter());
+        let v = judge_table(&table(true, true), p.iter(), Predicates::PLAIN);
         assert_eq!(v.len(), 1);
         assert!(v[0].problem.contains("permissive policy"));
     }
@@ -665,7 +731,10 @@ mod tests {
             policy(true, Some(TENANT), Some(TENANT)),
             policy(false, Some("(status <> 'hidden'::text)"), None),
         ];
-        assert_eq!(judge_table(&table(true, true), p.iter()), vec![]);
+        assert_eq!(
+            judge_table(&table(true, true), p.iter(), Predicates::PLAIN),
+            vec![]
+        );
     }
 
     #[test]
@@ -675,25 +744,36 @@ mod tests {
             signature: signature.to_owned(),
             pinned_path,
         };
-        assert!(judge_definer(&row("context_register(tenant uuid)", true)).is_none());
-        assert!(judge_definer(&row("context_register_tenant()", true)).is_none());
-        assert!(judge_definer(&row("context_register_tenant()", false)).is_some());
-        assert!(judge_definer(&row("read_everything()", true)).is_some());
+        assert!(judge_definer(&row("context_register(tenant uuid)", true), false).is_none());
+        assert!(judge_definer(&row("context_register_tenant()", true), false).is_none());
+        assert!(judge_definer(&row("context_register_tenant()", false), false).is_some());
+        assert!(judge_definer(&row("read_everything()", true), false).is_some());
     }
 
     #[test]
     fn the_registry_opens_rows_only_by_a_proven_context() {
         let own = "(id = ( SELECT p.tenant FROM context_proofs p WHERE ((p.proof_hash = context_proof_hash('app.tenant_proof'::text)) AND ((p.tenant)::text = current_setting('app.tenant_id'::text, true)))))";
         let admin = "(EXISTS ( SELECT 1 FROM context_proofs p WHERE ((p.proof_hash = context_proof_hash('app.platform_proof'::text)) AND (p.tenant IS NULL))))";
-        assert!(judge_other_policy(&policy(true, Some(own), Some("false"))).is_empty());
-        assert!(judge_other_policy(&policy(true, Some(admin), Some(admin))).is_empty());
+        assert!(
+            judge_other_policy(&policy(true, Some(own), Some("false")), Predicates::PLAIN)
+                .is_empty()
+        );
+        assert!(
+            judge_other_policy(&policy(true, Some(admin), Some(admin)), Predicates::PLAIN)
+                .is_empty()
+        );
         assert_eq!(
-            judge_other_policy(&policy(true, Some("true"), None)).len(),
+            judge_other_policy(&policy(true, Some("true"), None), Predicates::PLAIN).len(),
             1
         );
         let bare = "(id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)";
-        assert_eq!(judge_other_policy(&policy(true, Some(bare), None)).len(), 1);
-        assert!(judge_other_policy(&policy(false, Some("true"), None)).is_empty());
+        assert_eq!(
+            judge_other_policy(&policy(true, Some(bare), None), Predicates::PLAIN).len(),
+            1
+        );
+        assert!(
+            judge_other_policy(&policy(false, Some("true"), None), Predicates::PLAIN).is_empty()
+        );
     }
 
     #[test]
@@ -701,7 +781,7 @@ mod tests {
         let forgeable =
             "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)";
         let p = [policy(true, Some(forgeable), Some(forgeable))];
-        let v = judge_table(&table(true, true), p.iter());
+        let v = judge_table(&table(true, true), p.iter(), Predicates::PLAIN);
         assert!(
             v.iter()
                 .any(|v| v.problem.contains("no policy on app.tenant_id")),
@@ -729,5 +809,33 @@ mod tests {
         assert!(
             judge_foreign_key(&fk(&["tenant_id", "cluster_id"], &["id", "tenant_id"])).is_some()
         );
+    }
+
+    #[test]
+    fn citus_policies_pass_only_on_citus() {
+        let tenant = "(tenant_id = context_tenant_verified())";
+        let p = [policy(true, Some(tenant), Some(tenant))];
+        assert_eq!(
+            judge_table(&table(true, true), p.iter(), Predicates::CITUS),
+            vec![]
+        );
+        assert_eq!(
+            judge_table(&table(true, true), p.iter(), Predicates::PLAIN).len(),
+            3
+        );
+        let admin = policy(true, Some("context_platform_verified()"), None);
+        assert!(judge_other_policy(&admin, Predicates::CITUS).is_empty());
+        assert_eq!(judge_other_policy(&admin, Predicates::PLAIN).len(), 1);
+    }
+
+    #[test]
+    fn the_citus_proof_checks_are_allowed_definers_only_on_citus() {
+        let verified = DefinerRow {
+            function: "context_tenant_verified()".to_owned(),
+            signature: "context_tenant_verified()".to_owned(),
+            pinned_path: true,
+        };
+        assert!(judge_definer(&verified, true).is_none());
+        assert!(judge_definer(&verified, false).is_some());
     }
 }

@@ -7,6 +7,7 @@
 //! statement in it to that tenant. Control-plane code
 //! uses [`PlatformScope::run`]. The pool itself is private to this crate.
 
+pub mod citus;
 mod context;
 mod error;
 pub mod guard;
