@@ -11,11 +11,12 @@ SHELL := bash
 
 PG_PORT ?= $(or $(TENANTRY_PG_PORT),54329)
 PG_DIR  := .tenantry/pg
+CITUS   ?= 0
 DB_NAME ?= $(or $(TENANTRY_DB_NAME),tenantry)
 
 export TENANTRY_PG_PORT := $(PG_PORT)
 
-.PHONY: help db-up db-down db-psql migrate run test fuzz bench lint fmt build clean-db
+.PHONY: help db-up db-down db-psql migrate run test test-citus fuzz bench lint fmt build clean-db
 
 help: ## List the targets
 	@echo "Usage: make <target>"
@@ -34,19 +35,24 @@ db-up: ## Start the dev PostgreSQL cluster (.tenantry/pg), creating it if needed
 
 db-down: ## Stop the dev cluster
 	@scripts/pg.sh down $(PG_DIR)
+	@scripts/pg.sh down .tenantry/citus >/dev/null
 
 db-psql: ## Open psql (as superuser) on the dev database
 	@scripts/pg.sh psql $(PG_DIR) $(PG_PORT) -d $(DB_NAME)
 
-migrate: db-up ## Build and run `tenantry migrate` against the dev database
-	@scripts/run.sh migrate
+migrate: ## Build and run `tenantry migrate` against the dev database (CITUS=1: the Citus one)
+	@CITUS=$(CITUS) scripts/run.sh migrate
 
-run: ## Start the dev cluster, build, migrate and serve
-	@scripts/run.sh
+run: ## Start the dev cluster, build, migrate and serve (CITUS=1: on a local Citus cluster)
+	@CITUS=$(CITUS) scripts/run.sh
 
 test: ## Run all tests against a throwaway cluster (extra nextest args: ARGS=...)
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 	@scripts/test.sh $(ARGS)
+
+test-citus: ## The whole suite on a throwaway Citus cluster (coordinator + 2 workers)
+	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+	@TEST_CITUS=1 scripts/test.sh $(ARGS)
 
 fuzz: ## Longer fuzzing: parsers (proptest) and every API route (schemathesis), with a summary
 	@scripts/fuzz.sh
@@ -64,6 +70,7 @@ fmt: ## Format all code
 build: ## Build the workspace
 	cargo build --workspace
 
-clean-db: db-down ## Stop the dev cluster and DELETE its data
-	@echo "clean-db: deleting the dev cluster in $(PG_DIR) (all local data is lost)"
-	rm -rf $(PG_DIR)
+clean-db: db-down ## Stop the dev clusters and DELETE their data
+	@scripts/pg.sh down .tenantry/citus
+	@echo "clean-db: deleting the dev clusters in $(PG_DIR) and .tenantry/citus (all local data is lost)"
+	rm -rf $(PG_DIR) .tenantry/citus

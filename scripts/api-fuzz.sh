@@ -40,11 +40,18 @@ fi
 # --- A database and a server of its own -------------------------------------------
 db="fuzz_$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')"
 pg_port=$TENANTRY_TEST_PG_PORT
-scripts/pg.sh psql "$TENANTRY_TEST_DIR" "$pg_port" -q -v ON_ERROR_STOP=1 \
-    -c "CREATE DATABASE $db TEMPLATE $TENANTRY_TEST_TEMPLATE_DB OWNER tenantry_owner" \
-    -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
-    -c "GRANT CONNECT, TEMPORARY ON DATABASE $db TO tenantry_owner" \
-    -c "GRANT CONNECT ON DATABASE $db TO tenantry_service" >/dev/null
+# On Citus (make test-citus) every node clones the template, workers first.
+nodes=()
+workers=${TENANTRY_TEST_CITUS_WORKERS:-}
+for w in ${workers//,/ }; do nodes+=("${w##*:}:$TENANTRY_TEST_DIR/worker-${w##*:}"); done
+nodes+=("$pg_port:$TENANTRY_TEST_DIR")
+for node in "${nodes[@]}"; do
+    scripts/pg.sh psql "${node#*:}" "${node%%:*}" -q -v ON_ERROR_STOP=1 \
+        -c "CREATE DATABASE $db TEMPLATE $TENANTRY_TEST_TEMPLATE_DB OWNER tenantry_owner" \
+        -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
+        -c "GRANT CONNECT, TEMPORARY ON DATABASE $db TO tenantry_owner" \
+        -c "GRANT CONNECT ON DATABASE $db TO tenantry_service" >/dev/null
+done
 work=$(mktemp -d "$TENANTRY_TEST_DIR/fuzz.XXXXXX")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export TENANTRY__DATABASE__URL="postgres://tenantry_app:$TENANTRY_TEST_APP_PASSWORD@127.0.0.1:$pg_port/$db"

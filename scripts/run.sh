@@ -10,6 +10,10 @@
 #     because migrations run as the owner role.
 #   - Otherwise the dev cluster in .tenantry/pg is started on port
 #     ${TENANTRY_PG_PORT:-54329} and both URLs are pointed at its "tenantry" db.
+#   - With CITUS=1 (`make run CITUS=1`), a local Citus cluster instead:
+#     .tenantry/citus, the coordinator on ${TENANTRY_CITUS_PORT:-54339} and
+#     two workers on the next two ports; `migrate` distributes the schema.
+#     Citus must be installed (../shared/citus/build.sh builds it when present).
 #
 # The owner's URL goes to `tenantry migrate` only: it is removed from the
 # environment before `tenantry serve`, which refuses to start holding it.
@@ -51,11 +55,22 @@ if [[ -n "${TENANTRY__DATABASE__URL:-}" ]]; then
     echo "run.sh: using the database server from TENANTRY__DATABASE__URL; no local cluster started"
     owner_url=$TENANTRY__DATABASE__OWNER_URL
 else
-    port=${TENANTRY_PG_PORT:-54329}
     db=${TENANTRY_DB_NAME:-tenantry}
     owner_pw=${TENANTRY_OWNER_PASSWORD:-tenantry-owner-dev}
     app_pw=${TENANTRY_APP_PASSWORD:-tenantry-app-dev}
-    "$root/scripts/pg.sh" up "$root/.tenantry/pg" "$port"
+    if [[ "${CITUS:-0}" == 1 ]]; then
+        port=${TENANTRY_CITUS_PORT:-54339}
+        libdir=$( (pg_config --pkglibdir || /usr/lib/postgresql/15/bin/pg_config --pkglibdir) 2>/dev/null || true)
+        if [[ ! -f "$libdir/citus.so" ]]; then
+            [[ -x "$root/../shared/citus/build.sh" ]] ||
+                die "CITUS=1 needs the citus extension: install Citus 13 for your PostgreSQL (https://docs.citusdata.com/en/stable/installation/)"
+            "$root/../shared/citus/build.sh"
+        fi
+        "$root/scripts/pg.sh" citus-up "$root/.tenantry/citus" "$port" $((port + 1)) $((port + 2))
+    else
+        port=${TENANTRY_PG_PORT:-54329}
+        "$root/scripts/pg.sh" up "$root/.tenantry/pg" "$port"
+    fi
     TENANTRY__DATABASE__URL="postgres://tenantry_app:$(urlencode "$app_pw")@127.0.0.1:${port}/${db}"
     export TENANTRY__DATABASE__URL
     owner_url="postgres://tenantry_owner:$(urlencode "$owner_pw")@127.0.0.1:${port}/${db}"

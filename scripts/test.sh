@@ -2,6 +2,9 @@
 # Run the test suite against a throwaway PostgreSQL cluster (`make test`).
 #
 #   scripts/test.sh [nextest args...]     e.g. scripts/test.sh -E 'test(tenant_isolation)'
+#   TEST_CITUS=1 scripts/test.sh [...]    the same suite on a Citus cluster (`make test-citus`):
+#                                         a coordinator and 2 workers; Citus is built and
+#                                         installed first if missing (../shared/citus/build.sh)
 #
 # 1. builds the tenantry binary and the test binaries (outside the cluster's lifetime),
 # 2. starts a fresh cluster in /tmp/tenantry-test.XXXXXX on a free port,
@@ -69,6 +72,20 @@ free_port() {
     die "could not find a free TCP port"
 }
 
+citus=${TEST_CITUS:-0}
+if [[ "$citus" == 1 ]]; then
+    pg_config=$(command -v pg_config || ls /usr/lib/postgresql/*/bin/pg_config 2>/dev/null | sort -V | tail -1 || true)
+    libdir=$([[ -n "$pg_config" ]] && "$pg_config" --pkglibdir || echo /usr/lib/postgresql/15/lib)
+    if [[ ! -f "$libdir/citus.so" ]]; then
+        if [[ -x "$root/../shared/citus/build.sh" ]]; then
+            log "citus is not installed; building it (../shared/citus/build.sh, a few minutes)"
+            "$root/../shared/citus/build.sh"
+        else
+            die "TEST_CITUS=1 needs the citus extension: install Citus 13 for your PostgreSQL (https://docs.citusdata.com/en/stable/installation/), or put its source and build.sh in ../shared/citus"
+        fi
+    fi
+fi
+
 tmp=$(mktemp -d /tmp/tenantry-test.XXXXXX)
 
 # shellcheck disable=SC2317 # invoked via trap
@@ -102,32 +119,49 @@ su_pw=$(rand_hex)
 context_key=$(rand_hex)$(rand_hex)
 template_db=tenantry_template
 
-log "starting test cluster in $tmp on port $port"
-PG_FAST=1 TENANTRY_DB_NAME="$template_db" \
-    TENANTRY_OWNER_PASSWORD="$owner_pw" TENANTRY_APP_PASSWORD="$app_pw" \
-    "$pg" up "$tmp" "$port"
-
-# The superuser has no password (socket auth is trust); give it a random one
-# so the tests can connect over TCP (scram-sha-256). Hex only: safe to inline.
-"$pg" psql "$tmp" "$port" -q -v ON_ERROR_STOP=1 -c "ALTER ROLE postgres PASSWORD '$su_pw'" >/dev/null
+workers=()
+if [[ "$citus" == 1 ]]; then
+    workers=("$(free_port)" "$(free_port)")
+    while [[ "${workers[0]}" == "$port" || "${workers[1]}" == "$port" || "${workers[0]}" == "${workers[1]}" ]]; do
+        workers=("$(free_port)" "$(free_port)")
+    done
+    log "starting a Citus test cluster in $tmp: coordinator on $port, workers on ${workers[*]}"
+    PG_FAST=1 TENANTRY_DB_NAME="$template_db" TENANTRY_SUPERUSER_PASSWORD="$su_pw" \
+        TENANTRY_OWNER_PASSWORD="$owner_pw" TENANTRY_APP_PASSWORD="$app_pw" \
+        "$pg" citus-up "$tmp" "$port" "${workers[@]}"
+else
+    log "starting test cluster in $tmp on port $port"
+    PG_FAST=1 TENANTRY_DB_NAME="$template_db" \
+        TENANTRY_OWNER_PASSWORD="$owner_pw" TENANTRY_APP_PASSWORD="$app_pw" \
+        "$pg" up "$tmp" "$port"
+    # The superuser has no password (socket auth is trust); give it a random one
+    # so the tests can connect over TCP (scram-sha-256). Hex only: safe to inline.
+    "$pg" psql "$tmp" "$port" -q -v ON_ERROR_STOP=1 -c "ALTER ROLE postgres PASSWORD '$su_pw'" >/dev/null
+fi
 
 # --- Migrate the template -----------------------------------------------------
 log "migrating $template_db"
 TENANTRY__DATABASE__OWNER_URL="postgres://tenantry_owner:${owner_pw}@127.0.0.1:${port}/${template_db}" \
     TENANTRY__DATABASE__URL="postgres://tenantry_app:${app_pw}@127.0.0.1:${port}/${template_db}" \
     TENANTRY__DATABASE__CONTEXT_KEY="$context_key" \
+    TENANTRY__DATABASE__CITUS__SHARD_COUNT=8 \
     "$TENANTRY_BIN" migrate
 
 # CREATE DATABASE ... TEMPLATE fails while anyone is connected to the template:
 # make sure nothing lingers (the migrate process has exited, but be certain).
-lingering=$("$pg" psql "$tmp" "$port" -q -At -v ON_ERROR_STOP=1 -v db="$template_db" -f - <<'SQL'
-SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-WHERE datname = :'db' AND pid <> pg_backend_pid();
-SQL
-)
-if [[ "$lingering" != 0 ]]; then
-    log "warning: terminated $lingering session(s) still connected to $template_db after migrate"
-fi
+# On Citus, every node keeps a maintenance daemon and cached connections in
+# the database: the template is closed to new connections on every node first.
+nodes=("$port:$tmp")
+for w in "${workers[@]}"; do nodes+=("$w:$tmp/worker-$w"); done
+for node in "${nodes[@]}"; do
+    close=""
+    [[ "$citus" == 1 ]] && close="ALTER DATABASE $template_db ALLOW_CONNECTIONS false;"
+    lingering=$("$pg" psql "${node#*:}" "${node%%:*}" -q -At -v ON_ERROR_STOP=1 -v db="$template_db" \
+        -c "$close" -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '$template_db' AND pid <> pg_backend_pid()")
+    if [[ "$citus" != 1 && "$lingering" != 0 ]]; then
+        log "warning: terminated $lingering session(s) still connected to $template_db after migrate"
+    fi
+done
 
 # --- Run the tests ------------------------------------------------------------
 export TENANTRY_TEST_PG_HOST=127.0.0.1
@@ -138,6 +172,12 @@ export TENANTRY_TEST_OWNER_PASSWORD="$owner_pw"
 export TENANTRY_TEST_APP_PASSWORD="$app_pw"
 export TENANTRY_TEST_DIR="$tmp"
 export TENANTRY_TEST_CONTEXT_KEY="$context_key"
+export TENANTRY_TEST_PG_SUPERUSER_PASSWORD="$su_pw"
+if [[ "$citus" == 1 ]]; then
+    export TENANTRY_TEST_CITUS=1
+    TENANTRY_TEST_CITUS_WORKERS=$(printf '127.0.0.1:%s,' "${workers[@]}")
+    export TENANTRY_TEST_CITUS_WORKERS=${TENANTRY_TEST_CITUS_WORKERS%,}
+fi
 
 log "running tests"
 rc=0

@@ -44,58 +44,136 @@ fn env(name: &str) -> String {
     })
 }
 
-/// A database of its own for one test, cloned from the migrated template.
+/// A database of its own for one test, cloned from the migrated template,
+/// and dropped when the last clone of this handle goes. On a Citus test
+/// cluster (`make test-citus`) the database is cloned on every node (each
+/// node has the template; the coordinator's copy names the workers').
 #[derive(Debug, Clone)]
 pub struct TestDb {
     pub name: String,
     host: String,
     port: String,
+    _cleanup: Option<std::sync::Arc<DropDatabase>>,
+}
+
+/// `CREATE DATABASE name TEMPLATE template` on one node, as its superuser,
+/// with the privileges scripts/bootstrap-roles.sql gives (not cloned).
+async fn clone_template(superuser_url: &str, template: &str, name: &str) {
+    let mut admin = AsyncPgConnection::establish(superuser_url)
+        .await
+        .expect("connect as the test cluster's superuser");
+    // Cloning is refused while anything is connected to the template;
+    // nothing should be, but retry briefly rather than flake.
+    let mut last_error = None;
+    for _ in 0..20 {
+        match admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE {template} OWNER tenantry_owner"
+            ))
+            .await
+        {
+            Ok(()) => {
+                last_error = None;
+                break;
+            }
+            Err(e) => {
+                last_error = Some(e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    if let Some(e) = last_error {
+        panic!("cannot clone {template} into {name}: {e}");
+    }
+    admin
+        .batch_execute(&format!(
+            "REVOKE ALL ON DATABASE {name} FROM PUBLIC;
+             GRANT CONNECT, TEMPORARY ON DATABASE {name} TO tenantry_owner;
+             GRANT CONNECT ON DATABASE {name} TO tenantry_service;"
+        ))
+        .await
+        .expect("set the test database's privileges");
+}
+
+/// The superuser URLs of the test cluster's nodes: the workers first, then
+/// the coordinator (plain PostgreSQL: the one server).
+fn node_superuser_urls() -> Vec<String> {
+    let coordinator = env("TENANTRY_TEST_PG_SUPERUSER_URL");
+    let mut urls: Vec<String> = citus_workers()
+        .iter()
+        .map(|node| {
+            format!(
+                "postgres://postgres:{}@{node}/postgres",
+                env("TENANTRY_TEST_PG_SUPERUSER_PASSWORD")
+            )
+        })
+        .collect();
+    urls.push(coordinator);
+    urls
+}
+
+/// Whether the test cluster is a Citus cluster (`make test-citus`).
+#[must_use]
+pub fn citus() -> bool {
+    std::env::var("TENANTRY_TEST_CITUS").is_ok_and(|v| v == "1")
+}
+
+/// The Citus workers (`host:port`) of the test cluster; none on plain PostgreSQL.
+#[must_use]
+pub fn citus_workers() -> Vec<String> {
+    std::env::var("TENANTRY_TEST_CITUS_WORKERS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Drops a test database on every node (WITH FORCE: the test's server may
+/// still hold connections). Errors are ignored: the cluster is thrown away
+/// at the end of the run anyway; this only keeps a run's databases (and, on
+/// Citus, their maintenance daemons) few.
+#[derive(Debug)]
+struct DropDatabase {
+    name: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let dropper = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                for url in node_superuser_urls().iter().rev() {
+                    if let Ok(mut conn) = AsyncPgConnection::establish(url).await {
+                        let _ = conn
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .await;
+                    }
+                }
+            });
+        });
+        let _ = dropper.join();
+    }
 }
 
 impl TestDb {
     pub async fn new() -> Self {
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let template = env("TENANTRY_TEST_TEMPLATE_DB");
-        let mut admin = AsyncPgConnection::establish(&env("TENANTRY_TEST_PG_SUPERUSER_URL"))
-            .await
-            .expect("connect as the test cluster's superuser");
-        // Cloning is refused while anything is connected to the template;
-        // nothing should be, but retry briefly rather than flake.
-        let mut last_error = None;
-        for _ in 0..20 {
-            match admin
-                .batch_execute(&format!(
-                    "CREATE DATABASE {name} TEMPLATE {template} OWNER tenantry_owner"
-                ))
-                .await
-            {
-                Ok(()) => {
-                    last_error = None;
-                    break;
-                }
-                Err(e) => {
-                    last_error = Some(e);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+        for url in node_superuser_urls() {
+            clone_template(&url, &template, &name).await;
         }
-        if let Some(e) = last_error {
-            panic!("cannot clone {template} into {name}: {e}");
-        }
-        // Database privileges are not cloned with the template: assert them
-        // as scripts/bootstrap-roles.sql does (no TEMPORARY for the service).
-        admin
-            .batch_execute(&format!(
-                "REVOKE ALL ON DATABASE {name} FROM PUBLIC;
-                 GRANT CONNECT, TEMPORARY ON DATABASE {name} TO tenantry_owner;
-                 GRANT CONNECT ON DATABASE {name} TO tenantry_service;"
-            ))
-            .await
-            .expect("set the test database's privileges");
         Self {
-            name,
+            name: name.clone(),
             host: env("TENANTRY_TEST_PG_HOST"),
             port: env("TENANTRY_TEST_PG_PORT"),
+            _cleanup: Some(std::sync::Arc::new(DropDatabase { name })),
         }
     }
 
@@ -107,6 +185,7 @@ impl TestDb {
             name: name.to_owned(),
             host: host.to_owned(),
             port: port.to_string(),
+            _cleanup: None,
         }
     }
 
@@ -159,18 +238,30 @@ impl TestDb {
         }
     }
 
-    /// The service's pool on this database.
+    /// The service's pool on this database, for tests that work in scopes
+    /// directly: their statements are deliberately unfiltered (RLS alone
+    /// must keep tenants apart), so on Citus they may reach every shard.
+    /// The app the HTTP tests spawn refuses that (`settings`).
     #[must_use]
     pub fn db(&self, max_connections: usize) -> Db {
-        Db::new(&self.settings(max_connections)).expect("build the pool")
+        let mut settings = self.settings(max_connections);
+        settings.citus.tenant_multi_shard = tenantry_db::MultiShardLevel::Off;
+        Db::new(&settings).expect("build the pool")
     }
 
     /// A raw connection as the service's role, outside any scope: for tests
     /// of what the role can do when no one set a context.
+    /// With the one session setting the service's pool gives every
+    /// connection that decides what a context reaches: on Citus, `SET
+    /// LOCAL` propagates to the workers (a placeholder on plain PostgreSQL).
     pub async fn app_conn(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.app_url())
+        let mut conn = AsyncPgConnection::establish(&self.app_url())
             .await
-            .expect("connect as tenantry_app")
+            .expect("connect as tenantry_app");
+        conn.batch_execute("SET citus.propagate_set_commands = 'local'")
+            .await
+            .expect("session settings");
+        conn
     }
 
     /// A raw connection as the owner role.
@@ -192,6 +283,12 @@ impl TestDb {
                 context_secret().expose_secret().to_owned(),
             ),
             ("TENANTRY__METRICS__LISTEN".to_owned(), String::new()),
+            // As the in-process app: a tenant-plane statement reaching
+            // more than one shard fails the test.
+            (
+                "TENANTRY__DATABASE__CITUS__TENANT_MULTI_SHARD".to_owned(),
+                "error".to_owned(),
+            ),
         ]
     }
 
@@ -605,9 +702,13 @@ impl TestApp {
             .platform()
             .run(|conn| {
                 async move {
-                    diesel::sql_query(
-                        "UPDATE tenants SET status = $2, deleted_at = CASE WHEN $2 = 'deleted' THEN now() END WHERE id = $1",
-                    )
+                    // Two forms, not a CASE: Citus refuses a non-immutable
+                    // function inside CASE in a write to a reference table.
+                    diesel::sql_query(if status == "deleted" {
+                        "UPDATE tenants SET status = $2, deleted_at = now() WHERE id = $1"
+                    } else {
+                        "UPDATE tenants SET status = $2, deleted_at = NULL WHERE id = $1"
+                    })
                     .bind::<SqlUuid, _>(tenant)
                     .bind::<Text, _>(&status)
                     .execute(conn)
@@ -672,10 +773,63 @@ pub async fn count_rows(
     conn: &mut AsyncPgConnection,
     table: &str,
 ) -> Result<i64, diesel::result::Error> {
+    allow_fan_out(conn).await?;
     let row: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
         .get_result(conn)
         .await?;
     Ok(row.n)
+}
+
+/// For a test's deliberately unfiltered statement (no `WHERE tenant_id`,
+/// to show RLS alone keeps tenants apart): on Citus it reaches every shard,
+/// which the tenant plane's connections refuse (`tenant_multi_shard =
+/// "error"`); this allows it for the rest of the transaction, one shard at a
+/// time (so that a write to a reference table may follow in the same
+/// transaction). Placeholder settings on plain PostgreSQL.
+pub async fn allow_fan_out(conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
+    conn.batch_execute(
+        "SET LOCAL citus.multi_task_query_log_level = off;
+         SET LOCAL citus.multi_shard_modify_mode = 'sequential';",
+    )
+    .await
+}
+
+/// Inserts `n` events (kind `bulk`) for `tenant` in the current transaction,
+/// which must carry the tenant's context: multi-row `VALUES` in chunks, the
+/// bulk insert Citus accepts under RLS (it refuses `INSERT … SELECT` from
+/// `generate_series`).
+pub async fn insert_events(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    n: i64,
+) -> Result<(), diesel::result::Error> {
+    let mut left = n;
+    while left > 0 {
+        let chunk = left.min(1000);
+        let values: Vec<String> = (0..chunk)
+            .map(|_| format!("('{tenant}', '{}', 'bulk', 'test')", uuid::Uuid::new_v4()))
+            .collect();
+        conn.batch_execute(&format!(
+            "INSERT INTO events (tenant_id, id, kind, actor) VALUES {}",
+            values.join(", ")
+        ))
+        .await?;
+        left -= chunk;
+    }
+    Ok(())
+}
+
+/// [`insert_events`] in a transaction of its own on a fresh service-role
+/// connection.
+pub async fn seed_events(db: &TestDb, tenant: TenantId, n: i64) {
+    let mut conn = db.app_conn().await;
+    conn.batch_execute(&format!("BEGIN; {};", tenant_context_sql(tenant)))
+        .await
+        .expect("open a transaction in the tenant's context");
+    insert_events(&mut conn, tenant, n)
+        .await
+        .expect("insert the events");
+    conn.batch_execute("COMMIT").await.expect("commit");
 }
 
 #[derive(diesel::QueryableByName)]

@@ -240,12 +240,31 @@ fn is_lock_conflict(message: &str) -> bool {
     message.starts_with("deadlock detected") || message.starts_with("could not obtain lock")
 }
 
-/// The constraint a database error names, for handlers that map by it.
+/// The constraint a database error names, for handlers that map by it. On
+/// Citus a shard's constraint carries the shard id (`users_tenant_email_102008`):
+/// the suffix is dropped, so no constraint of ours may end in `_<digits>`.
 #[must_use]
 pub fn violated_constraint(err: &DieselError) -> Option<(&DatabaseErrorKind, &str)> {
     match err {
-        DieselError::DatabaseError(kind, info) => info.constraint_name().map(|c| (kind, c)),
+        DieselError::DatabaseError(kind, info) => info
+            .constraint_name()
+            .or_else(|| constraint_in_message(info.message()))
+            .map(|c| (kind, without_shard_suffix(c))),
         _ => None,
+    }
+}
+
+/// Citus relays a worker's error without its fields: the constraint is
+/// named only in the message (`... violates foreign key constraint "x_102008"`).
+fn constraint_in_message(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once(" constraint \"")?;
+    rest.split_once('"').map(|(name, _)| name)
+}
+
+fn without_shard_suffix(constraint: &str) -> &str {
+    match constraint.rsplit_once('_') {
+        Some((stem, id)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => stem,
+        _ => constraint,
     }
 }
 
@@ -407,5 +426,32 @@ impl ResponseError for ApiError {
                 .body(body),
             Err(_) => response.finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod shard_suffix_tests {
+    #[test]
+    fn a_shards_constraint_name_maps_to_the_tables() {
+        assert_eq!(
+            super::without_shard_suffix("users_tenant_email_102008"),
+            "users_tenant_email"
+        );
+        assert_eq!(
+            super::without_shard_suffix("users_tenant_email"),
+            "users_tenant_email"
+        );
+        assert_eq!(
+            super::without_shard_suffix("instances_cluster_fk"),
+            "instances_cluster_fk"
+        );
+        assert_eq!(super::without_shard_suffix("x_"), "x_");
+        assert_eq!(
+            super::constraint_in_message(
+                "insert or update on table \"instances_102042\" violates foreign key constraint \"instances_cluster_fk_102042\""
+            ),
+            Some("instances_cluster_fk_102042")
+        );
+        assert_eq!(super::constraint_in_message("deadlock detected"), None);
     }
 }

@@ -127,6 +127,10 @@ pub enum MigrateError {
     Unknown(String),
     #[error("Citus placement (sql/citus.sql): {0}")]
     Citus(#[source] diesel::result::Error),
+    #[error(
+        "reverting a migration is not supported on a distributed (Citus) schema: restore a backup taken before the migration instead"
+    )]
+    RevertOnCitus,
     #[error("nothing to revert")]
     NothingToRevert,
     #[error(transparent)]
@@ -261,6 +265,11 @@ pub async fn run(
             report.applied.push(migration.version.to_owned());
         }
         if citus {
+            // DDL on distributed and reference tables in one transaction
+            // (a migration, the policy files) needs Citus's sequential mode.
+            conn.batch_execute("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
+                .await
+                .map_err(MigrateError::Citus)?;
             sql_query("SELECT set_config('tenantry.shard_count', $1, true)")
                 .bind::<Text, _>(options.citus_shard_count.to_string())
                 .execute(conn)
@@ -334,8 +343,13 @@ pub async fn run(
 }
 
 /// Reverts the most recently applied migration (its `down.sql`).
+/// Refused on Citus: the down migrations know nothing of shards (`tenantry
+/// migrate` distributed the tables after the migrations ran).
 pub async fn revert_last(owner_url: &SecretString) -> Result<String, MigrateError> {
     let mut conn = connect_owner(owner_url).await?;
+    if is_citus(&mut conn).await? {
+        return Err(MigrateError::RevertOnCitus);
+    }
     conn.transaction(async |conn| {
         let applied = lock_and_read(conn).await?;
         let (version, _) = applied

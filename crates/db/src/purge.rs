@@ -68,7 +68,7 @@ impl Db {
                     let rows: Vec<Id> = sql_query(
                         "SELECT id FROM tenants
                           WHERE status = 'deleted' AND purged_at IS NULL AND NOT legal_hold
-                            AND deleted_at + make_interval(secs => $1) <= now()
+                            AND deleted_at <= now() - make_interval(secs => $1)
                           ORDER BY deleted_at, id LIMIT $2",
                     )
                     .bind::<Double, _>(secs(period))
@@ -87,6 +87,9 @@ impl Db {
     }
 
     /// Releases the slugs of tenants purged longer than `cooling_off` ago.
+    /// (Here and below the cutoff carries the arithmetic, not the column:
+    /// Citus refuses a STABLE function of a column in a write to a
+    /// distributed or reference table.)
     pub async fn release_slugs(&self, cooling_off: Duration) -> Result<usize, DbError> {
         self.platform()
             .run(|conn| {
@@ -95,7 +98,7 @@ impl Db {
                         sql_query(
                             "UPDATE tenants SET slug_released_at = now()
                               WHERE purged_at IS NOT NULL AND slug_released_at IS NULL
-                                AND purged_at + make_interval(secs => $1) <= now()",
+                                AND purged_at <= now() - make_interval(secs => $1)",
                         )
                         .bind::<Double, _>(secs(cooling_off))
                         .execute(conn)
@@ -171,7 +174,7 @@ impl PurgeSession {
                     let eligible: Option<Eligible> = sql_query(
                         "SELECT slug, deleted_at FROM tenants
                       WHERE id = $1 AND status = 'deleted' AND purged_at IS NULL AND NOT legal_hold
-                        AND deleted_at + make_interval(secs => $2) <= now()
+                        AND deleted_at <= now() - make_interval(secs => $2)
                       FOR UPDATE",
                     )
                     .bind::<SqlUuid, _>(tenant)
@@ -255,9 +258,12 @@ impl PurgeSession {
                     .bind::<Text, _>(format!("{}ms", lock_timeout.as_millis()))
                     .execute(conn)
                     .await?;
+                // `x.tenant_id = $1` too: it keeps the delete on the tenant's
+                // shard on Citus (the join alone would reach every shard).
                 let deleted = sql_query(format!(
                     "WITH doomed AS (SELECT tenant_id, id FROM {table} WHERE tenant_id = $1 ORDER BY id LIMIT $2)
-                     DELETE FROM {table} x USING doomed d WHERE x.tenant_id = d.tenant_id AND x.id = d.id"
+                     DELETE FROM {table} x USING doomed d
+                      WHERE x.tenant_id = $1 AND x.tenant_id = d.tenant_id AND x.id = d.id"
                 ))
                 .bind::<SqlUuid, _>(tenant)
                 .bind::<BigInt, _>(batch)

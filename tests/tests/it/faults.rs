@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tenantry_core::TenantId;
 use tenantry_tests::process::{Cluster, Server};
-use tenantry_tests::{TestDb, platform_context_sql, tenant_context_sql};
+use tenantry_tests::{TestDb, platform_context_sql, seed_events, tenant_context_sql};
 
 /// A client that gives up after 20 s (no wait in these tests is unbounded).
 fn client() -> reqwest::Client {
@@ -447,15 +447,7 @@ async fn hung_up_and_timed_out_clients_leave_no_open_transaction_and_no_crosstal
         }
     }
     // A large tenant for the streamed export.
-    scalar(
-        &db,
-        &tenant_context_sql(a),
-        "WITH x AS (INSERT INTO events (tenant_id, id, kind, actor)
-           SELECT current_setting('app.tenant_id')::uuid, gen_random_uuid(), 'bulk', 'test'
-             FROM generate_series(1, 50000) RETURNING 1)
-         SELECT count(*) AS n FROM x",
-    )
-    .await;
+    seed_events(&db, a, 50_000).await;
     let host = server.address.trim_start_matches("http://").to_owned();
 
     // Readers of both tenants run throughout and check every page.
@@ -769,17 +761,7 @@ async fn sigterm_stops_the_sweeper_between_batches_with_exact_counts() {
     let setup = Server::start(&db, &[]).await;
     let doomed = tenant(&setup, "doomed").await;
     drop(setup);
-    scalar(
-        &db,
-        &tenant_context_sql(doomed),
-        &format!(
-            "WITH x AS (INSERT INTO events (tenant_id, id, kind, actor)
-               SELECT current_setting('app.tenant_id')::uuid, gen_random_uuid(), 'bulk', 'test'
-                 FROM generate_series(1, {ROWS}) RETURNING 1)
-             SELECT count(*) AS n FROM x"
-        ),
-    )
-    .await;
+    seed_events(&db, doomed, ROWS).await;
     let before = tenant_rows(&db, doomed, "events").await;
     scalar(
         &db,

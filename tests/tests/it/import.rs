@@ -236,8 +236,12 @@ async fn a_key_row_copied_to_another_tenant_does_not_verify_there() {
         .tenant(b)
         .run(|conn| {
             async move {
+                // Column by column from the JSON (Citus refuses INSERT … SELECT
+                // from a function under RLS).
                 diesel::sql_query(
-                    "INSERT INTO api_keys SELECT * FROM jsonb_populate_record(NULL::api_keys, $1)",
+                    "INSERT INTO api_keys (tenant_id, id, name, prefix, secret_hash, hash_version)
+                     VALUES (($1->>'tenant_id')::uuid, ($1->>'id')::uuid, $1->>'name', $1->>'prefix',
+                             decode(substr($1->>'secret_hash', 3), 'hex'), ($1->>'hash_version')::smallint)",
                 )
                 .bind::<Jsonb, _>(row)
                 .execute(conn)
@@ -265,6 +269,16 @@ struct Version {
 async fn a_key_minted_before_the_hash_binding_migration_still_exchanges() {
     let test_db = TestDb::new().await;
     let owner = SecretString::from(test_db.owner_url());
+    if tenantry_tests::citus() {
+        // No going back on a distributed schema (a documented refusal);
+        // the legacy hash is not database-specific and is proven on
+        // plain PostgreSQL.
+        assert!(matches!(
+            migrate::revert_last(&owner).await,
+            Err(migrate::MigrateError::RevertOnCitus)
+        ));
+        return;
+    }
     // Back to the schema before the migration (and whatever came after it).
     let mut reverted = Vec::new();
     while reverted.last().map(String::as_str) != Some("0006_api_key_hash_binding") {

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use diesel_async::RunQueryDsl;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tenantry_core::TenantId;
@@ -299,14 +298,7 @@ async fn big_deleted_tenant(app: &TestApp, slug: &str, events: i64) -> TenantId 
         .platform()
         .provision(tenant, |conn| {
             async move {
-                diesel::sql_query(
-                    "INSERT INTO events (tenant_id, id, kind, actor)
-                     SELECT $1, gen_random_uuid(), 'bulk', 'test' FROM generate_series(1, $2)",
-                )
-                .bind::<diesel::sql_types::Uuid, _>(tenant)
-                .bind::<diesel::sql_types::BigInt, _>(events)
-                .execute(conn)
-                .await?;
+                tenantry_tests::insert_events(conn, tenant, events).await?;
                 Ok::<_, DbError>(())
             }
             .scope_boxed()

@@ -97,8 +97,13 @@ async fn truncate_is_refused_on_every_table() {
             .batch_execute(&format!("TRUNCATE {table} CASCADE"))
             .await
             .unwrap_err();
+        // On Citus a TRUNCATE that cascades to shards may be refused by a
+        // worker first, which Citus reports as a failed remote transaction.
+        let message = db_message(&err);
         assert!(
-            db_message(&err).contains("permission denied"),
+            message.contains("permission denied")
+                || (tenantry_tests::citus()
+                    && message.starts_with("failure on connection marked as essential")),
             "{table}: {err}"
         );
     }
