@@ -136,7 +136,7 @@ async fn suspension_under_a_dry_run_flood(requests_per_second: i32) {
     );
     // On Citus each request takes longer (a hop to a worker): the flood
     // gets longer to reach the same volume.
-    let flood_for = if tenantry_tests::citus() { 2000 } else { 700 };
+    let flood_for = if tenantry_tests::citus() { 4000 } else { 700 };
     tokio::time::sleep(Duration::from_millis(flood_for)).await;
     let (status, body, took) = suspend(&app, tenant).await;
     stop.store(true, Ordering::Relaxed);
@@ -189,7 +189,7 @@ async fn no_write_commits_after_a_suspension_made_during_a_write_flood() {
     );
     // On Citus each request takes longer (a hop to a worker): the flood
     // gets longer to reach the same volume.
-    let flood_for = if tenantry_tests::citus() { 2000 } else { 700 };
+    let flood_for = if tenantry_tests::citus() { 4000 } else { 700 };
     tokio::time::sleep(Duration::from_millis(flood_for)).await;
     let (status, body, took) = suspend(&app, tenant).await;
     let answered = Instant::now();
