@@ -264,6 +264,15 @@ impl TestDb {
         conn
     }
 
+    /// The superuser's URL for this database (the coordinator, on Citus):
+    /// for tests that read Citus's metadata.
+    #[must_use]
+    pub fn superuser_url(&self) -> String {
+        let url = env("TENANTRY_TEST_PG_SUPERUSER_URL");
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+        format!("{base}/{}", self.name)
+    }
+
     /// A raw connection as the owner role.
     pub async fn owner_conn(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.owner_url())

@@ -8,6 +8,7 @@
 )]
 
 mod admin;
+mod citus;
 mod faults;
 mod guard;
 mod http;
