@@ -289,7 +289,12 @@ cmd_up() {
     local sql=$script_dir/bootstrap-roles.sql
     [[ -r "$sql" ]] || die "missing $sql"
     # The file is fed on stdin so the cluster's OS user need not be able to read the checkout.
-    if ! as_pg_in_root "$PSQL" -X -q -v ON_ERROR_STOP=1 \
+    # On a Citus node, DDL propagation is off for it: each node is
+    # bootstrapped itself, and a worker already in the metadata refuses
+    # propagated DDL ("operation is not allowed on this node").
+    local pgoptions=${PGOPTIONS:-}
+    [[ "${PG_CITUS:-}" != 1 ]] || pgoptions+=" -c citus.enable_ddl_propagation=off"
+    if ! PGOPTIONS=$pgoptions as_pg_in_root "$PSQL" -X -q -v ON_ERROR_STOP=1 \
         -h "$run" -p "$port" -U postgres -d postgres \
         -v owner_password="${TENANTRY_OWNER_PASSWORD:-tenantry-owner-dev}" \
         -v app_password="${TENANTRY_APP_PASSWORD:-tenantry-app-dev}" \

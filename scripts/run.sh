@@ -11,9 +11,11 @@
 #   - Otherwise the dev cluster in .tenantry/pg is started on port
 #     ${TENANTRY_PG_PORT:-54329} and both URLs are pointed at its "tenantry" db.
 #   - With CITUS=1 (`make run CITUS=1`), a local Citus cluster instead:
-#     .tenantry/citus, the coordinator on ${TENANTRY_CITUS_PORT:-54339} and
-#     two workers on the next two ports; `migrate` distributes the schema.
-#     Citus must be installed (../shared/citus/build.sh builds it when present).
+#     .tenantry/citus, the coordinator on the same port (so the CLI's default
+#     configuration reaches it) and two workers on the next two ports;
+#     `migrate` distributes the schema. Only one of the two dev clusters runs
+#     at a time. Citus must be installed (../shared/citus/build.sh builds it
+#     when present).
 #
 # The owner's URL goes to `tenantry migrate` only: it is removed from the
 # environment before `tenantry serve`, which refuses to start holding it.
@@ -58,8 +60,10 @@ else
     db=${TENANTRY_DB_NAME:-tenantry}
     owner_pw=${TENANTRY_OWNER_PASSWORD:-tenantry-owner-dev}
     app_pw=${TENANTRY_APP_PASSWORD:-tenantry-app-dev}
+    port=${TENANTRY_PG_PORT:-54329}
     if [[ "${CITUS:-0}" == 1 ]]; then
-        port=${TENANTRY_CITUS_PORT:-54339}
+        [[ "$("$root/scripts/pg.sh" status "$root/.tenantry/pg")" != running* ]] ||
+            die "the plain dev cluster (.tenantry/pg) is running on port $port; stop it first (make db-down), then make run CITUS=1"
         libdir=$( (pg_config --pkglibdir || /usr/lib/postgresql/15/bin/pg_config --pkglibdir) 2>/dev/null || true)
         if [[ ! -f "$libdir/citus.so" ]]; then
             [[ -x "$root/../shared/citus/build.sh" ]] ||
@@ -68,7 +72,8 @@ else
         fi
         "$root/scripts/pg.sh" citus-up "$root/.tenantry/citus" "$port" $((port + 1)) $((port + 2))
     else
-        port=${TENANTRY_PG_PORT:-54329}
+        [[ "$("$root/scripts/pg.sh" status "$root/.tenantry/citus")" != running* ]] ||
+            die "the Citus dev cluster (.tenantry/citus) is running on port $port; stop it first (make db-down), or make run CITUS=1"
         "$root/scripts/pg.sh" up "$root/.tenantry/pg" "$port"
     fi
     TENANTRY__DATABASE__URL="postgres://tenantry_app:$(urlencode "$app_pw")@127.0.0.1:${port}/${db}"

@@ -5,7 +5,7 @@
 use diesel::QueryableByName;
 use diesel::sql_query;
 use diesel::sql_types::{BigInt, Nullable, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::guard::Violation;
 
@@ -97,6 +97,20 @@ struct SettingRow {
 
 /// The Citus checks of the isolation guard, on the service's connection.
 pub(crate) async fn placement(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<Violation>, diesel::result::Error> {
+    // Asking every shard takes a command per shard (hundreds at the default
+    // shard count): more than the service's statement_timeout on a busy
+    // cluster. A transaction of its own lets the guard wait longer.
+    conn.transaction(async |conn| {
+        conn.batch_execute("SET LOCAL statement_timeout = '120s'")
+            .await?;
+        placement_checks(conn).await
+    })
+    .await
+}
+
+async fn placement_checks(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<Violation>, diesel::result::Error> {
     let mut found = Vec::new();
