@@ -164,23 +164,24 @@ $$;
 --    owner bypasses RLS on every node (ALTER ROLE tenantry_owner BYPASSRLS,
 --    a superuser's step; README, Citus).
 --
+--    Always shard_transfer_mode 'block_writes': the shard group's writes
+--    wait for the copy, its reads go on. Citus's logical replication cannot
+--    serve here: its apply workers run as a role it creates without
+--    BYPASSRLS, which PostgreSQL refuses to let replicate into a table with
+--    forced RLS ("cannot replicate into relation with row-level security
+--    enabled"), so a move during which anyone writes never catches up.
+--
 --    One split does both steps: the tenant's own hash value becomes a shard
 --    group of its own, created on the target node, its neighbours' ranges
---    stay where they were. (Citus refuses two logical-replication moves in
---    one transaction, so "isolate, then move" could not be one unit.) An
---    isolated tenant on another node is moved whole. Transfer mode 'auto'
---    (Tenantry's): logical replication — writes wait only for the final
---    catch-up — when every worker has wal_level = logical, else block_writes
---    (the source shard group's writes wait for the whole copy). A server that
---    restricts output plugins (output_plugin_libraries, which only a
---    superuser may read) must list citus for logical replication to work.
+--    stay where they were. An isolated tenant on another node is moved
+--    whole.
 --
---    Outcomes: isolated, moved, isolated_and_moved, unchanged (changed
---    nothing), or a refusal before any work: unknown_tenant, unknown_node,
---    busy (another placement is running), replicated, owner_subject_to_rls,
---    no_logical_replication, node_unreachable. `mode` is what was used.
+--    Outcomes: isolated, moved, isolated_and_moved, unchanged (nothing to
+--    do), or a refusal before any work: unknown_tenant, unknown_node, busy
+--    (another placement is running), replicated, owner_subject_to_rls,
+--    node_unreachable.
 CREATE OR REPLACE FUNCTION public.tenant_place(tenant uuid, target_name text, target_port integer,
-                                               transfer_mode text, OUT outcome text, OUT mode text)
+                                               OUT outcome text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -196,18 +197,14 @@ DECLARE
     points text[];
     nodes integer[];
     w record;
-    logical_ok boolean := true;
 BEGIN
     IF NOT public.context_platform_verified() THEN
         RAISE EXCEPTION 'tenant placement needs the platform-admin context'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF tenant IS NULL OR transfer_mode IS NULL
-       OR transfer_mode NOT IN ('auto', 'force_logical', 'block_writes')
-       OR (target_name IS NULL) <> (target_port IS NULL) THEN
+    IF tenant IS NULL OR (target_name IS NULL) <> (target_port IS NULL) THEN
         RAISE EXCEPTION 'tenant_place: invalid arguments' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    mode := transfer_mode;
     IF NOT EXISTS (SELECT 1 FROM public.tenants t WHERE t.id = tenant) THEN
         outcome := 'unknown_tenant';
         RETURN;
@@ -225,25 +222,18 @@ BEGIN
     END IF;
     FOR w IN
         SELECT r.success, r.result FROM pg_catalog.run_command_on_workers($cmd$
-            SELECT (r.rolsuper OR r.rolbypassrls)::text || ' ' || pg_catalog.current_setting('wal_level')
-              FROM pg_catalog.pg_roles r WHERE r.rolname = current_user$cmd$) r
+            SELECT (r.rolsuper OR r.rolbypassrls)::text FROM pg_catalog.pg_roles r
+             WHERE r.rolname = current_user$cmd$) r
     LOOP
         IF NOT w.success THEN
             outcome := 'node_unreachable';
             RETURN;
         END IF;
-        IF pg_catalog.split_part(w.result, ' ', 1) <> 'true' THEN
+        IF w.result <> 'true' THEN
             outcome := 'owner_subject_to_rls';
             RETURN;
         END IF;
-        logical_ok := logical_ok AND pg_catalog.split_part(w.result, ' ', 2) = 'logical';
     END LOOP;
-    IF mode = 'auto' THEN
-        mode := CASE WHEN logical_ok THEN 'auto' ELSE 'block_writes' END;
-    ELSIF mode = 'force_logical' AND NOT logical_ok THEN
-        outcome := 'no_logical_replication';
-        RETURN;
-    END IF;
 
     shard := pg_catalog.get_shard_id_for_distribution_column(anchor, tenant);
     SELECT s.shardminvalue::integer, s.shardmaxvalue::integer INTO lo, hi
@@ -267,16 +257,15 @@ BEGIN
         END IF;
     END IF;
 
+    -- The mode is given as a literal: the owner may not name Citus's schema
+    -- (citus.shard_transfer_mode), and a literal takes the parameter's type.
     h := pg_catalog.worker_hash(tenant);
     IF lo = hi THEN
         IF source_id = target_id THEN
             outcome := 'unchanged';
             RETURN;
         END IF;
-        -- The mode as a literal: the owner may not name Citus's schema (the
-        -- literal takes the parameter's type without it).
-        EXECUTE pg_catalog.format('SELECT pg_catalog.citus_move_shard_placement($1, $2, $3, %L)', mode)
-            USING shard, source_id, target_id;
+        PERFORM pg_catalog.citus_move_shard_placement(shard, source_id, target_id, 'block_writes');
         outcome := 'moved';
     ELSE
         -- As isolate_tenant_to_new_shard splits: around the tenant's hash.
@@ -290,8 +279,7 @@ BEGIN
             points := ARRAY[(h - 1)::text, h::text];
             nodes := ARRAY[source_id, target_id, source_id];
         END IF;
-        EXECUTE pg_catalog.format('SELECT pg_catalog.citus_split_shard_by_split_points($1, $2, $3, %L)', mode)
-            USING shard, points, nodes;
+        PERFORM pg_catalog.citus_split_shard_by_split_points(shard, points, nodes, 'block_writes');
         outcome := CASE WHEN source_id = target_id THEN 'isolated' ELSE 'isolated_and_moved' END;
     END IF;
 
@@ -306,5 +294,5 @@ BEGIN
     END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION public.tenant_place(uuid, text, integer, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.tenant_place(uuid, text, integer, text) TO tenantry_service;
+REVOKE ALL ON FUNCTION public.tenant_place(uuid, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.tenant_place(uuid, text, integer) TO tenantry_service;

@@ -77,7 +77,7 @@ const DEFINER_ALLOWED: &[&str] = &["context_register(tenant uuid)", "context_reg
 const DEFINER_ALLOWED_CITUS: &[&str] = &[
     "context_tenant_verified()",
     "context_platform_verified()",
-    "tenant_place(tenant uuid, target_name text, target_port integer, transfer_mode text, OUT outcome text, OUT mode text)",
+    "tenant_place(tenant uuid, target_name text, target_port integer, OUT outcome text)",
 ];
 
 /// Schemas the guard inspects: everything but PostgreSQL's own.
@@ -843,7 +843,7 @@ mod tests {
         assert!(judge_definer(&verified, true).is_none());
         assert!(judge_definer(&verified, false).is_some());
         let place = DefinerRow {
-            function: "tenant_place(uuid,text,integer,text)".to_owned(),
+            function: "tenant_place(uuid,text,integer)".to_owned(),
             signature: DEFINER_ALLOWED_CITUS[2].to_owned(),
             pinned_path: true,
         };

@@ -29,4 +29,4 @@ pub use migrate::{MigrateError, MigrateOptions, MigrationReport, SchemaState};
 pub use pool::{Db, PoolStatus};
 pub use scope::{PlatformScope, TenantScope};
 pub use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
-pub use settings::{CitusSettings, DatabaseSettings, MultiShardLevel, ShardTransferMode};
+pub use settings::{CitusSettings, DatabaseSettings, MultiShardLevel};

@@ -70,12 +70,10 @@ pub struct CitusSettings {
     /// connections): every tenant-plane statement names its tenant, so one
     /// that fans out is a bug. `error` refuses it (the tests run so).
     pub tenant_multi_shard: MultiShardLevel,
-    /// How dedicated placement (`POST /v1/admin/tenants/{id}/placement`)
-    /// copies a tenant's shard group: see [`ShardTransferMode`].
-    pub shard_transfer_mode: ShardTransferMode,
-    /// How long one placement may run (its transaction's
-    /// `statement_timeout`, instead of `database.statement_timeout`): the
-    /// copy of a shard group takes as long as its data does.
+    /// How long one dedicated placement (`POST
+    /// /v1/admin/tenants/{id}/placement`) may run: its transaction's
+    /// `statement_timeout`, instead of `database.statement_timeout`, since
+    /// the copy of a shard group takes as long as its data does.
     #[serde(with = "humantime_serde")]
     pub placement_timeout: Duration,
 }
@@ -85,32 +83,7 @@ impl Default for CitusSettings {
         Self {
             shard_count: 32,
             tenant_multi_shard: MultiShardLevel::Warning,
-            shard_transfer_mode: ShardTransferMode::Auto,
             placement_timeout: Duration::from_secs(30 * 60),
-        }
-    }
-}
-
-/// How Citus copies a shard group when a tenant is isolated or moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ShardTransferMode {
-    /// Logical replication when every worker has `wal_level = logical`
-    /// (writes wait only for the final catch-up), else `block_writes`.
-    Auto,
-    /// Logical replication, or refuse.
-    ForceLogical,
-    /// Plain copies; the shard group's writes wait for the whole copy.
-    BlockWrites,
-}
-
-impl ShardTransferMode {
-    #[must_use]
-    pub fn as_sql(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::ForceLogical => "force_logical",
-            Self::BlockWrites => "block_writes",
         }
     }
 }

@@ -150,8 +150,6 @@ pub enum Outcome {
     /// The owner role does not bypass row level security on every node:
     /// Citus's copies, which run as the owner, would copy nothing.
     OwnerSubjectToRls,
-    /// `force_logical`, but a worker lacks `wal_level = logical`.
-    NoLogicalReplication,
     /// A worker did not answer.
     NodeUnreachable,
 }
@@ -168,7 +166,6 @@ impl Outcome {
             "busy" => Self::Busy,
             "replicated" => Self::Replicated,
             "owner_subject_to_rls" => Self::OwnerSubjectToRls,
-            "no_logical_replication" => Self::NoLogicalReplication,
             "node_unreachable" => Self::NodeUnreachable,
             _ => return None,
         })
@@ -181,76 +178,42 @@ impl Outcome {
     }
 }
 
-/// How the shard group was copied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transfer {
-    /// Logical replication: writes waited only for the final catch-up.
-    Logical,
-    /// Plain copies: the shard group's writes waited for the whole copy.
-    BlockWrites,
-}
-
-impl Transfer {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Logical => "logical",
-            Self::BlockWrites => "block_writes",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placed {
-    pub outcome: Outcome,
-    pub transfer: Transfer,
-}
-
 #[derive(QueryableByName)]
 struct PlaceRow {
     #[diesel(sql_type = Nullable<Text>)]
     outcome: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    mode: Option<String>,
 }
 
 /// Isolates `tenant` to a shard group of its own and, with `node`
-/// (`host`, `port`), puts that group on that worker. The first work of
-/// the transaction it runs in (Citus refuses a split after writes in the
-/// same transaction); the transaction's `statement_timeout` becomes
-/// `citus.placement_timeout` (`SET LOCAL`: the pooled connection's own
-/// comes back with the transaction's end).
+/// (`host`, `port`), puts that group on that worker; its writes wait for
+/// the copy (Citus's `block_writes`, the only mode that works on tables
+/// with forced RLS: sql/citus.sql). The first work of the transaction it
+/// runs in (Citus refuses a split after writes in the same transaction);
+/// the transaction's `statement_timeout` becomes `placement_timeout`
+/// (`SET LOCAL`: the pooled connection's own comes back with the
+/// transaction's end).
 pub async fn place(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     node: Option<(&str, i32)>,
     citus: &CitusSettings,
-) -> Result<Placed, diesel::result::Error> {
+) -> Result<Outcome, diesel::result::Error> {
     let timeout_ms = citus.placement_timeout.as_millis();
     sql_query(format!("SET LOCAL statement_timeout = {timeout_ms}"))
         .execute(conn)
         .await?;
-    let row: PlaceRow = sql_query("SELECT outcome, mode FROM tenant_place($1, $2, $3, $4)")
+    let row: PlaceRow = sql_query("SELECT outcome FROM tenant_place($1, $2, $3)")
         .bind::<SqlUuid, _>(tenant)
         .bind::<Nullable<Text>, _>(node.map(|(host, _)| host))
         .bind::<Nullable<Integer>, _>(node.map(|(_, port)| port))
-        .bind::<Text, _>(citus.shard_transfer_mode.as_sql())
         .get_result(conn)
         .await?;
-    let unexpected = |what: &str| {
-        diesel::result::Error::DeserializationError(
-            format!("tenant_place answered an unknown {what}").into(),
-        )
-    };
-    let outcome = row
-        .outcome
+    row.outcome
         .as_deref()
         .and_then(Outcome::parse)
-        .ok_or_else(|| unexpected("outcome"))?;
-    let transfer = match row.mode.as_deref() {
-        Some("block_writes") => Transfer::BlockWrites,
-        Some("auto" | "force_logical") => Transfer::Logical,
-        _ => return Err(unexpected("mode")),
-    };
-    Ok(Placed { outcome, transfer })
+        .ok_or_else(|| {
+            diesel::result::Error::DeserializationError(
+                "tenant_place answered an unknown outcome".into(),
+            )
+        })
 }

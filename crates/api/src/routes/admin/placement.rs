@@ -89,9 +89,6 @@ pub struct PlacementChange {
     placement: PlacementView,
     /// Whether anything moved (`false`: it already was where asked).
     changed: bool,
-    /// How the shard group was copied: `logical` (writes waited only for
-    /// the final catch-up) or `block_writes` (they waited for the copy).
-    transfer: Option<&'static str>,
 }
 
 /// `host:port`, or `[v6 address]:port`.
@@ -156,9 +153,6 @@ fn refusal(outcome: Outcome) -> Result<(), ApiError> {
         Outcome::OwnerSubjectToRls => ApiError::PlacementUnavailable(
             "the migration role must bypass row level security on every node for Citus to copy shards (see the README, Citus); nothing was moved",
         ),
-        Outcome::NoLogicalReplication => ApiError::PlacementUnavailable(
-            "database.citus.shard_transfer_mode is force_logical but a worker lacks wal_level = logical; nothing was moved",
-        ),
     })
 }
 
@@ -168,14 +162,6 @@ fn placement_error(err: DieselError) -> ApiError {
         let message = info.message();
         if message.starts_with("could not acquire the lock required to") {
             return ApiError::PlacementInProgress;
-        }
-        if message.contains("may not be used as an output plugin")
-            || message.contains("logical decoding requires")
-        {
-            tracing::warn!(cause = %message, "placement: logical replication refused");
-            return ApiError::PlacementUnavailable(
-                "a node refuses the logical replication this move needs (wal_level, or citus not allowed as an output plugin); fix the node or set database.citus.shard_transfer_mode = \"block_writes\"",
-            );
         }
         if message.starts_with("there are missing reference tables") {
             return ApiError::PlacementUnavailable(
@@ -228,14 +214,13 @@ pub async fn place_tenant(
                 }
                 let before = PlacementView::new(tenant.id, &now);
                 let target = node.as_ref().map(|(host, port)| (host.as_str(), *port));
-                let placed = placement::place(conn, tenant.id, target, &citus)
+                let outcome = placement::place(conn, tenant.id, target, &citus)
                     .await
                     .map_err(placement_error)?;
-                refusal(placed.outcome)?;
+                refusal(outcome)?;
                 let after =
                     PlacementView::new(tenant.id, &placement::of_tenant(conn, tenant.id).await?);
-                let changed = placed.outcome.changed();
-                let transfer = changed.then(|| placed.transfer.as_str());
+                let changed = outcome.changed();
                 if changed {
                     queries::audit::record(
                         conn,
@@ -243,7 +228,7 @@ pub async fn place_tenant(
                         &actor,
                         "tenant.placed",
                         Some(json!(before)),
-                        Some(json!({ "placement": after, "transfer": transfer })),
+                        Some(json!(after)),
                         reason.as_deref(),
                     )
                     .await?;
@@ -251,7 +236,6 @@ pub async fn place_tenant(
                 Ok::<_, ApiError>(PlacementChange {
                     placement: after,
                     changed,
-                    transfer,
                 })
             }
             .scope_boxed()
