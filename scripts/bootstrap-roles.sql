@@ -14,7 +14,9 @@
 SET client_min_messages = warning;
 
 -- tenantry_owner: owns the schema objects and runs the migrations. Not a
--- superuser and cannot bypass RLS (FORCE ROW LEVEL SECURITY applies to it).
+-- superuser and cannot bypass RLS (FORCE ROW LEVEL SECURITY applies to it);
+-- on a Citus cluster `pg.sh citus-up` then lets it bypass RLS, which Citus's
+-- shard copies need (dedicated placement, sql/citus.sql).
 SELECT format('CREATE ROLE tenantry_owner LOGIN PASSWORD %L', :'owner_password')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenantry_owner')
 \gexec

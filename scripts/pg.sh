@@ -345,9 +345,14 @@ cmd_citus_up() {
         PG_CITUS=1 cmd_up "${node#*:}" "${node%%:*}" | sed 's/^postgres:/citus node:/'
         # Every node knows the superuser's password: the coordinator reaches
         # the workers over TCP (scram-sha-256) as the connected role.
+        # Dedicated placement: Citus copies a tenant's shards as the tables'
+        # owner, in sessions of its own where FORCE RLS would show it no
+        # rows, so the owner bypasses RLS on every node (tenant_place in
+        # sql/citus.sql refuses otherwise).
         as_pg_in_root "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "${node#*:}/run" -p "${node%%:*}" \
             -U postgres -d postgres -v pw="$su_pw" -f - >/dev/null <<'SQL'
 ALTER ROLE postgres PASSWORD :'pw';
+ALTER ROLE tenantry_owner BYPASSRLS;
 SQL
     done
 

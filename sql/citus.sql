@@ -149,3 +149,150 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- 4. Dedicated placement (POST /v1/admin/tenants/{id}/placement): isolate a
+--    tenant to a shard group of its own and, when asked, put that group on
+--    a named worker. Citus lets only a table's owner split or move its
+--    shards, and the service never connects as the owner, so this one
+--    function (SECURITY DEFINER, pinned search_path, the guard allows it
+--    on Citus only) does it for the platform-admin context alone.
+--
+--    Citus copies the rows in sessions of its own on the nodes, as this
+--    function's owner. An owner subject to FORCE ROW LEVEL SECURITY there
+--    sees no rows and copies nothing, silently: the tenant's data (and its
+--    shard neighbours') would be gone. So the function refuses unless the
+--    owner bypasses RLS on every node (ALTER ROLE tenantry_owner BYPASSRLS,
+--    a superuser's step; README, Citus).
+--
+--    Always shard_transfer_mode 'block_writes': the shard group's writes
+--    wait for the copy, its reads go on. Citus's logical replication cannot
+--    serve here: its apply workers run as a role it creates without
+--    BYPASSRLS, which PostgreSQL refuses to let replicate into a table with
+--    forced RLS ("cannot replicate into relation with row-level security
+--    enabled"), so a move during which anyone writes never catches up.
+--
+--    One split does both steps: the tenant's own hash value becomes a shard
+--    group of its own, created on the target node, its neighbours' ranges
+--    stay where they were. An isolated tenant on another node is moved
+--    whole.
+--
+--    Outcomes: isolated, moved, isolated_and_moved, unchanged (nothing to
+--    do), or a refusal before any work: unknown_tenant, unknown_node, busy
+--    (another placement is running), replicated, owner_subject_to_rls,
+--    node_unreachable.
+CREATE OR REPLACE FUNCTION public.tenant_place(tenant uuid, target_name text, target_port integer,
+                                               OUT outcome text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    anchor constant regclass := 'public.tenant_quotas'::regclass;
+    h integer;
+    shard bigint;
+    lo integer;
+    hi integer;
+    source_id integer;
+    target_id integer;
+    placements integer;
+    points text[];
+    nodes integer[];
+    w record;
+BEGIN
+    IF NOT public.context_platform_verified() THEN
+        RAISE EXCEPTION 'tenant placement needs the platform-admin context'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF tenant IS NULL OR (target_name IS NULL) <> (target_port IS NULL) THEN
+        RAISE EXCEPTION 'tenant_place: invalid arguments' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM public.tenants t WHERE t.id = tenant) THEN
+        outcome := 'unknown_tenant';
+        RETURN;
+    END IF;
+    -- One placement at a time, never waiting: a second one is told to retry.
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(8100956909264006772) THEN  -- 'placemnt'
+        outcome := 'busy';
+        RETURN;
+    END IF;
+
+    IF NOT coalesce((SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
+                      WHERE r.rolname = current_user), false) THEN
+        outcome := 'owner_subject_to_rls';
+        RETURN;
+    END IF;
+    FOR w IN
+        SELECT r.success, r.result FROM pg_catalog.run_command_on_workers($cmd$
+            SELECT (r.rolsuper OR r.rolbypassrls)::text FROM pg_catalog.pg_roles r
+             WHERE r.rolname = current_user$cmd$) r
+    LOOP
+        IF NOT w.success THEN
+            outcome := 'node_unreachable';
+            RETURN;
+        END IF;
+        IF w.result <> 'true' THEN
+            outcome := 'owner_subject_to_rls';
+            RETURN;
+        END IF;
+    END LOOP;
+
+    shard := pg_catalog.get_shard_id_for_distribution_column(anchor, tenant);
+    SELECT s.shardminvalue::integer, s.shardmaxvalue::integer INTO lo, hi
+      FROM pg_catalog.pg_dist_shard s WHERE s.shardid = shard;
+    SELECT count(*), min(n.nodeid) INTO placements, source_id
+      FROM pg_catalog.pg_dist_placement p JOIN pg_catalog.pg_dist_node n ON n.groupid = p.groupid
+     WHERE p.shardid = shard;
+    IF placements <> 1 THEN
+        outcome := 'replicated';
+        RETURN;
+    END IF;
+    IF target_name IS NULL THEN
+        target_id := source_id;
+    ELSE
+        SELECT n.nodeid INTO target_id FROM pg_catalog.pg_dist_node n
+         WHERE n.nodename = target_name AND n.nodeport = target_port
+           AND n.isactive AND n.noderole = 'primary' AND n.shouldhaveshards;
+        IF target_id IS NULL THEN
+            outcome := 'unknown_node';
+            RETURN;
+        END IF;
+    END IF;
+
+    -- The mode is given as a literal: the owner may not name Citus's schema
+    -- (citus.shard_transfer_mode), and a literal takes the parameter's type.
+    h := pg_catalog.worker_hash(tenant);
+    IF lo = hi THEN
+        IF source_id = target_id THEN
+            outcome := 'unchanged';
+            RETURN;
+        END IF;
+        PERFORM pg_catalog.citus_move_shard_placement(shard, source_id, target_id, 'block_writes');
+        outcome := 'moved';
+    ELSE
+        -- As isolate_tenant_to_new_shard splits: around the tenant's hash.
+        IF h = lo THEN
+            points := ARRAY[h::text];
+            nodes := ARRAY[target_id, source_id];
+        ELSIF h = hi THEN
+            points := ARRAY[(h - 1)::text];
+            nodes := ARRAY[source_id, target_id];
+        ELSE
+            points := ARRAY[(h - 1)::text, h::text];
+            nodes := ARRAY[source_id, target_id, source_id];
+        END IF;
+        PERFORM pg_catalog.citus_split_shard_by_split_points(shard, points, nodes, 'block_writes');
+        outcome := CASE WHEN source_id = target_id THEN 'isolated' ELSE 'isolated_and_moved' END;
+    END IF;
+
+    -- Where it landed, or nothing happened at all.
+    shard := pg_catalog.get_shard_id_for_distribution_column(anchor, tenant);
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard s
+                     JOIN pg_catalog.pg_dist_placement p ON p.shardid = s.shardid
+                     JOIN pg_catalog.pg_dist_node n ON n.groupid = p.groupid
+                    WHERE s.shardid = shard AND s.shardminvalue::integer = h
+                      AND s.shardmaxvalue::integer = h AND n.nodeid = target_id) THEN
+        RAISE EXCEPTION 'tenant_place: the tenant''s shard group is not where it was placed';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION public.tenant_place(uuid, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.tenant_place(uuid, text, integer) TO tenantry_service;

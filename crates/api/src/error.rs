@@ -42,6 +42,16 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Conflict(Cow<'static, str>),
+    /// Dedicated placement on a database that is not a Citus cluster.
+    #[error("dedicated placement needs a Citus cluster; this database is plain PostgreSQL")]
+    CitusRequired,
+    /// The Citus cluster is not set up for shard moves (the reason is the
+    /// detail: what the operator must change).
+    #[error("{0}")]
+    PlacementUnavailable(&'static str),
+    /// Another shard split or move is running on the cluster.
+    #[error("another shard split or move is running on this cluster; retry when it has finished")]
+    PlacementInProgress,
     /// The tenant is over its request rate.
     #[error("rate limit of {} requests per second exceeded; retry later", .0.limit)]
     RateLimited(crate::ratelimit::Limited),
@@ -114,6 +124,9 @@ impl ApiError {
             Self::QuotaExceeded(_) => "quota_exceeded",
             Self::RateLimited(_) => "rate_limited",
             Self::Conflict(_) => "conflict",
+            Self::CitusRequired => "citus_required",
+            Self::PlacementUnavailable(_) => "placement_unavailable",
+            Self::PlacementInProgress => "placement_in_progress",
             Self::Validation { .. } => "validation",
             Self::BadRequest(_) => "bad_request",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -137,6 +150,9 @@ impl ApiError {
             Self::QuotaExceeded(_) => "Quota exceeded",
             Self::RateLimited(_) => "Too many requests",
             Self::Conflict(_) => "Conflict",
+            Self::CitusRequired => "Citus required",
+            Self::PlacementUnavailable(_) => "Placement unavailable",
+            Self::PlacementInProgress => "Placement in progress",
             Self::Validation { .. } => "Invalid field",
             Self::BadRequest(_) => "Bad request",
             Self::PayloadTooLarge(_) => "Payload too large",
@@ -353,7 +369,11 @@ impl ResponseError for ApiError {
             | Self::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::TenantPurged => StatusCode::GONE,
-            Self::Conflict(_) | Self::InvalidTransition { .. } => StatusCode::CONFLICT,
+            Self::Conflict(_)
+            | Self::InvalidTransition { .. }
+            | Self::CitusRequired
+            | Self::PlacementUnavailable(_)
+            | Self::PlacementInProgress => StatusCode::CONFLICT,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -174,6 +174,8 @@ fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(routes::admin::tenants::restore_tenant)
                 .service(routes::admin::tenants::tenant_health)
                 .service(routes::admin::tenants::export_tenant)
+                .service(routes::admin::placement::get_placement)
+                .service(routes::admin::placement::place_tenant)
                 .service(routes::admin::quotas::get_quotas)
                 .service(routes::admin::quotas::replace_quotas)
                 .service(routes::admin::quotas::merge_quotas)

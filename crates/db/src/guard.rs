@@ -71,9 +71,14 @@ impl Predicates {
 /// of proofs (they must read the context key the service's role cannot).
 const DEFINER_ALLOWED: &[&str] = &["context_register(tenant uuid)", "context_register_tenant()"];
 /// On Citus, also the per-node proof checks (sql/citus.sql), which read
-/// the context key for the same reason.
-const DEFINER_ALLOWED_CITUS: &[&str] =
-    &["context_tenant_verified()", "context_platform_verified()"];
+/// the context key for the same reason, and dedicated placement, which
+/// needs the tables' owner to split and move their shards (it checks the
+/// platform-admin proof first).
+const DEFINER_ALLOWED_CITUS: &[&str] = &[
+    "context_tenant_verified()",
+    "context_platform_verified()",
+    "tenant_place(tenant uuid, target_name text, target_port integer, OUT outcome text)",
+];
 
 /// Schemas the guard inspects: everything but PostgreSQL's own.
 const USER_SCHEMAS: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
@@ -837,5 +842,12 @@ mod tests {
         };
         assert!(judge_definer(&verified, true).is_none());
         assert!(judge_definer(&verified, false).is_some());
+        let place = DefinerRow {
+            function: "tenant_place(uuid,text,integer)".to_owned(),
+            signature: DEFINER_ALLOWED_CITUS[2].to_owned(),
+            pinned_path: true,
+        };
+        assert!(judge_definer(&place, true).is_none());
+        assert!(judge_definer(&place, false).is_some());
     }
 }

@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tenantry_core::TenantId;
 
 use crate::scope::{PlatformScope, TenantScope};
-use crate::{ContextKey, DatabaseSettings, DbError};
+use crate::{CitusSettings, ContextKey, DatabaseSettings, DbError};
 
 /// The service's handle on PostgreSQL: a pool of connections as the
 /// service's role. Cheap to clone. It hands out scopes, never raw
@@ -33,6 +33,8 @@ pub struct Db {
     /// Connections handed out so far (pooled and dedicated): how much
     /// database work requests cost, for metrics and tests.
     checkouts: Arc<AtomicU64>,
+    /// How this pool uses a Citus cluster (dedicated placement reads it).
+    citus: Arc<CitusSettings>,
 }
 
 impl std::fmt::Debug for Db {
@@ -97,7 +99,14 @@ impl Db {
             session,
             key,
             checkouts: Arc::new(AtomicU64::new(0)),
+            citus: Arc::new(settings.citus.clone()),
         })
+    }
+
+    /// `[database.citus]` as this pool was built with.
+    #[must_use]
+    pub fn citus_settings(&self) -> &CitusSettings {
+        &self.citus
     }
 
     /// The context key this pool proves its contexts with.

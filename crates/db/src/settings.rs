@@ -70,6 +70,12 @@ pub struct CitusSettings {
     /// connections): every tenant-plane statement names its tenant, so one
     /// that fans out is a bug. `error` refuses it (the tests run so).
     pub tenant_multi_shard: MultiShardLevel,
+    /// How long one dedicated placement (`POST
+    /// /v1/admin/tenants/{id}/placement`) may run: its transaction's
+    /// `statement_timeout`, instead of `database.statement_timeout`, since
+    /// the copy of a shard group takes as long as its data does.
+    #[serde(with = "humantime_serde")]
+    pub placement_timeout: Duration,
 }
 
 impl Default for CitusSettings {
@@ -77,6 +83,7 @@ impl Default for CitusSettings {
         Self {
             shard_count: 32,
             tenant_multi_shard: MultiShardLevel::Warning,
+            placement_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

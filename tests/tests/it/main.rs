@@ -16,6 +16,7 @@ mod import;
 mod limits;
 mod migrations;
 mod parsers;
+mod placement;
 mod pool_hygiene;
 mod quotas;
 mod retention;

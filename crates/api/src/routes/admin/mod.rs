@@ -3,6 +3,7 @@
 //! one tenant's data in that tenant's own scope.
 
 pub mod audit;
+pub mod placement;
 pub mod quotas;
 pub mod retention;
 pub mod tenants;
