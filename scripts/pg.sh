@@ -269,9 +269,6 @@ cmd_up() {
             # database; a test run has many databases at once.
             opts+=" -c shared_preload_libraries=citus -c max_worker_processes=128"
             opts+=" -c max_connections=400 -c max_prepared_transactions=400"
-            # Shard moves and tenant isolation copy without blocking writes
-            # through logical replication.
-            opts+=" -c wal_level=logical -c max_replication_slots=32 -c max_wal_senders=32"
         fi
         local pglog=$log/postgres.log
         touch "$pglog"
