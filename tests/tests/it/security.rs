@@ -21,6 +21,23 @@ use tenantry_tests::{
 /// `workers` tasks send `request` in a loop until `stop` is raised (at
 /// most `max_each` requests each, and at most 15 s); returns the statuses
 /// with when each arrived.
+/// Requests the floods of this test process have answered (nextest runs
+/// each test in a process of its own).
+static ANSWERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits until the floods have had `n` answers, at least `min` and at most
+/// 15 s: a flood's volume, not its duration, is what a test relies on, and a
+/// loaded machine (or Citus's extra hop) slows it down.
+async fn until_flooded(n: usize, min: Duration) {
+    let started = Instant::now();
+    tokio::time::sleep(min).await;
+    while std::sync::atomic::AtomicUsize::load(&ANSWERED, Ordering::Relaxed) < n
+        && started.elapsed() < Duration::from_secs(15)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn flood<F, Fut>(
     workers: usize,
     max_each: usize,
@@ -42,6 +59,7 @@ where
                         break;
                     }
                     if let Some(status) = request(w * max_each + i).await {
+                        std::sync::atomic::AtomicUsize::fetch_add(&ANSWERED, 1, Ordering::Relaxed);
                         seen.push((Instant::now(), status));
                     }
                 }
@@ -134,10 +152,7 @@ async fn suspension_under_a_dry_run_flood(requests_per_second: i32) {
         |i| json!({"email": format!("u{i}@flood.test")}),
         &stop,
     );
-    // On Citus each request takes longer (a hop to a worker): the flood
-    // gets longer to reach the same volume.
-    let flood_for = if tenantry_tests::citus() { 4000 } else { 700 };
-    tokio::time::sleep(Duration::from_millis(flood_for)).await;
+    until_flooded(400, Duration::from_millis(700)).await;
     let (status, body, took) = suspend(&app, tenant).await;
     stop.store(true, Ordering::Relaxed);
     let seen = finish(tasks).await;
@@ -187,10 +202,8 @@ async fn no_write_commits_after_a_suspension_made_during_a_write_flood() {
         |i| json!({"name": format!("c{i}"), "region": "eu-west-1"}),
         &stop,
     );
-    // On Citus each request takes longer (a hop to a worker): the flood
-    // gets longer to reach the same volume.
-    let flood_for = if tenantry_tests::citus() { 4000 } else { 700 };
-    tokio::time::sleep(Duration::from_millis(flood_for)).await;
+    // Some writes in before the suspension (the test needs them).
+    until_flooded(64, Duration::from_millis(700)).await;
     let (status, body, took) = suspend(&app, tenant).await;
     let answered = Instant::now();
     assert_eq!(status, StatusCode::OK, "{body}");
