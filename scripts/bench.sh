@@ -61,6 +61,11 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     if [[ -n "$service_pid" ]]; then
+        if [[ $rc -ne 0 ]] && ! kill -0 "$service_pid" 2>/dev/null; then
+            local status=0
+            wait "$service_pid" 2>/dev/null || status=$?
+            log "the service had stopped (exit status $status; 128+n: signal n): $(tail -5 "$tmp/service.log")"
+        fi
         kill "$service_pid" 2>/dev/null || true
         wait "$service_pid" 2>/dev/null || true
     fi
@@ -167,7 +172,8 @@ results="$tmp/results.jsonl"
 record() { echo "{\"key\":\"$1\",\"value\":$2}" >>"$results"; }
 wrk_run() { # key lua tokens [duration]
     BENCH_TOKENS="$3" BENCH_THREADS=$threads wrk -t$threads -c$clients -d"${4:-$duration}s" --latency \
-        -s "bench/$2" "http://127.0.0.1:$app_port" 2>/dev/null | sed -n 's/^BENCH //p' | tail -1 >"$tmp/wrk.json"
+        -s "bench/$2" "http://127.0.0.1:$app_port" 2>"$tmp/wrk.err" | sed -n 's/^BENCH //p' | tail -1 >"$tmp/wrk.json" ||
+        die "wrk $2 failed: $(tail -3 "$tmp/wrk.err")"
     record "$1" "$(cat "$tmp/wrk.json")"
     log "$1: $(cat "$tmp/wrk.json")"
 }
@@ -188,6 +194,11 @@ start_service() {
         sleep 0.1
     done
     die "the service did not start: $(tail -5 "$tmp/service.log")"
+}
+warm_up() { # tokens
+    log "warm-up"
+    BENCH_TOKENS="$1" wrk -t$threads -c$clients -d5s -s bench/read.lua "http://127.0.0.1:$app_port" >"$tmp/warm-up.out" 2>&1 ||
+        die "the warm-up failed: $(tail -3 "$tmp/warm-up.out")"
 }
 limiter_tenants() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '/^tenantry_rate_limiter_tenants / {print $2}'; }
 
@@ -210,8 +221,7 @@ if [[ "$citus" == 1 ]]; then
 fi
 tokens_for 1 "$tenants" "$tenants" "$tmp/tokens-1k"
 start_service
-log "warm-up"
-BENCH_TOKENS="$tmp/tokens-1k" wrk -t$threads -c$clients -d5s -s bench/read.lua "http://127.0.0.1:$app_port" >/dev/null 2>&1
+warm_up "$tmp/tokens-1k"
 wrk_run read_service read.lua "$tmp/tokens-1k"
 pgbench_run read_pgbench_simple read.sql "$app_url" simple "$tenants"
 pgbench_run read_pgbench_prepared read.sql "$app_url" prepared "$tenants"
@@ -230,8 +240,7 @@ pgbench_run write_pgbench_prepared write.sql "$app_url" prepared "$tenants" "-c 
 log "seeding up to $scale tenants"
 seed $((tenants + 1)) "$scale" "$per"
 tokens_for 1 "$scale" 2000 "$tmp/tokens-sample"
-log "warm-up"
-BENCH_TOKENS="$tmp/tokens-sample" wrk -t$threads -c$clients -d5s -s bench/read.lua "http://127.0.0.1:$app_port" >/dev/null 2>&1
+warm_up "$tmp/tokens-sample"
 wrk_run read_service_scaled read.lua "$tmp/tokens-sample"
 pgbench_run read_pgbench_simple_scaled read.sql "$app_url" simple "$scale"
 before_kb=$(rss_kb)
