@@ -57,7 +57,7 @@ test-citus: ## The whole suite on a throwaway Citus cluster (coordinator + 2 wor
 fuzz: ## Longer fuzzing: parsers (proptest) and every API route (schemathesis), with a summary
 	@scripts/fuzz.sh
 
-bench: ## Measure the service against pgbench on a throwaway cluster (writes bench/results/)
+bench: ## Measure the service against pgbench on a throwaway cluster (writes bench/results/; BENCH_CITUS=1: on Citus)
 	@scripts/bench.sh
 
 lint: ## rustfmt check + clippy (warnings are errors)

@@ -1,11 +1,19 @@
-"""Turns a bench run's records into bench/results/<date>.{json,md} and a table."""
+"""Turns a bench run's records into bench/results/<date>[-label].{json,md} and a table.
+
+Arguments: records tenants scale per clients duration [label [cluster]]; a label
+(e.g. citus) names the files, the cluster line says what was measured on.
+BENCH_NOTE (env), when set, is written under it (e.g. what else ran meanwhile).
+"""
 import datetime
 import json
+import os
 import pathlib
 import platform
 import sys
 
-records_file, tenants, scale, per, clients, duration = sys.argv[1:]
+records_file, tenants, scale, per, clients, duration, *mode = sys.argv[1:]
+label, cluster = (mode + ["", ""])[:2]
+note = os.environ.get("BENCH_NOTE", "")
 r = {}
 for line in pathlib.Path(records_file).read_text().splitlines():
     item = json.loads(line)
@@ -63,12 +71,14 @@ rows = [
     (f"5 read p99 during paced purge vs without (ms)", r["read_during_paced_purge"]["p99_ms"], r["read_before_paced_purge"]["p99_ms"], "<= 2.0"),
 ]
 now = datetime.datetime.now(datetime.timezone.utc)
-stamp = now.strftime("%Y-%m-%d-%H%M")
+stamp = now.strftime("%Y-%m-%d-%H%M") + (f"-{label}" if label else "")
 out = pathlib.Path("bench/results")
 out.mkdir(parents=True, exist_ok=True)
 summary = {
     "when": now.isoformat(timespec="seconds"),
     "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+    **({"cluster": cluster} if cluster else {}),
+    **({"note": note} if note else {}),
     "setup": {"tenants": int(tenants), "scale_tenants": int(scale), "instances_per_tenant": int(per), "clients": int(clients), "seconds_per_run": int(duration)},
     "raw": r,
     "table": [{"scenario": s, "service": a, "database": b, "ratio": ratio(a, b) if b is not None else None, "target": t, "met": met(a, b, t)} for s, a, b, t in rows],
@@ -76,10 +86,12 @@ summary = {
 }
 (out / f"{stamp}.json").write_text(json.dumps(summary, indent=2) + "\n")
 lines = [
-    f"# Bench {summary['when']}",
+    f"# Bench {summary['when']}" + (f" ({label})" if label else ""),
     "",
     f"{summary['machine']}; {tenants} tenants x {per} instances (and {scale} for scenario 3); {clients} connections; {duration} s per run.",
     "",
+    *([cluster, ""] if cluster else []),
+    *([note, ""] if note else []),
     "| scenario | service | database | ratio | target | met |",
     "|---|---|---|---|---|---|",
 ]
