@@ -623,6 +623,16 @@ impl TestApp {
 
     /// Sends `method path` with `token` (and a JSON body); returns the status
     /// and the body as JSON (`Null` when it is not JSON).
+    /// [`Self::call`] with a platform-admin token.
+    pub async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.call(&self.admin_token(), method, path, body).await
+    }
+
     pub async fn call(
         &self,
         token: &str,

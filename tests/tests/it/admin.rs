@@ -20,23 +20,14 @@ async fn call(
     app.call(token, method, path, body).await
 }
 
-async fn admin(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    call(app, &app.admin_token(), method, path, body).await
-}
-
 async fn create(app: &TestApp, slug: &str) -> Value {
-    let (status, tenant) = admin(
-        app,
-        Method::POST,
-        "/v1/admin/tenants",
-        Some(json!({"slug": slug, "name": slug})),
-    )
-    .await;
+    let (status, tenant) = app
+        .admin_call(
+            Method::POST,
+            "/v1/admin/tenants",
+            Some(json!({"slug": slug, "name": slug})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{tenant}");
     tenant
 }
@@ -50,8 +41,7 @@ async fn act(app: &TestApp, tenant: &Value, action: &str) -> (StatusCode, Value)
         "/v1/admin/tenants/{}/{action}",
         tenant["id"].as_str().unwrap()
     );
-    admin(
-        app,
+    app.admin_call(
         Method::POST,
         &path,
         Some(json!({"reason": format!("test: {action}")})),
@@ -82,8 +72,9 @@ async fn admins_create_read_list_and_patch_tenants() {
     );
 
     for key in [acme["id"].as_str().unwrap(), "acme"] {
-        let (status, got) =
-            admin(&app, Method::GET, &format!("/v1/admin/tenants/{key}"), None).await;
+        let (status, got) = app
+            .admin_call(Method::GET, &format!("/v1/admin/tenants/{key}"), None)
+            .await;
         assert_eq!((status, &got["id"]), (StatusCode::OK, &acme["id"]));
     }
     // The tenant sees its quotas: the override and the defaults.
@@ -93,13 +84,13 @@ async fn admins_create_read_list_and_patch_tenants() {
     assert_eq!(quotas["limits"]["max_clusters"], 1000);
     assert_eq!(quotas["usage"]["users"], 0);
 
-    let (status, patched) = admin(
-        &app,
-        Method::PATCH,
-        "/v1/admin/tenants/acme",
-        Some(json!({"name": "ACME", "legal_hold": true})),
-    )
-    .await;
+    let (status, patched) = app
+        .admin_call(
+            Method::PATCH,
+            "/v1/admin/tenants/acme",
+            Some(json!({"name": "ACME", "legal_hold": true})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         (patched["name"].as_str(), patched["legal_hold"].as_bool()),
@@ -108,13 +99,9 @@ async fn admins_create_read_list_and_patch_tenants() {
 
     let globex = create(&app, "globex").await;
     act(&app, &globex, "suspend").await;
-    let (_, suspended) = admin(
-        &app,
-        Method::GET,
-        "/v1/admin/tenants?status=suspended",
-        None,
-    )
-    .await;
+    let (_, suspended) = app
+        .admin_call(Method::GET, "/v1/admin/tenants?status=suspended", None)
+        .await;
     let ids: Vec<&Value> = suspended["items"]
         .as_array()
         .unwrap()
@@ -122,20 +109,26 @@ async fn admins_create_read_list_and_patch_tenants() {
         .map(|t| &t["id"])
         .collect();
     assert_eq!(ids, vec![&globex["id"]]);
-    let (_, first) = admin(&app, Method::GET, "/v1/admin/tenants?limit=1", None).await;
+    let (_, first) = app
+        .admin_call(Method::GET, "/v1/admin/tenants?limit=1", None)
+        .await;
     assert_eq!(first["items"].as_array().unwrap().len(), 1);
     let cursor = first["next_cursor"].as_str().unwrap();
-    let (_, second) = admin(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/tenants?limit=1&cursor={cursor}"),
-        None,
-    )
-    .await;
+    let (_, second) = app
+        .admin_call(
+            Method::GET,
+            &format!("/v1/admin/tenants?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
     assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
-    let (status, _) = admin(&app, Method::GET, "/v1/admin/tenants?status=gone", None).await;
+    let (status, _) = app
+        .admin_call(Method::GET, "/v1/admin/tenants?status=gone", None)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = admin(&app, Method::GET, "/v1/admin/tenants/nobody", None).await;
+    let (status, _) = app
+        .admin_call(Method::GET, "/v1/admin/tenants/nobody", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -152,36 +145,36 @@ async fn slugs_follow_the_rules_and_stay_taken_through_deletion() {
         "api",
         &"a".repeat(64),
     ] {
-        let (status, problem) = admin(
-            &app,
-            Method::POST,
-            "/v1/admin/tenants",
-            Some(json!({"slug": bad, "name": "x"})),
-        )
-        .await;
+        let (status, problem) = app
+            .admin_call(
+                Method::POST,
+                "/v1/admin/tenants",
+                Some(json!({"slug": bad, "name": "x"})),
+            )
+            .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
         assert_eq!(problem["field"], "slug");
     }
     let acme = create(&app, "acme").await;
-    let (status, problem) = admin(
-        &app,
-        Method::POST,
-        "/v1/admin/tenants",
-        Some(json!({"slug": "acme", "name": "again"})),
-    )
-    .await;
+    let (status, problem) = app
+        .admin_call(
+            Method::POST,
+            "/v1/admin/tenants",
+            Some(json!({"slug": "acme", "name": "again"})),
+        )
+        .await;
     assert_eq!(
         (status, problem["code"].as_str()),
         (StatusCode::CONFLICT, Some("conflict"))
     );
     act(&app, &acme, "delete").await;
-    let (status, _) = admin(
-        &app,
-        Method::POST,
-        "/v1/admin/tenants",
-        Some(json!({"slug": "acme", "name": "again"})),
-    )
-    .await;
+    let (status, _) = app
+        .admin_call(
+            Method::POST,
+            "/v1/admin/tenants",
+            Some(json!({"slug": "acme", "name": "again"})),
+        )
+        .await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
@@ -201,13 +194,13 @@ async fn a_slug_can_never_be_mistaken_for_another_tenants_id() {
         uuid.simple().to_string().to_uppercase(),
     ];
     for form in &forms {
-        let (status, problem) = admin(
-            &app,
-            Method::POST,
-            "/v1/admin/tenants",
-            Some(json!({"slug": form, "name": "impostor"})),
-        )
-        .await;
+        let (status, problem) = app
+            .admin_call(
+                Method::POST,
+                "/v1/admin/tenants",
+                Some(json!({"slug": form, "name": "impostor"})),
+            )
+            .await;
         assert_eq!(
             status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -219,36 +212,32 @@ async fn a_slug_can_never_be_mistaken_for_another_tenants_id() {
             "{form}: {problem}"
         );
     }
-    let (_, all) = admin(&app, Method::GET, "/v1/admin/tenants", None).await;
+    let (_, all) = app.admin_call(Method::GET, "/v1/admin/tenants", None).await;
     assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
     // Every form of an id names that tenant, and only by id: reads and
     // lifecycle actions alike.
     for form in &forms {
-        let (status, got) = admin(
-            &app,
-            Method::GET,
-            &format!("/v1/admin/tenants/{form}"),
+        let (status, got) = app
+            .admin_call(Method::GET, &format!("/v1/admin/tenants/{form}"), None)
+            .await;
+        assert_eq!((status, &got["id"]), (StatusCode::OK, &a["id"]), "{form}");
+    }
+    let (status, suspended) = app
+        .admin_call(
+            Method::POST,
+            &format!("/v1/admin/tenants/{}/suspend", forms[1]),
             None,
         )
         .await;
-        assert_eq!((status, &got["id"]), (StatusCode::OK, &a["id"]), "{form}");
-    }
-    let (status, suspended) = admin(
-        &app,
-        Method::POST,
-        &format!("/v1/admin/tenants/{}/suspend", forms[1]),
-        None,
-    )
-    .await;
     assert_eq!((status, &suspended["id"]), (StatusCode::OK, &a["id"]));
     // An id that names no tenant is a 404, never a slug lookup.
-    let (status, _) = admin(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/tenants/{}", uuid::Uuid::now_v7().simple()),
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .admin_call(
+            Method::GET,
+            &format!("/v1/admin/tenants/{}", uuid::Uuid::now_v7().simple()),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -315,7 +304,9 @@ async fn every_status_and_action_pair_behaves_as_the_state_machine_says_over_htt
         "/v1/admin/tenants/{}/suspend",
         create(&app, "bodies").await["id"].as_str().unwrap()
     );
-    let (status, _) = admin(&app, Method::POST, &path, Some(json!({"reason": 7}))).await;
+    let (status, _) = app
+        .admin_call(Method::POST, &path, Some(json!({"reason": 7})))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let response = app
         .with_token(Method::POST, &path, &app.admin_token())
@@ -499,16 +490,16 @@ async fn racing_admins_get_one_success_and_invalid_transitions() {
             .iter()
             .all(|b| b["code"] == "invalid_transition" && b["from"] == "suspended")
     );
-    let (_, audit) = admin(
-        &app,
-        Method::GET,
-        &format!(
-            "/v1/admin/audit?tenant_id={}",
-            tenant["id"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
+    let (_, audit) = app
+        .admin_call(
+            Method::GET,
+            &format!(
+                "/v1/admin/audit?tenant_id={}",
+                tenant["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
     let suspensions = audit["items"]
         .as_array()
         .unwrap()
@@ -770,13 +761,9 @@ async fn an_export_holds_exactly_the_tenants_rows_and_imports_into_a_new_tenant(
     );
     std::fs::remove_file(&truncated).unwrap();
     assert!(!ok && stderr.contains("truncated"), "{stderr}");
-    let (status, _) = admin(
-        &app,
-        Method::GET,
-        "/v1/admin/tenants/tenant-a-partial",
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .admin_call(Method::GET, "/v1/admin/tenants/tenant-a-partial", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -793,7 +780,9 @@ async fn health_reports_counts_usage_limits_and_last_activity() {
         Some(json!({"name": "main", "region": "eu"})),
     )
     .await;
-    let (status, health) = admin(&app, Method::GET, "/v1/admin/tenants/acme/health", None).await;
+    let (status, health) = app
+        .admin_call(Method::GET, "/v1/admin/tenants/acme/health", None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["status"], "active");
     assert_eq!(health["counts"]["clusters"], 1);
@@ -811,24 +800,23 @@ async fn the_audit_log_records_each_change_with_actor_reason_and_before_after() 
     let tenant = create(&app, "acme").await;
     act(&app, &tenant, "suspend").await;
     act(&app, &tenant, "activate").await;
-    admin(
-        &app,
+    app.admin_call(
         Method::PATCH,
         "/v1/admin/tenants/acme",
         Some(json!({"legal_hold": true})),
     )
     .await;
     let other = create(&app, "other").await;
-    let (_, log) = admin(
-        &app,
-        Method::GET,
-        &format!(
-            "/v1/admin/audit?tenant_id={}",
-            tenant["id"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
+    let (_, log) = app
+        .admin_call(
+            Method::GET,
+            &format!(
+                "/v1/admin/audit?tenant_id={}",
+                tenant["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
     let entries = log["items"].as_array().unwrap();
     let actions: Vec<&str> = entries
         .iter()
@@ -854,7 +842,7 @@ async fn the_audit_log_records_each_change_with_actor_reason_and_before_after() 
         (Some("active"), Some("suspended"))
     );
     assert!(entries.iter().all(|e| e["tenant_id"] == tenant["id"]));
-    let (_, everything) = admin(&app, Method::GET, "/v1/admin/audit", None).await;
+    let (_, everything) = app.admin_call(Method::GET, "/v1/admin/audit", None).await;
     assert!(
         everything["items"]
             .as_array()
@@ -909,6 +897,8 @@ async fn the_admin_plane_refuses_tenant_tokens_and_tokens_without_the_admin_scop
             assert_eq!(status, expected, "{method} {path}");
         }
     }
-    let (_, still) = admin(&app, Method::GET, "/v1/admin/tenants/acme", None).await;
+    let (_, still) = app
+        .admin_call(Method::GET, "/v1/admin/tenants/acme", None)
+        .await;
     assert_eq!(still["status"], "active");
 }

@@ -19,15 +19,6 @@ use tenantry_core::TenantId;
 use tenantry_db::{DbError, ScopedFutureExt, migrate, queries};
 use tenantry_tests::{TestApp, TestDb, run_tenantry_with, test_auth_settings, test_limits};
 
-async fn admin(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    app.call(&app.admin_token(), method, path, body).await
-}
-
 async fn call(
     app: &TestApp,
     tenant: TenantId,
@@ -132,13 +123,17 @@ async fn refused_with(
     for part in expected {
         assert!(stderr.contains(part), "{part:?} not in: {stderr}");
     }
-    let (status, _) = admin(app, Method::GET, "/v1/admin/tenants/refused", None).await;
+    let (status, _) = app
+        .admin_call(Method::GET, "/v1/admin/tenants/refused", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{stderr}");
     assert_eq!(tenants(app).await, before, "a refused import left a tenant");
 }
 
 async fn tenants(app: &TestApp) -> usize {
-    let (status, body) = admin(app, Method::GET, "/v1/admin/tenants?limit=100", None).await;
+    let (status, body) = app
+        .admin_call(Method::GET, "/v1/admin/tenants?limit=100", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     body["items"].as_array().unwrap().len()
 }
@@ -454,7 +449,9 @@ async fn importing_over_the_new_tenants_limits_fails_and_leaves_nothing() {
         &["line 2", "instances.cpu_cores", "between 1 and 1024"],
     )
     .await;
-    let (status, audit) = admin(&app, Method::GET, "/v1/admin/audit?limit=100", None).await;
+    let (status, audit) = app
+        .admin_call(Method::GET, "/v1/admin/audit?limit=100", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         audit["items"].as_array().unwrap().len(),

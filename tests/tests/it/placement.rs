@@ -55,15 +55,6 @@ fn path(tenant: TenantId) -> String {
     format!("/v1/admin/tenants/{tenant}/placement")
 }
 
-async fn admin(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    app.call(&app.admin_token(), method, path, body).await
-}
-
 /// `POST path` with `token`, which must create: the created resource.
 async fn create(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
     let (status, created) = app.call(token, Method::POST, path, Some(body)).await;
@@ -90,13 +81,13 @@ fn assert_citus_required(status: StatusCode, body: &Value) {
 
 /// The `tenant.placed` audit entries of `tenant`, oldest first.
 async fn placed_entries(app: &TestApp, tenant: TenantId) -> Vec<Value> {
-    let (status, page) = admin(
-        app,
-        Method::GET,
-        &format!("/v1/admin/audit?tenant_id={tenant}&limit=100"),
-        None,
-    )
-    .await;
+    let (status, page) = app
+        .admin_call(
+            Method::GET,
+            &format!("/v1/admin/audit?tenant_id={tenant}&limit=100"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     page["items"]
         .as_array()
@@ -165,8 +156,9 @@ async fn placement_shows_the_tenants_shard_group_on_citus_and_is_409_citus_requi
     assert_eq!(placement["isolated"], false, "{placement}");
     assert_one_shard_group(&placement);
     // By slug, the same.
-    let (status, by_slug) =
-        admin(&app, Method::GET, "/v1/admin/tenants/acme/placement", None).await;
+    let (status, by_slug) = app
+        .admin_call(Method::GET, "/v1/admin/tenants/acme/placement", None)
+        .await;
     assert_eq!((status, &by_slug), (StatusCode::OK, &placement));
 }
 
@@ -198,13 +190,13 @@ async fn an_isolated_tenant_moves_to_the_other_worker_with_its_rows_and_keeps_se
     let globex_before = rows_of(&app, globex).await;
 
     if !has_citus(&app).await {
-        let (status, body) = admin(
-            &app,
-            Method::POST,
-            &path(acme),
-            Some(json!({"isolate": true, "node": "127.0.0.1:5432", "reason": "dedicated"})),
-        )
-        .await;
+        let (status, body) = app
+            .admin_call(
+                Method::POST,
+                &path(acme),
+                Some(json!({"isolate": true, "node": "127.0.0.1:5432", "reason": "dedicated"})),
+            )
+            .await;
         assert_citus_required(status, &body);
         assert!(placed_entries(&app, acme).await.is_empty());
         assert_eq!(rows_of(&app, acme).await, rows_before);
@@ -217,14 +209,14 @@ async fn an_isolated_tenant_moves_to_the_other_worker_with_its_rows_and_keeps_se
     );
 
     // 1. Isolate where it is.
-    let (_, before) = admin(&app, Method::GET, &path(acme), None).await;
-    let (status, isolated) = admin(
-        &app,
-        Method::POST,
-        &path(acme),
-        Some(json!({"isolate": true, "reason": "noisy"})),
-    )
-    .await;
+    let (_, before) = app.admin_call(Method::GET, &path(acme), None).await;
+    let (status, isolated) = app
+        .admin_call(
+            Method::POST,
+            &path(acme),
+            Some(json!({"isolate": true, "reason": "noisy"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{isolated}");
     assert_eq!(
         (
@@ -241,13 +233,9 @@ async fn an_isolated_tenant_moves_to_the_other_worker_with_its_rows_and_keeps_se
     );
     assert_one_shard_group(&isolated);
     // Asked again: nothing to do, nothing audited.
-    let (status, again) = admin(
-        &app,
-        Method::POST,
-        &path(acme),
-        Some(json!({"isolate": true})),
-    )
-    .await;
+    let (status, again) = app
+        .admin_call(Method::POST, &path(acme), Some(json!({"isolate": true})))
+        .await;
     assert_eq!(
         (status, &again["changed"]),
         (StatusCode::OK, &json!(false)),
@@ -257,13 +245,13 @@ async fn an_isolated_tenant_moves_to_the_other_worker_with_its_rows_and_keeps_se
     // 2. Move it to the other worker.
     let from = isolated["node"].as_str().unwrap().to_owned();
     let to = workers.iter().find(|w| **w != from).unwrap().clone();
-    let (status, moved) = admin(
-        &app,
-        Method::POST,
-        &path(acme),
-        Some(json!({"isolate": true, "node": to, "reason": "dedicated"})),
-    )
-    .await;
+    let (status, moved) = app
+        .admin_call(
+            Method::POST,
+            &path(acme),
+            Some(json!({"isolate": true, "node": to, "reason": "dedicated"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{moved}");
     assert_eq!(
         (&moved["changed"], &moved["isolated"]),
@@ -271,7 +259,7 @@ async fn an_isolated_tenant_moves_to_the_other_worker_with_its_rows_and_keeps_se
     );
     assert_eq!(moved["node"], to, "{moved}");
     assert_one_shard_group(&moved);
-    let (status, shown) = admin(&app, Method::GET, &path(acme), None).await;
+    let (status, shown) = app.admin_call(Method::GET, &path(acme), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         (&shown["node"], &shown["isolated"]),
@@ -415,7 +403,7 @@ async fn placement_refuses_bad_input_with_4xx_problems_and_moves_nothing() {
     }
     assert!(placed_entries(&app, acme).await.is_empty());
     if on_citus {
-        let (_, placement) = admin(&app, Method::GET, &path(acme), None).await;
+        let (_, placement) = app.admin_call(Method::GET, &path(acme), None).await;
         assert_eq!(placement["isolated"], false, "{placement}");
     }
 }
@@ -486,6 +474,6 @@ async fn tenant_place_runs_only_in_the_platform_context_and_only_if_the_owner_by
     let refused = sql_query(&call).get_result::<Outcome>(&mut su).await;
     su.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(refused.unwrap().outcome, "owner_subject_to_rls");
-    let (_, placement) = admin(&app, Method::GET, &path(acme), None).await;
+    let (_, placement) = app.admin_call(Method::GET, &path(acme), None).await;
     assert_eq!(placement["isolated"], false, "{placement}");
 }
