@@ -548,7 +548,7 @@ impl TestApp {
     ) -> Self {
         let db = Db::new(settings).expect("build the pool");
         let tenancy = tenantry_api::Tenancy {
-            default_limits: test_limits(),
+            default_limits: test_limits().into(),
             retention,
         };
         let state =

@@ -115,10 +115,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     "." => missing_field(&detail).unwrap_or_else(|| "body".to_owned()),
                     _ => path,
                 };
-                ApiError::Validation {
+                ApiError::Operation(tenantry_ops::Error::Validation {
                     field: field.into(),
                     detail,
-                }
+                })
             })?;
             Ok(Json(value))
         })

@@ -155,7 +155,7 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    pub fn swept(&self, report: &tenantry_sweeper::SweepReport, took: std::time::Duration) {
+    pub fn swept(&self, report: &tenantry_ops::views::SweepReportView, took: std::time::Duration) {
         self.tenants_purged
             .inc_by(u64::try_from(report.purged.len()).unwrap_or(u64::MAX));
         self.rows_purged

@@ -48,12 +48,16 @@ pub fn finish(openapi: &mut utoipa::openapi::OpenApi) {
             &mut item.put,
             &mut item.delete,
         ];
-        // Every API route reads the database, so every one can answer 503.
+        // The responses every API route shares, declared here once rather
+        // than per route: any client error as problem+json, and 503 (every
+        // API route reads the database).
         if path.starts_with("/v1/") || path.starts_with("/t/") {
             for operation in operations.iter_mut().filter_map(|o| o.as_mut()) {
-                operation
-                    .responses
-                    .responses
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("4XX".to_owned())
+                    .or_insert_with(client_error);
+                responses
                     .entry("503".to_owned())
                     .or_insert_with(database_unavailable);
             }
@@ -84,13 +88,19 @@ pub fn finish(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// The 503 every database-backed route can answer.
-fn database_unavailable() -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+/// The client errors every API route can answer.
+fn client_error() -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    problem(
+        "problem+json: unauthorized (401), forbidden, tenant_suspended/archived/deleted, \
+         tenant_mismatch, quota_exceeded (403), not_found (404), conflict (409), \
+         tenant_purged (410), validation (422), rate_limited (429), and bad_request, \
+         payload_too_large, unsupported_media_type; `code` is stable, `detail` is for people",
+    )
+}
+
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
     utoipa::openapi::ResponseBuilder::new()
-        .description(
-            "problem+json: database_unavailable (down, restarting, or no pooled connection within \
-             the wait) or query_timeout (rolled back); retry after Retry-After",
-        )
+        .description(description)
         .content(
             "application/problem+json",
             utoipa::openapi::ContentBuilder::new()
@@ -99,4 +109,26 @@ fn database_unavailable() -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
         )
         .build()
         .into()
+}
+
+/// The 503 every database-backed route can answer.
+fn database_unavailable() -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    problem(
+        "problem+json: database_unavailable (down, restarting, or no pooled connection within \
+         the wait) or query_timeout (rolled back); retry after Retry-After",
+    )
+}
+
+/// The document `/openapi.json` serves, built from the same route table
+/// without a server (for the committed snapshot and generated clients).
+#[must_use]
+pub fn document(addressing: &crate::Addressing) -> utoipa::openapi::OpenApi {
+    use utoipa_actix_web::AppExt as _;
+    let (_, mut api) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(|cfg| crate::routes::configure(cfg, addressing))
+        .split_for_parts();
+    finish(&mut api);
+    api
 }

@@ -1,8 +1,8 @@
-//! Rows as the service reads them. Serialized as they appear in the API.
+//! Rows as the service reads them. Never serialized as they are: the
+//! operations layer turns them into views (`tenantry_ops::views`).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
 use tenantry_core::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, TenantStatus, UserId};
 
 use crate::schema::{
@@ -10,7 +10,7 @@ use crate::schema::{
     users,
 };
 
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
 pub struct Tenant {
     pub id: TenantId,
@@ -24,10 +24,9 @@ pub struct Tenant {
     pub purged_at: Option<DateTime<Utc>>,
 }
 
-/// A tenant's limits; also the shape of `[quotas.default]` in the config.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
+/// A tenant's limits.
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = tenant_quotas, check_for_backend(diesel::pg::Pg))]
-#[serde(deny_unknown_fields)]
 pub struct Limits {
     pub max_users: i32,
     pub max_api_keys: i32,
@@ -40,7 +39,7 @@ pub struct Limits {
     pub burst: i32,
 }
 
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = tenant_usage, check_for_backend(diesel::pg::Pg))]
 pub struct Usage {
     pub users: i32,
@@ -52,7 +51,7 @@ pub struct Usage {
     pub storage_gb: i32,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
     pub id: UserId,
@@ -62,7 +61,7 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
 pub struct ApiKey {
     pub id: ApiKeyId,
@@ -73,7 +72,7 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clusters, check_for_backend(diesel::pg::Pg))]
 pub struct Cluster {
     pub id: ClusterId,
@@ -83,7 +82,7 @@ pub struct Cluster {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = instances, check_for_backend(diesel::pg::Pg))]
 pub struct Instance {
     pub id: InstanceId,
@@ -96,14 +95,13 @@ pub struct Instance {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
 pub struct Event {
     pub id: EventId,
     pub kind: String,
     pub actor: String,
     pub subject: Option<uuid::Uuid>,
-    #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub at: DateTime<Utc>,
 }
@@ -126,16 +124,14 @@ impl Page {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
 pub struct AuditEntry {
     pub id: uuid::Uuid,
     pub tenant_id: Option<TenantId>,
     pub actor: String,
     pub action: String,
-    #[schema(value_type = Option<Object>)]
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
@@ -143,7 +139,7 @@ pub struct AuditEntry {
 
 /// A purge receipt (`retention_runs`): open while the purge runs, closed
 /// (`purged_at`) when the tenant's data is gone.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = crate::schema::retention_runs, check_for_backend(diesel::pg::Pg))]
 pub struct RetentionRun {
     pub id: uuid::Uuid,
@@ -153,7 +149,6 @@ pub struct RetentionRun {
     pub started_at: DateTime<Utc>,
     pub purged_at: Option<DateTime<Utc>>,
     /// Rows removed per table.
-    #[schema(value_type = Object)]
     pub rows_removed: serde_json::Value,
     /// Which sweeper (host:pid) ran it.
     pub sweeper: String,

@@ -15,7 +15,7 @@ use crate::queries;
 use crate::{Db, DbError};
 
 /// One resource of one tenant whose recorded usage differs from its rows.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {
     pub tenant: TenantId,
     pub slug: String,
@@ -43,8 +43,9 @@ struct Actual {
 }
 
 /// Checks every tenant that still has data; with `fix`, sets each drifting
-/// usage row to what its rows add up to.
-pub async fn reconcile(db: &Db, fix: bool) -> Result<Vec<Drift>, DbError> {
+/// usage row to what its rows add up to, audited as `quota.reconciled` by
+/// `actor` with the recorded and the actual usage.
+pub async fn reconcile(db: &Db, fix: bool, actor: &str) -> Result<Vec<Drift>, DbError> {
     let mut drifts = Vec::new();
     let mut after = None;
     loop {
@@ -60,7 +61,7 @@ pub async fn reconcile(db: &Db, fix: bool) -> Result<Vec<Drift>, DbError> {
             if tenant.purged_at.is_some() {
                 continue;
             }
-            let (id, slug) = (tenant.id, tenant.slug.clone());
+            let (id, slug, actor) = (tenant.id, tenant.slug.clone(), actor.to_owned());
             let found = db
                 .tenant(id)
                 .run(|conn| {
@@ -110,6 +111,23 @@ pub async fn reconcile(db: &Db, fix: bool) -> Result<Vec<Drift>, DbError> {
                             .collect();
                         if fix && !found.is_empty() {
                             queries::export::recompute_usage(conn, id).await?;
+                            // Audited in the same transaction, as every change is.
+                            let side = |value: fn(&Drift) -> i64| {
+                                found
+                                    .iter()
+                                    .map(|d| (d.resource.to_owned(), serde_json::json!(value(d))))
+                                    .collect::<serde_json::Map<_, _>>()
+                            };
+                            queries::audit::record(
+                                conn,
+                                Some(id),
+                                &actor,
+                                "quota.reconciled",
+                                Some(serde_json::Value::Object(side(|d| d.recorded))),
+                                Some(serde_json::Value::Object(side(|d| d.actual))),
+                                None,
+                            )
+                            .await?;
                         }
                         Ok(found)
                     }

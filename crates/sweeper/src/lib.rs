@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tenantry_core::TenantId;
 use tenantry_db::models::RetentionRun;
 use tenantry_db::schema::TENANT_TABLES;
@@ -44,14 +44,14 @@ pub struct RetentionSettings {
 }
 
 /// What a dry run found for one tenant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct WouldPurge {
     pub tenant_id: TenantId,
     pub rows: std::collections::BTreeMap<&'static str, i64>,
 }
 
 /// What one sweep did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct SweepReport {
     pub dry_run: bool,
     /// Receipts of the tenants purged by this sweep.
@@ -67,7 +67,7 @@ pub struct SweepReport {
     pub slugs_released: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Interrupted {
     pub tenant_id: TenantId,
     pub reason: String,

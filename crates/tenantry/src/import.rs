@@ -627,7 +627,7 @@ async fn write(
     queries::audit::record(
         conn,
         Some(id),
-        "cli:import",
+        tenantry_ops::Actor::cli().as_str(),
         "tenant.imported",
         None,
         Some(json!({
@@ -659,7 +659,7 @@ pub async fn run(
     let plan = plan(&lines).context("refused; nothing was imported")?;
     drop(lines);
     let skipped = plan.skipped_api_keys;
-    let limits = settings.quotas.default.clone();
+    let limits = tenantry_db::models::Limits::from(&settings.quotas.default);
     let id = TenantId::new();
     let db = Db::new(&settings.database)?;
     let written = db
@@ -679,7 +679,7 @@ pub async fn run(
         std::io::stdout(),
         "{}",
         serde_json::to_string_pretty(&json!({
-            "tenant": written.tenant,
+            "tenant": tenantry_ops::views::TenantView::new(written.tenant, settings.retention.period),
             "rows": written.rows,
             "skipped": { "api_keys": skipped },
         }))?

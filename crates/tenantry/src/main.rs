@@ -11,7 +11,8 @@ use secrecy::SecretString;
 use tenantry_api::auth::{Issuer, keys};
 use tenantry_api::{AppState, Tenancy};
 use tenantry_core::{Name, Scope, Scopes, Slug, TenantId};
-use tenantry_db::{Db, DbError, ScopedFutureExt, migrate, queries};
+use tenantry_db::{Db, migrate};
+use tenantry_ops::Actor;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -222,6 +223,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 let report =
                     tenantry_sweeper::sweep(&db, &settings.retention, &name, dry_run, &stop)
                         .await?;
+                let report = tenantry_ops::views::SweepReportView::from(report);
                 writeln!(std::io::stdout(), "{}", serde_json::to_string(&report)?)?;
                 if once || stop.is_raised() {
                     return Ok(ExitCode::SUCCESS);
@@ -237,7 +239,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             command: QuotasCommand::Reconcile { fix },
         } => {
             let db = Db::new(&settings.database)?;
-            let drifts = tenantry_db::reconcile::reconcile(&db, fix).await?;
+            let drifts = tenantry_db::reconcile::reconcile(&db, fix, Actor::cli().as_str()).await?;
             let mut out = std::io::stdout();
             for d in &drifts {
                 writeln!(
@@ -265,36 +267,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Tenants {
             command: TenantsCommand::Create { slug, name },
         } => {
-            let slug = Slug::parse(&slug).map_err(|e| anyhow::anyhow!("--slug: {e}"))?;
-            let name = Name::parse(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
-            let limits = settings.quotas.default.clone();
-            let db = Db::new(&settings.database)?;
-            let tenant = db
-                .platform()
-                .run(|conn| {
-                    async move {
-                        Ok::<_, DbError>(
-                            queries::tenants::create(
-                                conn,
-                                TenantId::new(),
-                                slug.as_str(),
-                                name.as_str(),
-                                &limits,
-                            )
-                            .await?,
-                        )
-                    }
-                    .scope_boxed()
-                })
+            // The same operation as `POST /v1/admin/tenants`: the same
+            // checks, the same audit entry, with the CLI's actor.
+            let new = tenantry_ops::tenants::NewTenant {
+                slug: Slug::parse(&slug).map_err(|e| anyhow::anyhow!("--slug: {e}"))?,
+                name: Name::parse(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?,
+                limits: tenantry_ops::quotas::LimitsPatch::default(),
+            };
+            let ops = operations(&settings)?;
+            let tenant = tenantry_ops::tenants::create(&ops, &Actor::cli(), new)
                 .await
-                .map_err(|e| match e {
-                    DbError::Query(diesel_unique)
-                        if diesel_unique.to_string().contains("tenants_slug_unique") =>
-                    {
-                        anyhow::anyhow!("a tenant with this slug already exists")
-                    }
-                    other => other.into(),
-                })?;
+                .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
             writeln!(
                 std::io::stdout(),
                 "{}",
@@ -367,6 +350,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// The operations layer on the service's database, with the configured
+/// tenancy rules: what the CLI's state-changing commands call.
+fn operations(settings: &Settings) -> anyhow::Result<tenantry_ops::Operations> {
+    let db = Db::new(&settings.database)?;
+    Ok(tenantry_ops::Operations::new(
+        db,
+        Tenancy {
+            default_limits: settings.quotas.default.clone(),
+            retention: settings.retention.clone(),
+        },
+    ))
 }
 
 fn parse_scopes(words: &str) -> anyhow::Result<Scopes> {
@@ -534,7 +530,7 @@ fn spawn_housekeeping(state: &AppState, reconcile_every: std::time::Duration) {
         tick.tick().await; // not at startup: the first run after one interval
         loop {
             tick.tick().await;
-            match tenantry_db::reconcile::reconcile(&db, false).await {
+            match tenantry_db::reconcile::reconcile(&db, false, "reconciler").await {
                 Ok(drifts) => {
                     for d in &drifts {
                         tracing::warn!(tenant = %d.tenant, slug = %d.slug, resource = d.resource, recorded = d.recorded, actual = d.actual, "quota usage drift");
@@ -553,7 +549,7 @@ fn spawn_housekeeping(state: &AppState, reconcile_every: std::time::Duration) {
 fn spawn_sweeper(state: &AppState) -> tokio::task::JoinHandle<()> {
     let db = state.db.clone();
     let metrics = std::sync::Arc::clone(&state.metrics);
-    let settings = state.tenancy.retention.clone();
+    let settings = state.ops.tenancy.retention.clone();
     let mut stop = state.stop.clone();
     tokio::spawn(async move {
         let name = tenantry_sweeper::instance_name();
@@ -565,7 +561,7 @@ fn spawn_sweeper(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
             let started = std::time::Instant::now();
             match tenantry_sweeper::sweep(&db, &settings, &name, settings.dry_run, &stop).await {
-                Ok(report) => metrics.swept(&report, started.elapsed()),
+                Ok(report) => metrics.swept(&report.into(), started.elapsed()),
                 Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next interval"),
             }
         }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tenantry_api::auth::AuthSettings;
 use tenantry_api::{MetricsSettings, ServerSettings};
 use tenantry_db::DatabaseSettings;
-use tenantry_db::models::Limits;
+use tenantry_ops::views::LimitsView as Limits;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 

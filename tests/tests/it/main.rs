@@ -15,6 +15,7 @@ mod http;
 mod import;
 mod limits;
 mod migrations;
+mod operations;
 mod parsers;
 mod placement;
 mod pool_hygiene;

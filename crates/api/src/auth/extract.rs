@@ -54,7 +54,7 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
-        .ok_or_else(|| ApiError::Internal("AppState is not registered".to_owned()))
+        .ok_or_else(|| ApiError::internal("AppState is not registered"))
 }
 
 async fn verify(state: &AppState, token: Result<String, ApiError>) -> Result<Principal, ApiError> {
@@ -160,7 +160,24 @@ impl FromRequest for PlatformAdmin {
     }
 }
 
+impl PlatformAdmin {
+    /// Who the audit log names for this admin's actions.
+    #[must_use]
+    pub fn actor(&self) -> tenantry_ops::Actor {
+        tenantry_ops::Actor::subject(self.sub.clone())
+    }
+}
+
 impl TenantPrincipal {
+    /// The tenant this caller acts in and who it is, for operations.
+    #[must_use]
+    pub fn actor(&self) -> tenantry_ops::TenantActor {
+        tenantry_ops::TenantActor {
+            tenant: self.tenant_id,
+            actor: tenantry_ops::Actor::subject(self.sub.clone()),
+        }
+    }
+
     /// A read-only unit of work (scope `tenant:read`).
     pub async fn read<'a, R, F>(&self, state: &AppState, work: F) -> Result<R, ApiError>
     where
@@ -236,7 +253,7 @@ impl TenantPrincipal {
         let result = match outcome {
             Err(Rehearsal::Done(result)) => Ok(result),
             Err(Rehearsal::Failed(e)) => Err(e),
-            Ok(()) => Err(ApiError::Internal("a rehearsal committed".to_owned())),
+            Ok(()) => Err(ApiError::internal("a rehearsal committed")),
         };
         observe(state, tenant, result)
     }
@@ -305,7 +322,9 @@ fn observe<R>(
     result: Result<R, ApiError>,
 ) -> Result<R, ApiError> {
     match &result {
-        Err(ApiError::QuotaExceeded(e)) => state.metrics.quota_rejected(e.resource.as_str()),
+        Err(ApiError::Operation(tenantry_ops::Error::QuotaExceeded(e))) => {
+            state.metrics.quota_rejected(e.resource.as_str())
+        }
         Err(ApiError::RateLimited(_)) => state.metrics.rate_limited(tenant),
         _ => {}
     }

@@ -4,11 +4,14 @@
 use actix_web::{HttpResponse, delete, get, post, web};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::json;
-use tenantry_core::{ApiKeyId, Name, Resource};
-use tenantry_db::{ScopedFutureExt, queries};
+use tenantry_core::{ApiKeyId, Name};
+use tenantry_db::ScopedFutureExt;
+use tenantry_db::queries::api_keys::StoredHash;
+use tenantry_ops::api_keys::{self, NewApiKey};
+use tenantry_ops::field;
+use tenantry_ops::views::{ApiKeyView, CreatedApiKey, List, Rehearsal};
 
-use super::{DryRun, PageQuery, charge, create_or_rehearse, field, list, one};
+use super::{DryRun, PageQuery, create_or_rehearse, created, list};
 use crate::auth::{TenantPrincipal, api_key};
 use crate::json::Json;
 use crate::{ApiError, AppState};
@@ -19,24 +22,23 @@ pub struct CreateApiKey {
     name: String,
 }
 
-#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(super::PageQuery), responses((status = 200, body = super::List<tenantry_db::models::ApiKey>), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = List<ApiKeyView>)))]
 #[get("/api-keys")]
 pub async fn list_api_keys(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.page()?;
-    let tenant = who.tenant_id;
-    let (items, more) = who
+    let (page, tenant) = (query.page()?, who.tenant_id);
+    let page = who
         .read(&state, |conn| {
-            async move { Ok(queries::api_keys::list(conn, tenant, page).await?) }.scope_boxed()
+            async move { Ok(api_keys::list(conn, tenant, page).await?) }.scope_boxed()
         })
         .await?;
-    Ok(list(items, more, |k| *k.id.as_uuid()))
+    Ok(list(&page))
 }
 
-#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(super::DryRun), request_body = CreateApiKey, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Object), (status = 201, description = "The key; `secret` is shown only here", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(DryRun), request_body = CreateApiKey, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; no key is stored and no secret shown", body = Rehearsal<ApiKeyView>), (status = 201, description = "The key, with its secret: the only time it is shown", body = CreatedApiKey)))]
 #[post("/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,
@@ -45,78 +47,47 @@ pub async fn create_api_key(
     dry: web::Query<DryRun>,
 ) -> Result<HttpResponse, ApiError> {
     let name = field("name", Name::parse(&body.0.name))?;
-    let (tenant, actor) = (who.tenant_id, who.sub.clone());
-    let minted = api_key::mint(&state.api_key_secret, tenant);
-    let (id, prefix) = (minted.id, minted.prefix.clone());
-    let hash = queries::api_keys::StoredHash {
-        hash: minted.hash.clone(),
-        version: minted.hash_version,
+    let actor = who.actor();
+    let minted = api_key::mint(&state.api_key_secret, who.tenant_id);
+    let new = NewApiKey {
+        id: minted.id,
+        name,
+        prefix: minted.prefix.clone(),
+        hash: StoredHash {
+            hash: minted.hash.clone(),
+            version: minted.hash_version,
+        },
     };
     // A rehearsed key is never stored, and its secret is never shown.
     create_or_rehearse(
         &who,
         &state,
         &dry,
-        |conn| {
-            async move {
-                let key =
-                    queries::api_keys::create(conn, tenant, id, name.as_str(), &prefix, &hash)
-                        .await?;
-                charge(conn, tenant, one(Resource::ApiKeys)).await?;
-                queries::events::record(
-                    conn,
-                    tenant,
-                    "api_key.created",
-                    &actor,
-                    Some(*id.as_uuid()),
-                    json!({"prefix": prefix}),
-                )
-                .await?;
-                Ok(key)
-            }
-            .scope_boxed()
-        },
+        |conn| async move { api_keys::create(conn, &actor, new).await }.scope_boxed(),
         |key| {
-            HttpResponse::Created()
-                .insert_header(("Location", format!("/v1/api-keys/{}", key.id)))
-                .json(json!({
-                    "id": key.id,
-                    "name": key.name,
-                    "prefix": key.prefix,
-                    "created_at": key.created_at,
-                    "secret": minted.secret.expose_secret(),
-                }))
+            let shown = CreatedApiKey {
+                id: key.id,
+                name: key.name,
+                prefix: key.prefix,
+                created_at: key.created_at,
+                secret: minted.secret.expose_secret().to_owned(),
+            };
+            created(format!("/v1/api-keys/{}", shown.id), &shown)
         },
     )
     .await
 }
 
-#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The resource id")), responses((status = 204, description = "Revoked"), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The key's id")), responses((status = 204, description = "Revoked")))]
 #[delete("/api-keys/{id}")]
 pub async fn revoke_api_key(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     id: web::Path<ApiKeyId>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id, actor) = (who.tenant_id, id.into_inner(), who.sub.clone());
+    let (actor, id) = (who.actor(), id.into_inner());
     who.write(&state, |conn| {
-        async move {
-            if !queries::api_keys::revoke(conn, tenant, id).await? {
-                return Err(ApiError::NotFound);
-            }
-            charge(conn, tenant, one(Resource::ApiKeys).negated()).await?;
-            queries::events::record(
-                conn,
-                tenant,
-                "api_key.revoked",
-                &actor,
-                Some(*id.as_uuid()),
-                json!({}),
-            )
-            .await?;
-            Ok(())
-        }
-        .scope_boxed()
+        async move { Ok(api_keys::revoke(conn, &actor, id).await?) }.scope_boxed()
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -2,8 +2,7 @@
 //! `GET /.well-known/jwks.json` (the service's public signing key).
 
 use actix_web::{HttpResponse, get, post, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tenantry_core::{Scope, Scopes, TenantStatus};
 use tenantry_db::{DbError, ScopedFutureExt, queries};
 
@@ -17,7 +16,26 @@ pub struct Exchange {
     api_key: String,
 }
 
-#[utoipa::path(tag = "auth", request_body = Exchange, responses((status = 200, description = "{access_token, token_type, expires_in}", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation; rate_limited (429) per API key and per client address", body = crate::error::Problem, content_type = "application/problem+json")))]
+/// A short-lived tenant token.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccessToken {
+    /// A JWT for `Authorization: Bearer`.
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds until it expires.
+    expires_in: u64,
+}
+
+/// The service's public signing keys (RFC 7517).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JwkSet {
+    /// One JWK per key (`kty`, `kid`, `alg`, `use`, and the key itself).
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<serde_json::Value>,
+}
+
+#[utoipa::path(tag = "auth", request_body = Exchange, responses((status = 200, body = AccessToken), (status = 429, description = "rate_limited: per API key and per client address", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/auth/token")]
 pub async fn exchange_api_key(
     state: web::Data<AppState>,
@@ -74,18 +92,23 @@ pub async fn exchange_api_key(
     let token = state
         .issuer
         .sign_for_api_key(id, tenant, &scopes, state.exchange_ttl)
-        .map_err(|e| ApiError::Internal(format!("cannot sign a token: {e}")))?;
-    Ok(HttpResponse::Ok().json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": state.exchange_ttl.as_secs(),
-    })))
+        .map_err(|e| ApiError::internal(format!("cannot sign a token: {e}")))?;
+    Ok(HttpResponse::Ok().json(AccessToken {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: state.exchange_ttl.as_secs(),
+    }))
 }
 
-#[utoipa::path(tag = "auth", responses((status = 200, description = "The service's public signing keys", body = Object), (status = 429, description = "rate_limited: too many requests from this client address", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "auth", responses((status = 200, body = JwkSet), (status = 429, description = "rate_limited: too many requests from this client address", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .json(state.issuer.jwks())
+        .json(JwkSet {
+            keys: state.issuer.jwks()["keys"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        })
 }

@@ -1,4 +1,6 @@
-//! One module per resource; handlers are named after what they do.
+//! One module per resource; handlers are named after what they do, and
+//! each is parse → call one operation (`tenantry_ops`) → respond. The route
+//! table is [`configure`].
 
 pub mod admin;
 pub mod api_keys;
@@ -10,15 +12,84 @@ pub mod instances;
 pub mod tenant;
 pub mod users;
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use tenantry_db::models::Page;
+use tenantry_ops::Page;
+use tenantry_ops::views::{List, Rehearsal};
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::ApiError;
+use crate::state::Addressing;
+
+/// The tenant plane's routes (mounted at `/v1` and, optionally, at
+/// `/t/{tenant_slug}/v1`).
+fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(tenant::get_own_tenant)
+        .service(tenant::get_own_quotas)
+        .service(users::list_users)
+        .service(users::create_user)
+        .service(users::get_user)
+        .service(users::update_user)
+        .service(users::delete_user)
+        .service(api_keys::list_api_keys)
+        .service(api_keys::create_api_key)
+        .service(api_keys::revoke_api_key)
+        .service(clusters::list_clusters)
+        .service(clusters::create_cluster)
+        .service(clusters::get_cluster)
+        .service(clusters::delete_cluster)
+        .service(instances::list_instances)
+        .service(instances::create_instance)
+        .service(instances::get_instance)
+        .service(instances::update_instance)
+        .service(instances::delete_instance)
+        .service(events::list_events);
+}
+
+/// The route table: every route, each documented in the OpenAPI document.
+pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
+    cfg.app_data(web::PathConfig::default().error_handler(|e, _| ApiError::from(e).into()))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::from(e).into()))
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(auth::jwks)
+        // Before "/v1": a scope that matches a prefix does not fall through.
+        .service(
+            scope::scope("/v1/admin")
+                .service(admin::tenants::create_tenant)
+                .service(admin::tenants::list_tenants)
+                .service(admin::tenants::get_tenant)
+                .service(admin::tenants::update_tenant)
+                .service(admin::tenants::suspend_tenant)
+                .service(admin::tenants::activate_tenant)
+                .service(admin::tenants::archive_tenant)
+                .service(admin::tenants::delete_tenant)
+                .service(admin::tenants::restore_tenant)
+                .service(admin::tenants::tenant_health)
+                .service(admin::tenants::export_tenant)
+                .service(admin::placement::get_placement)
+                .service(admin::placement::place_tenant)
+                .service(admin::quotas::get_quotas)
+                .service(admin::quotas::replace_quotas)
+                .service(admin::quotas::merge_quotas)
+                .service(admin::audit::list_audit)
+                .service(admin::retention::sweep_now)
+                .service(admin::retention::list_runs),
+        )
+        .service(
+            scope::scope("/v1")
+                .service(auth::exchange_api_key)
+                .configure(tenant_plane),
+        );
+    if addressing.path_prefix {
+        cfg.service(scope::scope("/t/{tenant_slug}/v1").configure(tenant_plane));
+    }
+}
 
 /// Anything no route matches: a problem+json 404, like every other error.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+    Err(ApiError::NOT_FOUND)
 }
 
 /// `?limit=&cursor=` on every list.
@@ -55,27 +126,14 @@ impl PageQuery {
     }
 }
 
-/// A page of a list.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct List<T> {
-    items: Vec<T>,
-    next_cursor: Option<String>,
+/// `200 OK` with a JSON body.
+pub fn ok<T: Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::Ok().json(body)
 }
 
-/// `{"items": [...], "next_cursor": ...}`; the cursor encodes the last id.
-pub fn list<T: Serialize>(
-    items: Vec<T>,
-    more: bool,
-    id: impl Fn(&T) -> uuid::Uuid,
-) -> HttpResponse {
-    let next_cursor = more
-        .then(|| {
-            items
-                .last()
-                .map(|last| tenantry_core::Cursor::after(id(last)).encode())
-        })
-        .flatten();
-    HttpResponse::Ok().json(List { items, next_cursor })
+/// `200 OK` with a page of a list.
+pub fn list<T: Serialize>(page: &List<T>) -> HttpResponse {
+    HttpResponse::Ok().json(page)
 }
 
 /// `201 Created` with `Location`.
@@ -100,10 +158,10 @@ impl DryRun {
     }
 }
 
-/// A create that honours `?dry_run=true`. `work` inserts, charges the
-/// quota and records the event in one unit of work; for real it commits and
-/// `respond` answers (201); rehearsed, it runs to the end, reads the usage
-/// it would leave, rolls back, and answers 200 with both.
+/// A create that honours `?dry_run=true`. `work` is the operation (insert,
+/// charge the quota, record the event, in one unit of work); for real it
+/// commits and `respond` answers (201); rehearsed, it runs to the end,
+/// reads the usage it would leave, rolls back, and answers 200 with both.
 pub async fn create_or_rehearse<'a, T, F>(
     who: &crate::auth::TenantPrincipal,
     state: &crate::AppState,
@@ -114,7 +172,8 @@ pub async fn create_or_rehearse<'a, T, F>(
 where
     F: for<'r> FnOnce(
             &'r mut tenantry_db::AsyncPgConnection,
-        ) -> tenantry_db::ScopedBoxFuture<'a, 'r, Result<T, ApiError>>
+        )
+            -> tenantry_db::ScopedBoxFuture<'a, 'r, Result<T, tenantry_ops::Error>>
         + Send
         + 'a,
     T: Serialize + Send + 'a,
@@ -126,9 +185,7 @@ where
             async move {
                 let item = work(conn).await?;
                 let usage = if dry_run {
-                    tenantry_db::queries::tenants::limits_and_usage(conn, tenant)
-                        .await?
-                        .1
+                    tenantry_ops::quotas::usage(conn, tenant).await?
                 } else {
                     None
                 };
@@ -140,31 +197,9 @@ where
     if !dry_run {
         return Ok(respond(item));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "dry_run": true,
-        "would_create": item,
-        "usage_after": usage_after,
-    })))
-}
-
-/// Takes `delta` from the tenant's quota in the current transaction, or
-/// refuses with `quota_exceeded` (the transaction then rolls back).
-pub async fn charge(
-    conn: &mut tenantry_db::AsyncPgConnection,
-    tenant: tenantry_core::TenantId,
-    delta: tenantry_core::Amounts,
-) -> Result<(), ApiError> {
-    tenantry_db::queries::quotas::consume(conn, tenant, delta)
-        .await?
-        .map_err(ApiError::QuotaExceeded)
-}
-
-/// One of `resource`.
-pub fn one(resource: tenantry_core::Resource) -> tenantry_core::Amounts {
-    tenantry_core::Amounts::default().with(resource, 1)
-}
-
-/// Maps a parse failure of a body field to a 422 naming it.
-pub fn field<T>(name: &'static str, parsed: Result<T, String>) -> Result<T, ApiError> {
-    parsed.map_err(|detail| ApiError::validation(name, detail))
+    Ok(ok(&Rehearsal {
+        dry_run: true,
+        would_create: item,
+        usage_after,
+    }))
 }

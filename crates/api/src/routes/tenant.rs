@@ -1,43 +1,40 @@
 //! `GET /v1/tenant`, `GET /v1/quotas`: the caller's own tenant.
 
 use actix_web::{HttpResponse, get, web};
-use serde_json::json;
-use tenantry_db::{ScopedFutureExt, queries};
+use tenantry_db::ScopedFutureExt;
+use tenantry_ops::tenant;
+use tenantry_ops::views::{OwnTenantView, QuotasView};
 
+use super::ok;
 use crate::auth::TenantPrincipal;
 use crate::{ApiError, AppState};
 
-#[utoipa::path(tag = "tenant", security(("bearer" = [])), responses((status = 200, description = "The caller's tenant", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "tenant", security(("bearer" = [])), responses((status = 200, body = OwnTenantView)))]
 #[get("/tenant")]
 pub async fn get_own_tenant(
     state: web::Data<AppState>,
     who: TenantPrincipal,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = who.tenant_id;
-    let row = who
+    let view = who
         .read(&state, |conn| {
-            async move { Ok(queries::tenants::get(conn, tenant).await?) }.scope_boxed()
+            async move { Ok(tenant::get(conn, tenant).await?) }.scope_boxed()
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "id": row.id,
-        "slug": row.slug,
-        "name": row.name,
-        "status": row.status,
-    })))
+    Ok(ok(&view))
 }
 
-#[utoipa::path(tag = "tenant", security(("bearer" = [])), responses((status = 200, description = "Limits and usage", body = Object), (status = "4XX", description = "problem+json: unauthorized, forbidden, tenant_*, not_found, validation", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "tenant", security(("bearer" = [])), responses((status = 200, body = QuotasView)))]
 #[get("/quotas")]
 pub async fn get_own_quotas(
     state: web::Data<AppState>,
     who: TenantPrincipal,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = who.tenant_id;
-    let (limits, usage) = who
+    let view = who
         .read(&state, |conn| {
-            async move { Ok(queries::tenants::limits_and_usage(conn, tenant).await?) }.scope_boxed()
+            async move { Ok(tenant::quotas(conn, tenant).await?) }.scope_boxed()
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "limits": limits, "usage": usage })))
+    Ok(ok(&view))
 }

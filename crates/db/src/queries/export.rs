@@ -11,7 +11,6 @@ use diesel::sql_types::{BigInt, Jsonb, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel::{QueryResult, QueryableByName, sql_query};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::StreamExt as _;
-use serde::Serialize;
 use tenantry_core::TenantId;
 use tokio::sync::mpsc;
 
@@ -58,7 +57,7 @@ struct Latest {
 }
 
 /// What `GET /v1/admin/tenants/{id}/health` reports about the data.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct DataHealth {
     pub counts: BTreeMap<String, i64>,
     /// Sum of the rows' sizes (pg_column_size): an estimate without indexes.

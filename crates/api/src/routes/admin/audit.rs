@@ -3,7 +3,8 @@
 use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;
 use tenantry_core::TenantId;
-use tenantry_db::{ScopedFutureExt, queries};
+use tenantry_ops::audit;
+use tenantry_ops::views::{AuditEntryView, List};
 
 use crate::auth::PlatformAdmin;
 use crate::routes::{PageQuery, list};
@@ -14,11 +15,13 @@ use crate::{ApiError, AppState};
 pub struct AuditQuery {
     /// Only this tenant's entries.
     tenant_id: Option<String>,
+    /// 1 to 100; default 20.
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(AuditQuery), responses((status = 200, body = crate::routes::List<tenantry_db::models::AuditEntry>), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(AuditQuery), responses((status = 200, body = List<AuditEntryView>)))]
 #[get("/audit")]
 pub async fn list_audit(
     state: web::Data<AppState>,
@@ -34,13 +37,5 @@ pub async fn list_audit(
                 .map_err(|_| ApiError::validation("tenant_id", "must be a UUID"))
         })
         .transpose()?;
-    let (items, more) = state
-        .db
-        .platform()
-        .run(|conn| {
-            async move { Ok::<_, ApiError>(queries::audit::list(conn, tenant, page).await?) }
-                .scope_boxed()
-        })
-        .await?;
-    Ok(list(items, more, |e| e.id))
+    Ok(list(&audit::list(&state.ops, tenant, page).await?))
 }

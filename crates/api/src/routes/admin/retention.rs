@@ -2,10 +2,11 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
-use tenantry_db::{ScopedFutureExt, queries};
+use tenantry_ops::retention;
+use tenantry_ops::views::{List, RetentionRunView, SweepReportView};
 
 use crate::auth::PlatformAdmin;
-use crate::routes::{PageQuery, list};
+use crate::routes::{PageQuery, list, ok};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -15,23 +16,21 @@ pub struct SweepQuery {
     dry_run: Option<bool>,
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(SweepQuery), responses((status = 200, description = "The sweep report: receipts of purged tenants, or what would go", body = Object), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(SweepQuery), responses((status = 200, body = SweepReportView)))]
 #[post("/retention/sweep")]
 pub async fn sweep_now(
     state: web::Data<AppState>,
     admin: PlatformAdmin,
     query: web::Query<SweepQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = &state.tenancy.retention;
-    let dry_run = query.dry_run.unwrap_or(settings.dry_run);
+    let dry_run = query.dry_run.unwrap_or(state.ops.tenancy.retention.dry_run);
     let started = std::time::Instant::now();
-    let name = format!("{} (by {})", tenantry_sweeper::instance_name(), admin.sub);
-    let report = tenantry_sweeper::sweep(&state.db, settings, &name, dry_run, &state.stop).await?;
+    let report = retention::sweep(&state.ops, &admin.actor(), dry_run, &state.stop).await?;
     state.metrics.swept(&report, started.elapsed());
-    Ok(HttpResponse::Ok().json(report))
+    Ok(ok(&report))
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = crate::routes::List<tenantry_db::models::RetentionRun>), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = List<RetentionRunView>)))]
 #[get("/retention/runs")]
 pub async fn list_runs(
     state: web::Data<AppState>,
@@ -39,13 +38,5 @@ pub async fn list_runs(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
-    let (items, more) = state
-        .db
-        .platform()
-        .run(|conn| {
-            async move { Ok::<_, ApiError>(queries::retention::list(conn, page).await?) }
-                .scope_boxed()
-        })
-        .await?;
-    Ok(list(items, more, |r| r.id))
+    Ok(list(&retention::runs(&state.ops, page).await?))
 }

@@ -1,0 +1,73 @@
+//! Tenantry's operations: each use case once, end to end — validate, write,
+//! charge or release quota, record the event and the audit entry — in ONE
+//! transaction, for every front door (the HTTP API, the CLI, the console).
+//!
+//! Front doors parse their input into the typed values these functions
+//! take, call one function, and show the view it returns. They hold no rule
+//! of their own.
+//!
+//! Two kinds of function:
+//! - tenant plane (`users`, `api_keys`, `clusters`, `instances`, `events`,
+//!   `tenant`): the unit of work of one request, run on the connection of
+//!   the caller's [`TenantScope`](tenantry_db::TenantScope) transaction —
+//!   the front door opened it, with the tenant gate as its first statement;
+//! - admin plane (`tenants`, `quotas`, `audit`, `retention`, `placement`):
+//!   given [`Operations`], they open the platform scope (or the tenant's own
+//!   scope, for its rows) themselves.
+
+mod actor;
+pub mod api_keys;
+pub mod audit;
+pub mod clusters;
+mod error;
+pub mod events;
+pub mod instances;
+pub mod placement;
+pub mod quotas;
+pub mod retention;
+pub mod tenant;
+pub mod tenants;
+pub mod users;
+pub mod views;
+
+pub use actor::{Actor, TenantActor};
+pub use error::{Error, field, violated_constraint};
+pub use tenantry_db::models::Page;
+
+use tenantry_db::Db;
+use tenantry_sweeper::RetentionSettings;
+
+/// Tenancy rules the admin plane applies.
+#[derive(Debug, Clone)]
+pub struct Tenancy {
+    /// Limits a new tenant starts with (`[quotas.default]`).
+    pub default_limits: views::LimitsView,
+    /// Retention: how long a deleted tenant's data is kept, and how the
+    /// sweeper runs (`[retention]`).
+    pub retention: RetentionSettings,
+}
+
+/// What admin-plane operations run against: the database and the rules.
+#[derive(Debug, Clone)]
+pub struct Operations {
+    pub db: Db,
+    pub tenancy: Tenancy,
+}
+
+impl Operations {
+    #[must_use]
+    pub fn new(db: Db, tenancy: Tenancy) -> Self {
+        Self { db, tenancy }
+    }
+}
+
+/// At most 1000 characters: why an operator did something, kept in the
+/// audit log.
+fn reason(reason: Option<String>) -> Result<Option<String>, Error> {
+    match reason {
+        Some(r) if r.chars().count() > 1000 => {
+            Err(Error::validation("reason", "at most 1000 characters"))
+        }
+        other => Ok(other),
+    }
+}

@@ -1,0 +1,20 @@
+//! The caller's own tenant, on the tenant plane.
+
+use tenantry_core::TenantId;
+use tenantry_db::AsyncPgConnection;
+use tenantry_db::queries;
+
+use crate::Error;
+use crate::views::{OwnTenantView, QuotasView};
+
+pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<OwnTenantView, Error> {
+    Ok(queries::tenants::get(conn, tenant).await?.into())
+}
+
+/// Limits, usage and what is over its limit.
+pub async fn quotas(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<QuotasView, Error> {
+    match queries::tenants::limits_and_usage(conn, tenant).await? {
+        (Some(limits), Some(usage)) => Ok(QuotasView::new(limits, usage)),
+        _ => Err(Error::NotFound),
+    }
+}

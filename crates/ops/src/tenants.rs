@@ -1,0 +1,266 @@
+//! The tenant registry and its lifecycle (admin plane). Every change is
+//! audited in the same transaction, with the tenant before and after.
+
+use diesel::result::DatabaseErrorKind;
+use serde_json::json;
+use tenantry_core::{Action, Name, Slug, TenantId, TenantStatus, transition};
+use tenantry_db::models::Tenant;
+use tenantry_db::{AsyncPgConnection, DbError, ScopedFutureExt, queries};
+
+use crate::error::on_constraint;
+use crate::quotas::LimitsPatch;
+use crate::views::{DataHealthView, List, TenantView};
+use crate::{Actor, Error, Operations, Page};
+
+/// A tenant to create; `limits` override `[quotas.default]` one by one.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: Slug,
+    pub name: Name,
+    pub limits: LimitsPatch,
+}
+
+/// Fields to change; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct TenantChange {
+    pub name: Option<Name>,
+    pub legal_hold: Option<bool>,
+}
+
+/// `{id_or_slug}`: a key that parses as a UUID, in any form, is only ever
+/// an id; anything else only ever a slug. Unambiguous because no slug
+/// parses as a UUID (`Slug::parse`, and the `tenants_slug_not_uuid` CHECK).
+pub async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Tenant, Error> {
+    match key.parse::<TenantId>() {
+        Ok(id) => Ok(queries::tenants::get(conn, id).await?),
+        Err(_) => Ok(queries::tenants::find_by_slug(conn, key).await?),
+    }
+}
+
+fn snapshot(view: &TenantView) -> serde_json::Value {
+    serde_json::to_value(view).unwrap_or_default()
+}
+
+/// Creates the tenant with its quota and usage rows; audited as
+/// `tenant.created` with the tenant and its limits.
+pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<TenantView, Error> {
+    let limits = new.limits.apply(&ops.tenancy.default_limits)?;
+    let retention = ops.tenancy.retention.period;
+    let id = TenantId::new();
+    ops.db
+        .platform()
+        .run(|conn| {
+            async move {
+                let tenant = queries::tenants::create(
+                    conn,
+                    id,
+                    new.slug.as_str(),
+                    new.name.as_str(),
+                    &(&limits).into(),
+                )
+                .await
+                .map_err(|e| {
+                    on_constraint(e, DatabaseErrorKind::UniqueViolation, "tenants_slug_unique", || {
+                        Error::conflict("this slug is taken (by a live tenant or one not yet purged and released)")
+                    })
+                })?;
+                let view = TenantView::new(tenant, retention);
+                let after = json!({ "tenant": snapshot(&view), "limits": limits });
+                queries::audit::record(conn, Some(id), actor.as_str(), "tenant.created", None, Some(after), None)
+                    .await?;
+                Ok(view)
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
+/// Tenants in id order, optionally of one status.
+pub async fn list(
+    ops: &Operations,
+    status: Option<TenantStatus>,
+    page: Page,
+) -> Result<List<TenantView>, Error> {
+    let retention = ops.tenancy.retention.period;
+    let (items, more) = ops
+        .db
+        .platform()
+        .run(|conn| {
+            async move { Ok::<_, Error>(queries::tenants::list(conn, status, page).await?) }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(List::new(items, more, |t| *t.id.as_uuid()).map(|t| TenantView::new(t, retention)))
+}
+
+pub async fn get(ops: &Operations, key: &str) -> Result<TenantView, Error> {
+    let retention = ops.tenancy.retention.period;
+    let tenant = ops
+        .db
+        .platform()
+        .run(|conn| async move { resolve(conn, key).await }.scope_boxed())
+        .await?;
+    Ok(TenantView::new(tenant, retention))
+}
+
+/// Renames, or sets or lifts the legal hold; audited as `tenant.updated`.
+pub async fn update(
+    ops: &Operations,
+    actor: &Actor,
+    key: &str,
+    change: TenantChange,
+) -> Result<TenantView, Error> {
+    let retention = ops.tenancy.retention.period;
+    ops.db
+        .platform()
+        .run(|conn| {
+            async move {
+                let before = TenantView::new(resolve(conn, key).await?, retention);
+                let tenant = queries::tenants::update(
+                    conn,
+                    before.id,
+                    change.name.as_ref().map(Name::as_str),
+                    change.legal_hold,
+                )
+                .await?;
+                let after = TenantView::new(tenant, retention);
+                queries::audit::record(
+                    conn,
+                    Some(after.id),
+                    actor.as_str(),
+                    "tenant.updated",
+                    Some(snapshot(&before)),
+                    Some(snapshot(&after)),
+                    None,
+                )
+                .await?;
+                Ok(after)
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
+/// One lifecycle step, guarded by the tenant's current status: the pure
+/// transition decides, the conditional UPDATE makes two racing admins get
+/// one success and one `InvalidTransition`. Audited as `tenant.<action>`
+/// with the reason.
+pub async fn transition_to(
+    ops: &Operations,
+    actor: &Actor,
+    key: &str,
+    action: Action,
+    reason: Option<String>,
+) -> Result<TenantView, Error> {
+    let reason = crate::reason(reason)?;
+    let retention = ops.tenancy.retention.period;
+    ops.db
+        .platform()
+        .run(|conn| {
+            async move {
+                let current = resolve(conn, key).await?;
+                let refused = |from| Error::InvalidTransition { from, to: action.target() };
+                let to = transition(current.status, action).map_err(|e| refused(e.from))?;
+                if current.purged_at.is_some() {
+                    return Err(refused(current.status));
+                }
+                let Some(updated) =
+                    queries::tenants::transition(conn, current.id, current.status, to).await?
+                else {
+                    // Lost a race (or a purge has started): say where it stands now.
+                    let now = queries::tenants::get(conn, current.id).await?;
+                    return Err(refused(now.status));
+                };
+                let before = TenantView::new(current, retention);
+                let after = TenantView::new(updated, retention);
+                queries::audit::record(
+                    conn,
+                    Some(after.id),
+                    actor.as_str(),
+                    &format!("tenant.{action}"),
+                    Some(json!({ "status": before.status })),
+                    Some(json!({ "status": after.status, "deleted_at": after.deleted_at, "purge_after": after.purge_after })),
+                    reason.as_deref(),
+                )
+                .await?;
+                Ok(after)
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
+/// Status, rows per table, usage against limits, last activity, size.
+pub async fn health(ops: &Operations, key: &str) -> Result<DataHealthView, Error> {
+    let (tenant, limits, usage) = ops
+        .db
+        .platform()
+        .run(|conn| {
+            async move {
+                let tenant = resolve(conn, key).await?;
+                let (limits, usage) = queries::tenants::limits_and_usage(conn, tenant.id).await?;
+                Ok::<_, Error>((tenant, limits, usage))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let id = tenant.id;
+    // Row counts need the tenant's own context: the platform context sees
+    // no tenant rows.
+    let data = ops
+        .db
+        .tenant(id)
+        .run(|conn| {
+            async move { Ok::<_, DbError>(queries::export::health(conn, id).await?) }.scope_boxed()
+        })
+        .await?;
+    Ok(DataHealthView {
+        id: tenant.id,
+        slug: tenant.slug,
+        status: tenant.status,
+        counts: data.counts,
+        usage: usage.map(Into::into),
+        limits: limits.map(Into::into),
+        last_activity_at: data.last_activity_at,
+        approx_bytes: data.approx_bytes,
+    })
+}
+
+/// A snapshot export being read: rows as `(table, row)` while they are
+/// read, then whether the export is whole.
+#[derive(Debug)]
+pub struct Export {
+    pub rows: tokio::sync::mpsc::Receiver<(&'static str, serde_json::Value)>,
+    pub complete: tokio::sync::oneshot::Receiver<bool>,
+}
+
+/// Starts exporting a tenant's rows in ONE snapshot of its own scope (RLS:
+/// only its rows can come out); refused once its data has been purged.
+pub async fn export(ops: &Operations, key: &str) -> Result<Export, Error> {
+    let tenant = ops
+        .db
+        .platform()
+        .run(|conn| async move { resolve(conn, key).await }.scope_boxed())
+        .await?;
+    if tenant.purged_at.is_some() {
+        return Err(Error::TenantPurged);
+    }
+    let id = tenant.id;
+    let (tx, rows) = tokio::sync::mpsc::channel(256);
+    let (done, complete) = tokio::sync::oneshot::channel();
+    let db = ops.db.clone();
+    tokio::spawn(async move {
+        let result = db
+            .tenant(id)
+            .read_snapshot(|conn| {
+                async move { Ok::<_, DbError>(queries::export::export(conn, id, tx).await?) }
+                    .scope_boxed()
+            })
+            .await;
+        if let Err(e) = &result {
+            tracing::error!(tenant = %id, error = %e, "export failed midway");
+        }
+        let _ = done.send(result.is_ok());
+    });
+    Ok(Export { rows, complete })
+}

@@ -1,0 +1,65 @@
+//! What every front door shows: the API's JSON bodies (each a named schema
+//! in `/openapi.json`), the CLI's output, the console's pages. Built from
+//! database rows here, so rows never reach a response as they are.
+
+mod api_keys;
+mod clusters;
+mod events;
+mod instances;
+mod placement;
+mod quotas;
+mod retention;
+mod tenants;
+mod users;
+
+pub use api_keys::{ApiKeyView, CreatedApiKey};
+pub use clusters::ClusterView;
+pub use events::{AuditEntryView, EventView};
+pub use instances::InstanceView;
+pub use placement::{PlacementChange, PlacementView, ShardView};
+pub use quotas::{LimitsView, QuotasView, UsageView};
+pub use retention::{InterruptedView, RetentionRunView, SweepReportView, WouldPurgeView};
+pub use tenants::{DataHealthView, OwnTenantView, TenantView};
+pub use users::UserView;
+
+use serde::Serialize;
+
+/// A page of a list: `{"items": [...], "next_cursor": ...}`. The cursor
+/// encodes the last item's id; absent on the last page.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> List<T> {
+    pub fn new(items: Vec<T>, more: bool, id: impl Fn(&T) -> uuid::Uuid) -> Self {
+        let next_cursor = more
+            .then(|| {
+                items
+                    .last()
+                    .map(|last| tenantry_core::Cursor::after(id(last)).encode())
+            })
+            .flatten();
+        Self { items, next_cursor }
+    }
+
+    /// The same page with each item converted.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> List<U> {
+        List {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
+/// `?dry_run=true` on a create: what would be created and the usage it
+/// would leave; nothing was written.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Rehearsal<T> {
+    /// Always `true`.
+    pub dry_run: bool,
+    pub would_create: T,
+    pub usage_after: Option<UsageView>,
+}
