@@ -1,7 +1,9 @@
 # Tenantry developer tasks. `make` (or `make help`) lists them.
 #
 # The dev database is a project-local PostgreSQL cluster in .tenantry/pg,
-# listening on 127.0.0.1:$(PG_PORT). Set TENANTRY__DATABASE__URL (and
+# listening on 127.0.0.1:$(PG_PORT). As root in a directory the `postgres` OS
+# user cannot reach (e.g. /root), .tenantry/pg is a link to
+# /var/tmp/tenantry-<hash>/pg, where the cluster then lives (scripts/pg.sh). Set TENANTRY__DATABASE__URL (and
 # TENANTRY__DATABASE__OWNER_URL, which only `tenantry migrate` is given) to use
 # another server instead.
 
@@ -71,6 +73,6 @@ build: ## Build the workspace
 	cargo build --workspace
 
 clean-db: db-down ## Stop the dev clusters and DELETE their data
-	@scripts/pg.sh down .tenantry/citus
 	@echo "clean-db: deleting the dev clusters in $(PG_DIR) and .tenantry/citus (all local data is lost)"
-	rm -rf $(PG_DIR) .tenantry/citus
+	@scripts/pg.sh remove $(PG_DIR)
+	@scripts/pg.sh remove .tenantry/citus
