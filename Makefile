@@ -18,12 +18,12 @@ DB_NAME ?= $(or $(TENANTRY_DB_NAME),tenantry)
 
 export TENANTRY_PG_PORT := $(PG_PORT)
 
-.PHONY: help db-up db-down db-psql migrate run test test-citus fuzz bench lint fmt build clean-db
+.PHONY: help db-up db-down db-psql migrate run test test-citus deploy-check fuzz bench lint fmt build clean-db
 
 help: ## List the targets
 	@echo "Usage: make <target>"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables: PG_PORT=$(PG_PORT) (dev cluster port), DB_NAME=$(DB_NAME)"
 
@@ -55,6 +55,10 @@ test: ## Run all tests against a throwaway cluster (extra nextest args: ARGS=...
 test-citus: ## The whole suite on a throwaway Citus cluster (coordinator + 2 workers)
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 	@TEST_CITUS=1 scripts/test.sh $(ARGS)
+
+deploy-check: ## Check Dockerfile, compose.yaml and deploy/kubernetes/ (and production's key refusal) on a throwaway cluster
+	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+	@API_FUZZ=0 PG_CHECK=0 DEPLOY_CHECK=1 scripts/test.sh -E 'test(environment::)'
 
 fuzz: ## Longer fuzzing: parsers (proptest) and every API route (schemathesis), with a summary
 	@scripts/fuzz.sh

@@ -193,6 +193,15 @@ if [[ "${API_FUZZ:-}" != 0 && ($# -eq 0 || "${API_FUZZ:-}" == 1) ]]; then
     scripts/api-fuzz.sh || rc=1
 fi
 
+# --- The deployment files: Dockerfile, compose.yaml, deploy/kubernetes/ ----------------
+# (scripts/deploy-check.sh: static checks, then their commands against this
+# cluster). Skipped like the fuzzing above, or DEPLOY_CHECK=0 (it installs its
+# checkers from PyPI).
+if [[ "${DEPLOY_CHECK:-}" != 0 && ($# -eq 0 || "${DEPLOY_CHECK:-}" == 1) ]]; then
+    log "checking the deployment files (scripts/deploy-check.sh)"
+    scripts/deploy-check.sh || rc=1
+fi
+
 # --- The dev-cluster scripts as root from a checkout 'postgres' cannot reach ----------
 # (scripts/pg-check.sh; a few seconds). Skipped like the fuzzing above, or PG_CHECK=0.
 if [[ "${PG_CHECK:-}" != 0 && ($# -eq 0 || "${PG_CHECK:-}" == 1) ]]; then
