@@ -1,7 +1,9 @@
 # Tenantry developer tasks. `make` (or `make help`) lists them.
 #
 # The dev database is a project-local PostgreSQL cluster in .tenantry/pg,
-# listening on 127.0.0.1:$(PG_PORT). Set TENANTRY__DATABASE__URL (and
+# listening on 127.0.0.1:$(PG_PORT). As root in a directory the `postgres` OS
+# user cannot reach (e.g. /root), .tenantry/pg is a link to
+# /var/tmp/tenantry-<hash>/pg, where the cluster then lives (scripts/pg.sh). Set TENANTRY__DATABASE__URL (and
 # TENANTRY__DATABASE__OWNER_URL, which only `tenantry migrate` is given) to use
 # another server instead.
 
@@ -16,12 +18,12 @@ DB_NAME ?= $(or $(TENANTRY_DB_NAME),tenantry)
 
 export TENANTRY_PG_PORT := $(PG_PORT)
 
-.PHONY: help db-up db-down db-psql migrate run test test-citus fuzz bench lint fmt build clean-db
+.PHONY: help db-up db-down db-psql migrate run test test-citus deploy-check fuzz bench lint fmt build clean-db
 
 help: ## List the targets
 	@echo "Usage: make <target>"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables: PG_PORT=$(PG_PORT) (dev cluster port), DB_NAME=$(DB_NAME)"
 
@@ -54,6 +56,10 @@ test-citus: ## The whole suite on a throwaway Citus cluster (coordinator + 2 wor
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 	@TEST_CITUS=1 scripts/test.sh $(ARGS)
 
+deploy-check: ## Check Dockerfile, compose.yaml and deploy/kubernetes/ (and production's key refusal) on a throwaway cluster
+	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+	@API_FUZZ=0 PG_CHECK=0 DEPLOY_CHECK=1 scripts/test.sh -E 'test(environment::)'
+
 fuzz: ## Longer fuzzing: parsers (proptest) and every API route (schemathesis), with a summary
 	@scripts/fuzz.sh
 
@@ -71,6 +77,6 @@ build: ## Build the workspace
 	cargo build --workspace
 
 clean-db: db-down ## Stop the dev clusters and DELETE their data
-	@scripts/pg.sh down .tenantry/citus
 	@echo "clean-db: deleting the dev clusters in $(PG_DIR) and .tenantry/citus (all local data is lost)"
-	rm -rf $(PG_DIR) .tenantry/citus
+	@scripts/pg.sh remove $(PG_DIR)
+	@scripts/pg.sh remove .tenantry/citus

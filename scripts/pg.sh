@@ -12,8 +12,17 @@
 #                                        database on every node with the citus extension, the
 #                                        workers added to the coordinator's metadata
 #   scripts/pg.sh down   DIR             also stops the workers in DIR/worker-*
+#   scripts/pg.sh remove DIR             stop it and DELETE its data (and DIR's link, below)
 #
 # Layout: DIR/data (PGDATA), DIR/run (Unix socket), DIR/log (initdb.log, postgres.log).
+#
+# Relocation: as root, when the OS user 'postgres' cannot reach DIR (a checkout
+# under /root, or any home directory of mode 0700), `up` and `citus-up` keep
+# the cluster in /var/tmp/tenantry-<hash of DIR's path>/<name of DIR> instead
+# (owned by postgres, mode 0700) and make DIR a symbolic link to it, so every
+# command given DIR (down, status, psql, remove) finds it there. A DIR that
+# already holds a cluster is never moved. PG_RELOCATE_BASE: another base than
+# /var/tmp (it must be reachable by 'postgres').
 #
 # Environment:
 #   PG_FAST=1                  fsync/synchronous_commit/full_page_writes off (test clusters only)
@@ -44,6 +53,7 @@ usage() {
     cat >&2 <<EOF
 usage: $prog up DIR PORT
        $prog down DIR
+       $prog remove DIR
        $prog status DIR
        $prog psql DIR PORT [psql args...]
        $prog citus-up DIR PORT WORKER_PORT...
@@ -162,6 +172,122 @@ check_traversable() {
     die "the OS user 'postgres' cannot write to '$target' ($(stat -c '%A %U:%G' "$target"))"
 }
 
+# The path as given, absolute, symbolic links NOT resolved (abs_dir resolves them).
+lexical_dir() {
+    local d=$1
+    [[ -n "$d" ]] || die "DIR must not be empty"
+    [[ "$d" == /* ]] || d="$PWD/$d"
+    realpath -m -s -- "$d"
+}
+
+relocation_base() {
+    realpath -m -- "${PG_RELOCATE_BASE:-/var/tmp}"
+}
+
+# Where a cluster for DIR (its lexical path) lives when DIR is out of reach:
+# BASE/tenantry-<first 12 hex of sha256(DIR)>/<name of DIR>.
+relocated_dir() {
+    local hash
+    hash=$(printf '%s' "$1" | sha256sum | cut -c1-12)
+    printf '%s/tenantry-%s/%s\n' "$(relocation_base)" "$hash" "$(basename -- "$1")"
+}
+
+# is_relocated_dir PATH: PATH is one of ours under the relocation base.
+is_relocated_dir() {
+    [[ "$(dirname -- "$(dirname -- "$1")")" == "$(relocation_base)" &&
+        "$(basename -- "$(dirname -- "$1")")" =~ ^tenantry-[0-9a-f]{12}$ ]]
+}
+
+# pg_can_reach PATH: the OS user 'postgres' can traverse PATH, or (when it
+# does not exist yet) its nearest existing ancestor, which root then extends
+# with world-traversable directories.
+pg_can_reach() {
+    local p=$1
+    while [[ ! -e "$p" ]]; do p=$(dirname -- "$p"); done
+    as_pg_in_root test -x "$p"
+}
+
+# first_blocked PATH: the first directory on PATH that 'postgres' cannot traverse.
+first_blocked() {
+    local p="" comp
+    local IFS=/
+    for comp in $1; do
+        [[ -z "$comp" ]] && continue
+        p="$p/$comp"
+        if ! as_pg_in_root test -x "$p"; then
+            printf '%s\n' "$p"
+            return
+        fi
+    done
+    printf '%s\n' "$1"
+}
+
+# make_relocated_dir DIR TARGET: TARGET owned by postgres (0700) under a
+# root-owned, world-traversable parent that records DIR in "origin".
+make_relocated_dir() {
+    local dir=$1 target=$2 parent
+    parent=$(dirname -- "$target")
+    pg_can_reach "$(relocation_base)" ||
+        die "the OS user 'postgres' cannot reach $(relocation_base) either; set PG_RELOCATE_BASE to a directory it can reach"
+    (umask 022 && mkdir -p -- "$parent")
+    chmod 0755 -- "$parent"
+    printf '%s\n' "$dir" >"$parent/origin"
+    if [[ ! -d "$target" ]]; then
+        mkdir -- "$target"
+    fi
+    chown postgres: -- "$target"
+    chmod 0700 -- "$target"
+}
+
+# cluster_dir_for_up DIR: where `up`/`citus-up` keep DIR's cluster: DIR
+# itself, or (as root, when 'postgres' cannot reach DIR) a relocated
+# directory that DIR then links to. Prints the absolute path to use.
+cluster_dir_for_up() {
+    local dir resolved target
+    dir=$(lexical_dir "$1")
+    resolved=$(abs_dir "$1")
+    if [[ $IS_ROOT -eq 0 ]]; then
+        printf '%s\n' "$resolved"
+        return
+    fi
+    require_pg_user
+    # Already relocated: DIR links to its directory (re-created if it was
+    # removed, e.g. by a cleaner of /var/tmp).
+    if [[ -L "$dir" ]]; then
+        if [[ ! -e "$resolved" ]] && is_relocated_dir "$resolved"; then
+            make_relocated_dir "$dir" "$resolved"
+        fi
+        printf '%s\n' "$resolved"
+        return
+    fi
+    if pg_can_reach "$resolved"; then
+        printf '%s\n' "$resolved"
+        return
+    fi
+    target=$(relocated_dir "$dir")
+    if [[ -e "$dir" ]]; then
+        [[ -d "$dir" ]] || die "$dir exists and is not a directory"
+        # A cluster is never moved behind its owner's back.
+        if [[ -f "$dir/data/PG_VERSION" ]] || compgen -G "$dir/worker-*/data/PG_VERSION" >/dev/null; then
+            local blocked
+            blocked=$(first_blocked "$dir")
+            die "the OS user 'postgres' cannot reach the cluster in $dir (blocked at '$blocked', mode $(stat -c '%A %U:%G' "$blocked")). Grant search permission (chmod o+x '$blocked'), or remove the cluster (make clean-db) and run this again to keep a new one in $target."
+        fi
+        # What an earlier pg.sh left when it stopped at the same wall: empty
+        # data/run and the logs of that attempt. Anything else stays.
+        rmdir -- "$dir/data" "$dir/run" 2>/dev/null || true
+        rm -f -- "$dir/log/initdb.log" "$dir/log/postgres.log" "$dir/log/pg_ctl.err"
+        rmdir -- "$dir/log" 2>/dev/null || true
+        rmdir -- "$dir" 2>/dev/null ||
+            die "the OS user 'postgres' cannot reach $dir, which is not empty ($(ls -A "$dir" | head -5 | tr '\n' ' ')); move its contents away so it can be replaced by a link to $target"
+    fi
+    make_relocated_dir "$dir" "$target"
+    mkdir -p -- "$(dirname -- "$dir")"
+    ln -s -- "$target" "$dir"
+    echo "$prog: the OS user 'postgres' cannot reach $dir; the cluster lives in $target ($dir links to it)" >&2
+    printf '%s\n' "$target"
+}
+
 validate_port() {
     if ! [[ "$1" =~ ^[1-9][0-9]{0,4}$ ]] || (($1 > 65535)); then
         die "invalid port: '$1'"
@@ -186,13 +312,12 @@ running_port() {
 cmd_up() {
     [[ $# -eq 2 ]] || usage
     local dir port
-    dir=$(abs_dir "$1")
     port=$2
     validate_port "$port"
-    [[ "$dir" != *"'"* ]] || die "DIR must not contain a single quote: $dir"
-
     find_server_bins
     require_pg_user
+    dir=$(cluster_dir_for_up "$1")
+    [[ "$dir" != *"'"* ]] || die "DIR must not contain a single quote: $dir"
 
     local data=$dir/data run=$dir/run log=$dir/log
 
@@ -315,13 +440,13 @@ cmd_up() {
 cmd_citus_up() {
     [[ $# -ge 3 ]] || usage
     local dir port wport
-    dir=$(abs_dir "$1")
     port=$2
-    shift 2
     validate_port "$port"
-    for wport in "$@"; do validate_port "$wport"; done
+    for wport in "${@:3}"; do validate_port "$wport"; done
     find_server_bins
     require_pg_user
+    dir=$(cluster_dir_for_up "$1")
+    shift 2
     mkdir -p -- "$dir"
 
     local pwfile=$dir/superuser-password su_pw
@@ -398,6 +523,40 @@ cmd_down() {
     fi
 }
 
+cmd_remove() {
+    [[ $# -eq 1 ]] || usage
+    local dir resolved
+    dir=$(lexical_dir "$1")
+    resolved=$(abs_dir "$1")
+    # Only what this script makes: DIR's data/run/log, its workers, the
+    # Citus superuser's password. Anything else means DIR is no cluster.
+    local entry
+    if [[ -d "$resolved" ]]; then
+        for entry in "$resolved"/* "$resolved"/.[!.]*; do
+            [[ -e "$entry" || -L "$entry" ]] || continue
+            case "$(basename -- "$entry")" in
+            data | run | log | worker-* | superuser-password) ;;
+            *) die "$resolved holds $(basename -- "$entry"), so it is not (only) a cluster made by $prog; remove it yourself" ;;
+            esac
+        done
+    fi
+    cmd_down "$1"
+    if [[ -L "$dir" ]]; then
+        # A relocated cluster: its directory (only one of ours), then the link.
+        if is_relocated_dir "$resolved"; then
+            rm -rf -- "$resolved"
+            rm -f -- "$(dirname -- "$resolved")/origin"
+            rmdir -- "$(dirname -- "$resolved")" 2>/dev/null || true
+        elif [[ -e "$resolved" ]]; then
+            echo "postgres: $dir links to $resolved, which is not a relocated cluster; only the link is removed" >&2
+        fi
+        rm -f -- "$dir"
+    else
+        rm -rf -- "$dir"
+    fi
+    echo "postgres: removed $dir"
+}
+
 cmd_status() {
     [[ $# -eq 1 ]] || usage
     local dir data
@@ -425,8 +584,14 @@ cmd_psql() {
     validate_port "$port"
     find_psql
     require_pg_user
-    # -d postgres first so a caller's "-d DB" argument wins.
-    as_pg "$PSQL" -X -h "$dir/run" -p "$port" -U postgres -d postgres "$@"
+    # -d postgres first so a caller's "-d DB" argument wins. From the
+    # caller's directory (relative -f paths), unless 'postgres' cannot
+    # enter it (a relocated cluster's checkout).
+    if [[ $IS_ROOT -eq 1 ]] && ! as_pg_in_root test -x "$PWD"; then
+        as_pg_in_root "$PSQL" -X -h "$dir/run" -p "$port" -U postgres -d postgres "$@"
+    else
+        as_pg "$PSQL" -X -h "$dir/run" -p "$port" -U postgres -d postgres "$@"
+    fi
 }
 
 [[ $# -ge 1 ]] || usage
@@ -435,6 +600,7 @@ shift
 case "$cmd" in
 up) cmd_up "$@" ;;
 down) cmd_down "$@" ;;
+remove) cmd_remove "$@" ;;
 status) cmd_status "$@" ;;
 psql) cmd_psql "$@" ;;
 citus-up) cmd_citus_up "$@" ;;

@@ -10,7 +10,9 @@
 # 2. starts a fresh cluster in /tmp/tenantry-test.XXXXXX on a free port,
 # 3. migrates the template database tenantry_template with the real binary,
 # 4. runs `cargo nextest run --workspace` with TENANTRY_TEST_* pointing at it,
-#    then fuzzes every route of /openapi.json (scripts/api-fuzz.sh),
+#    then fuzzes every route of /openapi.json (scripts/api-fuzz.sh), checks the
+#    deployment files (scripts/deploy-check.sh) and the dev-cluster scripts as
+#    root from a checkout 'postgres' cannot reach (scripts/pg-check.sh),
 # 5. always stops the cluster and deletes the directory, keeping the tests' exit code.
 #
 # It never touches the dev cluster in .tenantry/ and ignores the caller's
@@ -189,5 +191,21 @@ cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
 if [[ "${API_FUZZ:-}" != 0 && ($# -eq 0 || "${API_FUZZ:-}" == 1) ]]; then
     log "fuzzing the API (scripts/api-fuzz.sh)"
     scripts/api-fuzz.sh || rc=1
+fi
+
+# --- The deployment files: Dockerfile, compose.yaml, deploy/kubernetes/ ----------------
+# (scripts/deploy-check.sh: static checks, then their commands against this
+# cluster). Skipped like the fuzzing above, or DEPLOY_CHECK=0 (it installs its
+# checkers from PyPI).
+if [[ "${DEPLOY_CHECK:-}" != 0 && ($# -eq 0 || "${DEPLOY_CHECK:-}" == 1) ]]; then
+    log "checking the deployment files (scripts/deploy-check.sh)"
+    scripts/deploy-check.sh || rc=1
+fi
+
+# --- The dev-cluster scripts as root from a checkout 'postgres' cannot reach ----------
+# (scripts/pg-check.sh; a few seconds). Skipped like the fuzzing above, or PG_CHECK=0.
+if [[ "${PG_CHECK:-}" != 0 && ($# -eq 0 || "${PG_CHECK:-}" == 1) ]]; then
+    log "checking the dev-cluster scripts (scripts/pg-check.sh)"
+    scripts/pg-check.sh || rc=1
 fi
 exit "$rc"

@@ -15,6 +15,10 @@ const DEFAULTS: &str = include_str!("../../../config/default.toml");
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Where this process runs: `development` (the default) or
+    /// `production`, which never generates key material (see
+    /// [`Settings::apply_environment`]).
+    pub environment: RunEnvironment,
     pub server: ServerSettings,
     pub metrics: MetricsSettings,
     pub database: DatabaseSettings,
@@ -22,6 +26,18 @@ pub struct Settings {
     pub quotas: QuotaSettings,
     pub retention: tenantry_sweeper::RetentionSettings,
     pub log: LogSettings,
+}
+
+/// `environment` in the configuration (`TENANTRY__ENVIRONMENT`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunEnvironment {
+    /// Missing key files are generated (`auth.generate_missing_keys`).
+    Development,
+    /// Every key comes from the deployment: a missing signing key, API-key
+    /// secret or context key is a startup error, never a fresh key that
+    /// would differ per replica and die with the container.
+    Production,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,7 +82,19 @@ impl Settings {
             .build()
             .and_then(Config::try_deserialize::<Self>)
             .context("invalid configuration")?
+            .apply_environment()
             .with_context_key()
+    }
+
+    /// Production never generates keys, whatever `auth.generate_missing_keys`
+    /// says (its default is `true`, for development): a key generated inside
+    /// a container would differ per replica and be lost on restart, so
+    /// tokens and API keys would stop verifying.
+    fn apply_environment(mut self) -> Self {
+        if self.environment == RunEnvironment::Production {
+            self.auth.generate_missing_keys = false;
+        }
+        self
     }
 
     /// Resolves `database.context_key_file` into `database.context_key`
@@ -102,6 +130,38 @@ mod tests {
         assert_eq!(settings.log.format, LogFormat::Text);
         // /metrics: its own listener, loopback only.
         assert_eq!(settings.metrics.listen, "127.0.0.1:9464");
+        // Development by default: `make run` generates its keys.
+        assert_eq!(settings.environment, RunEnvironment::Development);
+        assert!(settings.apply_environment().auth.generate_missing_keys);
+    }
+
+    #[test]
+    fn production_never_generates_keys() {
+        let production = DEFAULTS.replace(
+            "environment = \"development\"",
+            "environment = \"production\"",
+        );
+        assert_ne!(production, DEFAULTS);
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(&production, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize)
+            .unwrap();
+        assert_eq!(settings.environment, RunEnvironment::Production);
+        // The defaults say true; production overrides it.
+        assert!(settings.auth.generate_missing_keys);
+        assert!(!settings.apply_environment().auth.generate_missing_keys);
+    }
+
+    #[test]
+    fn an_unknown_environment_is_refused() {
+        let bad = DEFAULTS.replace("environment = \"development\"", "environment = \"staging\"");
+        assert_ne!(bad, DEFAULTS);
+        let result = Config::builder()
+            .add_source(File::from_str(&bad, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize::<Settings>);
+        assert!(result.is_err());
     }
 
     #[test]

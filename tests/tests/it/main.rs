@@ -9,6 +9,7 @@
 
 mod admin;
 mod citus;
+mod environment;
 mod faults;
 mod guard;
 mod http;

@@ -156,6 +156,14 @@ fn resolve(
     match fs::read_to_string(path) {
         Ok(text) => return Ok(SecretString::from(text.trim().to_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && generate => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KeyError::Missing(format!(
+                "no {what}: {} does not exist, and keys are not generated here \
+                 (environment = \"production\", or auth.generate_missing_keys = false): \
+                 provide that file, or set {what} itself, from your secret store",
+                path.display()
+            )));
+        }
         Err(source) => {
             return Err(KeyError::Io {
                 what: format!("cannot read {what} file {}", path.display()),
