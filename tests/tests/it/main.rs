@@ -9,6 +9,7 @@
 
 mod admin;
 mod citus;
+mod docs;
 mod environment;
 mod faults;
 mod guard;
