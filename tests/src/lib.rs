@@ -17,15 +17,16 @@ use std::time::Duration;
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use secrecy::{ExposeSecret, SecretString};
+use tenantry_api::ServerSettings;
 use tenantry_api::auth::{
     AuthSettings, Issuer, ServiceKey, generate_secret, generate_signing_key_pem,
 };
-use tenantry_api::{AppState, ServerSettings};
 use tenantry_core::{Scope, Scopes, TenantId};
 use tenantry_db::models::Limits;
 use tenantry_db::{ContextKey, DatabaseSettings, Db, ScopedFutureExt};
 
 pub mod process;
+pub mod proxy;
 
 /// A TCP port nothing listens on right now (bound, then released).
 #[must_use]
@@ -187,6 +188,22 @@ impl TestDb {
             port: port.to_string(),
             _cleanup: None,
         }
+    }
+
+    /// [`Self::settings`], connecting through `proxy` instead of directly.
+    #[must_use]
+    pub fn settings_via(&self, proxy: &proxy::Proxy, max_connections: usize) -> DatabaseSettings {
+        let direct = format!("@{}:{}/", self.host, self.port);
+        let via = format!("@127.0.0.1:{}/", proxy.port());
+        let mut settings = self.settings(max_connections);
+        settings.url = SecretString::from(self.app_url().replacen(&direct, &via, 1));
+        settings
+    }
+
+    /// The PostgreSQL server's `host:port` (the coordinator, on Citus).
+    #[must_use]
+    pub fn server_address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
     }
 
     /// The service role's URL for this database.
@@ -487,91 +504,95 @@ pub struct TestApp {
     pub issuer: Issuer,
 }
 
-impl TestApp {
-    pub async fn spawn() -> Self {
-        let test_db = TestDb::new().await;
-        Self::spawn_on(test_db).await
+/// Builds a [`TestApp`]: the real [`tenantry::Application`], as `tenantry
+/// serve` builds it (isolation guard, housekeeping, the scheduled sweeper
+/// when retention is enabled), on a fresh database cloned from the
+/// migrated template unless [`Self::on`] gives one. The database is dropped
+/// when the app (and every other handle on it) is dropped.
+#[derive(Debug, Default)]
+pub struct TestAppBuilder {
+    test_db: Option<TestDb>,
+    database: Option<DatabaseSettings>,
+    pool: Option<usize>,
+    auth: Option<AuthSettings>,
+    retention: Option<tenantry_sweeper::RetentionSettings>,
+    server: Option<ServerSettings>,
+}
+
+impl TestAppBuilder {
+    /// On this database instead of a fresh one.
+    #[must_use]
+    pub fn on(mut self, test_db: TestDb) -> Self {
+        self.test_db = Some(test_db);
+        self
     }
 
-    pub async fn spawn_on(test_db: TestDb) -> Self {
-        let settings = test_db.settings(4);
-        Self::spawn_with(test_db, &settings, test_auth_settings()).await
+    /// With these database settings (default: `test_db.settings(pool)`).
+    #[must_use]
+    pub fn database(mut self, settings: DatabaseSettings) -> Self {
+        self.database = Some(settings);
+        self
     }
 
-    /// The app on `test_db`, with these pool and auth settings.
-    pub async fn spawn_with(
-        test_db: TestDb,
-        settings: &DatabaseSettings,
-        auth: AuthSettings,
-    ) -> Self {
-        let retention = test_retention(Duration::from_secs(90 * 24 * 3600));
-        Self::spawn_full(test_db, settings, auth, retention).await
+    /// A pool of `max_connections` (default 4).
+    #[must_use]
+    pub fn pool(mut self, max_connections: usize) -> Self {
+        self.pool = Some(max_connections);
+        self
     }
 
-    /// A fresh app whose retention period is `period`.
-    pub async fn spawn_with_retention(period: Duration) -> Self {
-        let test_db = TestDb::new().await;
-        let settings = test_db.settings(4);
-        Self::spawn_full(
-            test_db,
-            &settings,
-            test_auth_settings(),
-            test_retention(period),
-        )
-        .await
+    #[must_use]
+    pub fn auth(mut self, auth: AuthSettings) -> Self {
+        self.auth = Some(auth);
+        self
     }
 
-    pub async fn spawn_full(
-        test_db: TestDb,
-        settings: &DatabaseSettings,
-        auth: AuthSettings,
-        retention: tenantry_sweeper::RetentionSettings,
-    ) -> Self {
-        Self::spawn_serving(test_db, settings, auth, retention, test_server_settings()).await
+    #[must_use]
+    pub fn retention(mut self, retention: tenantry_sweeper::RetentionSettings) -> Self {
+        self.retention = Some(retention);
+        self
     }
 
-    /// A fresh app with these server settings (e.g. its client limits) and
-    /// a pool of `max_connections`.
-    pub async fn spawn_with_server(server: ServerSettings, max_connections: usize) -> Self {
-        let test_db = TestDb::new().await;
-        let settings = test_db.settings(max_connections);
-        let retention = test_retention(Duration::from_secs(90 * 24 * 3600));
-        Self::spawn_serving(test_db, &settings, test_auth_settings(), retention, server).await
+    #[must_use]
+    pub fn server(mut self, server: ServerSettings) -> Self {
+        self.server = Some(server);
+        self
     }
 
-    async fn spawn_serving(
-        test_db: TestDb,
-        settings: &DatabaseSettings,
-        auth: AuthSettings,
-        retention: tenantry_sweeper::RetentionSettings,
-        server: ServerSettings,
-    ) -> Self {
-        let db = Db::new(settings).expect("build the pool");
-        let tenancy = tenantry_api::Tenancy {
-            default_limits: test_limits().into(),
-            retention,
+    pub async fn spawn(self) -> TestApp {
+        let test_db = match self.test_db {
+            Some(db) => db,
+            None => TestDb::new().await,
         };
-        let state =
-            AppState::new(db.clone(), &auth, &server, tenancy).expect("build the app state");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-        let address = format!("http://{}", listener.local_addr().expect("local addr"));
-        let metrics_listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let auth = self.auth.unwrap_or_else(test_auth_settings);
+        let mut settings = tenantry::settings::Settings::defaults().expect("built-in settings");
+        settings.database = self
+            .database
+            .unwrap_or_else(|| test_db.settings(self.pool.unwrap_or(4)));
+        settings.auth = auth.clone();
+        settings.server = self.server.unwrap_or_else(test_server_settings);
+        settings.server.shutdown_timeout = Duration::from_secs(5);
+        settings.metrics.listen = "127.0.0.1:0".to_owned();
+        settings.quotas.default = test_limits().into();
+        settings.retention = self
+            .retention
+            .unwrap_or_else(|| test_retention(Duration::from_secs(90 * 24 * 3600)));
+        let app = tenantry::Application::build(settings)
+            .await
+            .expect("the application builds (the isolation guard passes)");
+        let address = format!("http://{}", app.address());
         let metrics_address = format!(
             "http://{}",
-            metrics_listener.local_addr().expect("local addr")
+            app.metrics_address().expect("a metrics listener")
         );
-        let metrics = tenantry_api::metrics_server(metrics_listener, state.clone())
-            .expect("build the metrics server");
-        tokio::spawn(metrics);
-        let server = tenantry_api::server(listener, state, server.workers, Duration::from_secs(5))
-            .expect("build server");
-        tokio::spawn(server);
+        let db = app.state().db.clone();
+        tokio::spawn(app.run_until(std::future::pending()));
         let key = auth.signing_key.as_ref().expect("test keys are inline");
         let issuer = Issuer::new(
             &auth,
             ServiceKey::from_pem(key.expose_secret()).expect("parse the key"),
         );
-        Self {
+        TestApp {
             address,
             metrics_address,
             db,
@@ -583,6 +604,69 @@ impl TestApp {
             auth,
             issuer,
         }
+    }
+}
+
+impl TestApp {
+    /// How every other `spawn` builds the app: [`TestAppBuilder`].
+    #[must_use]
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    pub async fn spawn() -> Self {
+        Self::builder().spawn().await
+    }
+
+    pub async fn spawn_on(test_db: TestDb) -> Self {
+        Self::builder().on(test_db).spawn().await
+    }
+
+    /// The app on `test_db`, with these pool and auth settings.
+    pub async fn spawn_with(
+        test_db: TestDb,
+        settings: &DatabaseSettings,
+        auth: AuthSettings,
+    ) -> Self {
+        Self::builder()
+            .on(test_db)
+            .database(settings.clone())
+            .auth(auth)
+            .spawn()
+            .await
+    }
+
+    /// A fresh app whose retention period is `period`.
+    pub async fn spawn_with_retention(period: Duration) -> Self {
+        Self::builder()
+            .retention(test_retention(period))
+            .spawn()
+            .await
+    }
+
+    pub async fn spawn_full(
+        test_db: TestDb,
+        settings: &DatabaseSettings,
+        auth: AuthSettings,
+        retention: tenantry_sweeper::RetentionSettings,
+    ) -> Self {
+        Self::builder()
+            .on(test_db)
+            .database(settings.clone())
+            .auth(auth)
+            .retention(retention)
+            .spawn()
+            .await
+    }
+
+    /// A fresh app with these server settings (e.g. its client limits) and
+    /// a pool of `max_connections`.
+    pub async fn spawn_with_server(server: ServerSettings, max_connections: usize) -> Self {
+        Self::builder()
+            .server(server)
+            .pool(max_connections)
+            .spawn()
+            .await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -86,6 +86,18 @@ impl Settings {
             .with_context_key()
     }
 
+    /// The built-in defaults alone (`config/default.toml`), ignoring the
+    /// environment: the starting point of an embedding that sets every
+    /// value itself (the tests' `TestApp`). Keys are not resolved.
+    pub fn defaults() -> anyhow::Result<Self> {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize::<Self>)
+            .context("invalid built-in configuration")
+            .map(Self::apply_environment)
+    }
+
     /// Production never generates keys, whatever `auth.generate_missing_keys`
     /// says (its default is `true`, for development): a key generated inside
     /// a container would differ per replica and be lost on restart, so

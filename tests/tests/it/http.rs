@@ -64,19 +64,15 @@ async fn readyz_answers_503_when_a_migration_is_pending() {
 
 #[tokio::test]
 async fn readyz_answers_503_without_leaking_anything_when_the_database_is_down() {
-    // A port nothing listens on: bind one, then let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The app starts as in production (its guard passes), then the database
+    // goes away under it.
     let test_db = TestDb::new().await;
-    let mut settings = test_db.settings(2);
-    settings.url = SecretString::from(format!(
-        "postgres://tenantry_app:s3cret-pw@127.0.0.1:{port}/nowhere"
-    ));
+    let proxy = tenantry_tests::proxy::Proxy::start(test_db.server_address()).await;
+    let mut settings = test_db.settings_via(&proxy, 2);
     settings.connect_timeout = std::time::Duration::from_millis(500);
     let app = TestApp::spawn_with(test_db, &settings, tenantry_tests::test_auth_settings()).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    proxy.cut().await;
     let response = app.get("/readyz").await;
     assert_eq!(response.headers().get("retry-after").unwrap(), "1");
     let (status, body) = problem(response).await;

@@ -796,19 +796,13 @@ async fn responses_echo_a_request_id_and_quotas_are_readable() {
 
 #[tokio::test]
 async fn when_the_tenant_status_cannot_be_read_the_gate_fails_closed_with_503() {
-    // A valid token, but the database is unreachable: never let it through.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A valid token, but the database has gone away: never let it through.
     let test_db = tenantry_tests::TestDb::new().await;
-    let mut settings = test_db.settings(2);
-    settings.url = secrecy::SecretString::from(format!(
-        "postgres://tenantry_app:pw@127.0.0.1:{port}/nowhere"
-    ));
+    let proxy = tenantry_tests::proxy::Proxy::start(test_db.server_address()).await;
+    let mut settings = test_db.settings_via(&proxy, 2);
     settings.connect_timeout = std::time::Duration::from_millis(500);
     let app = TestApp::spawn_with(test_db, &settings, tenantry_tests::test_auth_settings()).await;
+    proxy.cut().await;
     let token = app.tenant_token(TenantId::new());
     for (method, path) in [
         (Method::GET, "/v1/tenant"),

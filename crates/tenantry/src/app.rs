@@ -1,0 +1,242 @@
+//! [`Application::build`]: everything `tenantry serve` does before it
+//! answers a request — refuse the owner's credentials, run the isolation
+//! guard, bind the listeners, load the keys, start the housekeeping and the
+//! scheduled sweeper — and [`Application::run_until`]: serve until told to
+//! stop, then stop in order.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tenantry_api::{AppState, Tenancy};
+use tenantry_db::{Db, Violation};
+
+use crate::settings::Settings;
+
+/// Why the application did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The isolation guard found these problems: the service refuses to
+    /// serve a database whose isolation it cannot vouch for.
+    #[error("the isolation guard refused the database ({} problem(s))", .0.len())]
+    Refused(Vec<Violation>),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The service, built and listening, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    state: AppState,
+    address: SocketAddr,
+    metrics_address: Option<SocketAddr>,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    workers: usize,
+    shutdown_timeout: Duration,
+    sweeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    /// Checks and binds everything `settings` asks for. Must run inside a
+    /// tokio runtime (it starts the background work).
+    pub async fn build(settings: Settings) -> Result<Self, BuildError> {
+        // The owner role can disable RLS and rewrite policies: a process
+        // that faces the network never holds it. Migrations are their own job.
+        if settings.database.owner_url.is_some() {
+            return Err(anyhow::anyhow!(
+                "refusing to start: database.owner_url (TENANTRY__DATABASE__OWNER_URL) is set, \
+                 and the service never holds the owner's credentials; run `tenantry migrate` \
+                 with it as a separate step, and `tenantry serve` with only database.url (the \
+                 service role)"
+            )
+            .into());
+        }
+        let db = Db::new(&settings.database).context("cannot configure the database pool")?;
+        let violations = db
+            .check_isolation()
+            .await
+            .context("cannot run the isolation guard")?;
+        if !violations.is_empty() {
+            return Err(BuildError::Refused(violations));
+        }
+        match db.schema_state().await {
+            Ok(state) if state.is_current() => {}
+            Ok(_) => tracing::warn!(
+                "schema is not current; /readyz answers 503 until `tenantry migrate` runs"
+            ),
+            Err(err) => tracing::warn!(%err, "cannot read the schema state"),
+        }
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener =
+            TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
+        let metrics_listener = match settings.metrics.listen.trim() {
+            "" => None,
+            address => Some(
+                TcpListener::bind(address)
+                    .with_context(|| format!("cannot listen for metrics on {address}"))?,
+            ),
+        };
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        };
+        let tenancy = Tenancy {
+            default_limits: settings.quotas.default.clone(),
+            retention: settings.retention.clone(),
+        };
+        let state = AppState::new(db, &settings.auth, &settings.server, tenancy)
+            .context("cannot load the auth keys")?;
+        spawn_housekeeping(&state, settings.quotas.reconcile_interval);
+        let sweeper = settings.retention.enabled.then(|| spawn_sweeper(&state));
+        Ok(Self {
+            address: listener.local_addr().context("no local address")?,
+            metrics_address: metrics_listener
+                .as_ref()
+                .map(TcpListener::local_addr)
+                .transpose()
+                .context("no local metrics address")?,
+            state,
+            listener,
+            metrics_listener,
+            workers,
+            shutdown_timeout: settings.server.shutdown_timeout,
+            sweeper,
+        })
+    }
+
+    /// Where the API listens (port 0 in the settings: the port picked).
+    #[must_use]
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Where `/metrics` listens, if anywhere.
+    #[must_use]
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_address
+    }
+
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `stop` resolves, then stops: sweeps at their next batch
+    /// boundary, the listener at once, in-flight requests within
+    /// `server.shutdown_timeout` (one deadline for all of it).
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Self {
+            state,
+            listener,
+            metrics_listener,
+            workers,
+            shutdown_timeout,
+            sweeper,
+            ..
+        } = self;
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let server = tenantry_api::metrics_server(listener, state.clone())?;
+                let handle = server.handle();
+                Some((handle, tokio::spawn(server)))
+            }
+            None => None,
+        };
+        let server = tenantry_api::server(listener, state.clone(), workers, shutdown_timeout)?;
+        let handle = server.handle();
+        let mut running = tokio::spawn(server);
+        tokio::select! {
+            () = stop => {}
+            // The server stopped by itself (it cannot, short of a bug).
+            result = &mut running => {
+                result??;
+                anyhow::bail!("the HTTP server stopped unexpectedly");
+            }
+        }
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        let deadline = tokio::time::Instant::now() + shutdown_timeout;
+        state.raise_stop();
+        handle.stop(true).await;
+        running.await??;
+        if let Some((handle, running)) = metrics {
+            handle.stop(true).await;
+            running.await??;
+        }
+        if let Some(sweeper) = sweeper
+            && tokio::time::timeout_at(deadline, sweeper).await.is_err()
+        {
+            tracing::warn!("the sweeper did not stop in time; its open batch rolls back");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Background work of a serving process: prune idle rate-limiter state,
+/// and reconcile quotas on a schedule (report only).
+fn spawn_housekeeping(state: &AppState, reconcile_every: Duration) {
+    let limits = Arc::clone(&state.rate_limits);
+    let (exchange, clients) = (
+        Arc::clone(&state.exchange_limits),
+        Arc::clone(&state.client_limits),
+    );
+    let metrics = Arc::clone(&state.metrics);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(tenantry_api::RATE_LIMIT_IDLE / 5);
+        loop {
+            tick.tick().await;
+            metrics.rate_limiter_tenants(limits.prune());
+            exchange.prune();
+            clients.prune();
+        }
+    });
+    if reconcile_every.is_zero() {
+        return;
+    }
+    let db = state.db.clone();
+    let metrics = Arc::clone(&state.metrics);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(reconcile_every);
+        tick.tick().await; // not at startup: the first run after one interval
+        loop {
+            tick.tick().await;
+            match tenantry_db::reconcile::reconcile(&db, false, "reconciler").await {
+                Ok(drifts) => {
+                    for d in &drifts {
+                        tracing::warn!(tenant = %d.tenant, slug = %d.slug, resource = d.resource, recorded = d.recorded, actual = d.actual, "quota usage drift");
+                    }
+                    metrics.reconciled(drifts.len());
+                }
+                Err(e) => tracing::warn!(error = %e, "quota reconcile failed"),
+            }
+        }
+    });
+}
+
+/// The retention sweeper inside `serve`, every `retention.sweep_interval`
+/// with jitter. Replicas may all run it: the purge lock keeps one sweeper
+/// per tenant.
+fn spawn_sweeper(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let db = state.db.clone();
+    let metrics = Arc::clone(&state.metrics);
+    let settings = state.ops.tenancy.retention.clone();
+    let mut stop = state.stop.clone();
+    tokio::spawn(async move {
+        let name = tenantry_sweeper::instance_name();
+        loop {
+            let pause = tenantry_sweeper::jittered(tenantry_sweeper::effective_interval(&settings));
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = stop.raised() => return,
+            }
+            let started = std::time::Instant::now();
+            match tenantry_sweeper::sweep(&db, &settings, &name, settings.dry_run, &stop).await {
+                Ok(report) => metrics.swept(&report.into(), started.elapsed()),
+                Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next interval"),
+            }
+        }
+    })
+}
