@@ -39,7 +39,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (refuses to start if the isolation guard fails,
     /// or if it is given the owner's URL: migrations are a separate job).
-    #[command(after_help = "Example:\n  TENANTRY__DATABASE__URL=postgres://tenantry_app@db/tenantry tenantry serve")]
+    #[command(
+        after_help = "Example:\n  TENANTRY__DATABASE__URL=postgres://tenantry_app@db/tenantry tenantry serve"
+    )]
     Serve,
     /// Apply pending migrations and the RLS policies, as the owner role.
     #[command(after_help = "Examples:\n  \
@@ -320,7 +322,10 @@ mod tests {
             "tenantry completions",
             "tenantry man",
         ] {
-            assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} in {names:?}"
+            );
         }
     }
 

@@ -2,6 +2,7 @@
 //! the settings, sets up logging and hands over to one module per command
 //! (`commands::*`).
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -61,9 +62,12 @@ fn init_tracing(settings: &Settings) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // FmtSpan::CLOSE: one line per finished request span, carrying its
     // request_id, tenant_id, route and status (the access log).
+    // Colours only for a person at a terminal: a pipe or a log file gets
+    // plain text, like the progress lines beside it.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match settings.log.format {
         LogFormat::Json => builder.json().init(),

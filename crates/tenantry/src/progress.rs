@@ -88,7 +88,6 @@ impl<W: Write> Progress<W> {
             self.last_draw = None;
         }
     }
-
 }
 
 impl<W: Write> Drop for Progress<W> {
@@ -185,7 +184,6 @@ impl<W: Write> RowCounter<W> {
     pub fn line(&mut self, text: &str) {
         self.progress.line(text);
     }
-
 }
 
 #[cfg(test)]
@@ -242,7 +240,10 @@ mod tests {
         drop(counter);
         let out = text(&out);
         assert!(out.starts_with("\rimported: users 1\x1b[K"), "{out:?}");
-        assert!(out.ends_with("\r\x1b[Kimported 2 rows of users\n"), "{out:?}");
+        assert!(
+            out.ends_with("\r\x1b[Kimported 2 rows of users\n"),
+            "{out:?}"
+        );
         assert_eq!(out.matches("rows of users").count(), 1, "{out:?}");
     }
 }

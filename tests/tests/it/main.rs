@@ -9,6 +9,7 @@
 
 mod admin;
 mod citus;
+mod cli;
 mod faults;
 mod guard;
 mod http;

@@ -59,7 +59,10 @@ mod tests {
         let mut text = Vec::new();
         page(&mut text).unwrap();
         let text = String::from_utf8(text).unwrap();
-        assert!(text.starts_with(".ie") || text.contains(".TH tenantry 1"), "{text}");
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH tenantry 1"),
+            "{text}"
+        );
         for sub in command().get_subcommands() {
             assert!(
                 text.contains(&format!("tenantry\\-{}(1)", sub.get_name())),

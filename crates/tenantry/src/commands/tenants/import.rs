@@ -119,8 +119,8 @@ impl<R: BufRead> Reader<R> {
             if line.trim().is_empty() {
                 continue;
             }
-            let value: Value = serde_json::from_str(&line)
-                .map_err(|e| format!("line {number}: not JSON: {e}"))?;
+            let value: Value =
+                serde_json::from_str(&line).map_err(|e| format!("line {number}: not JSON: {e}"))?;
             if let Some(end) = value.get("end") {
                 if end != &Value::Bool(true) {
                     return Err(format!("line {number}: the export says it is incomplete"));
@@ -916,7 +916,8 @@ mod tests {
 
     #[test]
     fn the_reader_streams_rows_as_they_arrive() {
-        let first = "{\"table\":\"users\",\"row\":{\"n\":1}}\n{\"table\":\"users\",\"row\":{\"n\":2}}\n";
+        let first =
+            "{\"table\":\"users\",\"row\":{\"n\":1}}\n{\"table\":\"users\",\"row\":{\"n\":2}}\n";
         let mut reader = Reader::new(BufReader::with_capacity(16, ThenFails(first.as_bytes())));
         assert_eq!(reader.next().unwrap().unwrap().row, json!({"n": 1}));
         let second = reader.next().unwrap().unwrap();
