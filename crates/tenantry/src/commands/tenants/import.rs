@@ -4,7 +4,7 @@
 //! - The file must end with the export's `{"end": true, "rows": N}` trailer
 //!   and hold exactly N rows, so a truncated export is refused.
 //! - Every row is parsed with the API's own parsers (`Name`, `Email`,
-//!   `Region`, the instance size bounds) before anything is written; a row of
+//!   `Region`, the instance size bounds) before it is written; a row of
 //!   an unknown table, an unknown field or a bad value is refused with its
 //!   line, table and field.
 //! - Rows are written through the API's own queries with NEW ids (old ids
