@@ -113,6 +113,38 @@ impl Stop {
 /// Why a purge stopped early when shutdown was asked for.
 pub const STOPPED_FOR_SHUTDOWN: &str = "stopped between batches for shutdown";
 
+/// What a sweep is doing, as it does it, for a caller that shows progress
+/// (`tenantry sweep`). The report is still the record of what was done.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// The tenants past their retention period, before the first is swept.
+    Candidates(usize),
+    /// Starting on the `index`-th (from 1) of `of` tenants.
+    Tenant {
+        tenant: TenantId,
+        index: usize,
+        of: usize,
+    },
+    /// Another sweeper is purging it; skipped.
+    Busy(TenantId),
+    /// Restored or put on hold since it was listed; nothing to do.
+    Skipped(TenantId),
+    /// Dry run: it would lose `rows` rows.
+    Counted { tenant: TenantId, rows: i64 },
+    /// One batch removed `rows` rows of `table`; `removed` rows of this
+    /// tenant by this sweep so far.
+    Batch {
+        tenant: TenantId,
+        table: &'a str,
+        rows: i64,
+        removed: i64,
+    },
+    /// Purged, with a receipt; `rows` removed by this sweep.
+    Purged { tenant: TenantId, rows: i64 },
+    /// Stopped early; the next sweep resumes it.
+    Interrupted { tenant: TenantId, reason: &'a str },
+}
+
 /// One sweep over every eligible tenant. Checks `stop` before every batch.
 pub async fn sweep(
     db: &Db,
@@ -121,16 +153,37 @@ pub async fn sweep(
     dry_run: bool,
     stop: &Stop,
 ) -> Result<SweepReport, DbError> {
+    sweep_reporting(db, settings, sweeper, dry_run, stop, |_| {}).await
+}
+
+/// [`sweep`], telling `progress` what it does as it does it.
+pub async fn sweep_reporting(
+    db: &Db,
+    settings: &RetentionSettings,
+    sweeper: &str,
+    dry_run: bool,
+    stop: &Stop,
+    mut progress: impl FnMut(Progress<'_>) + Send,
+) -> Result<SweepReport, DbError> {
     let mut report = SweepReport {
         dry_run,
         ..SweepReport::default()
     };
     let batch = settings.batch_size.clamp(1, 100_000);
-    for tenant in db.purge_candidates(settings.period, 10_000).await? {
+    let candidates = db.purge_candidates(settings.period, 10_000).await?;
+    let of = candidates.len();
+    progress(Progress::Candidates(of));
+    for (index, tenant) in candidates.into_iter().enumerate() {
         if stop.is_raised() {
             break;
         }
+        progress(Progress::Tenant {
+            tenant,
+            index: index + 1,
+            of,
+        });
         let Some(mut session) = db.purge_session(tenant).await? else {
+            progress(Progress::Busy(tenant));
             report.busy.push(tenant);
             continue;
         };
@@ -139,6 +192,10 @@ pub async fn sweep(
             for table in TENANT_TABLES {
                 rows.insert(*table, session.count(table).await?);
             }
+            progress(Progress::Counted {
+                tenant,
+                rows: rows.values().sum(),
+            });
             report.would_purge.push(WouldPurge {
                 tenant_id: tenant,
                 rows,
@@ -147,9 +204,11 @@ pub async fn sweep(
         }
         // Restored (or put on hold) since it was listed: nothing to do.
         let Some(run) = session.claim(settings.period, sweeper).await? else {
+            progress(Progress::Skipped(tenant));
             continue;
         };
         let mut stopped = None;
+        let mut removed = 0;
         'tables: for table in TENANT_TABLES {
             loop {
                 if stop.is_raised() {
@@ -163,6 +222,13 @@ pub async fn sweep(
                     Ok(0) => break,
                     Ok(n) => {
                         report.rows_removed += n;
+                        removed += n;
+                        progress(Progress::Batch {
+                            tenant,
+                            table,
+                            rows: n,
+                            removed,
+                        });
                         if !settings.batch_pause.is_zero() {
                             tokio::time::sleep(settings.batch_pause).await;
                         }
@@ -176,6 +242,10 @@ pub async fn sweep(
         }
         if let Some(reason) = stopped {
             tracing::warn!(%tenant, %reason, "purge interrupted; the next sweep resumes it");
+            progress(Progress::Interrupted {
+                tenant,
+                reason: &reason,
+            });
             report.interrupted.push(Interrupted {
                 tenant_id: tenant,
                 reason,
@@ -186,6 +256,10 @@ pub async fn sweep(
             .finish(run.id, &format!("sweeper:{sweeper}"))
             .await?;
         tracing::info!(%tenant, slug = %receipt.slug, rows = %receipt.rows_removed, "tenant purged");
+        progress(Progress::Purged {
+            tenant,
+            rows: removed,
+        });
         report.purged.push(receipt);
     }
     if !dry_run && !stop.is_raised() {

@@ -9,6 +9,7 @@
 
 mod admin;
 mod citus;
+mod cli;
 mod docs;
 mod environment;
 mod faults;

@@ -4,7 +4,7 @@
 //! - The file must end with the export's `{"end": true, "rows": N}` trailer
 //!   and hold exactly N rows, so a truncated export is refused.
 //! - Every row is parsed with the API's own parsers (`Name`, `Email`,
-//!   `Region`, the instance size bounds) before anything is written; a row of
+//!   `Region`, the instance size bounds) before it is written; a row of
 //!   an unknown table, an unknown field or a bad value is refused with its
 //!   line, table and field.
 //! - Rows are written through the API's own queries with NEW ids (old ids
@@ -17,14 +17,23 @@
 //!   `import:cli` at the time of the import, with the original id, kind,
 //!   actor, subject, time, tenant and data kept under `data.original`.
 //!
-//! It all runs in one transaction (`PlatformScope::provision`).
+//! It all runs in one transaction (`PlatformScope::provision`), and the file
+//! is streamed through it: a line is read, checked and written before the
+//! next is read, so memory holds one line (at most [`MAX_LINE_BYTES`]) and
+//! the ids seen so far, never the file. A refusal on any line, or a missing
+//! trailer at the end, rolls the whole import back. Rows refer only to rows
+//! before them, as in an export (users, api_keys, clusters, instances,
+//! events): an instance's cluster must come earlier in the file.
+//!
+//! Progress goes to stderr (`crate::progress`): rows per table as they are
+//! written, a status line at a terminal, plain lines elsewhere.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use tenantry_core::input::{self, readable};
@@ -33,6 +42,8 @@ use tenantry_db::queries::instances::Size;
 use tenantry_db::{AsyncPgConnection, Db, DbError, ScopedFutureExt, queries};
 use uuid::Uuid;
 
+use crate::cli::ImportArgs;
+use crate::progress::{Progress, RowCounter};
 use crate::settings::Settings;
 
 /// Who imported history is attributed to: `import:cli`.
@@ -43,6 +54,10 @@ const IMPORTED_EVENT: &str = "event.imported";
 const MAX_EVENT_DATA_BYTES: usize = 16 * 1024;
 /// How deep an imported event's `data` may nest.
 const MAX_EVENT_DATA_DEPTH: usize = 32;
+/// The longest line read: far above any row an export writes (an event's
+/// data is at most [`MAX_EVENT_DATA_BYTES`]), and a bound on what one line
+/// of a hostile file can make the import hold.
+const MAX_LINE_BYTES: u64 = 1024 * 1024;
 
 /// One `{"table": ..., "row": ...}` line of the file.
 struct Line {
@@ -51,50 +66,100 @@ struct Line {
     row: Value,
 }
 
-/// Reads the file: JSON lines, then the trailer that counts them.
-fn read(reader: impl BufRead) -> anyhow::Result<Vec<Line>> {
-    let mut rows = Vec::new();
-    let mut trailer = None;
-    for (index, line) in reader.lines().enumerate() {
-        let number = index + 1;
-        let line = line.with_context(|| format!("line {number}: cannot read"))?;
-        if line.trim().is_empty() {
-            continue;
+/// The file, a line at a time: `{"table", "row"}` lines, then the trailer
+/// that counts them. Only blank lines may follow the trailer.
+struct Reader<R> {
+    input: R,
+    /// The number of the last line read.
+    number: usize,
+    rows: u64,
+}
+
+impl<R: BufRead> Reader<R> {
+    fn new(input: R) -> Self {
+        Self {
+            input,
+            number: 0,
+            rows: 0,
         }
-        if trailer.is_some() {
-            bail!("line {number}: data after the end trailer");
+    }
+
+    /// The next line, without its line ending; `None` at the end.
+    fn line(&mut self) -> Result<Option<String>, String> {
+        let mut bytes = Vec::new();
+        let number = self.number + 1;
+        let read = (&mut self.input)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| format!("line {number}: cannot read: {e}"))?;
+        if read == 0 {
+            return Ok(None);
         }
-        let value: Value =
-            serde_json::from_str(&line).with_context(|| format!("line {number}: not JSON"))?;
-        if let Some(end) = value.get("end") {
-            if end != &Value::Bool(true) {
-                bail!("line {number}: the export says it is incomplete");
+        self.number = number;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
             }
-            trailer = Some(
-                value
+        } else if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_LINE_BYTES {
+            return Err(format!(
+                "line {number}: longer than {MAX_LINE_BYTES} bytes; no export row is"
+            ));
+        }
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| format!("line {number}: cannot read: not UTF-8"))
+    }
+
+    /// The next row; `None` once the trailer has been read, nothing but
+    /// blank lines follow it, and it counts the rows read.
+    fn next(&mut self) -> Result<Option<Line>, String> {
+        while let Some(line) = self.line()? {
+            let number = self.number;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value: Value =
+                serde_json::from_str(&line).map_err(|e| format!("line {number}: not JSON: {e}"))?;
+            if let Some(end) = value.get("end") {
+                if end != &Value::Bool(true) {
+                    return Err(format!("line {number}: the export says it is incomplete"));
+                }
+                let trailer = value
                     .get("rows")
                     .and_then(Value::as_u64)
-                    .context("trailer without rows")?,
-            );
-            continue;
+                    .ok_or_else(|| "trailer without rows".to_owned())?;
+                self.after_trailer()?;
+                if trailer != self.rows {
+                    return Err(format!(
+                        "the trailer says {trailer} rows, the file has {}",
+                        self.rows
+                    ));
+                }
+                return Ok(None);
+            }
+            let table = value
+                .get("table")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("line {number}: no table"))?
+                .to_owned();
+            let row = value
+                .get("row")
+                .cloned()
+                .ok_or_else(|| format!("line {number}: no row"))?;
+            self.rows += 1;
+            return Ok(Some(Line { number, table, row }));
         }
-        let table = value
-            .get("table")
-            .and_then(Value::as_str)
-            .with_context(|| format!("line {number}: no table"))?
-            .to_owned();
-        let row = value
-            .get("row")
-            .cloned()
-            .with_context(|| format!("line {number}: no row"))?;
-        rows.push(Line { number, table, row });
+        Err("no end trailer: the export is truncated".to_owned())
     }
-    match trailer {
-        None => bail!("no end trailer: the export is truncated"),
-        Some(n) if usize::try_from(n).ok() != Some(rows.len()) => {
-            bail!("the trailer says {n} rows, the file has {}", rows.len())
+
+    fn after_trailer(&mut self) -> Result<(), String> {
+        while let Some(line) = self.line()? {
+            if !line.trim().is_empty() {
+                return Err(format!("line {}: data after the end trailer", self.number));
+            }
         }
-        Some(_) => Ok(rows),
+        Ok(())
     }
 }
 
@@ -123,6 +188,8 @@ impl std::error::Error for RowError {}
 /// Why an import failed; the transaction has rolled back.
 #[derive(Debug)]
 enum ImportError {
+    /// The file itself: not JSON, truncated, a bad trailer.
+    Input(String),
     Row(RowError),
     Db(DbError),
 }
@@ -130,6 +197,7 @@ enum ImportError {
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Input(e) => e.fmt(f),
             Self::Row(e) => e.fmt(f),
             Self::Db(e) => e.fmt(f),
         }
@@ -273,14 +341,26 @@ struct EventRow {
     original: Value,
 }
 
-/// Everything the file asks for, parsed; nothing written yet.
-#[derive(Default)]
-struct Plan {
-    users: Vec<UserRow>,
-    clusters: Vec<ClusterRow>,
-    instances: Vec<InstanceRow>,
-    events: Vec<EventRow>,
-    skipped_api_keys: u64,
+/// One line of the file, parsed and checked; nothing written yet.
+enum Row {
+    User(UserRow),
+    Cluster(ClusterRow),
+    Instance(InstanceRow),
+    Event(EventRow),
+    /// A credential: never imported, only counted.
+    SkippedApiKey,
+}
+
+impl Row {
+    fn table(&self) -> &'static str {
+        match self {
+            Self::User(_) => "users",
+            Self::Cluster(_) => "clusters",
+            Self::Instance(_) => "instances",
+            Self::Event(_) => "events",
+            Self::SkippedApiKey => "api_keys",
+        }
+    }
 }
 
 /// Values that must be unique in the file, by (what, value): old ids
@@ -359,13 +439,19 @@ fn exported_fields(table: &str) -> Vec<&'static str> {
         .unwrap_or_default()
 }
 
-/// Parses every line into the plan, or refuses the first bad one. Writes
-/// nothing: a refused file never reaches the database.
-fn plan(lines: &[Line]) -> Result<Plan, RowError> {
-    let mut plan = Plan::default();
-    let mut seen = Seen::default();
-    for line in lines {
-        match line.table.as_str() {
+/// Checks each line against the rows before it: unique ids, emails and
+/// names, and an instance's cluster already seen.
+#[derive(Default)]
+struct Checker {
+    seen: Seen,
+    clusters: HashSet<Uuid>,
+}
+
+impl Checker {
+    /// The line parsed into its row, or the refusal of it.
+    fn check(&mut self, line: &Line) -> Result<Row, RowError> {
+        let seen = &mut self.seen;
+        Ok(match line.table.as_str() {
             "users" => {
                 let f = Fields::new(line, "users", &exported_fields("users"))?;
                 f.optional_uuid("tenant_id")?;
@@ -376,12 +462,12 @@ fn plan(lines: &[Line]) -> Result<Plan, RowError> {
                     Name::parse_optional(f.optional_text("name")?.unwrap_or_default()),
                 )?;
                 seen.once(&f, "email", "email", email.as_str().to_lowercase())?;
-                plan.users.push(UserRow {
+                Row::User(UserRow {
                     line: line.number,
                     old_id,
                     email,
                     name,
-                });
+                })
             }
             "clusters" => {
                 let f = Fields::new(line, "clusters", &exported_fields("clusters"))?;
@@ -390,12 +476,13 @@ fn plan(lines: &[Line]) -> Result<Plan, RowError> {
                 let name = f.parsed("name", Name::parse(f.text("name")?))?;
                 let region = f.parsed("region", Region::parse(f.text("region")?))?;
                 seen.once(&f, "cluster name", "name", name.as_str().to_owned())?;
-                plan.clusters.push(ClusterRow {
+                self.clusters.insert(old_id);
+                Row::Cluster(ClusterRow {
                     line: line.number,
                     old_id,
                     name,
                     region,
-                });
+                })
             }
             "instances" => {
                 let f = Fields::new(line, "instances", &exported_fields("instances"))?;
@@ -417,23 +504,31 @@ fn plan(lines: &[Line]) -> Result<Plan, RowError> {
                     )?,
                 };
                 seen.once(&f, "instance name", "name", name.as_str().to_owned())?;
-                plan.instances.push(InstanceRow {
+                if !self.clusters.contains(&old_cluster) {
+                    return Err(f.error(
+                        "cluster_id",
+                        "no cluster with this id earlier in the file (an export lists \
+                         clusters before instances)"
+                            .to_owned(),
+                    ));
+                }
+                Row::Instance(InstanceRow {
                     line: line.number,
                     old_id,
                     old_cluster,
                     name,
                     size,
-                });
+                })
             }
             "events" => {
                 let f = Fields::new(line, "events", &exported_fields("events"))?;
-                plan.events.push(event(&f, &mut seen)?);
+                Row::Event(event(&f, seen)?)
             }
             "api_keys" => {
                 // A credential: never imported, whatever the row holds.
                 let f = Fields::any(line, "api_keys")?;
                 seen.id(&f)?;
-                plan.skipped_api_keys += 1;
+                Row::SkippedApiKey
             }
             other => {
                 return Err(RowError {
@@ -445,22 +540,8 @@ fn plan(lines: &[Line]) -> Result<Plan, RowError> {
                         .to_owned(),
                 });
             }
-        }
+        })
     }
-    let clusters: HashSet<Uuid> = plan.clusters.iter().map(|c| c.old_id).collect();
-    if let Some(orphan) = plan
-        .instances
-        .iter()
-        .find(|i| !clusters.contains(&i.old_cluster))
-    {
-        return Err(RowError {
-            line: orphan.line,
-            table: "instances".to_owned(),
-            field: Some("cluster_id".to_owned()),
-            message: "no cluster with this id in the file".to_owned(),
-        });
-    }
-    Ok(plan)
 }
 
 /// An event row as provenance: every field checked, kept under
@@ -500,10 +581,11 @@ fn event(f: &Fields<'_>, seen: &mut Seen) -> Result<EventRow, RowError> {
     })
 }
 
-/// What the import wrote, per table.
+/// What the import wrote, per table, and what it skipped.
 struct Written {
     tenant: tenantry_db::models::Tenant,
     rows: BTreeMap<&'static str, u64>,
+    skipped_api_keys: u64,
 }
 
 /// Takes `delta` from the new tenant's quota, as the API's `charge` does,
@@ -550,82 +632,132 @@ fn one(resource: Resource) -> Amounts {
     Amounts::default().with(resource, 1)
 }
 
-/// Writes the plan into the new tenant `id`, inside the provision
-/// transaction: the API's queries, the API's quota charge, new ids.
-async fn write(
+/// The new tenant's rows so far: old id → new id, for instances' clusters
+/// and events' subjects.
+struct Target<'c> {
+    conn: &'c mut AsyncPgConnection,
+    id: TenantId,
+    new_ids: HashMap<Uuid, Uuid>,
+}
+
+impl Target<'_> {
+    /// Writes one checked row into the new tenant: the API's query, the
+    /// API's quota charge, a new id.
+    async fn write(&mut self, row: Row) -> Result<(), ImportError> {
+        let (conn, id) = (&mut *self.conn, self.id);
+        match row {
+            Row::User(user) => {
+                let name = user.name.as_ref().map_or("", Name::as_str);
+                let created = queries::users::create(conn, id, user.email.as_str(), name)
+                    .await
+                    .map_err(refused(user.line, "users"))?;
+                charge(conn, id, one(Resource::Users), user.line, "users").await?;
+                self.new_ids.insert(user.old_id, *created.id.as_uuid());
+            }
+            Row::Cluster(cluster) => {
+                let created = queries::clusters::create(
+                    conn,
+                    id,
+                    cluster.name.as_str(),
+                    cluster.region.as_str(),
+                )
+                .await
+                .map_err(refused(cluster.line, "clusters"))?;
+                charge(conn, id, one(Resource::Clusters), cluster.line, "clusters").await?;
+                self.new_ids.insert(cluster.old_id, *created.id.as_uuid());
+            }
+            Row::Instance(instance) => {
+                // `Checker` saw this instance's cluster earlier in the file.
+                let cluster = self
+                    .new_ids
+                    .get(&instance.old_cluster)
+                    .copied()
+                    .map(ClusterId::from_uuid)
+                    .ok_or_else(|| {
+                        ImportError::Row(RowError {
+                            line: instance.line,
+                            table: "instances".to_owned(),
+                            field: Some("cluster_id".to_owned()),
+                            message: "no cluster with this id earlier in the file".to_owned(),
+                        })
+                    })?;
+                let created = queries::instances::create(
+                    conn,
+                    id,
+                    cluster,
+                    instance.name.as_str(),
+                    instance.size,
+                )
+                .await
+                .map_err(refused(instance.line, "instances"))?;
+                charge(
+                    conn,
+                    id,
+                    instance.size.footprint(),
+                    instance.line,
+                    "instances",
+                )
+                .await?;
+                self.new_ids.insert(instance.old_id, *created.id.as_uuid());
+            }
+            Row::Event(event) => {
+                let subject = event
+                    .old_subject
+                    .and_then(|old| self.new_ids.get(&old).copied());
+                queries::events::record(
+                    conn,
+                    id,
+                    IMPORTED_EVENT,
+                    IMPORTER,
+                    subject,
+                    json!({ "original": event.original }),
+                )
+                .await?;
+            }
+            Row::SkippedApiKey => {}
+        }
+        Ok(())
+    }
+}
+
+/// The import inside the provision transaction: the tenant, then each row
+/// of `reader` checked and written as it is read, then the audit entry.
+/// Any error rolls it all back.
+async fn import<R: BufRead>(
     conn: &mut AsyncPgConnection,
     id: TenantId,
     slug: &Slug,
     name: &Name,
     limits: &tenantry_db::models::Limits,
-    plan: Plan,
+    mut reader: Reader<R>,
+    progress: &mut RowCounter<std::io::Stderr>,
 ) -> Result<Written, ImportError> {
     let tenant = queries::tenants::create(conn, id, slug.as_str(), name.as_str(), limits).await?;
-    let mut rows: BTreeMap<&'static str, u64> = BTreeMap::new();
-    // Old id → new id, for instances' clusters and events' subjects.
-    let mut new_ids: HashMap<Uuid, Uuid> = HashMap::new();
-    for user in plan.users {
-        let name = user.name.as_ref().map_or("", Name::as_str);
-        let created = queries::users::create(conn, id, user.email.as_str(), name)
-            .await
-            .map_err(refused(user.line, "users"))?;
-        charge(conn, id, one(Resource::Users), user.line, "users").await?;
-        new_ids.insert(user.old_id, *created.id.as_uuid());
-        *rows.entry("users").or_default() += 1;
-    }
-    for cluster in plan.clusters {
-        let created =
-            queries::clusters::create(conn, id, cluster.name.as_str(), cluster.region.as_str())
-                .await
-                .map_err(refused(cluster.line, "clusters"))?;
-        charge(conn, id, one(Resource::Clusters), cluster.line, "clusters").await?;
-        new_ids.insert(cluster.old_id, *created.id.as_uuid());
-        *rows.entry("clusters").or_default() += 1;
-    }
-    for instance in plan.instances {
-        // `plan` checked that every instance's cluster is in the file.
-        let cluster = new_ids
-            .get(&instance.old_cluster)
-            .copied()
-            .map(ClusterId::from_uuid)
-            .ok_or_else(|| {
-                ImportError::Row(RowError {
-                    line: instance.line,
-                    table: "instances".to_owned(),
-                    field: Some("cluster_id".to_owned()),
-                    message: "no cluster with this id in the file".to_owned(),
-                })
-            })?;
-        let created =
-            queries::instances::create(conn, id, cluster, instance.name.as_str(), instance.size)
-                .await
-                .map_err(refused(instance.line, "instances"))?;
-        charge(
-            conn,
-            id,
-            instance.size.footprint(),
-            instance.line,
-            "instances",
-        )
-        .await?;
-        new_ids.insert(instance.old_id, *created.id.as_uuid());
-        *rows.entry("instances").or_default() += 1;
-    }
-    for event in plan.events {
-        let subject = event.old_subject.and_then(|old| new_ids.get(&old).copied());
-        queries::events::record(
-            conn,
-            id,
-            IMPORTED_EVENT,
-            IMPORTER,
-            subject,
-            json!({ "original": event.original }),
-        )
-        .await?;
-        *rows.entry("events").or_default() += 1;
-    }
-    queries::audit::record(
+    let mut checker = Checker::default();
+    let mut target = Target {
         conn,
+        id,
+        new_ids: HashMap::new(),
+    };
+    let mut rows: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut skipped_api_keys = 0;
+    // Reading blocks this task between rows; the connection's own I/O runs
+    // on the runtime's workers.
+    while let Some(line) = reader.next().map_err(ImportError::Input)? {
+        let row = checker.check(&line)?;
+        drop(line);
+        let table = row.table();
+        target.write(row).await?;
+        if table == "api_keys" {
+            skipped_api_keys += 1;
+        } else {
+            *rows.entry(table).or_default() += 1;
+            progress.row(table);
+        }
+    }
+    progress.finish();
+    queries::audit::record(
+        target.conn,
         Some(id),
         tenantry_ops::Actor::cli().as_str(),
         "tenant.imported",
@@ -633,42 +765,52 @@ async fn write(
         Some(json!({
             "slug": tenant.slug,
             "rows": rows,
-            "skipped": { "api_keys": plan.skipped_api_keys },
+            "skipped": { "api_keys": skipped_api_keys },
         })),
         None,
     )
     .await?;
-    Ok(Written { tenant, rows })
+    Ok(Written {
+        tenant,
+        rows,
+        skipped_api_keys,
+    })
 }
 
-pub async fn run(
-    settings: &Settings,
-    file: &str,
-    slug: &str,
-    name: &str,
-) -> anyhow::Result<ExitCode> {
-    let slug = Slug::parse(slug).map_err(|e| anyhow::anyhow!("--slug: {e}"))?;
-    let name = Name::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
-    let lines = if file == "-" {
-        read(BufReader::new(std::io::stdin().lock()))?
+/// The file, or standard input for "-", buffered.
+fn open(file: &str) -> anyhow::Result<Box<dyn BufRead + Send>> {
+    Ok(if file == "-" {
+        Box::new(BufReader::new(std::io::stdin()))
     } else {
-        read(BufReader::new(
+        Box::new(BufReader::new(
             std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?,
-        ))?
-    };
-    let plan = plan(&lines).context("refused; nothing was imported")?;
-    drop(lines);
-    let skipped = plan.skipped_api_keys;
+        ))
+    })
+}
+
+pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let slug = Slug::parse(&args.slug).map_err(|e| anyhow::anyhow!("--slug: {e}"))?;
+    let name = Name::parse(&args.name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let reader = Reader::new(open(&args.file)?);
     let limits = tenantry_db::models::Limits::from(&settings.quotas.default);
     let id = TenantId::new();
     let db = Db::new(&settings.database)?;
+    let mut progress = RowCounter::new(Progress::stderr(), "imported", args.progress_every);
+    let progress_ref = &mut progress;
     let written = db
         .platform()
         .provision(id, |conn| {
-            async move { write(conn, id, &slug, &name, &limits, plan).await }.scope_boxed()
+            async move { import(conn, id, &slug, &name, &limits, reader, progress_ref).await }
+                .scope_boxed()
         })
         .await
         .context("refused; nothing was imported")?;
+    progress.line(&format!(
+        "committed: {} rows into tenant {}",
+        progress.total(),
+        written.tenant.slug
+    ));
+    let skipped = written.skipped_api_keys;
     if skipped > 0 {
         eprintln!(
             "tenantry: skipped {skipped} api_keys row(s): API keys are credentials and are \
@@ -691,8 +833,23 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn lines(text: &str) -> Vec<Line> {
-        read(text.as_bytes()).unwrap()
+    /// The rows of `text` as the reader yields them, or its refusal.
+    fn read(text: &str) -> Result<Vec<Line>, String> {
+        let mut reader = Reader::new(text.as_bytes());
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next()? {
+            lines.push(line);
+        }
+        Ok(lines)
+    }
+
+    /// Every row of `text`, read and checked, or the first refusal.
+    fn parse(text: &str) -> Result<Vec<Row>, String> {
+        let mut checker = Checker::default();
+        read(text)?
+            .iter()
+            .map(|line| checker.check(line).map_err(|e| e.to_string()))
+            .collect()
     }
 
     fn file(rows: &[(&str, Value)]) -> String {
@@ -705,7 +862,7 @@ mod tests {
     }
 
     fn refusal(rows: &[(&str, Value)]) -> String {
-        match plan(&lines(&file(rows))) {
+        match parse(&file(rows)) {
             Ok(_) => panic!("accepted: {rows:?}"),
             Err(e) => e.to_string(),
         }
@@ -718,21 +875,74 @@ mod tests {
     #[test]
     fn a_file_without_its_trailer_is_refused_as_truncated() {
         let file = r#"{"table":"users","row":{"id":"x"}}"#;
-        assert!(read(file.as_bytes()).is_err());
+        assert_eq!(
+            read(file).err().as_deref(),
+            Some("no end trailer: the export is truncated")
+        );
     }
 
     #[test]
     fn the_trailer_must_count_the_rows() {
         let file = "{\"table\":\"users\",\"row\":{}}\n{\"end\":true,\"rows\":2}\n";
-        assert!(read(file.as_bytes()).is_err());
+        assert!(read(file).is_err());
         let file = "{\"table\":\"users\",\"row\":{}}\n{\"end\":true,\"rows\":1}\n";
-        assert_eq!(read(file.as_bytes()).unwrap().len(), 1);
+        assert_eq!(read(file).unwrap().len(), 1);
+        // CRLF line endings and blank lines after the trailer are fine; a
+        // row after it is not.
+        let file = "{\"table\":\"users\",\"row\":{}}\r\n{\"end\":true,\"rows\":1}\r\n\r\n";
+        assert_eq!(read(file).unwrap().len(), 1);
+        let file = "{\"end\":true,\"rows\":0}\n{\"table\":\"users\",\"row\":{}}\n";
+        assert_eq!(
+            read(file).err().as_deref(),
+            Some("line 2: data after the end trailer")
+        );
+    }
+
+    /// A source that hands out `text`, then fails: what the reader returned
+    /// before the failure, it returned without reading ahead to the end.
+    struct ThenFails<'a>(&'a [u8]);
+
+    impl std::io::Read for ThenFails<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("the rest has not arrived"));
+            }
+            let n = self.0.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_reader_streams_rows_as_they_arrive() {
+        let first =
+            "{\"table\":\"users\",\"row\":{\"n\":1}}\n{\"table\":\"users\",\"row\":{\"n\":2}}\n";
+        let mut reader = Reader::new(BufReader::with_capacity(16, ThenFails(first.as_bytes())));
+        assert_eq!(reader.next().unwrap().unwrap().row, json!({"n": 1}));
+        let second = reader.next().unwrap().unwrap();
+        assert_eq!((second.number, second.row), (2, json!({"n": 2})));
+        assert_eq!(
+            reader.next().err().as_deref(),
+            Some("line 3: cannot read: the rest has not arrived")
+        );
+    }
+
+    #[test]
+    fn a_line_longer_than_any_row_is_refused_without_reading_it_whole() {
+        // An endless line: the reader stops at its bound instead of
+        // growing until memory runs out.
+        let mut reader = Reader::new(BufReader::new(std::io::repeat(b'x')));
+        assert_eq!(
+            reader.next().err().as_deref(),
+            Some("line 1: longer than 1048576 bytes; no export row is")
+        );
     }
 
     #[test]
     fn an_export_that_failed_midway_is_refused() {
         let file = "{\"table\":\"users\",\"row\":{}}\n{\"end\":false,\"error\":\"x\"}\n";
-        assert!(read(file.as_bytes()).is_err());
+        assert!(read(file).is_err());
     }
 
     #[test]
@@ -764,6 +974,17 @@ mod tests {
                 json!({"id": id, "cluster_id": id, "name": "vm", "cpu_cores": 1, "memory_gb": 1})
             )])
             .starts_with("line 1, instances.cluster_id: no cluster")
+        );
+        // Rows refer only to rows before them, as an export writes them.
+        assert!(
+            refusal(&[
+                (
+                    "instances",
+                    json!({"id": Uuid::now_v7(), "cluster_id": id, "name": "vm", "cpu_cores": 1, "memory_gb": 1})
+                ),
+                ("clusters", cluster(id, "main")),
+            ])
+            .starts_with("line 1, instances.cluster_id: no cluster with this id earlier in the file")
         );
         assert!(
             refusal(&[
@@ -813,24 +1034,27 @@ mod tests {
 
     #[test]
     fn api_keys_are_skipped_and_counted_whatever_they_hold() {
-        let plan = plan(&lines(&file(&[(
+        let rows = parse(&file(&[(
             "api_keys",
             json!({"id": Uuid::now_v7(), "secret_hash": "\\x00", "name": "ci"}),
-        )])))
+        )]))
         .unwrap();
-        assert_eq!(plan.skipped_api_keys, 1);
+        assert!(matches!(rows[..], [Row::SkippedApiKey]));
     }
 
     #[test]
     fn events_keep_their_original_as_provenance_with_the_time_normalised() {
         let id = Uuid::now_v7();
-        let plan = plan(&lines(&file(&[(
+        let rows = parse(&file(&[(
             "events",
             json!({"id": id, "kind": "tenant.suspend", "actor": "platform-admin:x",
                    "subject": null, "at": "2020-01-01T01:00:00+01:00", "data": {"n": 1}}),
-        )])))
+        )]))
         .unwrap();
-        let original = &plan.events[0].original;
+        let [Row::Event(event)] = &rows[..] else {
+            panic!("not one event")
+        };
+        let original = &event.original;
         assert_eq!(original["id"], json!(id));
         assert_eq!(original["at"], "2020-01-01T00:00:00Z");
         assert_eq!(original["kind"], "tenant.suspend");
