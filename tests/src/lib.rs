@@ -471,6 +471,7 @@ pub fn test_server_settings() -> ServerSettings {
         token_exchange_per_second: 0,
         token_exchange_burst: 0,
         shutdown_timeout: Duration::from_secs(5),
+        shutdown_drain: Duration::ZERO,
     }
 }
 

@@ -86,6 +86,10 @@ pub enum ApiError {
     /// migrated, a concurrent update). Retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// This replica is draining before it stops (SIGTERM): `/readyz` says
+    /// so, while every other route still answers.
+    #[error("this replica is shutting down; send requests to another")]
+    ShuttingDown,
     /// A bug or an unexpected failure: logged in full, answered opaquely.
     #[error("internal error")]
     Internal(String),
@@ -135,6 +139,7 @@ impl ApiError {
             Self::DatabaseUnavailable => "database_unavailable",
             Self::QueryTimeout => "query_timeout",
             Self::Unavailable(_) => "unavailable",
+            Self::ShuttingDown => "shutting_down",
             Self::Internal(_) => "internal",
         }
     }
@@ -158,9 +163,10 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::HeadersTooLarge(_) => "Request header fields too large",
             Self::UnsupportedMediaType => "Unsupported media type",
-            Self::DatabaseUnavailable | Self::QueryTimeout | Self::Unavailable(_) => {
-                "Service unavailable"
-            }
+            Self::DatabaseUnavailable
+            | Self::QueryTimeout
+            | Self::Unavailable(_)
+            | Self::ShuttingDown => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -379,9 +385,10 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::DatabaseUnavailable | Self::QueryTimeout | Self::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::DatabaseUnavailable
+            | Self::QueryTimeout
+            | Self::Unavailable(_)
+            | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -417,7 +424,10 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         match self {
-            Self::DatabaseUnavailable | Self::QueryTimeout | Self::Unavailable(_) => {
+            Self::DatabaseUnavailable
+            | Self::QueryTimeout
+            | Self::Unavailable(_)
+            | Self::ShuttingDown => {
                 response.insert_header(("Retry-After", "1"));
             }
             Self::Unauthorized => {

@@ -407,10 +407,21 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::FAILURE);
     }
-    match db.schema_state().await {
-        Ok(state) if state.is_current() => {}
-        Ok(_) => tracing::warn!(
-            "schema is not current; /readyz answers 503 until `tenantry migrate` runs"
+    // Not a refusal either way: /readyz answers for the schema as it is
+    // when asked (a migrate job may be running now).
+    match db.schema_state().await.map(|s| s.compatibility()) {
+        Ok(migrate::Compatibility::Current) => {}
+        Ok(migrate::Compatibility::Newer { unknown }) => tracing::info!(
+            ?unknown,
+            "the schema has migrations of a later release; serving it (they only expand it)"
+        ),
+        Ok(migrate::Compatibility::Behind { missing }) => tracing::warn!(
+            ?missing,
+            "the schema lacks migrations of this build; /readyz answers 503 until `tenantry migrate` runs"
+        ),
+        Ok(migrate::Compatibility::Edited { versions }) => tracing::warn!(
+            ?versions,
+            "migrations of this build were applied with other contents; /readyz answers 503"
         ),
         Err(err) => tracing::warn!(%err, "cannot read the schema state"),
     }
@@ -454,18 +465,31 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let server = tenantry_api::server(listener, state.clone(), workers, shutdown_timeout)?;
     let handle = server.handle();
     let running = tokio::spawn(server);
-    signals.next().await;
-    // One signal stops everything: sweeps at their next batch boundary, the
-    // listener at once, in-flight requests within the shutdown timeout (one
-    // deadline for all of it); a second signal exits at once.
-    tracing::info!("shutting down: no new connections; finishing in-flight requests");
-    let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    let signal = signals.next().await;
+    // One signal stops everything: /readyz turns 503 at once and sweeps stop
+    // at their next batch boundary; after the drain (SIGTERM only) the
+    // listener closes and in-flight requests get the shutdown timeout (one
+    // deadline for them and the sweeper); a second signal exits at once.
+    state.begin_draining();
     state.raise_stop();
     tokio::spawn(async move {
         signals.next().await;
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
+    let drain = match signal {
+        Signal::Term => settings.server.shutdown_drain,
+        Signal::Int => std::time::Duration::ZERO,
+    };
+    if !drain.is_zero() {
+        tracing::info!(
+            ?drain,
+            "shutting down: /readyz answers 503; still serving while load balancers take this replica out"
+        );
+        tokio::time::sleep(drain).await;
+    }
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
     handle.stop(true).await;
     running.await??;
     if let Some((handle, running)) = metrics {
@@ -498,12 +522,20 @@ impl Signals {
     }
 
     /// The next SIGTERM or SIGINT.
-    async fn next(&mut self) {
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Signal::Term,
+            _ = self.int.recv() => Signal::Int,
         }
     }
+}
+
+/// Which stop was asked for: SIGTERM (an orchestrator: drain first) or
+/// SIGINT (Ctrl-C at a terminal: stop now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Term,
+    Int,
 }
 
 /// Background work of a serving process: prune idle rate-limiter state,
