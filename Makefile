@@ -16,7 +16,7 @@ DB_NAME ?= $(or $(TENANTRY_DB_NAME),tenantry)
 
 export TENANTRY_PG_PORT := $(PG_PORT)
 
-.PHONY: help db-up db-down db-psql migrate run test test-citus fuzz bench lint fmt build clean-db
+.PHONY: help db-up db-down db-psql migrate run test test-citus test-compat fuzz bench lint fmt build clean-db
 
 help: ## List the targets
 	@echo "Usage: make <target>"
@@ -53,6 +53,9 @@ test: ## Run all tests against a throwaway cluster (extra nextest args: ARGS=...
 test-citus: ## The whole suite on a throwaway Citus cluster (coordinator + 2 workers)
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 	@TEST_CITUS=1 scripts/test.sh $(ARGS)
+
+test-compat: ## The previous release's binary (latest tag v* before HEAD) against this schema; `make test` runs it too
+	@scripts/compat.sh
 
 fuzz: ## Longer fuzzing: parsers (proptest) and every API route (schemathesis), with a summary
 	@scripts/fuzz.sh

@@ -10,7 +10,9 @@
 # 2. starts a fresh cluster in /tmp/tenantry-test.XXXXXX on a free port,
 # 3. migrates the template database tenantry_template with the real binary,
 # 4. runs `cargo nextest run --workspace` with TENANTRY_TEST_* pointing at it,
-#    then fuzzes every route of /openapi.json (scripts/api-fuzz.sh),
+#    then fuzzes every route of /openapi.json (scripts/api-fuzz.sh), then runs
+#    the previous release's binary against this schema (scripts/compat.sh, on
+#    a cluster of its own),
 # 5. always stops the cluster and deletes the directory, keeping the tests' exit code.
 #
 # It never touches the dev cluster in .tenantry/ and ignores the caller's
@@ -189,5 +191,17 @@ cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
 if [[ "${API_FUZZ:-}" != 0 && ($# -eq 0 || "${API_FUZZ:-}" == 1) ]]; then
     log "fuzzing the API (scripts/api-fuzz.sh)"
     scripts/api-fuzz.sh || rc=1
+fi
+
+# --- The previous release against this schema (scripts/compat.sh) ---------------
+# Like the fuzz: skipped for a narrowed run or COMPAT=0; on plain PostgreSQL
+# only (its own throwaway cluster), so not again in `make test-citus`.
+if [[ "${COMPAT:-}" != 0 && ($# -eq 0 || "${COMPAT:-}" == 1) ]]; then
+    if [[ "$citus" == 1 ]]; then
+        log "compat: skipped on Citus (\`make test\` runs it on plain PostgreSQL)"
+    else
+        log "the previous release against this schema (scripts/compat.sh)"
+        scripts/compat.sh || rc=1
+    fi
 fi
 exit "$rc"
