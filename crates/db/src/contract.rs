@@ -128,7 +128,7 @@ fn tokens(sql: &str) -> Vec<String> {
             while i < bytes.len()
                 && !bytes[i].is_ascii_whitespace()
                 && !matches!(bytes[i], b'(' | b')' | b',' | b';' | b'\'')
-                && !(bytes[i] == b'-' && bytes.get(i + 1) == Some(&b'-'))
+                && (bytes[i] != b'-' || bytes.get(i + 1) != Some(&b'-'))
             {
                 i += 1;
             }
@@ -190,10 +190,8 @@ fn judge(t: &[String], created: &mut Vec<String>) -> Vec<&'static str> {
                 why.extend(alter_table_actions(&t[at + 1..]));
             }
         }
-        ("ALTER", _) => {
-            if drops_other_than_not_null(t) {
-                why.push("drops something an older binary may use");
-            }
+        ("ALTER", _) if drops_other_than_not_null(t) => {
+            why.push("drops something an older binary may use");
         }
         ("REVOKE", _) => {
             if let Some(from) = t.iter().rposition(|w| w == "FROM")
