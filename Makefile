@@ -18,7 +18,7 @@ DB_NAME ?= $(or $(TENANTRY_DB_NAME),tenantry)
 
 export TENANTRY_PG_PORT := $(PG_PORT)
 
-.PHONY: help db-up db-down db-psql migrate run test test-citus deploy-check fuzz bench lint fmt build clean-db
+.PHONY: help db-up db-down db-psql migrate run test test-citus deploy-check test-compat fuzz bench lint fmt build clean-db
 
 help: ## List the targets
 	@echo "Usage: make <target>"
@@ -59,6 +59,8 @@ test-citus: ## The whole suite on a throwaway Citus cluster (coordinator + 2 wor
 deploy-check: ## Check Dockerfile, compose.yaml and deploy/kubernetes/ (and production's key refusal) on a throwaway cluster
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 	@API_FUZZ=0 PG_CHECK=0 DEPLOY_CHECK=1 scripts/test.sh -E 'test(environment::)'
+test-compat: ## The previous release's binary (latest tag v* before HEAD) against this schema; `make test` runs it too
+	@scripts/compat.sh
 
 fuzz: ## Longer fuzzing: parsers (proptest) and every API route (schemathesis), with a summary
 	@scripts/fuzz.sh

@@ -73,6 +73,8 @@ export TENANTRY__QUOTAS__DEFAULT__BURST=100000
 export TENANTRY__QUOTAS__RECONCILE_INTERVAL=0s
 export TENANTRY__RETENTION__ENABLED=false
 export TENANTRY__LOG__LEVEL=warn
+# A throwaway server: stopped at once, no drain for load balancers.
+export TENANTRY__SERVER__SHUTDOWN_DRAIN=0s
 server_pid=""
 cleanup() {
     local rc=$?

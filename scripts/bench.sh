@@ -113,6 +113,8 @@ export TENANTRY__LOG__LEVEL=warn
 export TENANTRY__AUTH__SIGNING_KEY_FILE="$tmp/signing-key.pem"
 export TENANTRY__AUTH__API_KEY_SECRET_FILE="$tmp/api-key-secret"
 export TENANTRY__RETENTION__ENABLED=false
+# A throwaway service: stopped at once, no drain for load balancers.
+export TENANTRY__SERVER__SHUTDOWN_DRAIN=0s
 export TENANTRY__QUOTAS__RECONCILE_INTERVAL=0s
 export TENANTRY__DATABASE__CONTEXT_KEY_FILE="$tmp/context-key"
 # The owner's URL for the migration only: `serve` refuses to hold it.

@@ -12,7 +12,9 @@
 # 4. runs `cargo nextest run --workspace` with TENANTRY_TEST_* pointing at it,
 #    then fuzzes every route of /openapi.json (scripts/api-fuzz.sh), checks the
 #    deployment files (scripts/deploy-check.sh) and the dev-cluster scripts as
-#    root from a checkout 'postgres' cannot reach (scripts/pg-check.sh),
+#    root from a checkout 'postgres' cannot reach (scripts/pg-check.sh), then
+#    runs the previous release's binary against this schema (scripts/compat.sh,
+#    on a cluster of its own),
 # 5. always stops the cluster and deletes the directory, keeping the tests' exit code.
 #
 # It never touches the dev cluster in .tenantry/ and ignores the caller's
@@ -207,5 +209,17 @@ fi
 if [[ "${PG_CHECK:-}" != 0 && ($# -eq 0 || "${PG_CHECK:-}" == 1) ]]; then
     log "checking the dev-cluster scripts (scripts/pg-check.sh)"
     scripts/pg-check.sh || rc=1
+fi
+
+# --- The previous release against this schema (scripts/compat.sh) ---------------
+# Like the fuzz: skipped for a narrowed run or COMPAT=0; on plain PostgreSQL
+# only (its own throwaway cluster), so not again in `make test-citus`.
+if [[ "${COMPAT:-}" != 0 && ($# -eq 0 || "${COMPAT:-}" == 1) ]]; then
+    if [[ "$citus" == 1 ]]; then
+        log "compat: skipped on Citus (\`make test\` runs it on plain PostgreSQL)"
+    else
+        log "the previous release against this schema (scripts/compat.sh)"
+        scripts/compat.sh || rc=1
+    fi
 fi
 exit "$rc"

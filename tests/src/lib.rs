@@ -488,6 +488,7 @@ pub fn test_server_settings() -> ServerSettings {
         token_exchange_per_second: 0,
         token_exchange_burst: 0,
         shutdown_timeout: Duration::from_secs(5),
+        shutdown_drain: Duration::ZERO,
     }
 }
 
@@ -586,7 +587,7 @@ impl TestAppBuilder {
             app.metrics_address().expect("a metrics listener")
         );
         let db = app.state().db.clone();
-        tokio::spawn(app.run_until(std::future::pending()));
+        tokio::spawn(app.run_until(std::future::pending::<Duration>()));
         let key = auth.signing_key.as_ref().expect("test keys are inline");
         let issuer = Issuer::new(
             &auth,

@@ -147,6 +147,8 @@ impl Server {
             ("TENANTRY__SERVER__PORT", port.to_string()),
             ("TENANTRY__SERVER__WORKERS", "2".to_owned()),
             ("TENANTRY__SERVER__SHUTDOWN_TIMEOUT", "10s".to_owned()),
+            // No drain unless a test asks for one (tests/tests/it/rolling.rs).
+            ("TENANTRY__SERVER__SHUTDOWN_DRAIN", "0s".to_owned()),
             ("TENANTRY__AUTH__ISSUER", auth.issuer.clone()),
             ("TENANTRY__AUTH__AUDIENCE", auth.audience.clone()),
             ("TENANTRY__AUTH__SIGNING_KEY_FILE", path("signing-key.pem")),

@@ -40,6 +40,10 @@ pub enum ApiError {
     HeadersTooLarge(usize),
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// This replica is draining before it stops (SIGTERM): `/readyz` says
+    /// so, while every other route still answers.
+    #[error("this replica is shutting down; send requests to another")]
+    ShuttingDown,
     /// What an operation answered instead of its result (not found,
     /// conflict, validation, quota, lifecycle, database unavailable, ...).
     #[error(transparent)]
@@ -77,6 +81,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::HeadersTooLarge(_) => "headers_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::ShuttingDown => "shutting_down",
             Self::Operation(e) => e.code(),
         }
     }
@@ -91,6 +96,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::HeadersTooLarge(_) => "Request header fields too large",
             Self::UnsupportedMediaType => "Unsupported media type",
+            Self::ShuttingDown => "Service unavailable",
             Self::Operation(e) => match e {
                 OpError::NotFound => "Not found",
                 OpError::TenantPurged => "Gone",
@@ -124,10 +130,13 @@ impl ApiError {
     }
 
     fn retry_later(&self) -> bool {
-        matches!(
-            self.operation(),
-            Some(OpError::DatabaseUnavailable | OpError::QueryTimeout | OpError::Unavailable(_))
-        )
+        matches!(self, Self::ShuttingDown)
+            || matches!(
+                self.operation(),
+                Some(
+                    OpError::DatabaseUnavailable | OpError::QueryTimeout | OpError::Unavailable(_)
+                )
+            )
     }
 
     fn detail(&self) -> String {
@@ -234,6 +243,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Operation(e) => match e {
                 OpError::QuotaExceeded(_) => StatusCode::FORBIDDEN,

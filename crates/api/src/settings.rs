@@ -40,6 +40,12 @@ pub struct ServerSettings {
     /// most this long to finish.
     #[serde(with = "humantime_serde", default = "default_shutdown_timeout")]
     pub shutdown_timeout: std::time::Duration,
+    /// On SIGTERM: answer `/readyz` 503 `shutting_down` and go on serving
+    /// every request, old and new, this long (for load balancers to take
+    /// the replica out), then stop as `shutdown_timeout` says. SIGINT
+    /// (Ctrl-C) skips it.
+    #[serde(with = "humantime_serde", default = "default_shutdown_drain")]
+    pub shutdown_drain: std::time::Duration,
 }
 
 /// `[metrics]` in the configuration.
@@ -54,6 +60,10 @@ pub struct MetricsSettings {
 
 const fn default_shutdown_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(30)
+}
+
+const fn default_shutdown_drain() -> std::time::Duration {
+    std::time::Duration::from_secs(5)
 }
 
 const fn default_client_rate() -> u32 {

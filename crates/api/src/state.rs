@@ -41,6 +41,8 @@ pub struct AppState {
     /// Raised at shutdown: sweeps stop at their next batch boundary.
     pub stop: tenantry_sweeper::Stop,
     stop_sender: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Set once shutdown began: `/readyz` answers 503 `shutting_down`.
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -91,7 +93,19 @@ impl AppState {
             )),
             stop,
             stop_sender: Arc::new(stop_sender),
+            draining: Arc::default(),
         })
+    }
+
+    /// Shutdown began: from now on `/readyz` answers 503, on every clone.
+    pub fn begin_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Asks background work (sweeps) to stop at its next batch boundary.

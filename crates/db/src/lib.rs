@@ -9,6 +9,8 @@
 
 pub mod citus;
 mod context;
+#[cfg(test)]
+mod contract;
 mod error;
 pub mod guard;
 pub mod migrate;
@@ -25,7 +27,7 @@ pub use context::{ContextKey, ContextKeyTooShort};
 pub use diesel_async::AsyncPgConnection;
 pub use error::DbError;
 pub use guard::Violation;
-pub use migrate::{MigrateError, MigrateOptions, MigrationReport, SchemaState};
+pub use migrate::{Compatibility, MigrateError, MigrateOptions, MigrationReport, SchemaState};
 pub use pool::{Db, PoolStatus};
 pub use scope::{PlatformScope, TenantScope};
 pub use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};

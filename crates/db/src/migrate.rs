@@ -209,22 +209,88 @@ pub struct MigrationReport {
     pub distributed: bool,
 }
 
-/// Where a database stands against this binary's migrations.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a database stands against this binary's migrations: the applied
+/// versions and the checksums they were applied with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SchemaState {
-    pub applied: Vec<String>,
+    /// version -> checksum (SHA-256 of its `up.sql`), as recorded in
+    /// `tenantry_migrations`.
+    pub applied: BTreeMap<String, String>,
+}
+
+/// What a schema means for this binary (readiness, and the start of `serve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compatibility {
+    /// Exactly this binary's migrations.
+    Current,
+    /// Every migration of this binary, unchanged, plus versions it does not
+    /// know: a later release's `migrate` ran. Under the expand/contract rule
+    /// (sql/README.md) those only expanded the schema, so this binary can
+    /// serve it (a rolling deploy's old replicas).
+    Newer { unknown: Vec<String> },
+    /// A migration this binary needs is not applied (run this release's
+    /// `tenantry migrate`).
+    Behind { missing: Vec<String> },
+    /// A migration this binary knows was applied with other contents (its
+    /// checksum differs): not the schema this binary was built for.
+    Edited { versions: Vec<String> },
+}
+
+impl Compatibility {
+    /// Whether this binary may serve the schema.
+    #[must_use]
+    pub const fn is_servable(&self) -> bool {
+        matches!(self, Self::Current | Self::Newer { .. })
+    }
 }
 
 impl SchemaState {
-    /// Every embedded migration is applied, and nothing else.
+    /// Every embedded migration is applied, unchanged, and nothing else.
     #[must_use]
     pub fn is_current(&self) -> bool {
-        self.applied.len() == MIGRATIONS.len()
-            && self
-                .applied
-                .iter()
-                .zip(MIGRATIONS)
-                .all(|(a, m)| a == m.version)
+        self.compatibility() == Compatibility::Current
+    }
+
+    /// Judges the schema against this binary's migrations: an edited one
+    /// outweighs a missing one, which outweighs newer ones.
+    #[must_use]
+    pub fn compatibility(&self) -> Compatibility {
+        let known: Vec<(&str, String)> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, checksum(m.up)))
+            .collect();
+        judge(&known, &self.applied)
+    }
+}
+
+/// The judgement behind `SchemaState::compatibility`, on any list of known
+/// migrations (the unit tests give it their own).
+fn judge(known: &[(&str, String)], applied: &BTreeMap<String, String>) -> Compatibility {
+    let edited: Vec<String> = known
+        .iter()
+        .filter(|(v, sum)| applied.get(*v).is_some_and(|a| a != sum))
+        .map(|(v, _)| (*v).to_owned())
+        .collect();
+    if !edited.is_empty() {
+        return Compatibility::Edited { versions: edited };
+    }
+    let missing: Vec<String> = known
+        .iter()
+        .filter(|(v, _)| !applied.contains_key(*v))
+        .map(|(v, _)| (*v).to_owned())
+        .collect();
+    if !missing.is_empty() {
+        return Compatibility::Behind { missing };
+    }
+    let unknown: Vec<String> = applied
+        .keys()
+        .filter(|a| !known.iter().any(|(v, _)| v == a))
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        Compatibility::Current
+    } else {
+        Compatibility::Newer { unknown }
     }
 }
 
@@ -440,31 +506,29 @@ pub async fn revert_last(owner_url: &SecretString) -> Result<String, MigrateErro
 }
 
 #[derive(QueryableByName)]
-struct VersionRow {
-    #[diesel(sql_type = Text)]
-    version: String,
+struct PresentRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    present: bool,
 }
 
-/// Reads the applied versions (as the service; it may SELECT the table).
+/// Reads the applied versions and their checksums (as the service; it may
+/// SELECT the table).
 pub(crate) async fn schema_state(
     conn: &mut AsyncPgConnection,
 ) -> Result<SchemaState, diesel::result::Error> {
-    let exists: Vec<VersionRow> = sql_query(
-        "SELECT 'present'::text AS version WHERE to_regclass('tenantry_migrations') IS NOT NULL",
-    )
-    .load(conn)
-    .await?;
-    if exists.is_empty() {
-        return Ok(SchemaState {
-            applied: Vec::new(),
-        });
+    let table: PresentRow =
+        sql_query("SELECT to_regclass('tenantry_migrations') IS NOT NULL AS present")
+            .get_result(conn)
+            .await?;
+    if !table.present {
+        return Ok(SchemaState::default());
     }
-    let rows: Vec<VersionRow> =
-        sql_query("SELECT version FROM tenantry_migrations ORDER BY version")
+    let rows: Vec<AppliedRow> =
+        sql_query("SELECT version, checksum FROM tenantry_migrations ORDER BY version")
             .load(conn)
             .await?;
     Ok(SchemaState {
-        applied: rows.into_iter().map(|r| r.version).collect(),
+        applied: rows.into_iter().map(|r| (r.version, r.checksum)).collect(),
     })
 }
 
@@ -553,23 +617,82 @@ mod tests {
         }
     }
 
+    fn applied(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(v, c)| ((*v).to_owned(), (*c).to_owned()))
+            .collect()
+    }
+
     #[test]
-    fn schema_state_is_current_only_with_exactly_the_embedded_versions() {
-        let all: Vec<String> = embedded_versions().into_iter().map(String::from).collect();
-        assert!(
-            SchemaState {
-                applied: all.clone()
+    fn a_schema_is_current_only_with_exactly_the_embedded_migrations() {
+        let all: BTreeMap<String, String> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version.to_owned(), checksum(m.up)))
+            .collect();
+        let state = SchemaState {
+            applied: all.clone(),
+        };
+        assert!(state.is_current());
+        assert_eq!(state.compatibility(), Compatibility::Current);
+        let mut newer = all.clone();
+        newer.insert("9999_future".into(), "whatever".into());
+        let newer = SchemaState { applied: newer };
+        assert!(!newer.is_current());
+        assert_eq!(
+            newer.compatibility(),
+            Compatibility::Newer {
+                unknown: vec!["9999_future".into()]
             }
-            .is_current()
         );
-        assert!(
-            !SchemaState {
-                applied: all[..all.len() - 1].to_vec()
+        assert!(newer.compatibility().is_servable());
+        assert!(!SchemaState::default().compatibility().is_servable());
+    }
+
+    #[test]
+    fn newer_versions_are_servable_but_a_missing_or_edited_known_one_is_not() {
+        let known = [("0001_a", "aa".to_owned()), ("0002_b", "bb".to_owned())];
+        let judged = |pairs: &[(&str, &str)]| judge(&known, &applied(pairs));
+        assert_eq!(
+            judged(&[("0001_a", "aa"), ("0002_b", "bb")]),
+            Compatibility::Current
+        );
+        assert_eq!(
+            judged(&[
+                ("0001_a", "aa"),
+                ("0002_b", "bb"),
+                ("0003_c", "cc"),
+                ("0004_d", "dd")
+            ]),
+            Compatibility::Newer {
+                unknown: vec!["0003_c".into(), "0004_d".into()]
             }
-            .is_current()
         );
-        let mut extra = all;
-        extra.push("9999_future".into());
-        assert!(!SchemaState { applied: extra }.is_current());
+        // A later release's migrations do not make up for one of ours.
+        assert_eq!(
+            judged(&[("0001_a", "aa"), ("0003_c", "cc")]),
+            Compatibility::Behind {
+                missing: vec!["0002_b".into()]
+            }
+        );
+        assert_eq!(
+            judged(&[]),
+            Compatibility::Behind {
+                missing: vec!["0001_a".into(), "0002_b".into()]
+            }
+        );
+        // Edited outweighs everything else: this is not our schema at all.
+        assert_eq!(
+            judged(&[("0001_a", "zz"), ("0003_c", "cc")]),
+            Compatibility::Edited {
+                versions: vec!["0001_a".into()]
+            }
+        );
+        for state in [
+            judged(&[("0001_a", "aa")]),
+            judged(&[("0001_a", "aa"), ("0002_b", "b!"), ("0003_c", "cc")]),
+        ] {
+            assert!(!state.is_servable(), "{state:?}");
+        }
     }
 }

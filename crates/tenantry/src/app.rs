@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tenantry_api::{AppState, Tenancy};
-use tenantry_db::{Db, Violation};
+use tenantry_db::{Compatibility, Db, Violation};
 
 use crate::settings::Settings;
 
@@ -36,6 +36,7 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     workers: usize,
     shutdown_timeout: Duration,
+    drain: Duration,
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -62,10 +63,21 @@ impl Application {
         if !violations.is_empty() {
             return Err(BuildError::Refused(violations));
         }
-        match db.schema_state().await {
-            Ok(state) if state.is_current() => {}
-            Ok(_) => tracing::warn!(
-                "schema is not current; /readyz answers 503 until `tenantry migrate` runs"
+        // Not a refusal either way: /readyz answers for the schema as it is
+        // when asked (a migrate job may be running now).
+        match db.schema_state().await.map(|s| s.compatibility()) {
+            Ok(Compatibility::Current) => {}
+            Ok(Compatibility::Newer { unknown }) => tracing::info!(
+                ?unknown,
+                "the schema has migrations of a later release; serving it (they only expand it)"
+            ),
+            Ok(Compatibility::Behind { missing }) => tracing::warn!(
+                ?missing,
+                "the schema lacks migrations of this build; /readyz answers 503 until `tenantry migrate` runs"
+            ),
+            Ok(Compatibility::Edited { versions }) => tracing::warn!(
+                ?versions,
+                "migrations of this build were applied with other contents; /readyz answers 503"
             ),
             Err(err) => tracing::warn!(%err, "cannot read the schema state"),
         }
@@ -103,6 +115,7 @@ impl Application {
             metrics_listener,
             workers,
             shutdown_timeout: settings.server.shutdown_timeout,
+            drain: settings.server.shutdown_drain,
             sweeper,
         })
     }
@@ -119,15 +132,24 @@ impl Application {
         self.metrics_address
     }
 
+    /// `server.shutdown_drain`: how long a SIGTERM'd replica keeps serving
+    /// with `/readyz` at 503, so load balancers take it out first.
+    #[must_use]
+    pub fn drain(&self) -> Duration {
+        self.drain
+    }
+
     #[must_use]
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `stop` resolves, then stops: sweeps at their next batch
-    /// boundary, the listener at once, in-flight requests within
-    /// `server.shutdown_timeout` (one deadline for all of it).
-    pub async fn run_until(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// Serves until `stop` resolves to a drain period, then stops:
+    /// `/readyz` turns 503 at once and sweeps stop at their next batch
+    /// boundary; every other route keeps serving for the drain; then the
+    /// listener closes and in-flight requests get `server.shutdown_timeout`
+    /// (one deadline for them and the sweeper).
+    pub async fn run_until(self, stop: impl Future<Output = Duration>) -> anyhow::Result<()> {
         let Self {
             state,
             listener,
@@ -148,17 +170,25 @@ impl Application {
         let server = tenantry_api::server(listener, state.clone(), workers, shutdown_timeout)?;
         let handle = server.handle();
         let mut running = tokio::spawn(server);
-        tokio::select! {
-            () = stop => {}
+        let drain = tokio::select! {
+            drain = stop => drain,
             // The server stopped by itself (it cannot, short of a bug).
             result = &mut running => {
                 result??;
                 anyhow::bail!("the HTTP server stopped unexpectedly");
             }
+        };
+        state.begin_draining();
+        state.raise_stop();
+        if !drain.is_zero() {
+            tracing::info!(
+                ?drain,
+                "shutting down: /readyz answers 503; still serving while load balancers take this replica out"
+            );
+            tokio::time::sleep(drain).await;
         }
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         let deadline = tokio::time::Instant::now() + shutdown_timeout;
-        state.raise_stop();
         handle.stop(true).await;
         running.await??;
         if let Some((handle, running)) = metrics {

@@ -20,10 +20,18 @@ impl Signals {
     }
 
     /// The next SIGTERM or SIGINT.
-    pub async fn next(&mut self) {
+    pub async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Signal::Term,
+            _ = self.int.recv() => Signal::Int,
         }
     }
+}
+
+/// Which stop was asked for: SIGTERM (an orchestrator: drain first) or
+/// SIGINT (Ctrl-C at a terminal: stop now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Int,
 }

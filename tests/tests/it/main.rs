@@ -26,6 +26,7 @@ mod quotas;
 mod retention;
 mod rls;
 mod roles;
+mod rolling;
 mod security;
 mod tenant_plane;
 mod tokens;

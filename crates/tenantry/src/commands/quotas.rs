@@ -16,7 +16,8 @@ pub async fn run(settings: &Settings, command: &QuotasCommand) -> anyhow::Result
 
 async fn reconcile(settings: &Settings, fix: bool) -> anyhow::Result<ExitCode> {
     let db = Db::new(&settings.database)?;
-    let drifts = tenantry_db::reconcile::reconcile(&db, fix, tenantry_ops::Actor::cli().as_str()).await?;
+    let drifts =
+        tenantry_db::reconcile::reconcile(&db, fix, tenantry_ops::Actor::cli().as_str()).await?;
     let mut out = std::io::stdout();
     for d in &drifts {
         writeln!(

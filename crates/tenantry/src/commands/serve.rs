@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tenantry::settings::Settings;
 use tenantry::{Application, BuildError};
 
-use crate::signals::Signals;
+use crate::signals::{Signal, Signals};
 
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     // Listening from the start: a SIGTERM during startup is a graceful stop
@@ -23,6 +23,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Err(BuildError::Other(e)) => return Err(e),
     };
+    let drain = app.drain();
     let local = app.address();
     tracing::info!(%local, "listening");
     eprintln!("tenantry: listening on http://{local}");
@@ -30,15 +31,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         tracing::info!(%address, "serving /metrics");
         eprintln!("tenantry: metrics on http://{address}/metrics");
     }
-    // One signal stops everything (`Application::run_until`); a second
-    // exits at once.
+    // One signal stops everything (`Application::run_until`): SIGTERM
+    // after the drain, SIGINT (Ctrl-C) at once; a second signal exits at once.
     let stop = async move {
-        signals.next().await;
+        let signal = signals.next().await;
         tokio::spawn(async move {
             signals.next().await;
             tracing::warn!("second signal: exiting now");
             std::process::exit(130);
         });
+        match signal {
+            Signal::Term => drain,
+            Signal::Int => std::time::Duration::ZERO,
+        }
     };
     app.run_until(stop).await?;
     Ok(ExitCode::SUCCESS)
