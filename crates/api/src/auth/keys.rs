@@ -328,9 +328,9 @@ pub struct JwksSchedule {
 }
 
 impl JwksSchedule {
-    /// Checks the settings: `1 s <= jwks_refresh <= jwks_refresh_max <= 24 h
-    /// < ...`, and `jwks_refresh_max < jwks_max_stale <= 30 d` (keys must
-    /// not go stale between two scheduled fetches).
+    /// Checks the settings: `1 s <= jwks_refresh <= jwks_refresh_max <= 24 h`
+    /// and `jwks_refresh_max < jwks_max_stale <= 30 d` (keys must not go
+    /// stale between two scheduled fetches that succeed).
     pub fn from_settings(settings: &AuthSettings) -> Result<Self, KeyError> {
         let schedule = Self {
             refresh: settings.jwks_refresh,
