@@ -467,6 +467,11 @@ pub fn test_auth_settings() -> AuthSettings {
         generate_missing_keys: false,
         jwks_file: None,
         jwks_url: None,
+        jwks_refresh: Duration::from_secs(300),
+        jwks_refresh_max: Duration::from_secs(900),
+        jwks_max_stale: Duration::from_secs(24 * 3600),
+        token_cache_ttl: Duration::from_secs(300),
+        token_cache_capacity: 50_000,
         hs256_secret: None,
     }
 }

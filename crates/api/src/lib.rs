@@ -44,6 +44,8 @@ pub fn server(
     shutdown_timeout: Duration,
 ) -> std::io::Result<Server> {
     let addressing = state.addressing.clone();
+    // The JWKS URL's scheduled refetch (once per state, however many servers).
+    state.auth.start_jwks_refresh();
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let addressing = addressing.clone();

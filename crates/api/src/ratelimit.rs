@@ -16,14 +16,14 @@
 //!   the unauthenticated routes (per client address).
 //!
 //! Limiter state is per process: with N replicas behind a balancer a tenant
-//! gets up to N times its rate. Idle state is pruned, and every map is
-//! capped, so memory stays bounded however many keys there are.
+//! gets up to N times its rate. Every map is a bounded cache (moka,
+//! [`MAX_ENTRIES`]) whose entries expire once idle, so memory stays bounded
+//! however many keys there are.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -34,9 +34,10 @@ use tenantry_core::TenantId;
 /// limits; past it, they are decided at the default limits.
 pub const LEARN_WAIT: Duration = Duration::from_secs(1);
 
-/// Entries a map keeps at most; past it, idle ones are pruned, and if that
-/// is not enough the map starts over (every key gets a fresh burst).
-const MAX_ENTRIES: usize = 200_000;
+/// Entries a map keeps at most. Past it the cache evicts (TinyLFU: keys
+/// seen often stay, a flood of new keys does not push them out); an
+/// evicted key starts over with a fresh burst when it comes back.
+pub const MAX_ENTRIES: u64 = 200_000;
 
 /// A rate: requests per second (0 = unlimited) and burst (0 = the rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +69,6 @@ struct Entry {
     rate: Rate,
     /// `None`: unlimited.
     limiter: Option<DefaultDirectRateLimiter>,
-    last_seen_ms: AtomicU64,
     /// `false` while the rate is only the default, and one request is
     /// learning the tenant's own (since `created_ms`).
     learned: bool,
@@ -91,7 +91,6 @@ impl Entry {
         Arc::new(Self {
             rate,
             limiter: rate.limiter(),
-            last_seen_ms: AtomicU64::new(now_ms),
             learned,
             created_ms: AtomicU64::new(now_ms),
             notify: Arc::new(tokio::sync::Notify::new()),
@@ -107,19 +106,21 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
-/// Limiter state per key, pruned when idle.
+/// Limiter state per key: a bounded cache (moka) whose entries expire once
+/// idle (no request of the key) for `idle`.
 struct Limiters<K> {
-    entries: Mutex<HashMap<K, Arc<Entry>>>,
+    entries: moka::sync::Cache<K, Arc<Entry>>,
     started: Instant,
-    idle: Duration,
 }
 
-impl<K: Hash + Eq + Clone> Limiters<K> {
-    fn new(idle: Duration) -> Self {
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> Limiters<K> {
+    fn new(idle: Duration, capacity: u64) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(idle)
+                .build(),
             started: Instant::now(),
-            idle,
         }
     }
 
@@ -127,46 +128,23 @@ impl<K: Hash + Eq + Clone> Limiters<K> {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<Entry>>> {
-        match self.entries.lock() {
-            Ok(entries) => entries,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+    /// The key's entry (a read: it is not idle any more).
+    fn get(&self, key: &K) -> Option<Arc<Entry>> {
+        self.entries.get(key)
     }
 
-    /// The key's entry; created at `rate` if there is none (`replace`:
-    /// also when its rate is not `rate`).
-    fn entry(&self, key: &K, rate: Rate, replace: bool) -> Arc<Entry> {
-        let mut entries = self.lock();
-        if let Some(e) = entries.get(key)
-            && (!replace || e.rate == rate)
-        {
-            return Arc::clone(e);
-        }
-        self.insert(&mut entries, key, Entry::new(rate, true, self.now_ms()))
+    /// The key's entry, made by `make` if there is none (`true`: it was).
+    fn get_or_insert(&self, key: &K, make: impl FnOnce() -> Arc<Entry>) -> (Arc<Entry>, bool) {
+        let entry = self.entries.entry(key.clone()).or_insert_with(make);
+        let fresh = entry.is_fresh();
+        (entry.into_value(), fresh)
     }
 
-    fn insert(
-        &self,
-        entries: &mut HashMap<K, Arc<Entry>>,
-        key: &K,
-        fresh: Arc<Entry>,
-    ) -> Arc<Entry> {
-        if entries.len() >= MAX_ENTRIES {
-            let now = self.now_ms();
-            let idle = u64::try_from(self.idle.as_millis()).unwrap_or(u64::MAX);
-            entries
-                .retain(|_, e| now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed)) < idle);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(key.clone(), Arc::clone(&fresh));
-        fresh
+    fn insert(&self, key: &K, entry: Arc<Entry>) {
+        self.entries.insert(key.clone(), entry);
     }
 
     fn check(&self, entry: &Entry) -> Result<(), Limited> {
-        entry.last_seen_ms.store(self.now_ms(), Ordering::Relaxed);
         let Some(limiter) = &entry.limiter else {
             return Ok(());
         };
@@ -176,16 +154,10 @@ impl<K: Hash + Eq + Clone> Limiters<K> {
         })
     }
 
+    /// Drops idle and evicted entries now; returns how many remain.
     fn prune(&self) -> usize {
-        let now = self.now_ms();
-        let idle = u64::try_from(self.idle.as_millis()).unwrap_or(u64::MAX);
-        let mut entries = self.lock();
-        entries.retain(|_, e| now.saturating_sub(e.last_seen_ms.load(Ordering::Relaxed)) < idle);
-        entries.len()
-    }
-
-    fn len(&self) -> usize {
-        self.lock().len()
+        self.entries.run_pending_tasks();
+        usize::try_from(self.entries.entry_count()).unwrap_or(usize::MAX)
     }
 }
 
@@ -199,7 +171,7 @@ pub struct RateLimits {
 impl std::fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimits")
-            .field("tenants", &self.len())
+            .field("tenants", &self.limiters.entries.entry_count())
             .field("default", &self.default)
             .finish()
     }
@@ -210,48 +182,52 @@ impl RateLimits {
     /// `default`: the rate of a tenant not seen yet (the default quotas).
     #[must_use]
     pub fn new(idle: Duration, default: Rate) -> Self {
+        Self::with_capacity(idle, default, MAX_ENTRIES)
+    }
+
+    /// As [`RateLimits::new`], keeping at most `capacity` tenants.
+    #[must_use]
+    pub fn with_capacity(idle: Duration, default: Rate, capacity: u64) -> Self {
         Self {
-            limiters: Limiters::new(idle),
+            limiters: Limiters::new(idle, capacity),
             default,
         }
     }
 
     /// One request of `tenant`, decided from the cached limits alone (no
-    /// database work). A tenant's first request is admitted to learn its
-    /// limits; its requests meanwhile wait for that, at most [`LEARN_WAIT`].
+    /// database work, no connection): at the tenant's cached rate, or, for
+    /// a tenant not seen yet, at the default rate. A tenant's first request
+    /// is admitted to learn its limits (the gate reports them:
+    /// [`RateLimits::learn_stamped`]); its requests meanwhile wait for
+    /// that, at most [`LEARN_WAIT`], holding no connection.
     pub async fn admit(&self, tenant: TenantId) -> Result<(), Limited> {
-        let (entry, waiting) = {
-            let mut entries = self.limiters.lock();
-            let now = self.limiters.now_ms();
-            let wait_ms = u64::try_from(LEARN_WAIT.as_millis()).unwrap_or(u64::MAX);
-            match entries.get(&tenant) {
-                Some(e) if e.learned => (Arc::clone(e), None),
-                Some(e) if now.saturating_sub(e.created_ms.load(Ordering::Relaxed)) < wait_ms => {
-                    // Registered before the lock is released: `learn`
-                    // cannot notify in between unseen.
-                    let waiting = Arc::clone(&e.notify).notified_owned();
-                    (Arc::clone(e), Some(waiting))
-                }
-                // Its learner gave up (a slow database, a tenant that is
-                // gone): this request learns, on the same default-rate
-                // budget — no fresh burst every second.
-                Some(e) => {
-                    e.created_ms.store(now, Ordering::Relaxed);
-                    (Arc::clone(e), None)
-                }
-                // Not seen: this request learns.
-                None => {
-                    let fresh = Entry::new(self.default, false, now);
-                    let entry = self.limiters.insert(&mut entries, &tenant, fresh);
-                    (entry, None)
-                }
-            }
-        };
-        let Some(waiting) = waiting else {
+        let now = self.limiters.now_ms();
+        let (entry, fresh) = self
+            .limiters
+            .get_or_insert(&tenant, || Entry::new(self.default, false, now));
+        // Learned, or not seen before: this request learns.
+        if entry.learned || fresh {
             return self.limiters.check(&entry);
-        };
+        }
+        let wait_ms = u64::try_from(LEARN_WAIT.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(entry.created_ms.load(Ordering::Relaxed)) >= wait_ms {
+            // Its learner gave up (a slow database, a tenant that is gone):
+            // this request learns, on the same default-rate budget — no
+            // fresh burst every second.
+            entry.created_ms.store(now, Ordering::Relaxed);
+            return self.limiters.check(&entry);
+        }
+        // Registered before looking again: `learn` replaces the entry
+        // before it notifies, so either this sees the learned entry or the
+        // notification reaches it.
+        let waiting = Arc::clone(&entry.notify).notified_owned();
+        if let Some(current) = self.limiters.get(&tenant)
+            && !Arc::ptr_eq(&current, &entry)
+        {
+            return self.limiters.check(&current);
+        }
         let _ = tokio::time::timeout(LEARN_WAIT, waiting).await;
-        let current = self.limiters.lock().get(&tenant).cloned();
+        let current = self.limiters.get(&tenant);
         self.limiters.check(&current.unwrap_or(entry))
     }
 
@@ -268,8 +244,7 @@ impl RateLimits {
     pub fn learn_stamped(&self, tenant: TenantId, rate: Option<Rate>, stamp: Option<i64>) {
         let rate = rate.unwrap_or(self.default);
         let stamp = stamp.unwrap_or(NO_STAMP);
-        let mut entries = self.limiters.lock();
-        let previous = entries.get(&tenant).cloned();
+        let previous = self.limiters.get(&tenant);
         if let Some(e) = &previous
             && e.learned
             && e.rate == rate
@@ -277,11 +252,9 @@ impl RateLimits {
             e.stamp.store(stamp, Ordering::Relaxed);
             return;
         }
-        let now = self.limiters.now_ms();
-        let fresh = Entry::new(rate, true, now);
+        let fresh = Entry::new(rate, true, self.limiters.now_ms());
         fresh.stamp.store(stamp, Ordering::Relaxed);
-        self.limiters.insert(&mut entries, &tenant, fresh);
-        drop(entries);
+        self.limiters.insert(&tenant, fresh);
         if let Some(e) = previous {
             e.notify.notify_waiters();
         }
@@ -294,7 +267,6 @@ impl RateLimits {
     #[must_use]
     pub fn stamp(&self, tenant: TenantId) -> Option<i64> {
         self.limiters
-            .lock()
             .get(&tenant)
             .filter(|e| e.learned)
             .map(|e| e.stamp.load(Ordering::Relaxed))
@@ -304,18 +276,19 @@ impl RateLimits {
     /// The cached rate of `tenant`, if any.
     #[must_use]
     pub fn cached(&self, tenant: TenantId) -> Option<Rate> {
-        self.limiters.lock().get(&tenant).map(|e| e.rate)
+        self.limiters.get(&tenant).map(|e| e.rate)
     }
 
-    /// Drops the state of tenants idle for longer than `idle`; returns how
-    /// many tenants remain.
+    /// Drops the state of tenants idle for longer than `idle` (the cache
+    /// also does so as it goes); returns how many tenants remain.
     pub fn prune(&self) -> usize {
         self.limiters.prune()
     }
 
+    /// How many tenants have state (after dropping the idle ones).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.limiters.len()
+        self.limiters.prune()
     }
 
     #[must_use]
@@ -338,11 +311,17 @@ impl<K> std::fmt::Debug for KeyedLimits<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> KeyedLimits<K> {
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedLimits<K> {
     #[must_use]
     pub fn new(idle: Duration, rate: Rate) -> Self {
+        Self::with_capacity(idle, rate, MAX_ENTRIES)
+    }
+
+    /// As [`KeyedLimits::new`], keeping at most `capacity` keys.
+    #[must_use]
+    pub fn with_capacity(idle: Duration, rate: Rate, capacity: u64) -> Self {
         Self {
-            limiters: Limiters::new(idle),
+            limiters: Limiters::new(idle, capacity),
             rate,
         }
     }
@@ -352,10 +331,14 @@ impl<K: Hash + Eq + Clone> KeyedLimits<K> {
         if self.rate.per_second == 0 {
             return Ok(());
         }
-        let entry = self.limiters.entry(key, self.rate, false);
+        let now = self.limiters.now_ms();
+        let (entry, _) = self
+            .limiters
+            .get_or_insert(key, || Entry::new(self.rate, true, now));
         self.limiters.check(&entry)
     }
 
+    /// Drops idle state; returns how many keys remain.
     pub fn prune(&self) -> usize {
         self.limiters.prune()
     }
@@ -506,14 +489,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn state_for_a_hundred_thousand_idle_tenants_is_pruned() {
-        let limits = RateLimits::new(Duration::ZERO, rate(10, 10));
-        for _ in 0..100_000 {
-            limits.learn(TenantId::new(), Some(rate(10, 10)));
+    async fn idle_tenants_are_dropped_and_active_ones_kept() {
+        let limits = RateLimits::new(Duration::from_millis(300), rate(10, 10));
+        let idle: Vec<TenantId> = (0..1000).map(|_| TenantId::new()).collect();
+        for t in &idle {
+            limits.learn(*t, Some(rate(10, 10)));
         }
-        assert_eq!(limits.len(), 100_000);
-        assert_eq!(limits.prune(), 0);
-        assert!(limits.is_empty());
+        let active = TenantId::new();
+        limits.learn(active, Some(rate(1, 1)));
+        assert!(limits.admit(active).await.is_ok());
+        assert_eq!(limits.len(), 1001);
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Each request keeps the active tenant's state (and its spent
+            // budget) from going idle.
+            assert!(limits.admit(active).await.is_err());
+        }
+        assert_eq!(limits.prune(), 1, "only the active tenant remains");
+        assert_eq!(limits.cached(active), Some(rate(1, 1)));
+        assert_eq!(limits.cached(idle[0]), None);
+    }
+
+    #[tokio::test]
+    async fn the_tenant_map_holds_its_bound_however_many_tenants_come() {
+        let limits = RateLimits::with_capacity(Duration::from_secs(3600), rate(10, 10), 100);
+        for _ in 0..5000 {
+            let tenant = TenantId::new();
+            limits.learn(tenant, Some(rate(10, 10)));
+            assert!(limits.admit(tenant).await.is_ok());
+        }
+        let len = limits.len();
+        assert!(len <= 100, "{len} tenants kept, over the bound of 100");
     }
 
     #[test]
@@ -530,11 +536,13 @@ mod tests {
     }
 
     #[test]
-    fn the_maps_are_capped() {
-        let limits = KeyedLimits::new(Duration::from_secs(3600), rate(1, 1));
-        for i in 0..(MAX_ENTRIES + 10) {
+    fn the_keyed_maps_are_capped() {
+        let limits = KeyedLimits::with_capacity(Duration::from_secs(3600), rate(1, 1), 64);
+        for i in 0..10_000_u32 {
             let _ = limits.check(&i);
         }
-        assert!(limits.limiters.len() <= MAX_ENTRIES);
+        let len = limits.prune();
+        assert!(len <= 64, "{len} keys kept, over the bound of 64");
+        assert!(len > 0);
     }
 }

@@ -246,3 +246,95 @@ async fn a_too_large_head_with_a_body_still_gets_its_431_rather_than_a_reset() {
     assert!(status.starts_with("HTTP/1.1 431"), "{status}");
     assert!(problem.contains("headers_too_large"), "{problem}");
 }
+
+/// The per-tenant rate limit is decided before the request asks the pool
+/// for a connection: with the pool's only connection held by a long
+/// transaction, the requests over their tenant's rate get their 429 at
+/// once, and the pool sees no checkout for them; a request within its
+/// rate, meanwhile, waits for the connection (and gets 503 when the wait
+/// times out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_requests_get_429_at_once_while_the_only_connection_is_held() {
+    use tenantry_db::ScopedFutureExt as _;
+    let test_db = tenantry_tests::TestDb::new().await;
+    let mut settings = test_db.settings(1);
+    let acquire_timeout = Duration::from_secs(1);
+    settings.acquire_timeout = acquire_timeout;
+    let app = TestApp::spawn_with(test_db, &settings, tenantry_tests::test_auth_settings()).await;
+    let (_, limited) = app
+        .tenant_with("limited", json!({"requests_per_second": 1, "burst": 1}))
+        .await;
+    let (_, free) = app
+        .tenant_with("free", json!({"requests_per_second": 1000, "burst": 1000}))
+        .await;
+    // Both tenants' limits are learned.
+    for token in [&limited, &free] {
+        let (status, body) = app.call(token, Method::GET, "/v1/tenant", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The only pooled connection, held in a transaction until released.
+    let (holding_tx, holding) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let db = app.db.clone();
+    let holder = tokio::spawn(async move {
+        db.tenant(tenantry_core::TenantId::new())
+            .run(move |_conn| {
+                async move {
+                    let _ = holding_tx.send(());
+                    let _ = released.await;
+                    Ok::<_, tenantry_db::DbError>(())
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    holding.await.unwrap();
+    assert_eq!(app.db.status().available, 0, "{:?}", app.db.status());
+
+    // Ten at once at 1/s: one (two, on a slow machine) is admitted and
+    // waits for the connection; the others are refused without waiting.
+    let checkouts = app.db.checkouts();
+    let answers = futures_util::future::join_all((0..10).map(|_| async {
+        let started = std::time::Instant::now();
+        let (status, body) = app.call(&limited, Method::GET, "/v1/tenant", None).await;
+        (status, body, started.elapsed())
+    }))
+    .await;
+    let mut refused = 0_u64;
+    for (status, body, took) in &answers {
+        if *status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+            assert_eq!(body["code"], "rate_limited", "{body}");
+            assert!(
+                *took < acquire_timeout / 2,
+                "a 429 took {took:?}: it waited for the pool"
+            );
+        } else {
+            assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            assert!(*took >= acquire_timeout, "{took:?}");
+        }
+    }
+    assert!(refused >= 8, "{answers:?}");
+    let admitted = 10 - refused;
+    assert_eq!(
+        app.db.checkouts() - checkouts,
+        admitted,
+        "only the admitted requests asked the pool"
+    );
+    assert!(!holder.is_finished(), "the connection was released early");
+
+    // Within its rate, a request does wait for the pool.
+    let started = std::time::Instant::now();
+    let (status, body) = app.call(&free, Method::GET, "/v1/tenant", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        started.elapsed() >= acquire_timeout,
+        "{:?}",
+        started.elapsed()
+    );
+
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let (status, body) = app.call(&free, Method::GET, "/v1/tenant", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -803,27 +803,53 @@ struct JwksServer {
     hits: Arc<AtomicUsize>,
     /// Status, body, and how long to wait before answering.
     reply: Arc<Mutex<(u16, String, Duration)>>,
+    /// `Cache-Control` and `ETag` of the answer; with an ETag, a request
+    /// whose `If-None-Match` names it gets 304.
+    caching: Arc<Mutex<(Option<String>, Option<String>)>>,
+    /// 304s answered.
+    not_modified: Arc<AtomicUsize>,
     handle: ServerHandle,
 }
 
 impl JwksServer {
     fn start(doc: &Value) -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
+        let not_modified = Arc::new(AtomicUsize::new(0));
         let reply = Arc::new(Mutex::new((200_u16, doc.to_string(), Duration::ZERO)));
+        let caching = Arc::new(Mutex::new((None::<String>, None::<String>)));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-        let (h, r) = (hits.clone(), reply.clone());
+        let state = (
+            hits.clone(),
+            reply.clone(),
+            caching.clone(),
+            not_modified.clone(),
+        );
         let server = HttpServer::new(move || {
-            let (h, r) = (h.clone(), r.clone());
-            App::new().default_service(web::to(move || {
-                let (h, r) = (h.clone(), r.clone());
+            let state = state.clone();
+            App::new().default_service(web::to(move |req: actix_web::HttpRequest| {
+                let (h, r, c, n) = state.clone();
                 async move {
                     h.fetch_add(1, Ordering::SeqCst);
                     let (status, body, delay) = r.lock().unwrap().clone();
+                    let (cache_control, etag) = c.lock().unwrap().clone();
                     tokio::time::sleep(delay).await;
-                    HttpResponse::build(StatusCode::from_u16(status).unwrap())
-                        .content_type("application/json")
-                        .body(body)
+                    let mut response = HttpResponse::build(StatusCode::from_u16(status).unwrap());
+                    if let Some(cc) = &cache_control {
+                        response.insert_header(("cache-control", cc.as_str()));
+                    }
+                    if let Some(etag) = &etag {
+                        response.insert_header(("etag", etag.as_str()));
+                        let asked = req
+                            .headers()
+                            .get("if-none-match")
+                            .and_then(|v| v.to_str().ok());
+                        if asked == Some(etag.as_str()) {
+                            n.fetch_add(1, Ordering::SeqCst);
+                            return response.status(StatusCode::NOT_MODIFIED).finish();
+                        }
+                    }
+                    response.content_type("application/json").body(body)
                 }
             }))
         })
@@ -838,6 +864,8 @@ impl JwksServer {
             url,
             hits,
             reply,
+            caching,
+            not_modified,
             handle,
         }
     }
@@ -846,12 +874,20 @@ impl JwksServer {
         self.hits.load(Ordering::SeqCst)
     }
 
+    fn not_modified(&self) -> usize {
+        self.not_modified.load(Ordering::SeqCst)
+    }
+
     fn reply_with(&self, status: u16, body: &str) {
         self.reply_slowly(status, body, Duration::ZERO);
     }
 
     fn reply_slowly(&self, status: u16, body: &str, delay: Duration) {
         *self.reply.lock().unwrap() = (status, body.to_owned(), delay);
+    }
+
+    fn cache_with(&self, cache_control: Option<&str>, etag: Option<&str>) {
+        *self.caching.lock().unwrap() = (cache_control.map(str::to_owned), etag.map(str::to_owned));
     }
 
     async fn stop(self) {
@@ -1724,6 +1760,245 @@ async fn after_the_refetch_window_a_rotated_key_is_picked_up() {
     failures.assert_none();
 }
 
+/// An app that trusts `IDP` with keys from `server`, refetched every
+/// `refresh` (a `max-age` clamped to at most `refresh_max`), keys trusted
+/// for `max_stale` without a successful fetch.
+async fn scheduled_idp_app(
+    server: &JwksServer,
+    refresh: Duration,
+    refresh_max: Duration,
+    max_stale: Duration,
+) -> Fixture {
+    let mut auth = test_auth_settings();
+    auth.jwks_url = Some(server.url.clone());
+    auth.trusted_issuers = vec![IDP.to_owned()];
+    auth.jwks_refresh = refresh;
+    auth.jwks_refresh_max = refresh_max;
+    auth.jwks_max_stale = max_stale;
+    Fixture::with_auth(auth).await
+}
+
+/// Polls `GET /v1/tenant` with `token` until it is refused, for at most
+/// `within`; returns how long that took, or `None` if it never was.
+async fn refused_within(fx: &Fixture, token: &str, within: Duration) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        let answer = fx.get(token).await;
+        if answer.status == 401 {
+            return Some(started.elapsed());
+        }
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// The scheduled refetch, not an unknown kid, finds that a key is gone: its
+/// tokens — already verified and remembered — get 401 within the refresh
+/// period (plus the fetch), while the key still published keeps verifying.
+#[tokio::test]
+async fn a_key_removed_at_the_jwks_url_stops_verifying_within_the_refresh_period() {
+    let (removed, kept) = (Key::fresh(), Key::fresh());
+    let server = JwksServer::start(&json!({"keys": [removed.jwk("ext-1"), kept.jwk("ext-2")]}));
+    let refresh = Duration::from_secs(1);
+    let fx = scheduled_idp_app(
+        &server,
+        refresh,
+        Duration::from_secs(2),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let mut failures = Failures::default();
+    let claims = idp_claims(&fx);
+    let doomed = sign_ed(&removed, &ed_header("ext-1"), &claims);
+    let other = sign_ed(&kept, &ed_header("ext-2"), &claims);
+    for round in ["first", "remembered"] {
+        fx.accepted(&mut failures, &format!("ext-1, {round}"), &doomed)
+            .await;
+        fx.accepted(&mut failures, &format!("ext-2, {round}"), &other)
+            .await;
+    }
+    // The background refetch runs without any request asking for it.
+    let before = server.hits();
+    tokio::time::sleep(refresh * 3).await;
+    assert!(
+        server.hits() >= before + 2,
+        "{} scheduled fetches in {:?} at a period of {refresh:?}",
+        server.hits() - before,
+        refresh * 3
+    );
+    server.reply_with(200, &json!({"keys": [kept.jwk("ext-2")]}).to_string());
+    let bound = refresh + tenantry_api::auth::keys::JWKS_FETCH_TIMEOUT;
+    let took = refused_within(&fx, &doomed, bound + Duration::from_secs(2)).await;
+    match took {
+        Some(took) => assert!(took <= bound, "refused only after {took:?}"),
+        None => failures
+            .0
+            .push(format!("ext-1 still verifies {bound:?} after its removal")),
+    }
+    fx.refused(&mut failures, "ext-1 after its removal", &doomed)
+        .await;
+    fx.accepted(&mut failures, "ext-2, still published", &other)
+        .await;
+    server.stop().await;
+    failures.assert_none();
+}
+
+/// A `max-age` longer than the period, within `jwks_refresh_max`, delays
+/// the scheduled refetch; a removed key then verifies until it runs out.
+#[tokio::test]
+async fn a_long_max_age_within_the_bound_delays_the_refetch() {
+    let key = Key::fresh();
+    let server = JwksServer::start(&json!({"keys": [key.jwk("ext-1")]}));
+    server.cache_with(Some("public, max-age=60"), None);
+    let fx = scheduled_idp_app(
+        &server,
+        Duration::from_secs(1),
+        Duration::from_secs(300),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let mut failures = Failures::default();
+    let token = sign_ed(&key, &ed_header("ext-1"), &idp_claims(&fx));
+    fx.accepted(&mut failures, "ext-1", &token).await;
+    let before = server.hits();
+    server.reply_with(200, &json!({"keys": []}).to_string());
+    // Without max-age this is three periods (the test above); with it, the
+    // keys are fresh for a minute.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(server.hits(), before, "refetched within max-age");
+    fx.accepted(&mut failures, "ext-1 within max-age", &token)
+        .await;
+    server.stop().await;
+    failures.assert_none();
+}
+
+/// A `max-age` past `jwks_refresh_max` is cut to it: a key removed at the
+/// URL stops verifying within `jwks_refresh_max`, whatever the URL says.
+#[tokio::test]
+async fn a_max_age_past_the_bound_is_clamped_to_refresh_max() {
+    let key = Key::fresh();
+    let server = JwksServer::start(&json!({"keys": [key.jwk("ext-1")]}));
+    server.cache_with(Some("max-age=86400"), None);
+    let refresh_max = Duration::from_secs(2);
+    let fx = scheduled_idp_app(
+        &server,
+        Duration::from_secs(1),
+        refresh_max,
+        Duration::from_secs(3600),
+    )
+    .await;
+    let mut failures = Failures::default();
+    let token = sign_ed(&key, &ed_header("ext-1"), &idp_claims(&fx));
+    fx.accepted(&mut failures, "ext-1", &token).await;
+    server.reply_with(200, &json!({"keys": []}).to_string());
+    let bound = refresh_max + tenantry_api::auth::keys::JWKS_FETCH_TIMEOUT;
+    match refused_within(&fx, &token, bound + Duration::from_secs(2)).await {
+        Some(took) => assert!(took <= bound, "refused only after {took:?}"),
+        None => failures
+            .0
+            .push(format!("ext-1 still verifies {bound:?} after its removal")),
+    }
+    server.stop().await;
+    failures.assert_none();
+}
+
+/// With an `ETag`, refetches are conditional: a 304 keeps (and confirms)
+/// the keys; a new document under a new ETag replaces them.
+#[tokio::test]
+async fn an_etag_makes_the_refetch_conditional_and_a_304_keeps_the_keys() {
+    let key = Key::fresh();
+    let server = JwksServer::start(&json!({"keys": [key.jwk("ext-1")]}));
+    server.cache_with(None, Some("\"v1\""));
+    let fx = scheduled_idp_app(
+        &server,
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+        Duration::from_secs(3),
+    )
+    .await;
+    let mut failures = Failures::default();
+    let token = sign_ed(&key, &ed_header("ext-1"), &idp_claims(&fx));
+    fx.accepted(&mut failures, "ext-1", &token).await;
+    // Past jwks_max_stale, on 304s alone: they confirm the keys.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(server.not_modified() >= 2, "{} 304s", server.not_modified());
+    fx.accepted(&mut failures, "ext-1 after 304s only", &token)
+        .await;
+    server.reply_with(200, &json!({"keys": []}).to_string());
+    server.cache_with(None, Some("\"v2\""));
+    if refused_within(&fx, &token, Duration::from_secs(5))
+        .await
+        .is_none()
+    {
+        failures
+            .0
+            .push("ext-1 still verifies under ETag v2".to_owned());
+    }
+    server.stop().await;
+    failures.assert_none();
+}
+
+/// While the URL is down its last keys keep verifying, for at most
+/// `jwks_max_stale` after the last fetch that succeeded; then 401.
+#[tokio::test]
+async fn keys_are_trusted_for_at_most_jwks_max_stale_while_the_url_is_down() {
+    let key = Key::fresh();
+    let server = JwksServer::start(&json!({"keys": [key.jwk("ext-1")]}));
+    let max_stale = Duration::from_secs(3);
+    let fx = scheduled_idp_app(
+        &server,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        max_stale,
+    )
+    .await;
+    let mut failures = Failures::default();
+    let token = sign_ed(&key, &ed_header("ext-1"), &idp_claims(&fx));
+    fx.accepted(&mut failures, "ext-1", &token).await;
+    server.stop().await;
+    let down = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fx.accepted(&mut failures, "ext-1 with the URL down", &token)
+        .await;
+    match refused_within(&fx, &token, max_stale + Duration::from_secs(3)).await {
+        Some(_) => {
+            let took = down.elapsed();
+            // Confirmed at most one period (1 s) before the URL went down.
+            assert!(
+                took >= max_stale - Duration::from_secs(1)
+                    && took <= max_stale + Duration::from_secs(2),
+                "refused {took:?} after the URL went down (max stale {max_stale:?})"
+            );
+        }
+        None => failures
+            .0
+            .push("ext-1 still verifies past jwks_max_stale".to_owned()),
+    }
+    failures.assert_none();
+}
+
+/// A remembered verification ends at the token's `exp` (no leeway here).
+#[tokio::test]
+async fn a_remembered_token_is_not_served_past_its_exp() {
+    let mut auth = test_auth_settings();
+    auth.leeway = Duration::ZERO;
+    let fx = Fixture::with_auth(auth).await;
+    let mut failures = Failures::default();
+    let exp = now() + 2;
+    let token = fx.sign(&with(&fx.claims(), "exp", exp.into()));
+    fx.accepted(&mut failures, "before exp", &token).await;
+    fx.accepted(&mut failures, "before exp, remembered", &token)
+        .await;
+    // jsonwebtoken accepts a token through the second of its exp; the
+    // cache forgets it at exp, so from the next second on it is refused.
+    while now() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fx.refused(&mut failures, "past exp", &token).await;
+    failures.assert_none();
+}
+
 // --- Configuration ------------------------------------------------------------------------
 
 #[test]
@@ -1752,5 +2027,14 @@ fn a_leeway_over_30_seconds_a_short_hs256_secret_or_an_untrusted_jwks_is_refused
             a.trusted_issuers = vec![IDP.to_owned()];
         })
         .is_ok()
+    );
+    // A refresh schedule that cannot bound a removed key's life.
+    assert!(build(&|a| a.jwks_refresh = Duration::ZERO).is_err());
+    assert!(build(&|a| a.jwks_refresh_max = a.jwks_refresh / 2).is_err());
+    assert!(build(&|a| a.jwks_max_stale = a.jwks_refresh_max).is_err());
+    assert!(build(&|a| a.token_cache_ttl = Duration::from_secs(24 * 3600 + 1)).is_err());
+    assert!(
+        build(&|a| a.token_cache_ttl = Duration::ZERO).is_ok(),
+        "0s: off"
     );
 }

@@ -5,7 +5,8 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -248,9 +249,30 @@ pub fn load_api_key_secret(settings: &AuthSettings) -> Result<SecretString, KeyE
 /// Keys from a JWKS document: only EdDSA, ES256 and RS256 keys that say
 /// (or imply) their algorithm; others are skipped with a warning.
 pub fn parse_jwks(text: &str) -> Result<Vec<VerifyKey>, KeyError> {
+    Ok(parse_published(text)?.into_iter().map(|p| p.key).collect())
+}
+
+/// A key as a JWKS URL published it: the key, and its JWK as serialised
+/// (kid, algorithm and material), which tells a key that is still published
+/// from one that was removed or replaced under the same `kid`.
+#[derive(Debug, Clone)]
+struct Published {
+    fingerprint: String,
+    key: VerifyKey,
+}
+
+fn parse_published(text: &str) -> Result<Vec<Published>, KeyError> {
     let set: JwkSet = serde_json::from_str(text)
         .map_err(|e| KeyError::Invalid(format!("not a JWKS document: {e}")))?;
-    Ok(set.keys.iter().filter_map(verify_key_from_jwk).collect())
+    Ok(set
+        .keys
+        .iter()
+        .filter_map(|jwk| {
+            let key = verify_key_from_jwk(jwk)?;
+            let fingerprint = serde_json::to_string(jwk).ok()?;
+            Some(Published { fingerprint, key })
+        })
+        .collect())
 }
 
 fn verify_key_from_jwk(jwk: &Jwk) -> Option<VerifyKey> {
@@ -288,41 +310,207 @@ fn verify_key_from_jwk(jwk: &Jwk) -> Option<VerifyKey> {
     })
 }
 
-/// Refetch at most this often, however many unknown `kid`s arrive.
+/// Refetch at most this often on unknown `kid`s, however many arrive; also
+/// the shortest refresh period a `Cache-Control` header can ask for (unless
+/// `auth.jwks_refresh` is shorter still), and the retry period after a
+/// failed fetch.
 pub const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
+/// How long one JWKS fetch may take.
+pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest `auth.jwks_refresh_max` allowed.
+pub const JWKS_MAX_REFRESH_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// The longest `auth.jwks_max_stale` allowed.
+pub const JWKS_MAX_STALE_LIMIT: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// A JWKS URL and its cached keys. A failed fetch keeps the cached set.
-/// Lookups of cached keys never wait for a fetch in progress.
+/// When a JWKS URL is refetched, and how long its keys are trusted without
+/// a successful fetch (`auth.jwks_refresh`, `auth.jwks_refresh_max`,
+/// `auth.jwks_max_stale`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwksSchedule {
+    /// The period when the answer carries no `max-age`.
+    pub refresh: Duration,
+    /// The longest period a `max-age` may ask for.
+    pub refresh_max: Duration,
+    /// Keys not confirmed by a fetch for this long are dropped.
+    pub max_stale: Duration,
+}
+
+impl JwksSchedule {
+    /// Checks the settings: `1 s <= jwks_refresh <= jwks_refresh_max <= 24 h`
+    /// and `jwks_refresh_max < jwks_max_stale <= 30 d` (keys must not go
+    /// stale between two scheduled fetches that succeed).
+    pub fn from_settings(settings: &AuthSettings) -> Result<Self, KeyError> {
+        let schedule = Self {
+            refresh: settings.jwks_refresh,
+            refresh_max: settings.jwks_refresh_max,
+            max_stale: settings.jwks_max_stale,
+        };
+        if schedule.refresh < Duration::from_secs(1) {
+            return Err(KeyError::Invalid(format!(
+                "auth.jwks_refresh is {:?}; at least 1s is required",
+                schedule.refresh
+            )));
+        }
+        if schedule.refresh_max < schedule.refresh || schedule.refresh_max > JWKS_MAX_REFRESH_LIMIT
+        {
+            return Err(KeyError::Invalid(format!(
+                "auth.jwks_refresh_max is {:?}; it must be between auth.jwks_refresh ({:?}) and {:?}",
+                schedule.refresh_max, schedule.refresh, JWKS_MAX_REFRESH_LIMIT
+            )));
+        }
+        if schedule.max_stale <= schedule.refresh_max || schedule.max_stale > JWKS_MAX_STALE_LIMIT {
+            return Err(KeyError::Invalid(format!(
+                "auth.jwks_max_stale is {:?}; it must be longer than auth.jwks_refresh_max ({:?}) and at most {:?}",
+                schedule.max_stale, schedule.refresh_max, JWKS_MAX_STALE_LIMIT
+            )));
+        }
+        Ok(schedule)
+    }
+
+    /// The shortest refresh period: 30 s, or `refresh` if shorter.
+    #[must_use]
+    pub fn floor(&self) -> Duration {
+        self.refresh.min(JWKS_MIN_REFETCH)
+    }
+
+    /// The wait until the next fetch after an answer fresh for `max_age`
+    /// (`None`: it said nothing): `refresh` when it said nothing, else
+    /// `max_age` clamped to [`JwksSchedule::floor`]..=`refresh_max`.
+    #[must_use]
+    pub fn next_refresh(&self, max_age: Option<Duration>) -> Duration {
+        match max_age {
+            None => self.refresh,
+            Some(age) => age.clamp(self.floor(), self.refresh_max),
+        }
+    }
+}
+
+/// How long an HTTP answer stays fresh by its `Cache-Control` (RFC 9111
+/// §5.2.2): `no-store` or `no-cache` is zero, `max-age=N` is N seconds less
+/// its `Age`; `None` when it says nothing usable (then the configured
+/// period applies). `s-maxage` is for shared caches, which this is not.
+#[must_use]
+pub fn freshness(cache_control: Option<&str>, age: Option<&str>) -> Option<Duration> {
+    let mut max_age = None;
+    for directive in cache_control?.split(',') {
+        let (name, value) = match directive.split_once('=') {
+            Some((name, value)) => (name.trim(), Some(value.trim().trim_matches('"'))),
+            None => (directive.trim(), None),
+        };
+        if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+            return Some(Duration::ZERO);
+        }
+        if name.eq_ignore_ascii_case("max-age") {
+            // A malformed max-age is stale (§4.2.1): as often as allowed.
+            max_age = Some(value.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0));
+        }
+    }
+    let age = age.and_then(|a| a.trim().parse::<u64>().ok()).unwrap_or(0);
+    max_age.map(|m| Duration::from_secs(m.saturating_sub(age)))
+}
+
+/// What a JWKS URL last said.
+#[derive(Debug, Default)]
+struct Snapshot {
+    keys: Vec<Published>,
+    /// The `ETag` of the answer these keys came from.
+    etag: Option<String>,
+    /// When a fetch last confirmed these keys (a 200, or a 304 to its ETag).
+    confirmed: Option<Instant>,
+}
+
+/// How a fetch went.
+enum Fetched {
+    Keys {
+        keys: Vec<Published>,
+        etag: Option<String>,
+        max_age: Option<Duration>,
+    },
+    /// 304: the keys held are still the ones published.
+    Unchanged { max_age: Option<Duration> },
+}
+
+/// A JWKS URL and its cached keys, refetched on a schedule
+/// ([`RemoteJwks::spawn_refresh`]) and on an unknown `kid`. A failed fetch
+/// keeps the cached keys, for at most `max_stale` after the last fetch that
+/// confirmed them. Lookups of cached keys never wait for a fetch in progress.
 #[derive(Debug)]
 pub struct RemoteJwks {
     url: String,
     client: reqwest::Client,
-    keys: RwLock<Vec<VerifyKey>>,
-    /// When the last fetch started; held across a fetch, so refetches are
-    /// serialised and rate-limited.
+    schedule: JwksSchedule,
+    snapshot: RwLock<Snapshot>,
+    /// Moves whenever a key stops being trusted (removed or replaced at the
+    /// URL, or dropped as stale): what was verified with the keys of an
+    /// older generation is not remembered as verified any more.
+    generation: AtomicU64,
+    /// When the scheduled refresh is due.
+    next_due: std::sync::Mutex<Instant>,
+    /// When the last fetch started; held across a fetch, so fetches are
+    /// serialised and the unknown-`kid` ones rate-limited.
     last_fetch: Mutex<Option<Instant>>,
+    /// The refresh task was started.
+    refreshing: AtomicBool,
 }
 
 impl RemoteJwks {
-    pub fn new(url: String) -> Result<Self, KeyError> {
+    pub fn new(url: String, schedule: JwksSchedule) -> Result<Self, KeyError> {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+            .timeout(JWKS_FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| KeyError::Invalid(format!("cannot build the JWKS client: {e}")))?;
         Ok(Self {
             url,
             client,
-            keys: RwLock::new(Vec::new()),
+            schedule,
+            snapshot: RwLock::new(Snapshot::default()),
+            generation: AtomicU64::new(0),
+            next_due: std::sync::Mutex::new(Instant::now()),
             last_fetch: Mutex::new(None),
+            refreshing: AtomicBool::new(false),
         })
     }
 
+    fn trusted(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .confirmed
+            .is_some_and(|at| at.elapsed() <= self.schedule.max_stale)
+    }
+
     fn cached(&self, kid: &str) -> Vec<VerifyKey> {
-        self.keys
+        self.snapshot
             .read()
-            .map(|keys| matching(&keys, kid))
+            .ok()
+            .filter(|s| self.trusted(s))
+            .map(|s| matching(&s.keys, kid))
             .unwrap_or_default()
+    }
+
+    /// The current generation of the keys (see the field); drops the keys
+    /// first if they went stale.
+    pub fn generation(&self) -> u64 {
+        self.drop_if_stale();
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn drop_if_stale(&self) {
+        let stale = |s: &Snapshot| !s.keys.is_empty() && !self.trusted(s);
+        if !self.snapshot.read().is_ok_and(|s| stale(&s)) {
+            return;
+        }
+        if let Ok(mut snapshot) = self.snapshot.write()
+            && stale(&snapshot)
+        {
+            tracing::warn!(
+                url = %self.url,
+                max_stale = ?self.schedule.max_stale,
+                "no JWKS fetch succeeded for auth.jwks_max_stale: dropping its keys"
+            );
+            // Without its keys an ETag would let a 304 confirm nothing.
+            *snapshot = Snapshot::default();
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     /// The keys with this `kid`; refetches first when the kid is unknown
@@ -341,40 +529,142 @@ impl RemoteJwks {
         if last_fetch.is_some_and(|at| at.elapsed() < JWKS_MIN_REFETCH) {
             return Vec::new();
         }
-        *last_fetch = Some(Instant::now());
-        match self.fetch().await {
-            Ok(fresh) => {
-                if let Ok(mut keys) = self.keys.write() {
-                    *keys = fresh;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed; keeping the cached keys")
-            }
-        }
+        self.refresh_holding(&mut last_fetch).await;
         self.cached(kid)
     }
 
-    async fn fetch(&self) -> Result<Vec<VerifyKey>, KeyError> {
-        let response = self
-            .client
-            .get(&self.url)
+    /// Fetches now (after any fetch in progress) and schedules the next.
+    pub async fn refresh(&self) {
+        let mut last_fetch = self.last_fetch.lock().await;
+        self.refresh_holding(&mut last_fetch).await;
+    }
+
+    async fn refresh_holding(&self, last_fetch: &mut Option<Instant>) {
+        let started = Instant::now();
+        *last_fetch = Some(started);
+        let etag = self.snapshot.read().ok().and_then(|s| s.etag.clone());
+        let wait = match self.fetch(etag).await {
+            Ok(Fetched::Unchanged { max_age }) => {
+                if let Ok(mut snapshot) = self.snapshot.write() {
+                    snapshot.confirmed = Some(started);
+                }
+                self.schedule.next_refresh(max_age)
+            }
+            Ok(Fetched::Keys {
+                keys,
+                etag,
+                max_age,
+            }) => {
+                if let Ok(mut snapshot) = self.snapshot.write() {
+                    let removed = snapshot
+                        .keys
+                        .iter()
+                        .filter(|old| !keys.iter().any(|k| k.fingerprint == old.fingerprint))
+                        .count();
+                    *snapshot = Snapshot {
+                        keys,
+                        etag,
+                        confirmed: Some(started),
+                    };
+                    if removed > 0 {
+                        tracing::info!(url = %self.url, removed, "JWKS keys were removed at the URL");
+                        self.generation.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                self.schedule.next_refresh(max_age)
+            }
+            Err(e) => {
+                tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed; keeping the cached keys");
+                self.schedule.floor()
+            }
+        };
+        if let Ok(mut due) = self.next_due.lock() {
+            *due = Instant::now().checked_add(wait).unwrap_or(*due);
+        }
+    }
+
+    fn next_due(&self) -> Instant {
+        self.next_due
+            .lock()
+            .map_or_else(|_| Instant::now(), |due| *due)
+    }
+
+    /// Starts the scheduled refresh on the current tokio runtime (once; a
+    /// later call does nothing): a fetch at once, then whenever the last
+    /// answer's freshness ([`JwksSchedule::next_refresh`]) runs out. The task
+    /// ends once every other holder of `self` has dropped it.
+    pub fn spawn_refresh(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no tokio runtime: the JWKS URL is refetched on unknown kids only");
+            return;
+        };
+        if self.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                let wake = {
+                    let Some(jwks) = weak.upgrade() else { return };
+                    jwks.drop_if_stale();
+                    if jwks.next_due() <= Instant::now() {
+                        jwks.refresh().await;
+                    }
+                    // Wakes at least every floor(): a failed unknown-kid
+                    // fetch may have brought the next one forward, and the
+                    // task notices soon enough when it is no longer needed.
+                    let soonest = Instant::now() + jwks.schedule.floor();
+                    jwks.next_due().min(soonest)
+                };
+                tokio::time::sleep_until(wake.into()).await;
+            }
+        });
+    }
+
+    async fn fetch(&self, etag: Option<String>) -> Result<Fetched, KeyError> {
+        let mut request = self.client.get(&self.url);
+        if let Some(etag) = &etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let response = request
             .send()
             .await
-            .and_then(reqwest::Response::error_for_status)
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let max_age = freshness(
+            header(reqwest::header::CACHE_CONTROL).as_deref(),
+            header(reqwest::header::AGE).as_deref(),
+        );
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
+            return Ok(Fetched::Unchanged { max_age });
+        }
+        if status != reqwest::StatusCode::OK {
+            return Err(KeyError::Invalid(format!("the JWKS URL answered {status}")));
+        }
+        let etag = header(reqwest::header::ETAG);
         let text = response
             .text()
             .await
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
-        parse_jwks(&text)
+        Ok(Fetched::Keys {
+            keys: parse_published(&text)?,
+            etag,
+            max_age,
+        })
     }
 }
 
-fn matching(keys: &[VerifyKey], kid: &str) -> Vec<VerifyKey> {
+fn matching(keys: &[Published], kid: &str) -> Vec<VerifyKey> {
     keys.iter()
-        .filter(|k| k.kid.as_deref() == Some(kid))
-        .cloned()
+        .filter(|k| k.key.kid.as_deref() == Some(kid))
+        .map(|k| k.key.clone())
         .collect()
 }
 
@@ -431,6 +721,111 @@ mod tests {
         );
         assert!(missing.is_err());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn schedule(refresh: u64, refresh_max: u64) -> JwksSchedule {
+        JwksSchedule {
+            refresh: Duration::from_secs(refresh),
+            refresh_max: Duration::from_secs(refresh_max),
+            max_stale: Duration::from_secs(refresh_max + 1),
+        }
+    }
+
+    #[test]
+    fn freshness_reads_max_age_less_age_and_no_cache_as_zero() {
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(freshness(None, None), None);
+        assert_eq!(freshness(Some("public"), None), None);
+        assert_eq!(freshness(Some("max-age=600"), None), secs(600));
+        assert_eq!(
+            freshness(Some("public, MAX-AGE=600"), Some("100")),
+            secs(500)
+        );
+        assert_eq!(freshness(Some("max-age=\"60\""), None), secs(60));
+        assert_eq!(freshness(Some("max-age=60"), Some("600")), secs(0));
+        assert_eq!(freshness(Some("no-cache, max-age=600"), None), secs(0));
+        assert_eq!(freshness(Some("max-age=600, no-store"), None), secs(0));
+        assert_eq!(freshness(Some("max-age=soon"), None), secs(0));
+        assert_eq!(freshness(Some("s-maxage=600"), None), None);
+    }
+
+    #[test]
+    fn max_age_is_clamped_between_the_floor_and_refresh_max() {
+        let s = schedule(300, 900);
+        let secs = Duration::from_secs;
+        assert_eq!(s.next_refresh(None), secs(300), "no max-age: the period");
+        assert_eq!(
+            s.next_refresh(Some(secs(0))),
+            secs(30),
+            "at most every 30 s"
+        );
+        assert_eq!(s.next_refresh(Some(secs(10))), secs(30));
+        assert_eq!(
+            s.next_refresh(Some(secs(120))),
+            secs(120),
+            "shorter than the period"
+        );
+        assert_eq!(
+            s.next_refresh(Some(secs(600))),
+            secs(600),
+            "longer, within the bound"
+        );
+        assert_eq!(
+            s.next_refresh(Some(secs(86_400))),
+            secs(900),
+            "never past refresh_max"
+        );
+        // A period under 30 s is its own floor.
+        let short = schedule(1, 2);
+        assert_eq!(short.next_refresh(Some(secs(0))), secs(1));
+        assert_eq!(short.next_refresh(Some(secs(86_400))), secs(2));
+        assert_eq!(short.floor(), secs(1));
+    }
+
+    #[test]
+    fn a_schedule_that_could_not_bound_a_removed_key_is_refused() {
+        let pem = generate_signing_key_pem().unwrap();
+        let base = AuthSettings {
+            issuer: "i".into(),
+            trusted_issuers: Vec::new(),
+            audience: "a".into(),
+            tenant_claim: "tenant_id".into(),
+            leeway: Duration::ZERO,
+            exchange_ttl: Duration::from_secs(60),
+            signing_key: Some(pem),
+            signing_key_file: None,
+            api_key_secret: None,
+            api_key_secret_file: None,
+            generate_missing_keys: false,
+            jwks_file: None,
+            jwks_url: None,
+            jwks_refresh: Duration::from_secs(300),
+            jwks_refresh_max: Duration::from_secs(900),
+            jwks_max_stale: Duration::from_secs(86_400),
+            token_cache_ttl: Duration::from_secs(300),
+            token_cache_capacity: 10,
+            hs256_secret: None,
+        };
+        assert!(JwksSchedule::from_settings(&base).is_ok());
+        let with = |edit: &dyn Fn(&mut AuthSettings)| {
+            let mut s = base.clone();
+            edit(&mut s);
+            JwksSchedule::from_settings(&s)
+        };
+        assert!(with(&|s| s.jwks_refresh = Duration::ZERO).is_err());
+        assert!(with(&|s| s.jwks_refresh = Duration::from_millis(999)).is_err());
+        assert!(with(&|s| s.jwks_refresh_max = Duration::from_secs(299)).is_err());
+        assert!(with(&|s| s.jwks_refresh_max = Duration::from_secs(86_401)).is_err());
+        assert!(with(&|s| s.jwks_max_stale = Duration::from_secs(900)).is_err());
+        assert!(with(&|s| s.jwks_max_stale = Duration::from_secs(31 * 86_400)).is_err());
+        assert!(
+            with(&|s| {
+                s.jwks_refresh = Duration::from_secs(1);
+                s.jwks_refresh_max = Duration::from_secs(1);
+                s.jwks_max_stale = Duration::from_secs(2);
+            })
+            .is_ok()
+        );
     }
 
     fn unreachable_key() -> Result<SecretString, KeyError> {

@@ -7,6 +7,7 @@ mod extract;
 pub mod keys;
 mod settings;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header, encode};
@@ -18,7 +19,7 @@ pub use extract::{PlatformAdmin, TenantPrincipal};
 pub use keys::{KeyError, ServiceKey, generate_secret, generate_signing_key_pem};
 pub use settings::AuthSettings;
 
-use keys::{KeyOrigin, RemoteJwks, VerifyKey};
+use keys::{JwksSchedule, KeyOrigin, RemoteJwks, VerifyKey};
 
 /// Longest token accepted; anything larger is refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -57,39 +58,130 @@ pub enum TokenError {
     Critical(Vec<String>),
 }
 
-/// Verifications remembered at most (then the cache starts over).
-const VERIFIED_CACHE_CAPACITY: usize = 50_000;
+/// The longest `auth.token_cache_ttl` allowed.
+pub const MAX_TOKEN_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Tokens already verified, by SHA-256 of the token, until their own `exp`:
-/// a client reuses its token for many requests, and the signature check is
-/// the most expensive step of a request. What a token grants can only come
-/// from a successful verification of exactly that token string.
-#[derive(Debug, Default)]
+/// A verification remembered.
+#[derive(Debug)]
+struct Remembered {
+    principal: Principal,
+    /// The token's own `exp`: never served from the cache at or past it.
+    exp: u64,
+    /// For a token verified with a key from the JWKS URL: the keys'
+    /// generation then ([`RemoteJwks::generation`]). Once a key is removed
+    /// at the URL (or the keys go stale) the generation moves on, and the
+    /// token is verified again — against the keys the URL publishes now.
+    jwks_generation: Option<u64>,
+}
+
+/// Expires a remembered verification at the token's `exp` or after the
+/// configured TTL, whichever comes first.
+struct UntilExp {
+    ttl: Duration,
+}
+
+impl UntilExp {
+    fn lifetime(&self, remembered: &Remembered) -> Duration {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(u128::MAX, |d| d.as_millis());
+        let exp_ms = u128::from(remembered.exp).saturating_mul(1000);
+        let left = u64::try_from(exp_ms.saturating_sub(now_ms)).unwrap_or(u64::MAX);
+        self.ttl.min(Duration::from_millis(left))
+    }
+}
+
+impl moka::Expiry<[u8; 32], Arc<Remembered>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<Remembered>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.lifetime(value))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<Remembered>,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.lifetime(value))
+    }
+}
+
+/// Tokens already verified, by SHA-256 of the token: a client reuses its
+/// token for many requests, and the signature check is the most expensive
+/// step of a request. What a token grants can only come from a successful
+/// verification of exactly that token string. Bounded (`auth.
+/// token_cache_capacity` entries) and each entry expires at its token's
+/// `exp` or after `auth.token_cache_ttl`, whichever comes first.
 struct Verified {
-    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Principal, u64)>>,
+    /// `None`: the cache is off.
+    cache: Option<moka::sync::Cache<[u8; 32], Arc<Remembered>>>,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field(
+                "entries",
+                &self.cache.as_ref().map(moka::sync::Cache::entry_count),
+            )
+            .finish()
+    }
 }
 
 impl Verified {
+    fn new(capacity: u64, ttl: Duration) -> Self {
+        let cache = (capacity > 0 && !ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExp { ttl })
+                .build()
+        });
+        Self { cache }
+    }
+
     fn key(token: &str) -> [u8; 32] {
         use sha2::Digest as _;
         sha2::Sha256::digest(token.as_bytes()).into()
     }
 
-    fn get(&self, key: &[u8; 32], now: u64) -> Option<Principal> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(_, exp)| now < *exp)
-            .map(|(p, _)| p.clone())
+    /// The remembered principal, if its token has not reached `exp` by
+    /// `now` and, for a JWKS key, its keys' generation is `jwks_generation()`.
+    fn get(
+        &self,
+        key: &[u8; 32],
+        now: u64,
+        jwks_generation: impl FnOnce() -> u64,
+    ) -> Option<Principal> {
+        let cache = self.cache.as_ref()?;
+        let remembered = cache.get(key)?;
+        let current = remembered
+            .jwks_generation
+            .is_none_or(|g| g == jwks_generation());
+        if now >= remembered.exp || !current {
+            cache.invalidate(key);
+            return None;
+        }
+        Some(remembered.principal.clone())
     }
 
-    fn put(&self, key: [u8; 32], principal: Principal, exp: u64) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= VERIFIED_CACHE_CAPACITY {
-                entries.clear();
-            }
-            entries.insert(key, (principal, exp));
+    fn put(&self, key: [u8; 32], remembered: Remembered) {
+        if let Some(cache) = &self.cache {
+            cache.insert(key, Arc::new(remembered));
         }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| {
+            c.run_pending_tasks();
+            c.entry_count()
+        })
     }
 }
 
@@ -106,7 +198,7 @@ pub struct Authenticator {
     leeway: u64,
     /// The service's key, JWKS-file keys and the HS256 secret.
     local: Vec<VerifyKey>,
-    remote: Option<RemoteJwks>,
+    remote: Option<Arc<RemoteJwks>>,
 }
 
 impl Authenticator {
@@ -145,12 +237,21 @@ impl Authenticator {
                 origin: KeyOrigin::SharedSecret,
             });
         }
+        if settings.token_cache_ttl > MAX_TOKEN_CACHE_TTL {
+            return Err(KeyError::Invalid(format!(
+                "auth.token_cache_ttl is {:?}; at most {:?} is allowed",
+                settings.token_cache_ttl, MAX_TOKEN_CACHE_TTL
+            )));
+        }
+        let schedule = JwksSchedule::from_settings(settings)?;
         let remote = match settings.jwks_url.as_deref() {
-            Some(url) if !url.is_empty() => Some(RemoteJwks::new(url.to_owned())?),
+            Some(url) if !url.is_empty() => {
+                Some(Arc::new(RemoteJwks::new(url.to_owned(), schedule)?))
+            }
             _ => None,
         };
         Ok(Self {
-            verified: Verified::default(),
+            verified: Verified::new(settings.token_cache_capacity, settings.token_cache_ttl),
             own_issuer: settings.issuer.clone(),
             trusted_issuers: settings.trusted_issuers.clone(),
             audience: settings.audience.clone(),
@@ -159,6 +260,19 @@ impl Authenticator {
             local,
             remote,
         })
+    }
+
+    /// Starts refetching the JWKS URL on its schedule, in the background
+    /// on the current tokio runtime (the server does, when it is built);
+    /// without a JWKS URL, or when already started, does nothing.
+    pub fn start_jwks_refresh(&self) {
+        if let Some(remote) = &self.remote {
+            remote.spawn_refresh();
+        }
+    }
+
+    fn jwks_generation(&self) -> u64 {
+        self.remote.as_ref().map_or(0, |r| r.generation())
     }
 
     /// The keys that may verify a token with this header: same `kid` (or,
@@ -187,15 +301,27 @@ impl Authenticator {
         }
         let key = Verified::key(token);
         let now = jsonwebtoken::get_current_timestamp();
-        if let Some(principal) = self.verified.get(&key, now) {
+        if let Some(principal) = self.verified.get(&key, now, || self.jwks_generation()) {
             return Ok(principal);
         }
-        let (principal, exp) = self.verify_uncached(token).await?;
-        self.verified.put(key, principal.clone(), exp);
+        // Read before the keys are: a key removed from here on moves it.
+        let generation = self.jwks_generation();
+        let (principal, exp, origin) = self.verify_uncached(token).await?;
+        self.verified.put(
+            key,
+            Remembered {
+                principal: principal.clone(),
+                exp,
+                jwks_generation: (origin == KeyOrigin::Jwks).then_some(generation),
+            },
+        );
         Ok(principal)
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<(Principal, u64), TokenError> {
+    async fn verify_uncached(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, u64, KeyOrigin), TokenError> {
         let header = decode_header(token).map_err(TokenError::Header)?;
         // RFC 7515 §4.1.11: extensions listed in `crit` must be understood;
         // this service understands none.
@@ -221,7 +347,7 @@ impl Authenticator {
                 Ok(data) => {
                     // Cached until `exp` itself, not `exp + leeway`.
                     let exp = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-                    return Ok((self.principal(&data.claims)?, exp));
+                    return Ok((self.principal(&data.claims)?, exp, key.origin));
                 }
                 Err(e) => last = Some(e),
             }
@@ -366,5 +492,112 @@ impl Issuer {
     #[must_use]
     pub fn jwks(&self) -> Value {
         serde_json::json!({ "keys": [self.key.jwk()] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(sub: &str) -> Principal {
+        Principal {
+            sub: sub.to_owned(),
+            tenant: None,
+            scopes: Scopes::from_claims(["tenant:read"]),
+            api_key: None,
+        }
+    }
+
+    fn remembered(sub: &str, exp: u64, jwks_generation: Option<u64>) -> Remembered {
+        Remembered {
+            principal: principal(sub),
+            exp,
+            jwks_generation,
+        }
+    }
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    #[test]
+    fn the_token_cache_holds_its_bound() {
+        let verified = Verified::new(100, Duration::from_secs(3600));
+        for i in 0..5_000 {
+            let key = Verified::key(&format!("token-{i}"));
+            verified.put(key, remembered("s", now() + 3600, None));
+        }
+        let len = verified.len();
+        assert!(len <= 100, "{len} entries kept, over the bound of 100");
+        assert!(len > 0);
+    }
+
+    #[test]
+    fn an_entry_expires_after_the_ttl_even_before_its_exp() {
+        let verified = Verified::new(100, Duration::from_millis(200));
+        let key = Verified::key("t");
+        verified.put(key, remembered("s", now() + 3600, None));
+        assert_eq!(verified.get(&key, now(), || 0), Some(principal("s")));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(verified.get(&key, now(), || 0), None);
+    }
+
+    #[test]
+    fn an_entry_is_never_served_at_or_past_its_exp() {
+        let verified = Verified::new(100, Duration::from_secs(3600));
+        let key = Verified::key("t");
+        let exp = now() + 1;
+        verified.put(key, remembered("s", exp, None));
+        assert!(verified.get(&key, exp - 1, || 0).is_some());
+        assert_eq!(verified.get(&key, exp, || 0), None, "exp is not inclusive");
+        // And the cache expires it on its own once exp has passed.
+        let key = Verified::key("u");
+        let exp = now() + 1;
+        verified.put(key, remembered("s", exp, None));
+        while now() < exp {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(verified.get(&key, now(), || 0), None, "served at its exp");
+        // Memory too: the cache drops it (its timer wheel ticks about once
+        // a second).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while verified.len() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still held past its exp"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn a_jwks_verification_of_an_older_key_generation_is_forgotten() {
+        let verified = Verified::new(100, Duration::from_secs(3600));
+        let (jwks, own) = (Verified::key("jwks"), Verified::key("own"));
+        verified.put(jwks, remembered("j", now() + 3600, Some(1)));
+        verified.put(own, remembered("o", now() + 3600, None));
+        assert!(verified.get(&jwks, now(), || 1).is_some());
+        assert_eq!(verified.get(&jwks, now(), || 2), None);
+        assert_eq!(
+            verified.get(&jwks, now(), || 1),
+            None,
+            "invalidated, not hidden"
+        );
+        assert!(
+            verified.get(&own, now(), || 2).is_some(),
+            "no JWKS key: kept"
+        );
+    }
+
+    #[test]
+    fn a_zero_ttl_or_capacity_turns_the_cache_off() {
+        for verified in [
+            Verified::new(0, Duration::from_secs(60)),
+            Verified::new(10, Duration::ZERO),
+        ] {
+            let key = Verified::key("t");
+            verified.put(key, remembered("s", now() + 60, None));
+            assert_eq!(verified.get(&key, now(), || 0), None);
+        }
     }
 }

@@ -38,10 +38,31 @@ pub struct AuthSettings {
     /// Extra verification keys: a JWKS document on disk.
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
-    /// Extra verification keys: a JWKS URL, cached and refetched on an
-    /// unknown `kid` (at most once per 30 s).
+    /// Extra verification keys: a JWKS URL, refetched in the background
+    /// every `jwks_refresh` (or as its `Cache-Control: max-age` says, within
+    /// bounds) and on an unknown `kid` (at most once per 30 s).
     #[serde(default)]
     pub jwks_url: Option<String>,
+    /// How often the JWKS URL is refetched when its answer carries no
+    /// `max-age`; also the shortest period a `max-age` may ask for when it
+    /// is under 30 s.
+    #[serde(with = "humantime_serde")]
+    pub jwks_refresh: Duration,
+    /// The longest period a `max-age` may stretch the refetch to: a key
+    /// removed at the identity provider stops verifying within it.
+    #[serde(with = "humantime_serde")]
+    pub jwks_refresh_max: Duration,
+    /// How long keys from the JWKS URL are trusted after the last fetch
+    /// that confirmed them, while the URL cannot be reached; then they are
+    /// dropped and tokens signed with them get 401 until a fetch succeeds.
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_stale: Duration,
+    /// How long a verified token is remembered at most (never past its
+    /// `exp`); `0s` turns the cache off.
+    #[serde(with = "humantime_serde")]
+    pub token_cache_ttl: Duration,
+    /// Verified tokens remembered at most; `0` turns the cache off.
+    pub token_cache_capacity: u64,
     /// Accept HS256 tokens signed with this shared secret (off when unset).
     #[serde(default)]
     pub hs256_secret: Option<SecretString>,
