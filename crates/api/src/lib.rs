@@ -25,6 +25,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::{AppExt as _, scope};
 
 pub use error::ApiError;
+pub use openapi::document as openapi_document;
 pub use settings::{MetricsSettings, ServerSettings};
 
 use auth::{AuthSettings, Authenticator, Issuer, KeyError};

@@ -19,6 +19,21 @@ use utoipa::openapi::{Required, schema};
 )]
 pub struct ApiDoc;
 
+/// The document `/openapi.json` serves for these addressing settings, built
+/// from the same route registrations as [`crate::server`] but with no server,
+/// state or database (for the committed snapshot the client is generated
+/// from, `crates/client/openapi.json`).
+pub fn document(addressing: &crate::Addressing) -> utoipa::openapi::OpenApi {
+    use utoipa_actix_web::AppExt as _;
+    let (_, mut api) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(|cfg| crate::configure(cfg, addressing))
+        .split_for_parts();
+    finish(&mut api);
+    api
+}
+
 struct Conventions;
 
 impl Modify for Conventions {

@@ -9,6 +9,7 @@
 
 mod admin;
 mod citus;
+mod contract;
 mod faults;
 mod guard;
 mod http;
