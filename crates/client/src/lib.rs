@@ -7,10 +7,11 @@
 //!
 //! ```no_run
 //! # async fn demo(token: &str) -> Result<(), Box<dyn std::error::Error>> {
-//! let client = tenantry_client::Client::new_with_client(
-//!     "https://tenantry.example.com",
-//!     tenantry_client::bearer(token)?,
-//! );
+//! let http = reqwest::Client::builder()
+//!     .default_headers(tenantry_client::bearer_headers(token)?)
+//!     .timeout(std::time::Duration::from_secs(10))
+//!     .build()?;
+//! let client = tenantry_client::Client::new_with_client("https://tenantry.example.com", http);
 //! let page = client.list_users().limit(50).send().await?.into_inner();
 //! # let _ = page; Ok(()) }
 //! ```
@@ -26,50 +27,23 @@
 #[expect(
     clippy::unwrap_used,
     reason = "progenitor's `Client::new` unwraps reqwest's client builder (it fails only \
-              when no TLS backend can start); use `Client::new_with_client`, e.g. with `bearer`"
+              when no TLS backend can start); use `Client::new_with_client`, e.g. with `bearer_headers`"
 )]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/tenantry_client.rs"));
 }
 pub use generated::*;
 
-/// A `reqwest::Client` that sends `Authorization: Bearer <token>` with
-/// every request, for [`Client::new_with_client`].
-pub fn bearer(token: &str) -> Result<reqwest::Client, BearerError> {
-    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| BearerError::InvalidToken)?;
+/// Headers that send `Authorization: Bearer <token>` with every request:
+/// for `reqwest::ClientBuilder::default_headers`, and the client built from
+/// it for [`Client::new_with_client`]. Fails when the token has characters
+/// a header cannot carry.
+pub fn bearer_headers(
+    token: &str,
+) -> Result<reqwest::header::HeaderMap, reqwest::header::InvalidHeaderValue> {
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
     value.set_sensitive(true);
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, value);
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .map_err(BearerError::Client)
-}
-
-/// Why [`bearer`] could not build a client.
-#[derive(Debug)]
-pub enum BearerError {
-    /// The token has characters a header cannot carry.
-    InvalidToken,
-    /// reqwest could not build the client (TLS backend).
-    Client(reqwest::Error),
-}
-
-impl std::fmt::Display for BearerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::InvalidToken => f.write_str("the token is not a valid header value"),
-            Self::Client(e) => write!(f, "could not build the HTTP client: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for BearerError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::InvalidToken => None,
-            Self::Client(e) => Some(e),
-        }
-    }
+    Ok(headers)
 }
