@@ -10,7 +10,9 @@
 # 2. starts a fresh cluster in /tmp/tenantry-test.XXXXXX on a free port,
 # 3. migrates the template database tenantry_template with the real binary,
 # 4. runs `cargo nextest run --workspace` with TENANTRY_TEST_* pointing at it,
-#    then fuzzes every route of /openapi.json (scripts/api-fuzz.sh),
+#    then type-checks the TypeScript types of crates/client/openapi.json
+#    (scripts/ts-client.sh) and fuzzes every route of /openapi.json
+#    (scripts/api-fuzz.sh),
 # 5. always stops the cluster and deletes the directory, keeping the tests' exit code.
 #
 # It never touches the dev cluster in .tenantry/ and ignores the caller's
@@ -182,6 +184,14 @@ fi
 log "running tests"
 rc=0
 cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+
+# --- TypeScript types from the committed OpenAPI document ----------------------
+# Skipped like the fuzzing: when the run is narrowed (nextest args given) or
+# TS_CLIENT=0 (e.g. offline: it installs openapi-typescript from npm).
+if [[ "${TS_CLIENT:-}" != 0 && ($# -eq 0 || "${TS_CLIENT:-}" == 1) ]]; then
+    log "type-checking the TypeScript client (scripts/ts-client.sh)"
+    scripts/ts-client.sh || rc=1
+fi
 
 # --- Fuzz every route from the OpenAPI document (schemathesis) ------------------
 # Skipped when the caller narrowed the run to some tests (nextest args given)
