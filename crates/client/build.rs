@@ -1,6 +1,7 @@
 //! Generates the client from `openapi.json`, the committed snapshot of the
-//! served `/openapi.json` (kept current by the contract test,
-//! tests/tests/it/contract.rs; `UPDATE_OPENAPI=1` rewrites it).
+//! served `/openapi.json` (kept current by the tests in
+//! crates/api/src/openapi.rs and tests/tests/it/contract.rs;
+//! `UPDATE_OPENAPI=1 cargo test -p tenantry-api openapi` rewrites it).
 //!
 //! progenitor reads OpenAPI 3.0 only and the service serves 3.1 (utoipa), so
 //! the document is first lowered, in memory, to the 3.0 form of the same
@@ -55,9 +56,12 @@ fn lower_to_3_0(document: &mut Value) -> Result<()> {
                 continue;
             };
             // Path-level keys that are not operations (parameters, summary)
-            // have no responses and are left alone.
-            for (method, operation) in item {
-                let id = operation_id(operation, method, path);
+            // are left alone.
+            for (method, operation) in item
+                .iter_mut()
+                .filter(|(k, _)| METHODS.contains(&k.as_str()))
+            {
+                let id = operation_id(operation, method, path)?;
                 describe_responses(operation);
                 problems_as_json(operation);
                 one_type_per_outcome(operation, &id, &mut named)?;
@@ -69,15 +73,25 @@ fn lower_to_3_0(document: &mut Value) -> Result<()> {
             .pointer_mut("/components/schemas")
             .and_then(Value::as_object_mut)
             .context("the document has no components.schemas")?;
+        if let Some(taken) = named.keys().find(|name| schemas.contains_key(*name)) {
+            bail!("the document already has a schema named {taken}, the name of a union here");
+        }
         schemas.extend(named);
     }
     Ok(())
 }
 
-fn operation_id(operation: &Value, method: &str, path: &str) -> String {
-    operation["operationId"]
-        .as_str()
-        .map_or_else(|| format!("{method} {path}"), str::to_owned)
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// progenitor names each method after its operation id (and panics without
+/// one): an operation without one is refused here, by name.
+fn operation_id(operation: &Value, method: &str, path: &str) -> Result<String> {
+    match operation.get("operationId").and_then(Value::as_str) {
+        Some(id) => Ok(id.to_owned()),
+        None => bail!("{} {path} has no operationId", method.to_uppercase()),
+    }
 }
 
 /// 3.1 spells "nullable" with the null type; 3.0 (and openapiv3) has

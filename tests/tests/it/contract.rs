@@ -4,13 +4,20 @@
 //! generated from. A route, parameter or schema change therefore shows up in
 //! review as a diff of that file.
 //!
-//! After an intended change, regenerate the file and commit it:
+//! After an intended change, regenerate the file and commit it with the
+//! change. With no database (the unit test in crates/api/src/openapi.rs,
+//! from `tenantry_api::openapi_document`):
+//!
+//! ```text
+//! UPDATE_OPENAPI=1 cargo test -p tenantry-api openapi
+//! ```
+//!
+//! or with this test, against the running app (`UPDATE_OPENAPI=1` makes it
+//! rewrite the file instead of failing):
 //!
 //! ```text
 //! UPDATE_OPENAPI=1 scripts/test.sh -E 'test(openapi_document)'
 //! ```
-//!
-//! With `UPDATE_OPENAPI=1` the test rewrites the file instead of failing.
 
 use std::path::PathBuf;
 
@@ -126,7 +133,7 @@ async fn the_served_openapi_document_is_the_committed_snapshot() {
         "/openapi.json differs from {} (the API contract the client is generated from).\n\
          First differences (JSON pointers):\n  {}\n\
          If the change is intended, regenerate the file and commit it with the change:\n  \
-         UPDATE_OPENAPI=1 scripts/test.sh -E 'test(openapi_document)'\n  git diff crates/client/openapi.json",
+         UPDATE_OPENAPI=1 cargo test -p tenantry-api openapi\n  git diff crates/client/openapi.json",
         path.display(),
         diff.join("\n  ")
     );
