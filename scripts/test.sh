@@ -10,11 +10,13 @@
 # 2. starts a fresh cluster in /tmp/tenantry-test.XXXXXX on a free port,
 # 3. migrates the template database tenantry_template with the real binary,
 # 4. runs `cargo nextest run --workspace` with TENANTRY_TEST_* pointing at it,
-#    then fuzzes every route of /openapi.json (scripts/api-fuzz.sh), checks the
-#    deployment files (scripts/deploy-check.sh) and the dev-cluster scripts as
-#    root from a checkout 'postgres' cannot reach (scripts/pg-check.sh), then
-#    runs the previous release's binary against this schema (scripts/compat.sh,
-#    on a cluster of its own),
+#    then type-checks the TypeScript types of crates/client/openapi.json
+#    (scripts/ts-client.sh), fuzzes every route of /openapi.json
+#    (scripts/api-fuzz.sh), checks the deployment files
+#    (scripts/deploy-check.sh) and the dev-cluster scripts as root from a
+#    checkout 'postgres' cannot reach (scripts/pg-check.sh), then runs the
+#    previous release's binary against this schema (scripts/compat.sh, on a
+#    cluster of its own),
 # 5. always stops the cluster and deletes the directory, keeping the tests' exit code.
 #
 # It never touches the dev cluster in .tenantry/ and ignores the caller's
@@ -186,6 +188,14 @@ fi
 log "running tests"
 rc=0
 cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+
+# --- TypeScript types from the committed OpenAPI document ----------------------
+# Skipped like the fuzzing: when the run is narrowed (nextest args given) or
+# TS_CLIENT=0 (e.g. offline: it installs openapi-typescript from npm).
+if [[ "${TS_CLIENT:-}" != 0 && ($# -eq 0 || "${TS_CLIENT:-}" == 1) ]]; then
+    log "type-checking the TypeScript client (scripts/ts-client.sh)"
+    scripts/ts-client.sh || rc=1
+fi
 
 # --- Fuzz every route from the OpenAPI document (schemathesis) ------------------
 # Skipped when the caller narrowed the run to some tests (nextest args given)

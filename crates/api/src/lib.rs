@@ -30,7 +30,7 @@ use utoipa::OpenApi as _;
 use utoipa_actix_web::AppExt as _;
 
 pub use error::ApiError;
-pub use openapi::document;
+pub use openapi::document as openapi_document;
 pub use settings::{MetricsSettings, ServerSettings};
 pub use state::{Addressing, AppState, RATE_LIMIT_IDLE};
 pub use tenantry_ops::Tenancy;

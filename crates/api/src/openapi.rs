@@ -132,3 +132,39 @@ pub fn document(addressing: &crate::Addressing) -> utoipa::openapi::OpenApi {
     finish(&mut api);
     api
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed snapshot the typed client is generated from
+    /// (`crates/client/openapi.json`) is this document, written as the
+    /// contract test writes it. Needs no database, and does not need the
+    /// client to build: `UPDATE_OPENAPI=1 cargo test -p tenantry-api openapi`
+    /// rewrites a stale file. (tests/tests/it/contract.rs checks the same
+    /// file against the running server and lists the differences.)
+    #[test]
+    fn the_committed_openapi_snapshot_is_this_document() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../client/openapi.json");
+        let built = document(&crate::Addressing {
+            path_prefix: true,
+            base_domain: None,
+        });
+        let value = serde_json::to_value(&built).unwrap();
+        let mut expected = serde_json::to_string_pretty(&value).unwrap();
+        expected.push('\n');
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if committed == expected {
+            return;
+        }
+        if std::env::var("UPDATE_OPENAPI").as_deref() == Ok("1") {
+            std::fs::write(&path, &expected).unwrap();
+            return;
+        }
+        panic!(
+            "{} is not the current OpenAPI document: regenerate it with \
+             `UPDATE_OPENAPI=1 cargo test -p tenantry-api openapi` and commit it with the change",
+            path.display()
+        );
+    }
+}

@@ -10,6 +10,7 @@
 mod admin;
 mod citus;
 mod cli;
+mod contract;
 mod docs;
 mod environment;
 mod faults;

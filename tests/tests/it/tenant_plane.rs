@@ -3,6 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tenantry_client::types;
 use tenantry_core::{Scope, TenantId};
 use tenantry_tests::{TEST_BASE_DOMAIN, TestApp};
 
@@ -932,4 +933,489 @@ async fn names_with_bidi_overrides_or_invisible_characters_get_422_and_create_no
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["field"], "name");
+}
+
+// --- The same plane through the typed client ----------------------------------
+// crates/client, generated from the committed OpenAPI document: these calls
+// compile only while the document describes these operations, and pass only
+// while the server answers what it describes.
+
+/// A typed client for `app` that sends `token`.
+fn typed(app: &TestApp, token: &str) -> tenantry_client::Client {
+    let http = reqwest::Client::builder()
+        .default_headers(tenantry_client::bearer_headers(token).unwrap())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    tenantry_client::Client::new_with_client(&app.address, http)
+}
+
+/// The problem+json a call failed with, and its status.
+fn problem<T: std::fmt::Debug>(
+    result: Result<T, tenantry_client::Error<types::Problem>>,
+) -> (StatusCode, types::Problem) {
+    match result {
+        Err(tenantry_client::Error::ErrorResponse(response)) => {
+            (response.status(), response.into_inner())
+        }
+        other => panic!("expected a problem+json answer, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn users_are_created_read_updated_listed_and_deleted_through_the_typed_client() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let client = typed(&app, &app.tenant_token(tenant));
+    let ada = || types::CreateUser {
+        email: "ada@example.com".to_owned(),
+        name: Some("Ada".to_owned()),
+    };
+
+    let rehearsal = client
+        .create_user()
+        .dry_run(true)
+        .body(ada())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rehearsal.status(), StatusCode::OK);
+    assert!(
+        matches!(rehearsal.into_inner(), types::CreateUserSuccess::Ok(_)),
+        "a dry run answers the rehearsal, not a user"
+    );
+    assert!(
+        client.list_users().send().await.unwrap().items.is_empty(),
+        "a dry run writes nothing"
+    );
+
+    let created = client.create_user().body(ada()).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let types::CreateUserSuccess::Created(user) = created.into_inner() else {
+        panic!("201 is the created user");
+    };
+    assert_eq!(
+        (user.email.as_str(), user.name.as_str()),
+        ("ada@example.com", "Ada")
+    );
+    let id = user.id.0;
+
+    let fetched = client.get_user().id(id).send().await.unwrap().into_inner();
+    assert_eq!(fetched, user);
+
+    let renamed = client
+        .update_user()
+        .id(id)
+        .body(types::UpdateUser {
+            email: None,
+            name: Some("Ada Lovelace".to_owned()),
+        })
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (renamed.id.0, renamed.name.as_str(), renamed.email.as_str()),
+        (id, "Ada Lovelace", "ada@example.com")
+    );
+    assert!(renamed.updated_at >= user.updated_at);
+
+    let page = client.list_users().send().await.unwrap().into_inner();
+    let listed: Vec<_> = page
+        .items
+        .iter()
+        .map(|u| (u.id.0, u.name.as_str()))
+        .collect();
+    assert_eq!(listed, [(id, "Ada Lovelace")]);
+    assert_eq!(page.next_cursor, None);
+
+    // The same list under the path-prefix mount.
+    let by_slug = client
+        .list_users_by_slug()
+        .tenant_slug("acme")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_slug, page);
+
+    let deleted = client.delete_user().id(id).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let (status, gone) = problem(client.get_user().id(id).send().await);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!((gone.code.as_str(), gone.status), ("not_found", 404));
+}
+
+#[tokio::test]
+async fn clusters_and_instances_round_trip_through_the_typed_client() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let client = typed(&app, &app.tenant_token(tenant));
+
+    let created = client
+        .create_cluster()
+        .body(types::CreateCluster {
+            name: "main".to_owned(),
+            region: "eu-west".to_owned(),
+        })
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let types::CreateClusterSuccess::Created(cluster) = created else {
+        panic!("201 is the created cluster: {created:?}");
+    };
+    assert_eq!(
+        client
+            .get_cluster()
+            .id(cluster.id.0)
+            .send()
+            .await
+            .unwrap()
+            .into_inner(),
+        cluster
+    );
+
+    let created = client
+        .create_instance()
+        .body(types::CreateInstance {
+            name: "web".to_owned(),
+            cluster_id: cluster.id.0.to_string(),
+            cpu_cores: 2,
+            memory_gb: 4,
+            storage_gb: Some(20),
+        })
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let types::CreateInstanceSuccess::Created(instance) = created else {
+        panic!("201 is the created instance: {created:?}");
+    };
+    assert_eq!(instance.cluster_id, cluster.id);
+    assert_eq!(
+        (instance.cpu_cores, instance.memory_gb, instance.storage_gb),
+        (2, 4, 20)
+    );
+    let id = instance.id.0;
+    assert_eq!(
+        client
+            .get_instance()
+            .id(id)
+            .send()
+            .await
+            .unwrap()
+            .into_inner(),
+        instance
+    );
+
+    let resized = client
+        .update_instance()
+        .id(id)
+        .body(types::UpdateInstance {
+            cpu_cores: Some(8),
+            ..Default::default()
+        })
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (resized.cpu_cores, resized.memory_gb, resized.name.as_str()),
+        (8, 4, "web")
+    );
+    let listed = client.list_instances().send().await.unwrap().into_inner();
+    assert_eq!(
+        listed.items.iter().map(|i| i.id.0).collect::<Vec<_>>(),
+        [id]
+    );
+
+    // A cluster with an instance cannot go: a typed 409.
+    let (status, conflict) = problem(client.delete_cluster().id(cluster.id.0).send().await);
+    assert_eq!(
+        (status, conflict.code.as_str()),
+        (StatusCode::CONFLICT, "conflict")
+    );
+
+    assert_eq!(
+        client
+            .delete_instance()
+            .id(id)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let (status, _) = problem(client.get_instance().id(id).send().await);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        client
+            .delete_cluster()
+            .id(cluster.id.0)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        client
+            .list_clusters()
+            .send()
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn problems_arrive_as_typed_errors_with_their_status_and_code() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let client = typed(&app, &app.tenant_token(tenant));
+    let user = |email: &str| types::CreateUser {
+        email: email.to_owned(),
+        name: None,
+    };
+    client
+        .create_user()
+        .body(user("ada@example.com"))
+        .send()
+        .await
+        .unwrap();
+
+    // Emails are unique case-insensitively: 409 conflict, no database text.
+    let (status, conflict) = problem(
+        client
+            .create_user()
+            .body(user("ADA@example.com"))
+            .send()
+            .await,
+    );
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!((conflict.code.as_str(), conflict.status), ("conflict", 409));
+    assert!(
+        !conflict.detail.to_lowercase().contains("duplicate key"),
+        "{}",
+        conflict.detail
+    );
+
+    // A query parameter out of range: 422 validation naming the field.
+    let (status, invalid) = problem(client.list_users().limit(0).send().await);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (invalid.code.as_str(), invalid.field.as_deref()),
+        ("validation", Some("limit"))
+    );
+
+    // Another tenant's slug in the path: 403 tenant_mismatch.
+    app.create_tenant("other").await;
+    let (status, mismatch) = problem(
+        client
+            .list_users_by_slug()
+            .tenant_slug("other")
+            .send()
+            .await,
+    );
+    assert_eq!(
+        (status, mismatch.code.as_str()),
+        (StatusCode::FORBIDDEN, "tenant_mismatch")
+    );
+
+    // No valid token: 401.
+    let (status, unauthorized) = problem(typed(&app, "not-a-token").list_users().send().await);
+    assert_eq!(
+        (status, unauthorized.code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+}
+
+#[tokio::test]
+async fn pages_follow_next_cursor_through_the_typed_client() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let client = typed(&app, &app.tenant_token(tenant));
+    for i in 0..25 {
+        client
+            .create_cluster()
+            .body(types::CreateCluster {
+                name: format!("c{i:02}"),
+                region: "eu".to_owned(),
+            })
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut names = Vec::new();
+    let mut sizes = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let mut request = client.list_clusters().limit(10);
+        if let Some(cursor) = cursor.take() {
+            request = request.cursor(cursor);
+        }
+        let page = request.send().await.unwrap().into_inner();
+        sizes.push(page.items.len());
+        names.extend(page.items.into_iter().map(|c| c.name));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [10, 10, 5]);
+    let expected: Vec<String> = (0..25).map(|i| format!("c{i:02}")).collect();
+    assert_eq!(names, expected);
+}
+
+#[tokio::test]
+async fn an_api_key_exchanges_and_is_revoked_through_the_typed_client() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let client = typed(&app, &app.tenant_token(tenant));
+    let created = client
+        .create_api_key()
+        .body(types::CreateApiKey {
+            name: "ci".to_owned(),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let types::CreateApiKeySuccess::Created(key) = created.into_inner() else {
+        panic!("a created key, not a rehearsal");
+    };
+    let secret = key.secret.clone();
+    let key_id: uuid::Uuid = key.id.0;
+
+    let listed = client.list_api_keys().send().await.unwrap().into_inner();
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(|k| (k.id.0, k.name.as_str(), k.revoked_at))
+            .collect::<Vec<_>>(),
+        [(key_id, "ci", None)]
+    );
+    assert!(secret.starts_with(&listed.items[0].prefix));
+
+    // The exchange needs no token.
+    let anonymous = tenantry_client::Client::new_with_client(&app.address, app.client.clone());
+    let exchange = |api_key: String| {
+        anonymous
+            .exchange_api_key()
+            .body(types::Exchange { api_key })
+            .send()
+    };
+    let token = exchange(secret.clone()).await.unwrap().into_inner();
+    assert_eq!(token.token_type, "Bearer");
+    let access = token.access_token.as_str();
+    let me = typed(&app, access)
+        .get_own_tenant()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.id.0, *tenant.as_uuid());
+
+    assert_eq!(
+        client
+            .revoke_api_key()
+            .id(key_id)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let (status, refused) = problem(exchange(secret).await);
+    assert_eq!(
+        (status, refused.code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+}
+
+#[tokio::test]
+async fn every_route_with_an_id_answers_under_the_path_prefix_mount_too() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    let token = app.tenant_token(tenant);
+    let create = |path: &'static str, body: Value| {
+        let (app, token) = (&app, &token);
+        async move {
+            let (status, created) = app.call(token, Method::POST, path, Some(body)).await;
+            assert_eq!(status, 201, "{path}: {created}");
+            created["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let user = create("/v1/users", json!({"email": "a@example.com"})).await;
+    let cluster = create("/v1/clusters", json!({"name": "c", "region": "eu-west-1"})).await;
+    let instance = create(
+        "/v1/instances",
+        json!({"name": "i", "cluster_id": cluster, "cpu_cores": 1, "memory_gb": 1}),
+    )
+    .await;
+    let key = create("/v1/api-keys", json!({"name": "k"})).await;
+    for (method, path, body, want) in [
+        (Method::GET, format!("/t/acme/v1/users/{user}"), None, 200),
+        (
+            Method::PATCH,
+            format!("/t/acme/v1/users/{user}"),
+            Some(json!({"name": "A"})),
+            200,
+        ),
+        (
+            Method::GET,
+            format!("/t/acme/v1/clusters/{cluster}"),
+            None,
+            200,
+        ),
+        (
+            Method::GET,
+            format!("/t/acme/v1/instances/{instance}"),
+            None,
+            200,
+        ),
+        (
+            Method::PATCH,
+            format!("/t/acme/v1/instances/{instance}"),
+            Some(json!({"cpu_cores": 2})),
+            200,
+        ),
+        (
+            Method::DELETE,
+            format!("/t/acme/v1/api-keys/{key}"),
+            None,
+            204,
+        ),
+        (
+            Method::DELETE,
+            format!("/t/acme/v1/instances/{instance}"),
+            None,
+            204,
+        ),
+        (
+            Method::DELETE,
+            format!("/t/acme/v1/clusters/{cluster}"),
+            None,
+            204,
+        ),
+        (
+            Method::DELETE,
+            format!("/t/acme/v1/users/{user}"),
+            None,
+            204,
+        ),
+        // And an id that does not parse is still a 404, under either mount.
+        (
+            Method::GET,
+            "/t/acme/v1/users/not-a-uuid".to_owned(),
+            None,
+            404,
+        ),
+    ] {
+        let (status, answer) = app.call(&token, method.clone(), &path, body).await;
+        assert_eq!(status.as_u16(), want, "{method} {path}: {answer}");
+    }
 }

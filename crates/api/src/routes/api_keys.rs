@@ -11,7 +11,7 @@ use tenantry_ops::api_keys::{self, NewApiKey};
 use tenantry_ops::field;
 use tenantry_ops::views::{ApiKeyView, CreatedApiKey, List, Rehearsal};
 
-use super::{DryRun, PageQuery, create_or_rehearse, created, list};
+use super::{ById, DryRun, PageQuery, create_or_rehearse, created, list};
 use crate::auth::{TenantPrincipal, api_key};
 use crate::json::Json;
 use crate::{ApiError, AppState};
@@ -83,9 +83,9 @@ pub async fn create_api_key(
 pub async fn revoke_api_key(
     state: web::Data<AppState>,
     who: TenantPrincipal,
-    id: web::Path<ApiKeyId>,
+    id: web::Path<ById<ApiKeyId>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (actor, id) = (who.actor(), id.into_inner());
+    let (actor, id) = (who.actor(), id.into_inner().id);
     who.write(&state, |conn| {
         async move { Ok(api_keys::revoke(conn, &actor, id).await?) }.scope_boxed()
     })

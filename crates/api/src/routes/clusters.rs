@@ -8,7 +8,7 @@ use tenantry_ops::clusters::{self, NewCluster};
 use tenantry_ops::field;
 use tenantry_ops::views::{ClusterView, List, Rehearsal};
 
-use super::{DryRun, PageQuery, create_or_rehearse, created, list, ok};
+use super::{ById, DryRun, PageQuery, create_or_rehearse, created, list, ok};
 use crate::auth::TenantPrincipal;
 use crate::json::Json;
 use crate::{ApiError, AppState};
@@ -65,9 +65,9 @@ pub async fn create_cluster(
 pub async fn get_cluster(
     state: web::Data<AppState>,
     who: TenantPrincipal,
-    id: web::Path<ClusterId>,
+    id: web::Path<ById<ClusterId>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = (who.tenant_id, id.into_inner());
+    let (tenant, id) = (who.tenant_id, id.into_inner().id);
     let cluster = who
         .read(&state, |conn| {
             async move { Ok(clusters::get(conn, tenant, id).await?) }.scope_boxed()
@@ -81,9 +81,9 @@ pub async fn get_cluster(
 pub async fn delete_cluster(
     state: web::Data<AppState>,
     who: TenantPrincipal,
-    id: web::Path<ClusterId>,
+    id: web::Path<ById<ClusterId>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (actor, id) = (who.actor(), id.into_inner());
+    let (actor, id) = (who.actor(), id.into_inner().id);
     who.write(&state, |conn| {
         async move { Ok(clusters::delete(conn, &actor, id).await?) }.scope_boxed()
     })

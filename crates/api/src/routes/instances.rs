@@ -9,7 +9,7 @@ use tenantry_ops::field;
 use tenantry_ops::instances::{self, InstanceChange, NewInstance};
 use tenantry_ops::views::{InstanceView, List, Rehearsal};
 
-use super::{DryRun, PageQuery, create_or_rehearse, created, list, ok};
+use super::{ById, DryRun, PageQuery, create_or_rehearse, created, list, ok};
 use crate::auth::TenantPrincipal;
 use crate::json::Json;
 use crate::{ApiError, AppState};
@@ -99,9 +99,9 @@ pub async fn create_instance(
 pub async fn get_instance(
     state: web::Data<AppState>,
     who: TenantPrincipal,
-    id: web::Path<InstanceId>,
+    id: web::Path<ById<InstanceId>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = (who.tenant_id, id.into_inner());
+    let (tenant, id) = (who.tenant_id, id.into_inner().id);
     let instance = who
         .read(&state, |conn| {
             async move { Ok(instances::get(conn, tenant, id).await?) }.scope_boxed()
@@ -115,7 +115,7 @@ pub async fn get_instance(
 pub async fn update_instance(
     state: web::Data<AppState>,
     who: TenantPrincipal,
-    id: web::Path<InstanceId>,
+    id: web::Path<ById<InstanceId>>,
     body: Json<UpdateInstance>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -129,7 +129,7 @@ pub async fn update_instance(
         memory_gb: body.memory_gb.map(memory).transpose()?,
         storage_gb: body.storage_gb.map(storage).transpose()?,
     };
-    let (actor, id) = (who.actor(), id.into_inner());
+    let (actor, id) = (who.actor(), id.into_inner().id);
     let instance = who
         .write(&state, |conn| {
             async move { Ok(instances::update(conn, &actor, id, change).await?) }.scope_boxed()
@@ -143,9 +143,9 @@ pub async fn update_instance(
 pub async fn delete_instance(
     state: web::Data<AppState>,
     who: TenantPrincipal,
-    id: web::Path<InstanceId>,
+    id: web::Path<ById<InstanceId>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (actor, id) = (who.actor(), id.into_inner());
+    let (actor, id) = (who.actor(), id.into_inner().id);
     who.write(&state, |conn| {
         async move { Ok(instances::delete(conn, &actor, id).await?) }.scope_boxed()
     })

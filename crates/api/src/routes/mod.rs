@@ -92,6 +92,13 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NOT_FOUND)
 }
 
+/// `{id}`, read by name: under `/t/{tenant_slug}/v1` the path has two
+/// parameters, and a bare `Path<Id>` would refuse it (as a 404).
+#[derive(Debug, Deserialize)]
+pub struct ById<T> {
+    pub id: T,
+}
+
 /// `?limit=&cursor=` on every list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -8,7 +8,7 @@ use tenantry_ops::field;
 use tenantry_ops::users::{self, NewUser, UserChange};
 use tenantry_ops::views::{List, Rehearsal, UserView};
 
-use super::{DryRun, PageQuery, create_or_rehearse, created, list, ok};
+use super::{ById, DryRun, PageQuery, create_or_rehearse, created, list, ok};
 use crate::auth::TenantPrincipal;
 use crate::json::Json;
 use crate::{ApiError, AppState};
@@ -81,9 +81,9 @@ pub async fn create_user(
 pub async fn get_user(
     state: web::Data<AppState>,
     who: TenantPrincipal,
-    id: web::Path<UserId>,
+    id: web::Path<ById<UserId>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = (who.tenant_id, id.into_inner());
+    let (tenant, id) = (who.tenant_id, id.into_inner().id);
     let user = who
         .read(&state, |conn| {
             async move { Ok(users::get(conn, tenant, id).await?) }.scope_boxed()
@@ -97,7 +97,7 @@ pub async fn get_user(
 pub async fn update_user(
     state: web::Data<AppState>,
     who: TenantPrincipal,
-    id: web::Path<UserId>,
+    id: web::Path<ById<UserId>>,
     body: Json<UpdateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -113,7 +113,7 @@ pub async fn update_user(
             .map(|n| optional_name(Some(n)))
             .transpose()?,
     };
-    let (actor, id) = (who.actor(), id.into_inner());
+    let (actor, id) = (who.actor(), id.into_inner().id);
     let user = who
         .write(&state, |conn| {
             async move { Ok(users::update(conn, &actor, id, change).await?) }.scope_boxed()
@@ -127,9 +127,9 @@ pub async fn update_user(
 pub async fn delete_user(
     state: web::Data<AppState>,
     who: TenantPrincipal,
-    id: web::Path<UserId>,
+    id: web::Path<ById<UserId>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (actor, id) = (who.actor(), id.into_inner());
+    let (actor, id) = (who.actor(), id.into_inner().id);
     who.write(&state, |conn| {
         async move { Ok(users::delete(conn, &actor, id).await?) }.scope_boxed()
     })
