@@ -40,6 +40,7 @@ impl Modify for Conventions {
 /// the `/t/{tenant_slug}/v1` mount declares its path parameter and gets
 /// operation ids of its own.
 pub fn finish(openapi: &mut utoipa::openapi::OpenApi) {
+    reference_generic_arguments(openapi);
     for (path, item) in &mut openapi.paths.paths {
         let mut operations = [
             &mut item.get,
@@ -48,6 +49,23 @@ pub fn finish(openapi: &mut utoipa::openapi::OpenApi) {
             &mut item.put,
             &mut item.delete,
         ];
+        // Every response says what it is (generators and OpenAPI 3.0 require
+        // a description).
+        for operation in operations.iter_mut().filter_map(|o| o.as_mut()) {
+            for (status, response) in &mut operation.responses.responses {
+                if let utoipa::openapi::RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    response.description = match status.as_str() {
+                        "200" => "OK",
+                        "201" => "Created",
+                        "204" => "No content",
+                        _ => "See the body",
+                    }
+                    .to_owned();
+                }
+            }
+        }
         // The responses every API route shares, declared here once rather
         // than per route: any client error as problem+json, and 503 (every
         // API route reads the database).
@@ -85,6 +103,36 @@ pub fn finish(openapi: &mut utoipa::openapi::OpenApi) {
                 .get_or_insert_with(Vec::new)
                 .insert(0, utoipa::openapi::RefOr::T(slug));
         }
+    }
+}
+
+/// `List<T>` and `Rehearsal<T>` refer to `T`'s schema instead of a copy of
+/// it, so a generated client has one `UserView`, not one per wrapper.
+fn reference_generic_arguments(openapi: &mut utoipa::openapi::OpenApi) {
+    let Ok(mut doc) = serde_json::to_value(&*openapi) else {
+        return;
+    };
+    let Some(schemas) = doc["components"]["schemas"].as_object_mut() else {
+        return;
+    };
+    let names: Vec<String> = schemas.keys().cloned().collect();
+    for name in &names {
+        let (pointer, argument) = if let Some(item) = name.strip_prefix("List_") {
+            ("/properties/items/items", item)
+        } else if let Some(item) = name.strip_prefix("Rehearsal_") {
+            ("/properties/would_create", item)
+        } else {
+            continue;
+        };
+        if !schemas.contains_key(argument) {
+            continue;
+        }
+        if let Some(slot) = schemas.get_mut(name).and_then(|s| s.pointer_mut(pointer)) {
+            *slot = serde_json::json!({ "$ref": format!("#/components/schemas/{argument}") });
+        }
+    }
+    if let Ok(rewritten) = serde_json::from_value(doc) {
+        *openapi = rewritten;
     }
 }
 
