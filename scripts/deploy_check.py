@@ -241,8 +241,11 @@ def dockerfile_checks() -> dict[str, Any]:
                     out.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(ROOT / rel, out)
         info["workdir"] = workdir
-        r = run(["cargo", "metadata", "--locked", "--offline", "--format-version", "1",
-                 "--manifest-path", str(ctx / "Cargo.toml")], timeout=120)
+        # Not --offline: the lock lists crates for every platform (e.g. the
+        # zip build dependency's nix), which a builder downloads and this
+        # machine may never have; the registry is reachable, like the builder's.
+        r = run(["cargo", "metadata", "--locked", "--format-version", "1",
+                 "--manifest-path", str(ctx / "Cargo.toml")], timeout=300)
         assert r.returncode == 0, "cargo metadata --locked in the builder's copy failed:\n" + r.stderr[-2000:]
     check("the builder's copy is a complete workspace whose Cargo.lock is current (cargo metadata --locked)",
           emulate_builder)
