@@ -254,6 +254,14 @@ impl SchemaState {
     /// Judges the schema against this binary's migrations: an edited one
     /// outweighs a missing one, which outweighs newer ones.
     #[must_use]
+    /// Versions this binary does not know were recorded: a later release's
+    /// `migrate` ran.
+    #[must_use]
+    pub fn has_unknown_versions(&self) -> bool {
+        let known = embedded_versions();
+        self.applied.keys().any(|v| !known.contains(&v.as_str()))
+    }
+
     pub fn compatibility(&self) -> Compatibility {
         let known: Vec<(&str, String)> = MIGRATIONS
             .iter()

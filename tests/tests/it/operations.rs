@@ -159,3 +159,39 @@ async fn quota_reconcile_fix_from_the_cli_is_audited_with_the_cli_actor() {
     assert_eq!(entry["after"], json!({"clusters": 1}));
     assert!(entry["actor"].as_str().expect("actor").starts_with("cli:"));
 }
+
+#[tokio::test]
+async fn a_purge_run_from_the_cli_names_the_cli_user_on_its_receipt_and_audit_entry() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("doomed").await;
+    let (status, body) = app
+        .admin_call(
+            Method::POST,
+            &format!("/v1/admin/tenants/{tenant}/delete"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (ok, stdout, stderr) = tenantry_tests::run_tenantry_with(
+        &app.test_db,
+        &["sweep", "--once"],
+        &[("TENANTRY__RETENTION__PERIOD", "1s")],
+    );
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("the report");
+    let sweeper = report["purged"][0]["sweeper"].as_str().expect("a receipt");
+    assert!(sweeper.contains("(by cli:"), "{sweeper}");
+    let trail = audit_of(&app, &tenant.to_string()).await;
+    let purged = trail
+        .iter()
+        .find(|e| e["action"] == "tenant.purged")
+        .unwrap_or_else(|| panic!("no tenant.purged entry: {trail:?}"));
+    assert!(
+        purged["actor"]
+            .as_str()
+            .expect("actor")
+            .contains("(by cli:"),
+        "{purged}"
+    );
+}

@@ -22,7 +22,13 @@ const BATCH_LINE_EVERY: Duration = Duration::from_secs(1);
 pub async fn run(settings: &Settings, args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let db = Db::new(&settings.database)?;
     let dry_run = args.dry_run || settings.retention.dry_run;
-    let name = tenantry_sweeper::instance_name();
+    // Receipts and the purge's audit entries name who ran it, as an admin's
+    // `POST /v1/admin/retention/sweep` does.
+    let name = format!(
+        "{} (by {})",
+        tenantry_sweeper::instance_name(),
+        tenantry_ops::Actor::cli()
+    );
     // SIGTERM/SIGINT: finish the current batch, report, exit.
     let (raise, mut stop) = tenantry_sweeper::Stop::new();
     let mut signals = Signals::new()?;
