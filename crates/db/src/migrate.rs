@@ -251,9 +251,6 @@ impl SchemaState {
         self.compatibility() == Compatibility::Current
     }
 
-    /// Judges the schema against this binary's migrations: an edited one
-    /// outweighs a missing one, which outweighs newer ones.
-    #[must_use]
     /// Versions this binary does not know were recorded: a later release's
     /// `migrate` ran.
     #[must_use]
@@ -262,6 +259,9 @@ impl SchemaState {
         self.applied.keys().any(|v| !known.contains(&v.as_str()))
     }
 
+    /// Judges the schema against this binary's migrations: an edited one
+    /// outweighs a missing one, which outweighs newer ones.
+    #[must_use]
     pub fn compatibility(&self) -> Compatibility {
         let known: Vec<(&str, String)> = MIGRATIONS
             .iter()
