@@ -488,10 +488,10 @@ impl Issuer {
         encode(&header, &claims, &self.key.encoding)
     }
 
-    /// `/.well-known/jwks.json`.
+    /// The public keys `/.well-known/jwks.json` publishes.
     #[must_use]
-    pub fn jwks(&self) -> Value {
-        serde_json::json!({ "keys": [self.key.jwk()] })
+    pub fn public_jwks(&self) -> Vec<Value> {
+        vec![self.key.jwk()]
     }
 }
 

@@ -106,9 +106,6 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
         .json(JwkSet {
-            keys: state.issuer.jwks()["keys"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
+            keys: state.issuer.public_jwks(),
         })
 }
