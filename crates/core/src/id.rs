@@ -107,6 +107,22 @@ typed_id!(ApiKeyId);
 typed_id!(ClusterId);
 typed_id!(InstanceId);
 typed_id!(EventId);
+typed_id!(
+    /// An account: the customer that owns one or more tenants.
+    AccountId
+);
+typed_id!(
+    /// A plan: a named quota template tenants are sold on.
+    PlanId
+);
+typed_id!(
+    /// A person's membership of one tenant, with a role.
+    MemberId
+);
+typed_id!(
+    /// A custom domain registered by a tenant.
+    DomainId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,15 +6,20 @@ pub mod id;
 pub mod input;
 pub mod lifecycle;
 pub mod quota;
+pub mod role;
 pub mod scope;
 pub mod slug;
 pub mod status;
 
 pub use cursor::Cursor;
-pub use id::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, UserId};
+pub use id::{
+    AccountId, ApiKeyId, ClusterId, DomainId, EventId, InstanceId, MemberId, PlanId, TenantId,
+    UserId,
+};
 pub use input::{Email, Name, Region};
 pub use lifecycle::{Action, InvalidTransition, transition};
 pub use quota::{Amounts, Exceeded, Resource};
+pub use role::{Role, UnknownRole};
 pub use scope::{Scope, Scopes};
 pub use slug::{Slug, SlugError};
 pub use status::{TenantStatus, UnknownStatus};

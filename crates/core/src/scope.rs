@@ -10,18 +10,26 @@ pub enum Scope {
     TenantRead,
     /// Write the tenant plane (implies nothing about reading).
     TenantWrite,
+    /// Administer the tenant: its members, API keys and settings.
+    TenantAdmin,
     /// Everything under `/v1/admin`.
     PlatformAdmin,
 }
 
 impl Scope {
-    pub const ALL: [Self; 3] = [Self::TenantRead, Self::TenantWrite, Self::PlatformAdmin];
+    pub const ALL: [Self; 4] = [
+        Self::TenantRead,
+        Self::TenantWrite,
+        Self::TenantAdmin,
+        Self::PlatformAdmin,
+    ];
 
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::TenantRead => "tenant:read",
             Self::TenantWrite => "tenant:write",
+            Self::TenantAdmin => "tenant:admin",
             Self::PlatformAdmin => "platform:admin",
         }
     }

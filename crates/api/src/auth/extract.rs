@@ -9,7 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{AUTHORIZATION, HOST};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
-use tenantry_core::{ApiKeyId, Scope, Scopes, TenantId, TenantStatus};
+use tenantry_core::{AccountId, ApiKeyId, Role, Scope, Scopes, TenantId, TenantStatus};
 use tenantry_db::{AsyncPgConnection, ScopedBoxFuture, ScopedFutureExt, queries};
 use tracing_actix_web::RootSpan;
 
@@ -22,6 +22,10 @@ use crate::{ApiError, AppState};
 pub struct TenantPrincipal {
     pub tenant_id: TenantId,
     pub sub: String,
+    /// The account the token is confined to, if it names one.
+    pub account: Option<AccountId>,
+    /// The role the token claims, if any.
+    pub role: Option<Role>,
     pub scopes: Scopes,
     /// The API key this token was exchanged for: the gate refuses the token
     /// as soon as the key is revoked.
@@ -129,6 +133,8 @@ impl FromRequest for TenantPrincipal {
             Ok(Self {
                 tenant_id,
                 sub: principal.sub,
+                account: principal.account,
+                role: principal.role,
                 scopes: principal.scopes,
                 api_key: principal.api_key,
                 addressed,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header, encode};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use tenantry_core::{ApiKeyId, Scopes, TenantId};
+use tenantry_core::{AccountId, ApiKeyId, Role, Scopes, TenantId};
 
 pub use extract::{PlatformAdmin, TenantPrincipal};
 pub use keys::{KeyError, ServiceKey, generate_secret, generate_signing_key_pem};
@@ -31,6 +31,12 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(30);
 pub struct Principal {
     pub sub: String,
     pub tenant: Option<TenantId>,
+    /// The account the token is confined to: it reaches only that
+    /// account's tenants.
+    pub account: Option<AccountId>,
+    /// The role the token claims; it can only lower what the member's
+    /// role in the tenant allows, never raise it.
+    pub role: Option<Role>,
     pub scopes: Scopes,
     /// `api_key_id`: the API key a token was exchanged for (the service's
     /// own exchange tokens carry it); the tenant gate refuses the token once
@@ -40,6 +46,10 @@ pub struct Principal {
 
 /// The claim naming the API key a token was exchanged for.
 pub const API_KEY_CLAIM: &str = "api_key_id";
+/// The claim naming the account a token is confined to.
+pub const ACCOUNT_CLAIM: &str = "account_id";
+/// The claim naming the role a token claims.
+pub const ROLE_CLAIM: &str = "role";
 
 /// Why a token was refused. Logged at debug; the client only ever sees 401.
 #[derive(Debug, thiserror::Error)]
@@ -402,9 +412,21 @@ impl Authenticator {
             Some(Value::String(s)) => Some(s.parse().map_err(|_| TokenError::Claim("api_key_id"))?),
             Some(_) => return Err(TokenError::Claim("api_key_id")),
         };
+        let account = match claims.get(ACCOUNT_CLAIM) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.parse().map_err(|_| TokenError::Claim("account"))?),
+            Some(_) => return Err(TokenError::Claim("account")),
+        };
+        let role = match claims.get(ROLE_CLAIM) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.parse().map_err(|_| TokenError::Claim("role"))?),
+            Some(_) => return Err(TokenError::Claim("role")),
+        };
         Ok(Principal {
             sub,
             tenant,
+            account,
+            role,
             scopes: Scopes::from_claims(words),
             api_key,
         })
@@ -503,6 +525,8 @@ mod tests {
         Principal {
             sub: sub.to_owned(),
             tenant: None,
+            account: None,
+            role: None,
             scopes: Scopes::from_claims(["tenant:read"]),
             api_key: None,
         }
