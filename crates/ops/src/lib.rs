@@ -21,6 +21,7 @@ pub mod audit;
 pub mod clusters;
 mod error;
 pub mod events;
+pub mod health;
 pub mod instances;
 pub mod placement;
 pub mod quotas;

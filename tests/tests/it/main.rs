@@ -15,6 +15,7 @@ mod docs;
 mod environment;
 mod faults;
 mod guard;
+mod health;
 mod http;
 mod import;
 mod limits;

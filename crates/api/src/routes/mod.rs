@@ -57,6 +57,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
         // Before "/v1": a scope that matches a prefix does not fall through.
         .service(
             scope::scope("/v1/admin")
+                .service(admin::health::service_health)
                 .service(admin::tenants::create_tenant)
                 .service(admin::tenants::list_tenants)
                 .service(admin::tenants::get_tenant)

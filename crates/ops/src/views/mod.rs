@@ -5,6 +5,7 @@
 mod api_keys;
 mod clusters;
 mod events;
+mod health;
 mod instances;
 mod placement;
 mod quotas;
@@ -15,6 +16,7 @@ mod users;
 pub use api_keys::{ApiKeyView, CreatedApiKey};
 pub use clusters::ClusterView;
 pub use events::{AuditEntryView, EventView};
+pub use health::{SchemaView, ServiceHealthView};
 pub use instances::InstanceView;
 pub use placement::{PlacementChange, PlacementView, ShardView};
 pub use quotas::{LimitsView, QuotasView, UsageView};
