@@ -2884,4 +2884,34 @@ fn empty_claim_names_or_audiences_are_refused_at_startup() {
         let error = build(&tweak).unwrap_err();
         assert!(error.contains(name), "{error}");
     }
+    // A claim with a meaning of its own, or one claim for two settings.
+    for (what, tweak) in [
+        (
+            "a tenant claim named sub",
+            (|a: &mut AuthSettings| a.tenant_claim = "sub".into()) as fn(&mut AuthSettings),
+        ),
+        ("a role claim named scope", |a| {
+            a.role_claim = "scope".into()
+        }),
+        ("an account claim named api_key_id", |a| {
+            a.account_claim = "api_key_id".into()
+        }),
+        ("role and account in one claim", |a| {
+            a.account_claim = "https://example.com/claims".into();
+            a.role_claim = "https://example.com/claims".into();
+        }),
+        ("tenant and role in one claim", |a| {
+            a.role_claim = "tenant_id".into()
+        }),
+    ] {
+        assert!(build(&tweak).is_err(), "{what} is refused");
+    }
+    assert_eq!(
+        build(&|a| {
+            a.tenant_claim = "tenant.id".into();
+            a.account_claim = "tenant.account.id".into();
+            a.role_claim = "realm_access.roles".into();
+        }),
+        Ok(())
+    );
 }

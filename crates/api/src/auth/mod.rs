@@ -100,12 +100,44 @@ fn role_of(value: Option<&Value>) -> Result<Option<Role>, ()> {
     }
 }
 
-/// The claim names of `[auth]` must name something.
-fn check_claim_name(setting: &str, name: &str) -> Result<(), KeyError> {
-    if name.trim().is_empty() {
-        return Err(KeyError::Invalid(format!(
-            "auth.{setting} is empty: a claim name, or a dotted path like \"tenant.id\", is required"
-        )));
+/// Claims with a meaning of their own: no configured claim name may be one.
+const RESERVED_CLAIMS: [&str; 11] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "scope",
+    "scopes",
+    "scp",
+    API_KEY_CLAIM,
+];
+
+/// The claim names of `[auth]` must name something, each its own claim.
+fn check_claim_names(settings: &AuthSettings) -> Result<(), KeyError> {
+    let names = [
+        ("tenant_claim", &settings.tenant_claim),
+        ("account_claim", &settings.account_claim),
+        ("role_claim", &settings.role_claim),
+    ];
+    for (i, (setting, name)) in names.iter().enumerate() {
+        if name.trim().is_empty() {
+            return Err(KeyError::Invalid(format!(
+                "auth.{setting} is empty: a claim name, or a dotted path like \"tenant.id\", is required"
+            )));
+        }
+        if RESERVED_CLAIMS.contains(&name.as_str()) {
+            return Err(KeyError::Invalid(format!(
+                "auth.{setting} is {name:?}, a claim with a meaning of its own: name another"
+            )));
+        }
+        if let Some((other, _)) = names[..i].iter().find(|(_, n)| n == name) {
+            return Err(KeyError::Invalid(format!(
+                "auth.{setting} and auth.{other} are both {name:?}: each needs its own claim"
+            )));
+        }
     }
     Ok(())
 }
@@ -281,9 +313,7 @@ impl Authenticator {
                 settings.leeway, MAX_LEEWAY
             )));
         }
-        check_claim_name("tenant_claim", &settings.tenant_claim)?;
-        check_claim_name("account_claim", &settings.account_claim)?;
-        check_claim_name("role_claim", &settings.role_claim)?;
+        check_claim_names(settings)?;
         let mut audiences = vec![settings.audience.clone()];
         for audience in &settings.audiences {
             if !audiences.contains(audience) {
