@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tenantry_core::TenantId;
+use tenantry_core::{AccountId, Role, TenantId};
 
 /// Where `--help` and the man pages say the settings come from.
 const SETTINGS: &str = "\
@@ -139,6 +139,13 @@ pub struct TokenArgs {
     /// The token's subject (its `sub` claim).
     #[arg(long, default_value = "cli")]
     pub sub: String,
+    /// Confine the token to this account id (written under auth.account_claim).
+    #[arg(long, value_name = "ID", conflicts_with = "admin")]
+    pub account: Option<AccountId>,
+    /// The role the token claims: viewer, member, admin or owner (written
+    /// under auth.role_claim); it can only lower a member's role.
+    #[arg(long, value_name = "ROLE", conflicts_with = "admin")]
+    pub role: Option<Role>,
 }
 
 #[derive(Debug, Args)]

@@ -320,8 +320,17 @@ impl Fixture {
         fixture
     }
 
+    /// [`claims_for`] the fixture's tenant, under the app's tenant claim.
     fn claims(&self) -> Value {
-        claims_for(self.tenant)
+        let claims = claims_for(self.tenant);
+        match self.app.auth.tenant_claim.as_str() {
+            "tenant_id" => claims,
+            name => with(
+                &without(&claims, "tenant_id"),
+                name,
+                self.tenant.to_string().into(),
+            ),
+        }
     }
 
     /// Signed with the app's key and kid.
@@ -1458,6 +1467,10 @@ async fn es256_and_rs256_keys_from_a_jwks_file_verify_only_under_their_own_algor
             "EdDSA, kid file-ed",
             sign_ed(&file_ed, &ed_header("file-ed"), &claims),
         ),
+        (
+            "PS256 by the RSA key, kid rs-ps (a PS256 JWK)",
+            library_token(Algorithm::PS256, &rsa, "rs-ps", &claims),
+        ),
     ] {
         fx.accepted(&mut failures, what, &token).await;
     }
@@ -1491,10 +1504,6 @@ async fn es256_and_rs256_keys_from_a_jwks_file_verify_only_under_their_own_algor
         (
             "RS512 by the RSA key, kid rs-1",
             library_token(Algorithm::RS512, &rsa, "rs-1", &claims),
-        ),
-        (
-            "PS256 by the RSA key, kid rs-ps (a PS256 JWK)",
-            library_token(Algorithm::PS256, &rsa, "rs-ps", &claims),
         ),
         (
             "RS256 by the RSA key, kid rs-ps",
@@ -2036,5 +2045,873 @@ fn a_leeway_over_30_seconds_a_short_hs256_secret_or_an_untrusted_jwks_is_refused
     assert!(
         build(&|a| a.token_cache_ttl = Duration::ZERO).is_ok(),
         "0s: off"
+    );
+}
+
+// --- Keys of every kind (issue #15: token interoperability) --------------------------------
+
+/// A private key an identity provider of these tests signs with, and the
+/// JWK it publishes for it (which pins the key's algorithm).
+struct Signer {
+    kid: String,
+    /// The algorithm its JWK pins it to.
+    alg: Algorithm,
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+impl Signer {
+    /// A token the way the identity provider signs it.
+    fn sign(&self, claims: &Value) -> String {
+        library_token(self.alg, &self.encoding, &self.kid, claims)
+    }
+}
+
+fn alg_name(alg: Algorithm) -> Value {
+    serde_json::to_value(alg).unwrap()
+}
+
+/// A real RSA key: generated here, as an identity provider would.
+fn rsa_private(bits: usize) -> rsa::RsaPrivateKey {
+    rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits).unwrap()
+}
+
+/// The committed 2048-bit test key ([`RSA_PEM`]): generating one takes
+/// tens of seconds in a debug build, so only the tests about key kinds do.
+fn rsa_fixed() -> rsa::RsaPrivateKey {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    rsa::RsaPrivateKey::from_pkcs8_pem(RSA_PEM).unwrap()
+}
+
+/// `private` published under `kid`, with `alg` (or, `None`, without one).
+fn rsa_signer(private: &rsa::RsaPrivateKey, kid: &str, alg: Option<Algorithm>) -> Signer {
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let der = private.to_pkcs1_der().unwrap();
+    let mut jwk = json!({
+        "kty": "RSA",
+        "n": b64(private.n().to_bytes_be()),
+        "e": b64(private.e().to_bytes_be()),
+        "kid": kid,
+        "use": "sig",
+    });
+    if let Some(alg) = alg {
+        jwk["alg"] = alg_name(alg);
+    }
+    Signer {
+        kid: kid.to_owned(),
+        alg: alg.unwrap_or(Algorithm::RS256),
+        encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+        jwk,
+    }
+}
+
+/// The RSA public key as SPKI and PKCS#1 PEM: HS256-confusion secrets.
+fn rsa_public_pems(private: &rsa::RsaPrivateKey) -> [String; 2] {
+    use rsa::pkcs1::EncodeRsaPublicKey as _;
+    use rsa::pkcs8::EncodePublicKey as _;
+    let public = private.to_public_key();
+    [
+        public.to_public_key_pem(LineEnding::LF).unwrap(),
+        public.to_pkcs1_pem(LineEnding::LF).unwrap(),
+    ]
+}
+
+/// A fresh P-256 key as an ES256 signer, and its raw key (for tokens no
+/// library would sign). `stated`: the JWK says its `alg`.
+fn p256_signer(kid: &str, stated: bool) -> (Signer, p256::ecdsa::SigningKey) {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let point = key.verifying_key().to_encoded_point(false);
+    let mut jwk = json!({
+        "kty": "EC", "crv": "P-256", "kid": kid,
+        "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),
+    });
+    if stated {
+        jwk["alg"] = "ES256".into();
+    }
+    let der = key.to_pkcs8_der().unwrap();
+    let signer = Signer {
+        kid: kid.to_owned(),
+        alg: Algorithm::ES256,
+        encoding: EncodingKey::from_ec_der(der.as_bytes()),
+        jwk,
+    };
+    (signer, key)
+}
+
+/// A fresh P-384 key as an ES384 signer.
+fn p384_signer(kid: &str, stated: bool) -> Signer {
+    use p384::pkcs8::EncodePrivateKey as _;
+    let key = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let point = key.verifying_key().to_encoded_point(false);
+    let mut jwk = json!({
+        "kty": "EC", "crv": "P-384", "kid": kid,
+        "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),
+    });
+    if stated {
+        jwk["alg"] = "ES384".into();
+    }
+    let der = key.to_pkcs8_der().unwrap();
+    Signer {
+        kid: kid.to_owned(),
+        alg: Algorithm::ES384,
+        encoding: EncodingKey::from_ec_der(der.as_bytes()),
+        jwk,
+    }
+}
+
+/// A fresh Ed25519 key as an EdDSA signer.
+fn ed_signer(kid: &str) -> Signer {
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let key = Key::fresh();
+    let der = key.signing.to_pkcs8_der().unwrap();
+    Signer {
+        kid: kid.to_owned(),
+        alg: Algorithm::EdDSA,
+        encoding: EncodingKey::from_ed_der(der.as_bytes()),
+        jwk: key.jwk(kid),
+    }
+}
+
+fn jwks_of(signers: &[&Signer]) -> Value {
+    json!({"keys": signers.iter().map(|s| s.jwk.clone()).collect::<Vec<_>>()})
+}
+
+/// `doc` as a JWKS file for the identity provider `IDP`; the file is
+/// removed once the app has read it.
+async fn idp_file_app(doc: &Value, tweak: impl FnOnce(&mut AuthSettings)) -> Fixture {
+    let path = std::env::temp_dir().join(format!("tenantry-jwks-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let mut auth = test_auth_settings();
+    auth.jwks_file = Some(path.clone());
+    auth.trusted_issuers = vec![IDP.to_owned()];
+    tweak(&mut auth);
+    let fx = Fixture::with_auth(auth).await;
+    std::fs::remove_file(&path).unwrap();
+    fx
+}
+
+/// The same, with the keys served at a JWKS URL.
+async fn idp_url_app(server: &JwksServer, tweak: impl FnOnce(&mut AuthSettings)) -> Fixture {
+    let mut auth = test_auth_settings();
+    auth.jwks_url = Some(server.url.clone());
+    auth.trusted_issuers = vec![IDP.to_owned()];
+    tweak(&mut auth);
+    Fixture::with_auth(auth).await
+}
+
+/// A token with this exact header, signed (ECDSA P-256 with SHA-256,
+/// whatever the header says) by `key`.
+fn sign_p256_raw(key: &p256::ecdsa::SigningKey, header: &Value, claims: &Value) -> String {
+    use p256::ecdsa::signature::Signer as _;
+    let input = format!("{}.{}", segment(header), segment(claims));
+    let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
+    format!("{input}.{}", b64(signature.to_bytes()))
+}
+
+#[tokio::test]
+async fn every_kind_of_jwks_key_verifies_from_a_file_and_a_url_only_under_the_algorithm_its_jwk_pins()
+ {
+    let rsa = rsa_private(2048);
+    let (es256, p256_raw) = p256_signer("es256", true);
+    let signers = [
+        rsa_signer(&rsa, "rs256", Some(Algorithm::RS256)),
+        rsa_signer(&rsa, "rs384", Some(Algorithm::RS384)),
+        rsa_signer(&rsa, "rs512", Some(Algorithm::RS512)),
+        rsa_signer(&rsa, "ps256", Some(Algorithm::PS256)),
+        rsa_signer(&rsa, "ps384", Some(Algorithm::PS384)),
+        rsa_signer(&rsa, "ps512", Some(Algorithm::PS512)),
+        // No alg: RS256 only.
+        rsa_signer(&rsa, "rsa-no-alg", None),
+        es256,
+        // No alg: from the curve.
+        p256_signer("es256-no-alg", false).0,
+        p384_signer("es384", true),
+        p384_signer("es384-no-alg", false),
+        ed_signer("eddsa"),
+    ];
+    let doc = jwks_of(&signers.iter().collect::<Vec<_>>());
+    let server = JwksServer::start(&doc);
+    let from_file = idp_file_app(&doc, |_| {}).await;
+    let from_url = idp_url_app(&server, |_| {}).await;
+    let pems = rsa_public_pems(&rsa);
+    for (source, fx) in [("file", &from_file), ("url", &from_url)] {
+        let mut failures = Failures::default();
+        let claims = idp_claims(fx);
+        for signer in &signers {
+            let case = format!("{source}: {:?}, kid {}", signer.alg, signer.kid);
+            fx.accepted(&mut failures, &case, &signer.sign(&claims))
+                .await;
+            // Under its kid, a token of any other algorithm is refused:
+            // signed by this very key under another RSA algorithm, or by
+            // a key of another kind that names this kid.
+            for other in signers.iter().filter(|o| o.alg != signer.alg) {
+                let token = library_token(other.alg, &other.encoding, &signer.kid, &claims);
+                let case = format!("{case}: a {:?} token (key {})", other.alg, other.kid);
+                fx.refused(&mut failures, &case, &token).await;
+            }
+            // HS256 with the public key, in any form, as the secret.
+            let mut secrets = vec![signer.jwk.to_string()];
+            if signer.jwk["kty"] == "RSA" {
+                secrets.extend(pems.iter().cloned());
+            }
+            for secret in secrets {
+                let token = hmac(
+                    Algorithm::HS256,
+                    secret.as_bytes(),
+                    Some(&signer.kid),
+                    &claims,
+                );
+                let case = format!("{case}: HS256 with the public key as secret");
+                fx.refused(&mut failures, &case, &token).await;
+            }
+        }
+        // ES256 signatures labelled ES384 (kid of either curve), and a
+        // header without kid.
+        for (what, header) in [
+            (
+                "ES384 label, kid es256",
+                json!({"alg": "ES384", "kid": "es256"}),
+            ),
+            (
+                "ES384 label, kid es384",
+                json!({"alg": "ES384", "kid": "es384"}),
+            ),
+            ("ES256, no kid", json!({"alg": "ES256"})),
+            (
+                "RS256 label, kid es256",
+                json!({"alg": "RS256", "kid": "es256"}),
+            ),
+        ] {
+            let token = sign_p256_raw(&p256_raw, &header, &claims);
+            fx.refused(&mut failures, &format!("{source}: {what}"), &token)
+                .await;
+        }
+        // The honest raw ES256 token is the baseline of those.
+        let token = sign_p256_raw(&p256_raw, &json!({"alg": "ES256", "kid": "es256"}), &claims);
+        fx.accepted(&mut failures, &format!("{source}: raw ES256"), &token)
+            .await;
+        // Wrong audience, whatever the key.
+        for signer in &signers {
+            let token = signer.sign(&with(&claims, "aud", "https://elsewhere.test".into()));
+            let case = format!("{source}: kid {}, wrong aud", signer.kid);
+            fx.refused(&mut failures, &case, &token).await;
+        }
+        failures.assert_none();
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_weak_rsa_key_fails_the_load_of_a_jwks_file_and_is_skipped_from_a_url() {
+    let weak = rsa_signer(&rsa_private(1024), "weak-1024", Some(Algorithm::RS256));
+    let strong = ed_signer("strong");
+    let doc = jwks_of(&[&weak, &strong]);
+    // A file: the service does not start, and says why.
+    let path = std::env::temp_dir().join(format!("tenantry-jwks-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let pem = generate_signing_key_pem().unwrap();
+    let key = ServiceKey::from_pem(pem.expose_secret()).unwrap();
+    let mut auth = test_auth_settings();
+    auth.jwks_file = Some(path.clone());
+    auth.trusted_issuers = vec![IDP.to_owned()];
+    let error = Authenticator::new(&auth, &key).unwrap_err().to_string();
+    std::fs::remove_file(&path).unwrap();
+    for part in ["auth.jwks_file", "weak-1024", "1024 bits", "at least 2048"] {
+        assert!(error.contains(part), "the error names {part:?}: {error}");
+    }
+    // A URL: that key is refused, the others keep verifying.
+    let server = JwksServer::start(&doc);
+    let fx = idp_url_app(&server, |_| {}).await;
+    let claims = idp_claims(&fx);
+    let mut failures = Failures::default();
+    fx.accepted(&mut failures, "EdDSA beside it", &strong.sign(&claims))
+        .await;
+    fx.refused(
+        &mut failures,
+        "RS256 by the 1024-bit key",
+        &weak.sign(&claims),
+    )
+    .await;
+    failures.assert_none();
+    server.stop().await;
+}
+
+// --- Audiences ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn any_configured_audience_is_accepted_as_a_string_or_in_an_array() {
+    let rsa = rsa_signer(&rsa_fixed(), "rs", None);
+    let doc = jwks_of(&[&rsa]);
+    let fx = idp_file_app(&doc, |a| {
+        a.audiences = vec!["https://api.example.com".into(), "api://default".into()];
+    })
+    .await;
+    let mut failures = Failures::default();
+    let own = fx.claims();
+    let idp = idp_claims(&fx);
+    let accepted: [(&str, Value); 5] = [
+        ("the service's own audience", json!(TEST_AUDIENCE)),
+        ("a configured one", json!("https://api.example.com")),
+        ("another configured one", json!("api://default")),
+        (
+            "an array with one of them",
+            json!(["https://idp.test/userinfo", "api://default"]),
+        ),
+        ("an array with the own one", json!([TEST_AUDIENCE])),
+    ];
+    for (what, aud) in &accepted {
+        let case = format!("service key, {what}");
+        fx.accepted(
+            &mut failures,
+            &case,
+            &fx.sign(&with(&own, "aud", aud.clone())),
+        )
+        .await;
+        let case = format!("RSA JWKS key, {what}");
+        fx.accepted(
+            &mut failures,
+            &case,
+            &rsa.sign(&with(&idp, "aud", aud.clone())),
+        )
+        .await;
+    }
+    let refused: [(&str, Value); 6] = [
+        ("another audience", json!("https://api.example.org")),
+        ("a prefix of one", json!("api://")),
+        ("different case", json!("API://DEFAULT")),
+        (
+            "an array of others",
+            json!(["https://idp.test/userinfo", "account"]),
+        ),
+        ("an empty array", json!([])),
+        ("a number", json!(7)),
+    ];
+    for (what, aud) in &refused {
+        let case = format!("service key, {what}");
+        fx.refused(
+            &mut failures,
+            &case,
+            &fx.sign(&with(&own, "aud", aud.clone())),
+        )
+        .await;
+        let case = format!("RSA JWKS key, {what}");
+        fx.refused(
+            &mut failures,
+            &case,
+            &rsa.sign(&with(&idp, "aud", aud.clone())),
+        )
+        .await;
+    }
+    fx.refused(&mut failures, "no aud", &rsa.sign(&without(&idp, "aud")))
+        .await;
+    failures.assert_none();
+}
+
+// --- Claims by configured name: Auth0, Okta and Keycloak shapes ---------------------------
+
+/// The principal an [`Authenticator`] with `auth` makes of `token`: what
+/// the server does with the same settings, shown field by field.
+async fn principal_of(auth: &AuthSettings, token: &str) -> tenantry_api::auth::Principal {
+    let pem = auth.signing_key.as_ref().unwrap();
+    let key = ServiceKey::from_pem(pem.expose_secret()).unwrap();
+    Authenticator::new(auth, &key)
+        .unwrap()
+        .verify(token)
+        .await
+        .unwrap_or_else(|e| panic!("refused: {e}"))
+}
+
+/// One identity provider's token shape against an app configured for it.
+struct Style {
+    name: &'static str,
+    fx: Fixture,
+    signer: Signer,
+    /// Claims the provider would issue for the fixture's tenant, account
+    /// `account`, with role(s) naming admin.
+    claims: Value,
+    account: tenantry_core::AccountId,
+}
+
+impl Style {
+    async fn accepted(&self, failures: &mut Failures, case: &str, claims: &Value) {
+        let case = format!("{}: {case}", self.name);
+        self.fx
+            .accepted(failures, &case, &self.signer.sign(claims))
+            .await;
+    }
+
+    async fn refused(&self, failures: &mut Failures, case: &str, claims: &Value) {
+        let case = format!("{}: {case}", self.name);
+        self.fx
+            .refused(failures, &case, &self.signer.sign(claims))
+            .await;
+    }
+
+    /// `GET /v1/tenant` answers 403: the token names no tenant.
+    async fn no_tenant(&self, failures: &mut Failures, case: &str, claims: &Value) {
+        let case = format!("{}: {case}", self.name);
+        let answer = self.fx.get(&self.signer.sign(claims)).await;
+        failures.check(&case, answer.forbidden());
+    }
+}
+
+fn base_claims(iss: &str, sub: &str, aud: Value) -> Value {
+    let now = now();
+    json!({"iss": iss, "sub": sub, "aud": aud, "iat": now, "exp": now + 300})
+}
+
+const AUTH0: &str = "https://example.eu.auth0.com/";
+const OKTA: &str = "https://example.okta.com/oauth2/default";
+const KEYCLOAK: &str = "https://sso.example.com/realms/tenantry";
+
+/// An app trusting `iss` with `signer` (from a JWKS URL), with these claim
+/// names and one more accepted audience.
+async fn style_app(
+    server: &JwksServer,
+    iss: &str,
+    audience: &str,
+    names: [&str; 3],
+) -> (Fixture, AuthSettings) {
+    let mut auth = test_auth_settings();
+    auth.jwks_url = Some(server.url.clone());
+    auth.trusted_issuers = vec![iss.to_owned()];
+    auth.audiences = vec![audience.to_owned()];
+    auth.tenant_claim = names[0].to_owned();
+    auth.account_claim = names[1].to_owned();
+    auth.role_claim = names[2].to_owned();
+    let fx = Fixture::on(TestApp::builder().auth(auth.clone()).spawn().await).await;
+    (fx, auth)
+}
+
+#[tokio::test]
+async fn auth0_okta_and_keycloak_shaped_tokens_are_read_by_the_configured_claim_names() {
+    let account = tenantry_core::AccountId::from(uuid::Uuid::new_v4());
+    let rsa = rsa_fixed();
+    // Auth0: RS256, flat namespaced claims (URLs, dots and all), `scope`.
+    let auth0_key = rsa_signer(&rsa, "auth0-key", Some(Algorithm::RS256));
+    // Okta: RS256, flat custom claims, scopes in `scp`, roles as `groups`.
+    let okta_key = rsa_signer(&rsa, "okta-key", None);
+    // Keycloak: ES256 here (a realm may use either), nested claims.
+    let keycloak_key = p256_signer("keycloak-key", true).0;
+    let server = JwksServer::start(&jwks_of(&[&auth0_key, &okta_key, &keycloak_key]));
+
+    let (fx, auth0_auth) = style_app(
+        &server,
+        AUTH0,
+        "https://api.example.com",
+        [
+            "https://example.com/tenant_id",
+            "https://example.com/account_id",
+            "https://example.com/role",
+        ],
+    )
+    .await;
+    let tenant = fx.tenant.to_string();
+    let claims = edited(
+        &base_claims(
+            AUTH0,
+            "auth0|5f7c8ec7c33c6c004bbafe82",
+            json!([
+                "https://api.example.com",
+                "https://example.eu.auth0.com/userinfo"
+            ]),
+        ),
+        |c| {
+            c.insert("azp".into(), "K5bNmMqvW8ok1yHb3gT5".into());
+            c.insert(
+                "scope".into(),
+                "openid profile tenant:read tenant:write".into(),
+            );
+            c.insert(
+                "https://example.com/tenant_id".into(),
+                tenant.clone().into(),
+            );
+            c.insert(
+                "https://example.com/account_id".into(),
+                account.to_string().into(),
+            );
+            c.insert("https://example.com/role".into(), "admin".into());
+        },
+    );
+    let auth0 = Style {
+        name: "Auth0",
+        fx,
+        signer: auth0_key,
+        claims,
+        account,
+    };
+
+    let (fx, okta_auth) = style_app(
+        &server,
+        OKTA,
+        "api://default",
+        ["tenantId", "accountId", "groups"],
+    )
+    .await;
+    let tenant = fx.tenant.to_string();
+    let claims = edited(
+        &base_claims(OKTA, "00u1a2b3c4d5e6f7g8h9", json!("api://default")),
+        |c| {
+            c.insert("ver".into(), 1.into());
+            c.insert("cid".into(), "0oa1b2c3d4e5f6g7h8i9".into());
+            c.insert("uid".into(), "00u1a2b3c4d5e6f7g8h9".into());
+            c.insert(
+                "scp".into(),
+                json!(["openid", "tenant:read", "tenant:write"]),
+            );
+            c.insert("tenantId".into(), tenant.clone().into());
+            c.insert("accountId".into(), account.to_string().into());
+            c.insert("groups".into(), json!(["Everyone", "member", "admin"]));
+        },
+    );
+    let okta = Style {
+        name: "Okta",
+        fx,
+        signer: okta_key,
+        claims,
+        account,
+    };
+
+    let (fx, keycloak_auth) = style_app(
+        &server,
+        KEYCLOAK,
+        "tenantry-api",
+        ["tenant.id", "tenant.account.id", "realm_access.roles"],
+    )
+    .await;
+    let tenant = fx.tenant.to_string();
+    let claims = edited(
+        &base_claims(
+            KEYCLOAK,
+            "f1b2c3d4-0000-4000-8000-000000000001",
+            json!(["tenantry-api", "account"]),
+        ),
+        |c| {
+            c.insert("typ".into(), "Bearer".into());
+            c.insert("azp".into(), "tenantry-web".into());
+            c.insert(
+                "scope".into(),
+                "openid email tenant:read tenant:write".into(),
+            );
+            c.insert(
+                "tenant".into(),
+                json!({"id": tenant, "account": {"id": account.to_string()}}),
+            );
+            c.insert(
+                "realm_access".into(),
+                json!({"roles": ["offline_access", "uma_authorization", "default-roles-tenantry", "admin", "viewer"]}),
+            );
+            c.insert(
+                "resource_access".into(),
+                json!({"account": {"roles": ["manage-account"]}}),
+            );
+        },
+    );
+    let keycloak = Style {
+        name: "Keycloak",
+        fx,
+        signer: keycloak_key,
+        claims,
+        account,
+    };
+
+    let mut failures = Failures::default();
+    for (style, auth) in [
+        (&auth0, &auth0_auth),
+        (&okta, &okta_auth),
+        (&keycloak, &keycloak_auth),
+    ] {
+        // Through the server: the tenant comes from the configured claim.
+        style
+            .accepted(&mut failures, "as issued", &style.claims)
+            .await;
+        // The principal: account and role from their configured claims.
+        let principal = principal_of(auth, &style.signer.sign(&style.claims)).await;
+        failures.check(
+            &format!("{}: principal", style.name),
+            (principal.tenant == Some(style.fx.tenant)
+                && principal.account == Some(style.account)
+                && principal.role == Some(tenantry_core::Role::Admin)
+                && principal.scopes.contains(Scope::TenantWrite))
+            .then_some(())
+            .ok_or_else(|| format!("{principal:?}")),
+        );
+    }
+
+    // What each shape refuses, and what the default names no longer mean.
+    let tenant = auth0.fx.tenant.to_string();
+    let auth0_set = |name: &str, value: Value| with(&auth0.claims, name, value);
+    auth0
+        .refused(
+            &mut failures,
+            "the tenant claim is an array",
+            &auth0_set("https://example.com/tenant_id", json!([tenant.clone()])),
+        )
+        .await;
+    auth0
+        .refused(
+            &mut failures,
+            "a role that is not a role",
+            &auth0_set("https://example.com/role", "editor".into()),
+        )
+        .await;
+    auth0
+        .refused(
+            &mut failures,
+            "an account that is not an id",
+            &auth0_set("https://example.com/account_id", "acme".into()),
+        )
+        .await;
+    auth0
+        .no_tenant(
+            &mut failures,
+            "the tenant only under the default name",
+            &with(
+                &without(&auth0.claims, "https://example.com/tenant_id"),
+                "tenant_id",
+                tenant.clone().into(),
+            ),
+        )
+        .await;
+    auth0
+        .accepted(
+            &mut failures,
+            "no role and no account",
+            &without(
+                &without(&auth0.claims, "https://example.com/role"),
+                "https://example.com/account_id",
+            ),
+        )
+        .await;
+    okta.refused(
+        &mut failures,
+        "groups with a non-string",
+        &with(&okta.claims, "groups", json!(["admin", 7])),
+    )
+    .await;
+    okta.refused(
+        &mut failures,
+        "scp of the wrong type",
+        &with(&okta.claims, "scp", json!({"tenant:read": true})),
+    )
+    .await;
+    okta.accepted(
+        &mut failures,
+        "groups naming no role",
+        &with(&okta.claims, "groups", json!(["Everyone"])),
+    )
+    .await;
+    let principal = principal_of(
+        &okta_auth,
+        &okta
+            .signer
+            .sign(&with(&okta.claims, "groups", json!(["Everyone"]))),
+    )
+    .await;
+    failures.check(
+        "Okta: groups naming no role claim no role",
+        (principal.role.is_none())
+            .then_some(())
+            .ok_or_else(|| format!("{principal:?}")),
+    );
+
+    let keycloak_tenant = keycloak.fx.tenant.to_string();
+    keycloak
+        .refused(
+            &mut failures,
+            "tenant.id an array",
+            &with(
+                &keycloak.claims,
+                "tenant",
+                json!({"id": [keycloak_tenant.clone()]}),
+            ),
+        )
+        .await;
+    keycloak
+        .refused(
+            &mut failures,
+            "tenant a string where the path needs an object",
+            &with(&keycloak.claims, "tenant", json!(keycloak_tenant.clone())),
+        )
+        .await;
+    keycloak
+        .accepted(
+            &mut failures,
+            "the flat key tenant.id (a mapper with an escaped dot)",
+            &with(
+                &without(&keycloak.claims, "tenant"),
+                "tenant.id",
+                keycloak_tenant.clone().into(),
+            ),
+        )
+        .await;
+    keycloak
+        .no_tenant(
+            &mut failures,
+            "no tenant object",
+            &without(&keycloak.claims, "tenant"),
+        )
+        .await;
+    keycloak
+        .refused(
+            &mut failures,
+            "realm_access.roles not an array of strings",
+            &with(
+                &keycloak.claims,
+                "realm_access",
+                json!({"roles": [{"name": "admin"}]}),
+            ),
+        )
+        .await;
+    // Another tenant's provider cannot pass for this one: its tokens carry
+    // their own iss, which this app does not trust.
+    keycloak
+        .refused(
+            &mut failures,
+            "Auth0's iss on the Keycloak app",
+            &with(&keycloak.claims, "iss", AUTH0.into()),
+        )
+        .await;
+    failures.assert_none();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_service_writes_account_and_role_under_the_configured_claim_names() {
+    let mut auth = test_auth_settings();
+    auth.tenant_claim = "https://example.com/tenant_id".into();
+    auth.account_claim = "https://example.com/account_id".into();
+    auth.role_claim = "realm_access.roles".into();
+    let fx = Fixture::on(TestApp::builder().auth(auth.clone()).spawn().await).await;
+    let account = tenantry_core::AccountId::from(uuid::Uuid::new_v4());
+    let tenant = fx.tenant.to_string();
+    let pem = auth
+        .signing_key
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let (ok, stdout, stderr) = tenantry_tests::run_tenantry_with(
+        &fx.app.test_db,
+        &[
+            "token",
+            "--tenant",
+            &tenant,
+            "--account",
+            &account.to_string(),
+            "--role",
+            "viewer",
+            "--scope",
+            "tenant:read",
+        ],
+        &[
+            ("TENANTRY__AUTH__SIGNING_KEY", &pem),
+            ("TENANTRY__AUTH__ISSUER", TEST_ISSUER),
+            ("TENANTRY__AUTH__AUDIENCE", TEST_AUDIENCE),
+            (
+                "TENANTRY__AUTH__TENANT_CLAIM",
+                "https://example.com/tenant_id",
+            ),
+            (
+                "TENANTRY__AUTH__ACCOUNT_CLAIM",
+                "https://example.com/account_id",
+            ),
+            ("TENANTRY__AUTH__ROLE_CLAIM", "realm_access.roles"),
+        ],
+    );
+    assert!(ok, "tenantry token failed: {stderr}");
+    let token = stdout.trim();
+    let (_, payload, _) = parts(token);
+    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(
+        payload["https://example.com/tenant_id"], tenant,
+        "{payload}"
+    );
+    assert_eq!(
+        payload["https://example.com/account_id"],
+        account.to_string(),
+        "{payload}"
+    );
+    assert_eq!(
+        payload["realm_access.roles"], "viewer",
+        "written as that exact key: {payload}"
+    );
+    assert!(
+        payload.get("account_id").is_none() && payload.get("role").is_none(),
+        "{payload}"
+    );
+    let mut failures = Failures::default();
+    fx.accepted(&mut failures, "the CLI's token", token).await;
+    failures.assert_none();
+    let principal = principal_of(&auth, token).await;
+    assert_eq!(principal.account, Some(account));
+    assert_eq!(principal.role, Some(tenantry_core::Role::Viewer));
+    // `--role` takes role names only.
+    let (ok, _, stderr) = tenantry_tests::run_tenantry_with(
+        &fx.app.test_db,
+        &["token", "--tenant", &tenant, "--role", "editor"],
+        &[("TENANTRY__AUTH__SIGNING_KEY", &pem)],
+    );
+    assert!(!ok && stderr.contains("editor"), "{stderr}");
+}
+
+#[test]
+fn empty_claim_names_or_audiences_are_refused_at_startup() {
+    let pem = generate_signing_key_pem().unwrap();
+    let key = ServiceKey::from_pem(pem.expose_secret()).unwrap();
+    let build = |tweak: &dyn Fn(&mut AuthSettings)| {
+        let mut auth = test_auth_settings();
+        tweak(&mut auth);
+        Authenticator::new(&auth, &key)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        build(&|a| a.audiences = vec!["api://default".into()]),
+        Ok(())
+    );
+    assert!(build(&|a| a.audiences = vec![String::new()]).is_err());
+    for (name, tweak) in [
+        (
+            "tenant_claim",
+            (|a: &mut AuthSettings| a.tenant_claim = String::new()) as fn(&mut AuthSettings),
+        ),
+        ("account_claim", |a| a.account_claim = " ".into()),
+        ("role_claim", |a| a.role_claim = String::new()),
+    ] {
+        let error = build(&tweak).unwrap_err();
+        assert!(error.contains(name), "{error}");
+    }
+    // A claim with a meaning of its own, or one claim for two settings.
+    for (what, tweak) in [
+        (
+            "a tenant claim named sub",
+            (|a: &mut AuthSettings| a.tenant_claim = "sub".into()) as fn(&mut AuthSettings),
+        ),
+        ("a role claim named scope", |a| {
+            a.role_claim = "scope".into()
+        }),
+        ("an account claim named api_key_id", |a| {
+            a.account_claim = "api_key_id".into()
+        }),
+        ("role and account in one claim", |a| {
+            a.account_claim = "https://example.com/claims".into();
+            a.role_claim = "https://example.com/claims".into();
+        }),
+        ("tenant and role in one claim", |a| {
+            a.role_claim = "tenant_id".into()
+        }),
+    ] {
+        assert!(build(&tweak).is_err(), "{what} is refused");
+    }
+    assert_eq!(
+        build(&|a| {
+            a.tenant_claim = "tenant.id".into();
+            a.account_claim = "tenant.account.id".into();
+            a.role_claim = "realm_access.roles".into();
+        }),
+        Ok(())
     );
 }

@@ -13,10 +13,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand_core::{OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
@@ -246,10 +249,55 @@ pub fn load_api_key_secret(settings: &AuthSettings) -> Result<SecretString, KeyE
     )
 }
 
-/// Keys from a JWKS document: only EdDSA, ES256 and RS256 keys that say
-/// (or imply) their algorithm; others are skipped with a warning.
+/// The shortest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+/// The longest RSA modulus the verifier handles, in bits.
+pub const MAX_RSA_BITS: usize = 4096;
+
+/// The algorithms an RSA JWK may pin with `alg`; one without `alg` is
+/// pinned to RS256 (what identity providers that omit `alg` sign with).
+const RSA_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+/// Why a JWK verifies nothing here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unusable {
+    /// Not a signature key of a kind verified here (symmetric, for
+    /// encryption, of an unsupported type or curve, or with an `alg` that
+    /// does not fit its type): skipped with a warning.
+    Skipped(String),
+    /// A signature key that must not be trusted: an RSA modulus under
+    /// [`MIN_RSA_BITS`] (or over [`MAX_RSA_BITS`]), or key material that is
+    /// not a valid key of its type. An error in a JWKS file; skipped, with
+    /// an error logged, from a JWKS URL.
+    Refused(String),
+}
+
+/// Keys from a JWKS file (`auth.jwks_file`), each pinned to one algorithm
+/// from its JWK: `alg` when present (it must fit the key type), else
+/// derived from `kty`/`crv` (OKP Ed25519: EdDSA; EC P-256: ES256; EC P-384:
+/// ES384; RSA: RS256). Keys of other kinds are skipped with a warning; a
+/// weak or malformed key fails the load.
 pub fn parse_jwks(text: &str) -> Result<Vec<VerifyKey>, KeyError> {
-    Ok(parse_published(text)?.into_iter().map(|p| p.key).collect())
+    let mut keys = Vec::new();
+    for entry in parse_entries(text)? {
+        match entry.key {
+            Ok(key) => keys.push(key),
+            Err(Unusable::Skipped(why)) => {
+                tracing::warn!(key = %entry.label, "skipping a JWK: {why}");
+            }
+            Err(Unusable::Refused(why)) => {
+                return Err(KeyError::Invalid(format!("JWK {}: {why}", entry.label)));
+            }
+        }
+    }
+    Ok(keys)
 }
 
 /// A key as a JWKS URL published it: the key, and its JWK as serialised
@@ -261,53 +309,214 @@ struct Published {
     key: VerifyKey,
 }
 
+/// The keys of a JWKS document fetched from the URL: like [`parse_jwks`],
+/// but a weak or malformed key is skipped (logged as an error) rather than
+/// failing the whole document.
 fn parse_published(text: &str) -> Result<Vec<Published>, KeyError> {
-    let set: JwkSet = serde_json::from_str(text)
+    let mut published = Vec::new();
+    for entry in parse_entries(text)? {
+        match entry.key {
+            Ok(key) => published.push(Published {
+                fingerprint: entry.fingerprint,
+                key,
+            }),
+            Err(Unusable::Skipped(why)) => {
+                tracing::warn!(key = %entry.label, "skipping a JWK: {why}");
+            }
+            Err(Unusable::Refused(why)) => {
+                tracing::error!(key = %entry.label, "refusing a JWK from the JWKS URL: {why}");
+            }
+        }
+    }
+    Ok(published)
+}
+
+/// One entry of a JWKS document.
+struct Entry {
+    /// `kid "..."`, or its position when it has none.
+    label: String,
+    fingerprint: String,
+    key: Result<VerifyKey, Unusable>,
+}
+
+/// Each entry of `keys` on its own, so that one entry this library cannot
+/// read does not hide the others.
+fn parse_entries(text: &str) -> Result<Vec<Entry>, KeyError> {
+    let document: Value = serde_json::from_str(text)
         .map_err(|e| KeyError::Invalid(format!("not a JWKS document: {e}")))?;
-    Ok(set
-        .keys
+    let Some(Value::Array(entries)) = document.get("keys") else {
+        return Err(KeyError::Invalid(
+            "not a JWKS document: no \"keys\" array".to_owned(),
+        ));
+    };
+    Ok(entries
         .iter()
-        .filter_map(|jwk| {
-            let key = verify_key_from_jwk(jwk)?;
-            let fingerprint = serde_json::to_string(jwk).ok()?;
-            Some(Published { fingerprint, key })
+        .enumerate()
+        .map(|(i, value)| {
+            let label = match value.get("kid").and_then(Value::as_str) {
+                Some(kid) => format!("kid {kid:?}"),
+                None => format!("#{i} (no kid)"),
+            };
+            let key = serde_json::from_value::<Jwk>(value.clone())
+                .map_err(|e| Unusable::Skipped(format!("not a JWK this service reads: {e}")))
+                .and_then(|jwk| verify_key_from_jwk(&jwk));
+            Entry {
+                label,
+                fingerprint: value.to_string(),
+                key,
+            }
         })
         .collect())
 }
 
-fn verify_key_from_jwk(jwk: &Jwk) -> Option<VerifyKey> {
-    let implied = match &jwk.algorithm {
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-            Algorithm::EdDSA
-        }
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
-        AlgorithmParameters::RSA(_) => Algorithm::RS256,
-        _ => {
-            tracing::warn!(kid = ?jwk.common.key_id, "skipping a JWK of an unsupported type");
-            return None;
-        }
+/// The algorithm a JWK is pinned to: its `alg` if it states one (which must
+/// be one of `allowed`), else `implied`. Never the token's header.
+fn pinned(
+    stated: Option<KeyAlgorithm>,
+    allowed: &[Algorithm],
+    implied: Algorithm,
+) -> Result<Algorithm, Unusable> {
+    let Some(stated) = stated else {
+        return Ok(implied);
     };
-    let stated = match jwk.common.key_algorithm {
-        None => implied,
-        Some(KeyAlgorithm::EdDSA) => Algorithm::EdDSA,
-        Some(KeyAlgorithm::ES256) => Algorithm::ES256,
-        Some(KeyAlgorithm::RS256) => Algorithm::RS256,
-        Some(other) => {
-            tracing::warn!(kid = ?jwk.common.key_id, ?other, "skipping a JWK with an unsupported alg");
-            return None;
-        }
-    };
-    if stated != implied {
-        tracing::warn!(kid = ?jwk.common.key_id, "skipping a JWK whose alg does not match its key type");
-        return None;
+    let alg = Algorithm::try_from(stated)
+        .map_err(|_| Unusable::Skipped(format!("unsupported alg {stated:?}")))?;
+    if allowed.contains(&alg) {
+        Ok(alg)
+    } else {
+        Err(Unusable::Skipped(format!(
+            "its alg {alg:?} does not fit its key type"
+        )))
     }
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some(VerifyKey {
+}
+
+fn base64url(what: &str, value: &str) -> Result<Vec<u8>, Unusable> {
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .map_err(|e| Unusable::Refused(format!("{what} is not base64url: {e}")))
+}
+
+fn verify_key_from_jwk(jwk: &Jwk) -> Result<VerifyKey, Unusable> {
+    if let Some(usage) = &jwk.common.public_key_use
+        && *usage != PublicKeyUse::Signature
+    {
+        return Err(Unusable::Skipped(format!(
+            "its use is {usage:?}, not \"sig\""
+        )));
+    }
+    if let Some(operations) = &jwk.common.key_operations
+        && !operations.contains(&KeyOperations::Verify)
+    {
+        return Err(Unusable::Skipped(
+            "its key_ops do not include \"verify\"".to_owned(),
+        ));
+    }
+    let stated = jwk.common.key_algorithm;
+    let (alg, key) = match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            let alg = pinned(stated, &[Algorithm::EdDSA], Algorithm::EdDSA)?;
+            (alg, ed25519_key(&p.x)?)
+        }
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            let alg = pinned(stated, &[Algorithm::ES256], Algorithm::ES256)?;
+            let point = ec_point(&p.x, &p.y, 32)?;
+            p256::PublicKey::from_sec1_bytes(&point)
+                .map_err(|_| Unusable::Refused("x, y is not a point on P-256".to_owned()))?;
+            (alg, DecodingKey::from_ec_components(&p.x, &p.y))
+        }
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => {
+            let alg = pinned(stated, &[Algorithm::ES384], Algorithm::ES384)?;
+            let point = ec_point(&p.x, &p.y, 48)?;
+            p384::PublicKey::from_sec1_bytes(&point)
+                .map_err(|_| Unusable::Refused("x, y is not a point on P-384".to_owned()))?;
+            (alg, DecodingKey::from_ec_components(&p.x, &p.y))
+        }
+        AlgorithmParameters::RSA(p) => {
+            let alg = pinned(stated, &RSA_ALGORITHMS, Algorithm::RS256)?;
+            check_rsa(&p.n, &p.e)?;
+            (alg, DecodingKey::from_rsa_components(&p.n, &p.e))
+        }
+        AlgorithmParameters::OctetKey(_) => {
+            return Err(Unusable::Skipped(
+                "symmetric keys are not taken from a JWKS (HS256 uses auth.hs256_secret)"
+                    .to_owned(),
+            ));
+        }
+        _ => {
+            return Err(Unusable::Skipped(
+                "unsupported key type or curve (supported: RSA, EC P-256 and P-384, OKP Ed25519)"
+                    .to_owned(),
+            ));
+        }
+    };
+    let key = key.map_err(|e| Unusable::Refused(format!("unreadable key material: {e}")))?;
+    Ok(VerifyKey {
         kid: jwk.common.key_id.clone(),
-        alg: stated,
+        alg,
         key,
         origin: KeyOrigin::Jwks,
     })
+}
+
+fn ed25519_key(x: &str) -> Result<Result<DecodingKey, jsonwebtoken::errors::Error>, Unusable> {
+    let bytes: [u8; 32] = base64url("x", x)?
+        .try_into()
+        .map_err(|_| Unusable::Refused("an Ed25519 x must be 32 bytes".to_owned()))?;
+    let public = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| Unusable::Refused("x is not an Ed25519 public key".to_owned()))?;
+    if public.is_weak() {
+        return Err(Unusable::Refused(
+            "x is a weak (small-order) Ed25519 key".to_owned(),
+        ));
+    }
+    Ok(DecodingKey::from_ed_components(x))
+}
+
+/// The uncompressed SEC1 point `04 || x || y`, each coordinate `len` bytes.
+fn ec_point(x: &str, y: &str, len: usize) -> Result<Vec<u8>, Unusable> {
+    let (x, y) = (base64url("x", x)?, base64url("y", y)?);
+    if x.len() != len || y.len() != len {
+        return Err(Unusable::Refused(format!(
+            "x and y must be {len} bytes each on this curve, not {} and {}",
+            x.len(),
+            y.len()
+        )));
+    }
+    let mut point = Vec::with_capacity(1 + 2 * len);
+    point.push(0x04);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    Ok(point)
+}
+
+/// An RSA public key the verifier takes: [`MIN_RSA_BITS`] to
+/// [`MAX_RSA_BITS`] bits, an exponent it accepts.
+fn check_rsa(n: &str, e: &str) -> Result<(), Unusable> {
+    let modulus = base64url("n", n)?;
+    let exponent = base64url("e", e)?;
+    let significant = modulus
+        .iter()
+        .position(|b| *b != 0)
+        .map_or(&[][..], |i| &modulus[i..]);
+    let bits = significant.first().map_or(0, |first| {
+        significant.len() * 8 - usize::try_from(first.leading_zeros()).unwrap_or(0)
+    });
+    if bits < MIN_RSA_BITS {
+        return Err(Unusable::Refused(format!(
+            "an RSA key of {bits} bits is too weak: at least {MIN_RSA_BITS} are required"
+        )));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(Unusable::Refused(format!(
+            "an RSA key of {bits} bits is longer than the {MAX_RSA_BITS} bits supported"
+        )));
+    }
+    rsa::RsaPublicKey::new(
+        rsa::BigUint::from_bytes_be(&modulus),
+        rsa::BigUint::from_bytes_be(&exponent),
+    )
+    .map_err(|e| Unusable::Refused(format!("not a usable RSA public key: {e}")))?;
+    Ok(())
 }
 
 /// Refetch at most this often on unknown `kid`s, however many arrive; also
@@ -704,6 +913,173 @@ mod tests {
         assert_eq!(keys[0].kid.as_deref(), Some(key.kid.as_str()));
     }
 
+    /// A 2048-bit modulus (any odd number of that length passes the load
+    /// checks; only verification needs a real key).
+    fn modulus(bits: usize) -> String {
+        let mut n = vec![0xff_u8; bits / 8];
+        n[0] = 0xc5;
+        URL_SAFE_NO_PAD.encode(n)
+    }
+
+    fn rsa_jwk(bits: usize, alg: Option<&str>) -> serde_json::Value {
+        let mut jwk = serde_json::json!({"kty": "RSA", "n": modulus(bits), "e": "AQAB", "kid": format!("rsa-{bits}")});
+        if let Some(alg) = alg {
+            jwk["alg"] = alg.into();
+        }
+        jwk
+    }
+
+    fn ec_jwk(curve: &str, alg: Option<&str>) -> serde_json::Value {
+        use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+        let (x, y) = if curve == "P-256" {
+            let point = p256::SecretKey::random(&mut OsRng)
+                .public_key()
+                .to_encoded_point(false);
+            (point.x().unwrap().to_vec(), point.y().unwrap().to_vec())
+        } else {
+            let point = p384::SecretKey::random(&mut OsRng)
+                .public_key()
+                .to_encoded_point(false);
+            (point.x().unwrap().to_vec(), point.y().unwrap().to_vec())
+        };
+        let mut jwk = serde_json::json!({"kty": "EC", "crv": curve, "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y), "kid": curve});
+        if let Some(alg) = alg {
+            jwk["alg"] = alg.into();
+        }
+        jwk
+    }
+
+    fn algs(doc: &serde_json::Value) -> Vec<(Option<String>, Algorithm)> {
+        parse_jwks(&doc.to_string())
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.kid, k.alg))
+            .collect()
+    }
+
+    #[test]
+    fn an_rsa_key_is_pinned_to_its_alg_or_to_rs256_without_one() {
+        for (alg, expected) in [
+            (None, Algorithm::RS256),
+            (Some("RS256"), Algorithm::RS256),
+            (Some("RS384"), Algorithm::RS384),
+            (Some("RS512"), Algorithm::RS512),
+            (Some("PS256"), Algorithm::PS256),
+            (Some("PS384"), Algorithm::PS384),
+            (Some("PS512"), Algorithm::PS512),
+        ] {
+            let doc = serde_json::json!({"keys": [rsa_jwk(2048, alg)]});
+            assert_eq!(
+                algs(&doc),
+                vec![(Some("rsa-2048".into()), expected)],
+                "{alg:?}"
+            );
+        }
+        for alg in ["ES256", "EdDSA", "HS256", "RSA-OAEP", "none"] {
+            let doc = serde_json::json!({"keys": [rsa_jwk(2048, Some(alg))]});
+            assert_eq!(algs(&doc), vec![], "an RSA key with alg {alg} is skipped");
+        }
+    }
+
+    #[test]
+    fn a_weak_or_oversized_rsa_key_fails_the_load_with_a_clear_error() {
+        for bits in [512, 1024, 2040] {
+            let doc = serde_json::json!({"keys": [rsa_jwk(bits, Some("RS256"))]});
+            let error = parse_jwks(&doc.to_string()).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("rsa-{bits}")) && error.contains("at least 2048"),
+                "{error}"
+            );
+        }
+        let doc = serde_json::json!({"keys": [rsa_jwk(8192, None)]});
+        let error = parse_jwks(&doc.to_string()).unwrap_err().to_string();
+        assert!(error.contains("4096"), "{error}");
+        let mut exponent_one = rsa_jwk(2048, None);
+        exponent_one["e"] = "AQ".into(); // 1
+        assert!(parse_jwks(&serde_json::json!({"keys": [exponent_one]}).to_string()).is_err());
+        assert_eq!(
+            algs(&serde_json::json!({"keys": [rsa_jwk(4096, None), rsa_jwk(3072, None)]})).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_weak_key_from_the_url_is_skipped_and_the_others_kept() {
+        let doc = serde_json::json!({"keys": [rsa_jwk(1024, None), rsa_jwk(2048, None)]});
+        let keys = parse_published(&doc.to_string()).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].key.kid.as_deref(), Some("rsa-2048"));
+    }
+
+    #[test]
+    fn an_ec_key_is_pinned_by_its_curve_and_must_be_a_point_on_it() {
+        let doc = serde_json::json!({"keys": [
+            ec_jwk("P-256", None),
+            ec_jwk("P-384", Some("ES384")),
+        ]});
+        assert_eq!(
+            algs(&doc),
+            vec![
+                (Some("P-256".into()), Algorithm::ES256),
+                (Some("P-384".into()), Algorithm::ES384)
+            ]
+        );
+        // An alg that does not fit the curve: skipped.
+        let doc = serde_json::json!({"keys": [ec_jwk("P-256", Some("ES384")), ec_jwk("P-384", Some("ES256"))]});
+        assert_eq!(algs(&doc), vec![]);
+        // Coordinates of the other curve, or off the curve: refused.
+        let mut swapped = ec_jwk("P-384", None);
+        swapped["crv"] = "P-256".into();
+        assert!(parse_jwks(&serde_json::json!({"keys": [swapped]}).to_string()).is_err());
+        let mut off = ec_jwk("P-256", None);
+        off["y"] = URL_SAFE_NO_PAD.encode([7_u8; 32]).into();
+        let error = parse_jwks(&serde_json::json!({"keys": [off]}).to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not a point on P-256"), "{error}");
+    }
+
+    #[test]
+    fn keys_not_for_signatures_or_of_other_kinds_are_skipped_without_hiding_the_rest() {
+        let pem = generate_signing_key_pem().unwrap();
+        let key = ServiceKey::from_pem(pem.expose_secret()).unwrap();
+        let mut enc = rsa_jwk(2048, Some("RSA-OAEP"));
+        enc["use"] = "enc".into();
+        let mut enc_rs = rsa_jwk(2048, Some("RS256"));
+        enc_rs["use"] = "enc".into();
+        let mut sign_only = rsa_jwk(2048, Some("RS256"));
+        sign_only["key_ops"] = serde_json::json!(["sign"]);
+        let doc = serde_json::json!({"keys": [
+            enc,
+            enc_rs,
+            sign_only,
+            {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA", "kid": "p521"},
+            {"kty": "EC", "crv": "secp256k1", "x": "AA", "y": "AA", "kid": "k1"},
+            {"kty": "OKP", "crv": "Ed448", "x": "AA", "kid": "ed448"},
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac", "alg": "HS256"},
+            {"kty": "RSA", "kid": "no-modulus"},
+            "not even an object",
+            key.jwk(),
+        ]});
+        assert_eq!(algs(&doc), vec![(Some(key.kid.clone()), Algorithm::EdDSA)]);
+        assert!(parse_jwks("{\"keys\": {}}").is_err());
+        assert!(parse_jwks("[]").is_err());
+    }
+
+    #[test]
+    fn a_small_order_or_malformed_ed25519_key_is_refused() {
+        // The identity point: small order.
+        let mut identity = [0_u8; 32];
+        identity[0] = 1;
+        for x in [
+            URL_SAFE_NO_PAD.encode(identity),
+            URL_SAFE_NO_PAD.encode([1_u8; 16]),
+        ] {
+            let doc = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "weak"}]});
+            assert!(parse_jwks(&doc.to_string()).is_err(), "{doc}");
+        }
+    }
+
     #[test]
     fn a_key_file_is_generated_once_and_then_reused() {
         let dir = std::env::temp_dir().join(format!("tenantry-keytest-{}", uuid::Uuid::new_v4()));
@@ -789,7 +1165,10 @@ mod tests {
             issuer: "i".into(),
             trusted_issuers: Vec::new(),
             audience: "a".into(),
+            audiences: Vec::new(),
             tenant_claim: "tenant_id".into(),
+            account_claim: "account_id".into(),
+            role_claim: "role".into(),
             leeway: Duration::ZERO,
             exchange_ttl: Duration::from_secs(60),
             signing_key: Some(pem),

@@ -46,10 +46,101 @@ pub struct Principal {
 
 /// The claim naming the API key a token was exchanged for.
 pub const API_KEY_CLAIM: &str = "api_key_id";
-/// The claim naming the account a token is confined to.
+/// The claim naming the account a token is confined to, unless
+/// `auth.account_claim` names another.
 pub const ACCOUNT_CLAIM: &str = "account_id";
-/// The claim naming the role a token claims.
+/// The claim naming the role a token claims, unless `auth.role_claim`
+/// names another.
 pub const ROLE_CLAIM: &str = "role";
+
+/// A claim by its configured name: the key itself when the token has it
+/// (Auth0's and Okta's namespaced claims are flat keys, dots and all:
+/// `https://example.com/tenant_id`), else the name as a dotted path into
+/// nested objects (Keycloak: `realm_access.roles`, or a mapper's
+/// `tenant.id` that it writes as `{"tenant": {"id": ...}}`). `Ok(None)`:
+/// absent. A path that runs into something other than an object on the
+/// way is malformed, not absent.
+fn claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<Option<&'a Value>, ()> {
+    if let Some(value) = claims.get(name) {
+        return Ok(Some(value));
+    }
+    let Some((first, rest)) = name.split_once('.') else {
+        return Ok(None);
+    };
+    let Some(mut value) = claims.get(first) else {
+        return Ok(None);
+    };
+    for segment in rest.split('.') {
+        match value {
+            Value::Object(object) => match object.get(segment) {
+                Some(next) => value = next,
+                None => return Ok(None),
+            },
+            Value::Null => return Ok(None),
+            _ => return Err(()),
+        }
+    }
+    Ok(Some(value))
+}
+
+/// The role a role claim names: one role name, or an array of names
+/// (Keycloak's `realm_access.roles`) of which the highest known role
+/// counts and names that are not roles are ignored (an array of none:
+/// no role). A single name that is not a role, or an array item that is
+/// not a string, is malformed.
+fn role_of(value: Option<&Value>) -> Result<Option<Role>, ()> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| ()),
+        Some(Value::Array(items)) => items.iter().try_fold(None, |highest, item| {
+            let name = item.as_str().ok_or(())?;
+            Ok(highest.max(name.parse::<Role>().ok()))
+        }),
+        Some(_) => Err(()),
+    }
+}
+
+/// Claims with a meaning of their own: no configured claim name may be one.
+const RESERVED_CLAIMS: [&str; 11] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "scope",
+    "scopes",
+    "scp",
+    API_KEY_CLAIM,
+];
+
+/// The claim names of `[auth]` must name something, each its own claim.
+fn check_claim_names(settings: &AuthSettings) -> Result<(), KeyError> {
+    let names = [
+        ("tenant_claim", &settings.tenant_claim),
+        ("account_claim", &settings.account_claim),
+        ("role_claim", &settings.role_claim),
+    ];
+    for (i, (setting, name)) in names.iter().enumerate() {
+        if name.trim().is_empty() {
+            return Err(KeyError::Invalid(format!(
+                "auth.{setting} is empty: a claim name, or a dotted path like \"tenant.id\", is required"
+            )));
+        }
+        if RESERVED_CLAIMS.contains(&name.as_str()) {
+            return Err(KeyError::Invalid(format!(
+                "auth.{setting} is {name:?}, a claim with a meaning of its own: name another"
+            )));
+        }
+        if let Some((other, _)) = names[..i].iter().find(|(_, n)| n == name) {
+            return Err(KeyError::Invalid(format!(
+                "auth.{setting} and auth.{other} are both {name:?}: each needs its own claim"
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// Why a token was refused. Logged at debug; the client only ever sees 401.
 #[derive(Debug, thiserror::Error)]
@@ -203,8 +294,11 @@ pub struct Authenticator {
     own_issuer: String,
     /// `iss` of tokens signed by JWKS keys.
     trusted_issuers: Vec<String>,
-    audience: String,
+    /// Accepted `aud` values: `auth.audience`, then `auth.audiences`.
+    audiences: Vec<String>,
     tenant_claim: String,
+    account_claim: String,
+    role_claim: String,
     leeway: u64,
     /// The service's key, JWKS-file keys and the HS256 secret.
     local: Vec<VerifyKey>,
@@ -219,6 +313,18 @@ impl Authenticator {
                 settings.leeway, MAX_LEEWAY
             )));
         }
+        check_claim_names(settings)?;
+        let mut audiences = vec![settings.audience.clone()];
+        for audience in &settings.audiences {
+            if !audiences.contains(audience) {
+                audiences.push(audience.clone());
+            }
+        }
+        if audiences.iter().any(String::is_empty) {
+            return Err(KeyError::Invalid(
+                "auth.audience and every auth.audiences entry must be non-empty".to_owned(),
+            ));
+        }
         let jwks_configured = settings.jwks_file.is_some()
             || settings.jwks_url.as_deref().is_some_and(|u| !u.is_empty());
         if jwks_configured && settings.trusted_issuers.is_empty() {
@@ -232,7 +338,10 @@ impl Authenticator {
                 what: format!("cannot read auth.jwks_file {}", path.display()),
                 source,
             })?;
-            local.extend(keys::parse_jwks(&text)?);
+            let keys = keys::parse_jwks(&text).map_err(|e| {
+                KeyError::Invalid(format!("auth.jwks_file {}: {e}", path.display()))
+            })?;
+            local.extend(keys);
         }
         if let Some(secret) = &settings.hs256_secret {
             if secret.expose_secret().len() < 32 {
@@ -264,8 +373,10 @@ impl Authenticator {
             verified: Verified::new(settings.token_cache_capacity, settings.token_cache_ttl),
             own_issuer: settings.issuer.clone(),
             trusted_issuers: settings.trusted_issuers.clone(),
-            audience: settings.audience.clone(),
+            audiences,
             tenant_claim: settings.tenant_claim.clone(),
+            account_claim: settings.account_claim.clone(),
+            role_claim: settings.role_claim.clone(),
             leeway: settings.leeway.as_secs(),
             local,
             remote,
@@ -348,7 +459,7 @@ impl Authenticator {
         let mut last = None;
         for key in candidates {
             let mut validation = Validation::new(key.alg);
-            validation.set_audience(&[&self.audience]);
+            validation.set_audience(&self.audiences);
             validation.set_issuer(&self.issuers_for(key.origin));
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             validation.validate_nbf = true;
@@ -387,7 +498,9 @@ impl Authenticator {
             Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
             _ => return Err(TokenError::Claim("sub")),
         };
-        let tenant = match claims.get(&self.tenant_claim) {
+        let named = |name: &str, what| claim(claims, name).map_err(|()| TokenError::Claim(what));
+        // One tenant: an array of them is refused, never narrowed to one.
+        let tenant = match named(&self.tenant_claim, "tenant")? {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.parse().map_err(|_| TokenError::Claim("tenant"))?),
             Some(_) => return Err(TokenError::Claim("tenant")),
@@ -407,21 +520,29 @@ impl Authenticator {
             }
             Some(_) => return Err(TokenError::Claim("scopes")),
         }
+        // Okta's access tokens carry their scopes as `scp`, an array.
+        match claims.get("scp") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => words.push(s),
+            Some(Value::Array(items)) => {
+                for item in items {
+                    words.push(item.as_str().ok_or(TokenError::Claim("scp"))?);
+                }
+            }
+            Some(_) => return Err(TokenError::Claim("scp")),
+        }
         let api_key = match claims.get(API_KEY_CLAIM) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.parse().map_err(|_| TokenError::Claim("api_key_id"))?),
             Some(_) => return Err(TokenError::Claim("api_key_id")),
         };
-        let account = match claims.get(ACCOUNT_CLAIM) {
+        let account = match named(&self.account_claim, "account")? {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.parse().map_err(|_| TokenError::Claim("account"))?),
             Some(_) => return Err(TokenError::Claim("account")),
         };
-        let role = match claims.get(ROLE_CLAIM) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.parse().map_err(|_| TokenError::Claim("role"))?),
-            Some(_) => return Err(TokenError::Claim("role")),
-        };
+        let role =
+            role_of(named(&self.role_claim, "role")?).map_err(|()| TokenError::Claim("role"))?;
         Ok(Principal {
             sub,
             tenant,
@@ -440,6 +561,16 @@ pub struct Issuer {
     issuer: String,
     audience: String,
     tenant_claim: String,
+    account_claim: String,
+    role_claim: String,
+}
+
+/// What a token the service signs names besides its subject and scopes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Confinement {
+    pub tenant: Option<TenantId>,
+    pub account: Option<AccountId>,
+    pub role: Option<Role>,
 }
 
 impl Issuer {
@@ -450,6 +581,8 @@ impl Issuer {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             tenant_claim: settings.tenant_claim.clone(),
+            account_claim: settings.account_claim.clone(),
+            role_claim: settings.role_claim.clone(),
         }
     }
 
@@ -460,7 +593,24 @@ impl Issuer {
         scopes: &Scopes,
         ttl: Duration,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        self.sign_claims(sub, tenant, scopes, ttl, None)
+        let confinement = Confinement {
+            tenant,
+            ..Confinement::default()
+        };
+        self.sign_claims(sub, confinement, scopes, ttl, None)
+    }
+
+    /// A token that may also name an account and a role, each under its
+    /// configured claim name (`auth.account_claim`, `auth.role_claim`),
+    /// written as that exact key.
+    pub fn sign_confined(
+        &self,
+        sub: &str,
+        confinement: Confinement,
+        scopes: &Scopes,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign_claims(sub, confinement, scopes, ttl, None)
     }
 
     /// A tenant token for API key `key` (`POST /v1/auth/token`): it names
@@ -472,9 +622,13 @@ impl Issuer {
         scopes: &Scopes,
         ttl: Duration,
     ) -> Result<String, jsonwebtoken::errors::Error> {
+        let confinement = Confinement {
+            tenant: Some(tenant),
+            ..Confinement::default()
+        };
         self.sign_claims(
             &format!("api-key:{key}"),
-            Some(tenant),
+            confinement,
             scopes,
             ttl,
             Some(key),
@@ -484,7 +638,7 @@ impl Issuer {
     fn sign_claims(
         &self,
         sub: &str,
-        tenant: Option<TenantId>,
+        confinement: Confinement,
         scopes: &Scopes,
         ttl: Duration,
         api_key: Option<ApiKeyId>,
@@ -499,8 +653,14 @@ impl Issuer {
         claims.insert("exp".into(), (now + ttl.as_secs().max(1)).into());
         claims.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         claims.insert("scope".into(), scopes.to_claim().into());
-        if let Some(tenant) = tenant {
+        if let Some(tenant) = confinement.tenant {
             claims.insert(self.tenant_claim.clone(), tenant.to_string().into());
+        }
+        if let Some(account) = confinement.account {
+            claims.insert(self.account_claim.clone(), account.to_string().into());
+        }
+        if let Some(role) = confinement.role {
+            claims.insert(self.role_claim.clone(), role.as_str().into());
         }
         if let Some(key) = api_key {
             claims.insert(API_KEY_CLAIM.into(), key.to_string().into());
@@ -542,6 +702,84 @@ mod tests {
 
     fn now() -> u64 {
         jsonwebtoken::get_current_timestamp()
+    }
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn a_claim_is_an_exact_key_first_then_a_dotted_path() {
+        let c = claims(serde_json::json!({
+            "https://example.com/tenant_id": "flat",
+            "https://example.com/tenant": {"id": "never: the flat key has dots"},
+            "tenant": {"id": "nested", "name": "x"},
+            "tenant.id": "flat wins over nested",
+            "realm_access": {"roles": ["admin"]},
+            "scalar": "s",
+            "nothing": null,
+        }));
+        let get = |name| claim(&c, name);
+        assert_eq!(
+            get("https://example.com/tenant_id"),
+            Ok(Some(&Value::from("flat")))
+        );
+        assert_eq!(
+            get("tenant.id"),
+            Ok(Some(&Value::from("flat wins over nested")))
+        );
+        assert_eq!(get("tenant.name"), Ok(Some(&Value::from("x"))));
+        assert_eq!(
+            get("realm_access.roles"),
+            Ok(Some(&serde_json::json!(["admin"])))
+        );
+        assert_eq!(get("tenant.missing"), Ok(None));
+        assert_eq!(get("absent.id"), Ok(None));
+        assert_eq!(get("absent"), Ok(None));
+        assert_eq!(get("nothing.id"), Ok(None));
+        assert_eq!(
+            get("scalar.id"),
+            Err(()),
+            "a path through a non-object is malformed"
+        );
+        assert_eq!(
+            get("realm_access.roles.0"),
+            Err(()),
+            "arrays are not indexed"
+        );
+    }
+
+    #[test]
+    fn a_role_claim_is_a_role_or_the_highest_known_role_of_an_array() {
+        let role = |v: Value| role_of(Some(&v));
+        assert_eq!(role(Value::Null), Ok(None));
+        assert_eq!(role_of(None), Ok(None));
+        assert_eq!(role("admin".into()), Ok(Some(Role::Admin)));
+        assert_eq!(
+            role("editor".into()),
+            Err(()),
+            "one name that is not a role"
+        );
+        assert_eq!(role("Admin".into()), Err(()), "names are case-sensitive");
+        assert_eq!(
+            role(serde_json::json!([
+                "offline_access",
+                "viewer",
+                "admin",
+                "member",
+                "uma_authorization"
+            ])),
+            Ok(Some(Role::Admin))
+        );
+        assert_eq!(
+            role(serde_json::json!(["owner", "viewer"])),
+            Ok(Some(Role::Owner))
+        );
+        assert_eq!(role(serde_json::json!(["offline_access"])), Ok(None));
+        assert_eq!(role(serde_json::json!([])), Ok(None));
+        assert_eq!(role(serde_json::json!(["admin", 1])), Err(()));
+        assert_eq!(role(serde_json::json!({"name": "admin"})), Err(()));
+        assert_eq!(role(serde_json::json!(3)), Err(()));
     }
 
     #[test]

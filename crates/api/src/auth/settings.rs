@@ -13,10 +13,23 @@ pub struct AuthSettings {
     /// Further accepted issuers (an external identity provider's `iss`).
     #[serde(default)]
     pub trusted_issuers: Vec<String>,
-    /// The `aud` every token must carry.
+    /// The `aud` of the tokens this service signs; always accepted.
     pub audience: String,
+    /// Further accepted audiences: a token is accepted when its `aud` (a
+    /// string or an array) names `audience` or any of these.
+    #[serde(default)]
+    pub audiences: Vec<String>,
     /// The claim holding the tenant id (e.g. `https://example.com/tenant_id`).
+    /// Looked up as an exact key first, then as a dotted path into nested
+    /// objects (`tenant.id`).
     pub tenant_claim: String,
+    /// The claim holding the account id a token is confined to.
+    #[serde(default = "default_account_claim")]
+    pub account_claim: String,
+    /// The claim holding the role a token claims: a role name, or an array
+    /// of names (the highest known one counts, unknown ones are ignored).
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
     /// Clock skew allowed on `exp`/`nbf`; at most 30 s.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
@@ -66,4 +79,12 @@ pub struct AuthSettings {
     /// Accept HS256 tokens signed with this shared secret (off when unset).
     #[serde(default)]
     pub hs256_secret: Option<SecretString>,
+}
+
+fn default_account_claim() -> String {
+    super::ACCOUNT_CLAIM.to_owned()
+}
+
+fn default_role_claim() -> String {
+    super::ROLE_CLAIM.to_owned()
 }

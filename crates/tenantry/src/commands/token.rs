@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use tenantry_api::auth::{Issuer, keys};
+use tenantry_api::auth::{Confinement, Issuer, keys};
 use tenantry_core::{Scope, Scopes, TenantId};
 
 use crate::cli::TokenArgs;
@@ -18,6 +18,8 @@ pub fn run(settings: &Settings, args: TokenArgs) -> anyhow::Result<ExitCode> {
         scope,
         ttl,
         sub,
+        account,
+        role,
     } = args;
     let scopes = match scope {
         Some(words) => parse_scopes(&words)?,
@@ -35,10 +37,21 @@ pub fn run(settings: &Settings, args: TokenArgs) -> anyhow::Result<ExitCode> {
             let id: TenantId = line
                 .parse()
                 .with_context(|| format!("not a tenant id: {line}"))?;
-            writeln!(out, "{}", issuer.sign(&sub, Some(id), &scopes, ttl.into())?)?;
+            let confinement = Confinement {
+                tenant: Some(id),
+                account,
+                role,
+            };
+            let token = issuer.sign_confined(&sub, confinement, &scopes, ttl.into())?;
+            writeln!(out, "{token}")?;
         }
     } else {
-        let token = issuer.sign(&sub, if admin { None } else { tenant }, &scopes, ttl.into())?;
+        let confinement = Confinement {
+            tenant: if admin { None } else { tenant },
+            account,
+            role,
+        };
+        let token = issuer.sign_confined(&sub, confinement, &scopes, ttl.into())?;
         writeln!(out, "{token}")?;
     }
     out.flush()?;
