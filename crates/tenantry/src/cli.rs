@@ -191,6 +191,10 @@ pub struct CreateArgs {
     /// The tenant's display name.
     #[arg(long)]
     pub name: String,
+    /// The tenant's first owner: a person's subject (the `sub` of their
+    /// identity provider's tokens), added as a member with role owner.
+    #[arg(long, value_name = "SUBJECT")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Args)]

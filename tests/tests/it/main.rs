@@ -18,6 +18,7 @@ mod guard;
 mod http;
 mod import;
 mod limits;
+mod members;
 mod migrations;
 mod operations;
 mod parsers;

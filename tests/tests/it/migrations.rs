@@ -287,6 +287,7 @@ async fn diesel_schema_matches_the_migrated_catalog() {
         ("clusters", diesel_columns(schema::clusters::table)),
         ("instances", diesel_columns(schema::instances::table)),
         ("events", diesel_columns(schema::events::table)),
+        ("members", diesel_columns(schema::members::table)),
     ];
     for (table, expected) in tables {
         let columns: Vec<Column> = diesel::sql_query(
