@@ -999,8 +999,8 @@ mod tests {
         );
         assert_eq!(
             refusal(&[("secrets", json!({}))]),
-            "line 1, secrets: unknown table (an export holds users, api_keys, clusters, \
-             instances and events)"
+            "line 1, secrets: unknown table (an export holds members, users, api_keys, \
+             clusters, instances and events)"
         );
         assert_eq!(
             refusal(&[(
