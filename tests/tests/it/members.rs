@@ -802,8 +802,8 @@ async fn an_api_key_may_do_no_more_than_its_creator() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A member admin holds every tenant scope and may give a key all of them.
-    seed(&app, tenant, "ada", "admin").await;
-    let ada = person(&app, "ada", Some(tenant));
+    seed(app, tenant, "ada", "admin").await;
+    let ada = person(app, "ada", Some(tenant));
     let (status, key) = app
         .call(
             &ada,
@@ -818,7 +818,7 @@ async fn an_api_key_may_do_no_more_than_its_creator() {
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
     // A person lowered to member by a role claim manages no keys.
-    let lowered = person_claiming(&app, "ada", Some(tenant), "member").await;
+    let lowered = person_claiming(app, "ada", Some(tenant), "member").await;
     let (status, _) = app
         .call(
             &lowered,
