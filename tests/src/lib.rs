@@ -755,12 +755,14 @@ impl TestApp {
             .expect("sign a token")
     }
 
+    /// A machine token for `tenant` with every tenant-plane scope (reading,
+    /// writing, and administering: members and API keys need `tenant:admin`).
     #[must_use]
     pub fn tenant_token(&self, tenant: TenantId) -> String {
         self.token(
             "test-user",
             Some(tenant),
-            &[Scope::TenantRead, Scope::TenantWrite],
+            &[Scope::TenantRead, Scope::TenantWrite, Scope::TenantAdmin],
         )
     }
 

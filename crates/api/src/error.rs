@@ -102,7 +102,8 @@ impl ApiError {
                 OpError::TenantPurged => "Gone",
                 OpError::InvalidTransition { .. } => "Invalid transition",
                 OpError::QuotaExceeded(_) => "Quota exceeded",
-                OpError::Conflict(_) => "Conflict",
+                OpError::Conflict(_) | OpError::LastOwner => "Conflict",
+                OpError::Forbidden(_) => "Forbidden",
                 OpError::CitusRequired => "Citus required",
                 OpError::PlacementUnavailable(_) => "Placement unavailable",
                 OpError::PlacementInProgress => "Placement in progress",
@@ -246,10 +247,11 @@ impl ResponseError for ApiError {
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Operation(e) => match e {
-                OpError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
+                OpError::QuotaExceeded(_) | OpError::Forbidden(_) => StatusCode::FORBIDDEN,
                 OpError::NotFound => StatusCode::NOT_FOUND,
                 OpError::TenantPurged => StatusCode::GONE,
                 OpError::Conflict(_)
+                | OpError::LastOwner
                 | OpError::InvalidTransition { .. }
                 | OpError::CitusRequired
                 | OpError::PlacementUnavailable(_)

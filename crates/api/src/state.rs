@@ -34,6 +34,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub metrics: Arc<metrics::Metrics>,
     pub rate_limits: Arc<ratelimit::RateLimits>,
+    /// Slugs to tenants, for member tokens that name no tenant
+    /// (`auth::resolve`).
+    pub addressed_tenants: Arc<auth::resolve::AddressedTenants>,
     /// Per API key at `POST /v1/auth/token`.
     pub exchange_limits: Arc<ratelimit::KeyedLimits<tenantry_core::ApiKeyId>>,
     /// Per client address on the routes that need no token.
@@ -77,6 +80,7 @@ impl AppState {
             max_body_bytes: server.max_body_bytes,
             metrics: Arc::new(metrics::Metrics::new(server.per_tenant_metrics)),
             rate_limits: Arc::new(ratelimit::RateLimits::new(RATE_LIMIT_IDLE, default_rate)),
+            addressed_tenants: Arc::default(),
             exchange_limits: Arc::new(ratelimit::KeyedLimits::new(
                 RATE_LIMIT_IDLE,
                 ratelimit::Rate {

@@ -3,11 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use tenantry_core::{ApiKeyId, ClusterId, EventId, InstanceId, TenantId, TenantStatus, UserId};
+use tenantry_core::{
+    ApiKeyId, ClusterId, EventId, InstanceId, MemberId, TenantId, TenantStatus, UserId,
+};
 
 use crate::schema::{
-    api_keys, audit_events, clusters, events, instances, tenant_quotas, tenant_usage, tenants,
-    users,
+    api_keys, audit_events, clusters, events, instances, members, tenant_quotas, tenant_usage,
+    tenants, users,
 };
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -70,6 +72,21 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Space-separated tenant-plane scopes; `None`: a key from before
+    /// migration 0009 (`tenant:read tenant:write`).
+    pub scopes: Option<String>,
+}
+
+/// A person's membership of the tenant. `role` is one of `owner`, `admin`,
+/// `member`, `viewer` (a CHECK holds it to them).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = members, check_for_backend(diesel::pg::Pg))]
+pub struct Member {
+    pub id: MemberId,
+    pub subject: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -94,6 +94,7 @@ diesel::table! {
         last_used_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
         hash_version -> Int2,
+        scopes -> Nullable<Text>,
     }
 }
 
@@ -134,6 +135,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    members (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        subject -> Text,
+        role -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_quotas,
@@ -145,7 +157,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     clusters,
     instances,
     events,
+    members,
 );
 
 /// The tenant-scoped tables, children before parents (the purge order).
-pub const TENANT_TABLES: &[&str] = &["events", "instances", "clusters", "api_keys", "users"];
+pub const TENANT_TABLES: &[&str] = &[
+    "events",
+    "instances",
+    "clusters",
+    "api_keys",
+    "users",
+    "members",
+];

@@ -1,14 +1,54 @@
 //! API keys: long-lived keys a tenant exchanges for short-lived tokens.
 //! The front door mints the secret (it holds the key-hashing secret); only
 //! the keyed hash reaches the database. Each counts against `max_api_keys`.
+//! Managing keys needs `tenant:admin`; a key's scopes — what the tokens it
+//! is exchanged for may do — are never more than its creator's.
 
 use serde_json::json;
-use tenantry_core::{ApiKeyId, Name, Resource, TenantId};
+use tenantry_core::{ApiKeyId, Name, Resource, Scope, Scopes, TenantId};
 use tenantry_db::AsyncPgConnection;
 use tenantry_db::queries::api_keys::{self, StoredHash};
 
 use crate::views::{ApiKeyView, List};
-use crate::{Error, Page, TenantActor, quotas};
+use crate::{Authority, Error, Page, TenantActor, quotas};
+
+/// What a key's tokens may do when it was minted without saying (and what
+/// every key minted before scopes were stored may do).
+#[must_use]
+pub fn default_scopes() -> Scopes {
+    [Scope::TenantRead, Scope::TenantWrite]
+        .into_iter()
+        .collect()
+}
+
+/// A stored key's scopes (`api_keys.scopes`): `None` is a key from before
+/// they were stored.
+#[must_use]
+pub fn stored_scopes(stored: Option<&str>) -> Scopes {
+    stored.map_or_else(default_scopes, |s| Scopes::from_claims([s]))
+}
+
+/// Tenant-plane scope names (`tenant:read`, `tenant:write`,
+/// `tenant:admin`), at least one; anything else is refused.
+pub fn parse_scopes<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Scopes, String> {
+    let mut scopes = Vec::new();
+    for name in names {
+        match Scope::parse(name) {
+            Some(s @ (Scope::TenantRead | Scope::TenantWrite | Scope::TenantAdmin)) => {
+                scopes.push(s);
+            }
+            _ => {
+                return Err(format!(
+                    "{name:?} is not a tenant scope (tenant:read, tenant:write, tenant:admin)"
+                ));
+            }
+        }
+    }
+    if scopes.is_empty() {
+        return Err("at least one scope".to_owned());
+    }
+    Ok(scopes.into_iter().collect())
+}
 
 /// A key to store: its id, name, shown prefix and keyed hash.
 #[derive(Debug)]
@@ -17,23 +57,50 @@ pub struct NewApiKey {
     pub name: Name,
     pub prefix: String,
     pub hash: StoredHash,
+    /// What its tokens may do; `None`: [`default_scopes`].
+    pub scopes: Option<Scopes>,
+}
+
+fn require_admin(authority: &Authority) -> Result<(), Error> {
+    if authority.allows(Scope::TenantAdmin) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("requires scope tenant:admin"))
+    }
 }
 
 /// Active (unrevoked) keys.
 pub async fn list(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
+    authority: &Authority,
     page: Page,
 ) -> Result<List<ApiKeyView>, Error> {
+    require_admin(authority)?;
     let (items, more) = api_keys::list(conn, tenant, page).await?;
     Ok(List::new(items, more, |k| *k.id.as_uuid()).map(Into::into))
 }
 
+/// Creates a key whose scopes are a subset of `authority`'s (refused with
+/// a validation error naming `scopes` otherwise, before anything is written).
 pub async fn create(
     conn: &mut AsyncPgConnection,
     who: &TenantActor,
+    authority: &Authority,
     new: NewApiKey,
 ) -> Result<ApiKeyView, Error> {
+    require_admin(authority)?;
+    let scopes = new.scopes.unwrap_or_else(default_scopes);
+    if !authority.covers(&scopes) {
+        return Err(Error::validation(
+            "scopes",
+            format!(
+                "a key may not do more than its creator: {} asked, {} held",
+                scopes.to_claim(),
+                authority.scopes.to_claim()
+            ),
+        ));
+    }
     let tenant = who.tenant;
     let key = api_keys::create(
         conn,
@@ -42,6 +109,7 @@ pub async fn create(
         new.name.as_str(),
         &new.prefix,
         &new.hash,
+        &scopes.to_claim(),
     )
     .await?;
     quotas::charge(conn, tenant, quotas::one(Resource::ApiKeys)).await?;
@@ -51,7 +119,7 @@ pub async fn create(
         "api_key.created",
         who.actor.as_str(),
         Some(*new.id.as_uuid()),
-        json!({"prefix": new.prefix}),
+        json!({"prefix": new.prefix, "scopes": scopes.to_claim()}),
     )
     .await?;
     Ok(key.into())
@@ -60,8 +128,10 @@ pub async fn create(
 pub async fn revoke(
     conn: &mut AsyncPgConnection,
     who: &TenantActor,
+    authority: &Authority,
     id: ApiKeyId,
 ) -> Result<(), Error> {
+    require_admin(authority)?;
     let tenant = who.tenant;
     if !api_keys::revoke(conn, tenant, id).await? {
         return Err(Error::NotFound);

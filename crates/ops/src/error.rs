@@ -26,6 +26,14 @@ pub enum Error {
     },
     #[error("{0}")]
     Conflict(Cow<'static, str>),
+    /// The caller may not do this (its role or scopes do not allow it).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The change would leave the tenant without an owner.
+    #[error(
+        "the tenant's last owner cannot be removed or demoted; make another member owner first"
+    )]
+    LastOwner,
     /// Dedicated placement on a database that is not a Citus cluster.
     #[error("dedicated placement needs a Citus cluster; this database is plain PostgreSQL")]
     CitusRequired,
@@ -84,6 +92,8 @@ impl Error {
             Self::InvalidTransition { .. } => "invalid_transition",
             Self::QuotaExceeded(_) => "quota_exceeded",
             Self::Conflict(_) => "conflict",
+            Self::Forbidden(_) => "forbidden",
+            Self::LastOwner => "last_owner",
             Self::CitusRequired => "citus_required",
             Self::PlacementUnavailable(_) => "placement_unavailable",
             Self::PlacementInProgress => "placement_in_progress",

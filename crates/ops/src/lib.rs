@@ -7,7 +7,7 @@
 //! of their own.
 //!
 //! Two kinds of function:
-//! - tenant plane (`users`, `api_keys`, `clusters`, `instances`, `events`,
+//! - tenant plane (`users`, `members`, `api_keys`, `clusters`, `instances`, `events`,
 //!   `tenant`): the unit of work of one request, run on the connection of
 //!   the caller's [`TenantScope`](tenantry_db::TenantScope) transaction —
 //!   the front door opened it, with the tenant gate as its first statement;
@@ -23,6 +23,7 @@ mod error;
 pub mod events;
 pub mod health;
 pub mod instances;
+pub mod members;
 pub mod placement;
 pub mod quotas;
 pub mod retention;
@@ -33,6 +34,7 @@ pub mod views;
 
 pub use actor::{Actor, TenantActor};
 pub use error::{Error, field, violated_constraint};
+pub use members::Authority;
 pub use tenantry_db::models::Page;
 
 use tenantry_db::Db;

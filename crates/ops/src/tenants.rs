@@ -18,6 +18,9 @@ pub struct NewTenant {
     pub slug: Slug,
     pub name: Name,
     pub limits: LimitsPatch,
+    /// The tenant's first owner (a person's subject), added as a member in
+    /// the same transaction.
+    pub owner: Option<crate::members::Subject>,
 }
 
 /// Fields to change; `None` keeps the current value.
@@ -41,15 +44,17 @@ fn snapshot(view: &TenantView) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or_default()
 }
 
-/// Creates the tenant with its quota and usage rows; audited as
-/// `tenant.created` with the tenant and its limits.
+/// Creates the tenant with its quota and usage rows (and, when named, its
+/// first owner as a member); audited as `tenant.created` with the tenant
+/// and its limits (and `member.added`). One provisioning transaction: the
+/// platform context for the registry, the new tenant's own for its member.
 pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<TenantView, Error> {
     let limits = new.limits.apply(&ops.tenancy.default_limits)?;
     let retention = ops.tenancy.retention.period;
     let id = TenantId::new();
     ops.db
         .platform()
-        .run(|conn| {
+        .provision(id, |conn| {
             async move {
                 let tenant = queries::tenants::create(
                     conn,
@@ -68,6 +73,10 @@ pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<T
                 let after = json!({ "tenant": snapshot(&view), "limits": limits });
                 queries::audit::record(conn, Some(id), actor.as_str(), "tenant.created", None, Some(after), None)
                     .await?;
+                if let Some(subject) = new.owner {
+                    let owner = crate::members::NewMember { subject, role: tenantry_core::Role::Owner };
+                    crate::members::add_in(conn, id, actor, true, owner).await?;
+                }
                 Ok(view)
             }
             .scope_boxed()

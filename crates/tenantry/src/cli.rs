@@ -127,7 +127,8 @@ pub struct TokenArgs {
     /// One tenant token per line of this file of tenant ids (load tests).
     #[arg(long, value_name = "FILE", conflicts_with = "tenant")]
     pub tenants_file: Option<PathBuf>,
-    /// A tenant token for this tenant id (scopes tenant:read tenant:write).
+    /// A tenant token for this tenant id (scopes tenant:read tenant:write
+    /// tenant:admin: an operator's machine token).
     #[arg(long, value_name = "ID")]
     pub tenant: Option<TenantId>,
     /// Space-separated scopes instead of the defaults, e.g. "tenant:read".
@@ -198,6 +199,10 @@ pub struct CreateArgs {
     /// The tenant's display name.
     #[arg(long)]
     pub name: String,
+    /// The tenant's first owner: a person's subject (the `sub` of their
+    /// identity provider's tokens), added as a member with role owner.
+    #[arg(long, value_name = "SUBJECT")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Args)]

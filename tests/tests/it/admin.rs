@@ -353,6 +353,8 @@ fn well_formed_body(method: &Method, path: &str) -> Option<Value> {
             Some(json!({"name": "i", "cluster_id": cluster, "cpu_cores": 1, "memory_gb": 1}))
         }
         ("PATCH", "/v1/instances/{id}") => Some(json!({"cpu_cores": 2})),
+        ("POST", "/v1/members") => Some(json!({"subject": "someone", "role": "viewer"})),
+        ("PATCH", "/v1/members/{id}") => Some(json!({"role": "member"})),
         (m, p) => panic!("no well-formed body for {m} {p}: add one"),
     }
 }

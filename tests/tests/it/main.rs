@@ -19,6 +19,7 @@ mod health;
 mod http;
 mod import;
 mod limits;
+mod members;
 mod migrations;
 mod operations;
 mod parsers;

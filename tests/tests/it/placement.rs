@@ -18,11 +18,12 @@ use tenantry_tests::{
     tenant_context_sql,
 };
 
-const TENANT_TABLES: [&str; 7] = [
+const TENANT_TABLES: [&str; 8] = [
     "api_keys",
     "clusters",
     "events",
     "instances",
+    "members",
     "tenant_quotas",
     "tenant_usage",
     "users",

@@ -62,6 +62,17 @@ async fn populate(app: &TestApp, tenant: TenantId, n: usize) {
         .0,
         StatusCode::CREATED
     );
+    assert_eq!(
+        app.call(
+            &token,
+            Method::POST,
+            "/v1/members",
+            Some(json!({"subject": "someone", "role": "viewer"}))
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
 }
 
 async fn counts(db: &Db, tenant: TenantId) -> BTreeMap<&'static str, i64> {

@@ -448,12 +448,14 @@ async fn a_revoked_keys_tokens_are_refused_at_the_next_request() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("revoker").await;
     let owner = app.tenant_token(tenant);
+    // Every tenant scope, so that its token could mint keys were it not
+    // revoked (managing keys needs tenant:admin).
     let (_, key) = app
         .call(
             &owner,
             Method::POST,
             "/v1/api-keys",
-            Some(json!({"name": "ci"})),
+            Some(json!({"name": "ci", "scopes": ["tenant:read", "tenant:write", "tenant:admin"]})),
         )
         .await;
     let (status, issued) = exchange(&app, key["secret"].as_str().unwrap()).await;

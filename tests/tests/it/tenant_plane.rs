@@ -1278,6 +1278,7 @@ async fn an_api_key_exchanges_and_is_revoked_through_the_typed_client() {
         .create_api_key()
         .body(types::CreateApiKey {
             name: "ci".to_owned(),
+            scopes: None,
         })
         .send()
         .await

@@ -1,7 +1,18 @@
 //! The authenticated principal as typed extractors. A tenant-plane handler
 //! takes a `TenantPrincipal` and reaches the database only through
-//! [`TenantPrincipal::read`] / [`TenantPrincipal::write`], which run the
-//! tenant gate first, inside the same transaction.
+//! [`TenantPrincipal::read`] / [`TenantPrincipal::write`] (or their `_as`
+//! forms), which run the tenant gate first, inside the same transaction.
+//!
+//! Two kinds of caller reach the tenant plane:
+//! - a machine credential (a service-issued or API-key token): it carries
+//!   tenant-plane scopes and names its tenant; its scopes are what it may
+//!   do, checked before any database work;
+//! - a member (a person's token from the identity provider): it carries no
+//!   tenant-plane scope; its tenant is the one it names or, naming none,
+//!   the one the request addresses (`resolve`). The gate finds the
+//!   person's members row in the tenant's own transaction — none: refused
+//!   exactly as a tenant that does not exist — and its role's scopes,
+//!   lowered by the token's `role` claim, are checked there.
 
 use std::sync::Arc;
 
@@ -11,9 +22,11 @@ use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use tenantry_core::{AccountId, ApiKeyId, Role, Scope, Scopes, TenantId, TenantStatus};
 use tenantry_db::{AsyncPgConnection, ScopedBoxFuture, ScopedFutureExt, queries};
+use tenantry_ops::Authority;
 use tracing_actix_web::RootSpan;
 
 use super::Principal;
+use super::resolve::{self, no_such_tenant};
 use crate::ratelimit::{Rate, RateLimits};
 use crate::{ApiError, AppState};
 
@@ -32,6 +45,44 @@ pub struct TenantPrincipal {
     pub api_key: Option<ApiKeyId>,
     /// Slugs the request addressed (`/t/{slug}/…`, `{slug}.{base_domain}`).
     addressed: Vec<String>,
+    caller: Caller,
+}
+
+/// How a tenant-plane caller is authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// Its token's tenant-plane scopes.
+    Machine,
+    /// Its members row in the tenant (read by the gate).
+    Member,
+}
+
+fn is_tenant_scope(scope: Scope) -> bool {
+    matches!(
+        scope,
+        Scope::TenantRead | Scope::TenantWrite | Scope::TenantAdmin
+    )
+}
+
+/// A tenant-plane unit of work that is told what its caller may do.
+pub trait Work<'a, R>:
+    for<'r> FnOnce(
+        &'r mut AsyncPgConnection,
+        Authority,
+    ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+    + Send
+    + 'a
+{
+}
+
+impl<'a, R, F> Work<'a, R> for F where
+    F: for<'r> FnOnce(
+            &'r mut AsyncPgConnection,
+            Authority,
+        ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+        + Send
+        + 'a
+{
 }
 
 /// A verified platform-admin token (scope `platform:admin`, no tenant).
@@ -124,9 +175,27 @@ impl FromRequest for TenantPrincipal {
         Box::pin(async move {
             let state = state?;
             let principal = verify(&state, token).await?;
-            let tenant_id = principal.tenant.ok_or(ApiError::forbidden(
-                "this token names no tenant: platform tokens cannot use the tenant plane",
-            ))?;
+            let caller =
+                if principal.api_key.is_some() || principal.scopes.iter().any(is_tenant_scope) {
+                    Caller::Machine
+                } else {
+                    Caller::Member
+                };
+            let tenant_id = match (caller, principal.tenant) {
+                (Caller::Machine, Some(tenant)) => tenant,
+                (Caller::Machine, None) => {
+                    return Err(ApiError::forbidden(
+                        "this token names no tenant: platform tokens cannot use the tenant plane",
+                    ));
+                }
+                (Caller::Member, _) if principal.scopes.contains(Scope::PlatformAdmin) => {
+                    return Err(ApiError::forbidden(
+                        "platform tokens cannot use the tenant plane",
+                    ));
+                }
+                (Caller::Member, Some(tenant)) => tenant,
+                (Caller::Member, None) => resolve::addressed_tenant(&state, &addressed).await?,
+            };
             if let Some(span) = span {
                 span.record("tenant_id", tracing::field::display(tenant_id));
             }
@@ -138,6 +207,7 @@ impl FromRequest for TenantPrincipal {
                 scopes: principal.scopes,
                 api_key: principal.api_key,
                 addressed,
+                caller,
             })
         })
     }
@@ -194,8 +264,23 @@ impl TenantPrincipal {
             + 'a,
         R: Send + 'a,
     {
-        self.require(Scope::TenantRead)?;
-        self.run(state, false, work).await
+        self.read_as(state, Scope::TenantRead, move |conn, _| work(conn))
+            .await
+    }
+
+    /// A read-only unit of work that needs `scope` and is told what the
+    /// caller may do.
+    pub async fn read_as<'a, R, F>(
+        &self,
+        state: &AppState,
+        scope: Scope,
+        work: F,
+    ) -> Result<R, ApiError>
+    where
+        F: Work<'a, R>,
+        R: Send + 'a,
+    {
+        self.run(state, false, scope, work).await
     }
 
     /// A unit of work that writes (scope `tenant:write`). It holds the
@@ -210,8 +295,23 @@ impl TenantPrincipal {
             + 'a,
         R: Send + 'a,
     {
-        self.require(Scope::TenantWrite)?;
-        self.run(state, true, work).await
+        self.write_as(state, Scope::TenantWrite, move |conn, _| work(conn))
+            .await
+    }
+
+    /// A writing unit of work (as [`Self::write`]) that needs `scope` and
+    /// is told what the caller may do.
+    pub async fn write_as<'a, R, F>(
+        &self,
+        state: &AppState,
+        scope: Scope,
+        work: F,
+    ) -> Result<R, ApiError>
+    where
+        F: Work<'a, R>,
+        R: Send + 'a,
+    {
+        self.run(state, true, scope, work).await
     }
 
     /// A write that, with `dry_run`, is rehearsed instead: the same unit of
@@ -231,13 +331,33 @@ impl TenantPrincipal {
             + 'a,
         R: Send + 'a,
     {
+        self.write_or_rehearse_as(state, dry_run, Scope::TenantWrite, move |conn, _| {
+            work(conn)
+        })
+        .await
+    }
+
+    /// [`Self::write_or_rehearse`] needing `scope`, told what the caller
+    /// may do.
+    pub async fn write_or_rehearse_as<'a, R, F>(
+        &self,
+        state: &AppState,
+        dry_run: bool,
+        scope: Scope,
+        work: F,
+    ) -> Result<R, ApiError>
+    where
+        F: Work<'a, R>,
+        R: Send + 'a,
+    {
         if !dry_run {
-            return self.write(state, work).await;
+            return self.write_as(state, scope, work).await;
         }
-        self.require(Scope::TenantWrite)?;
+        self.require_early(scope)?;
         let tenant = self.tenant_id;
         self.admit(state).await?;
         let gate = self.gate_input(state);
+        let grant = self.grant();
         // No lifecycle lock: a rehearsal commits nothing, so it has nothing
         // a suspension must wait for.
         let outcome = state
@@ -245,10 +365,11 @@ impl TenantPrincipal {
             .tenant(tenant)
             .run(move |conn| {
                 async move {
-                    gate.run(conn).await.map_err(Rehearsal::Failed)?;
+                    let role = gate.run(conn).await.map_err(Rehearsal::Failed)?;
+                    let authority = grant.authority(role, scope).map_err(Rehearsal::Failed)?;
                     // An error rolls the transaction back: a finished
                     // rehearsal leaves as one, carrying its result.
-                    match work(conn).await {
+                    match work(conn, authority).await {
                         Ok(result) => Err::<(), _>(Rehearsal::Done(result)),
                         Err(e) => Err(Rehearsal::Failed(e)),
                     }
@@ -264,13 +385,20 @@ impl TenantPrincipal {
         observe(state, tenant, result)
     }
 
-    fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.contains(scope) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(
-                format!("requires scope {scope}").into(),
-            ))
+    /// A machine credential's scope check, before any database work (a
+    /// member's comes after the gate has read its role).
+    fn require_early(&self, scope: Scope) -> Result<(), ApiError> {
+        match self.caller {
+            Caller::Machine => require(&self.scopes, scope),
+            Caller::Member => Ok(()),
+        }
+    }
+
+    fn grant(&self) -> Grant {
+        Grant {
+            caller: self.caller,
+            scopes: self.scopes.clone(),
+            claimed: self.role,
         }
     }
 
@@ -288,36 +416,76 @@ impl TenantPrincipal {
     fn gate_input(&self, state: &AppState) -> Gate {
         Gate {
             tenant: self.tenant_id,
+            member: (self.caller == Caller::Member).then(|| self.sub.clone()),
             api_key: self.api_key,
             addressed: self.addressed.clone(),
             limits: Arc::clone(&state.rate_limits),
         }
     }
 
-    async fn run<'a, R, F>(&self, state: &AppState, writes: bool, work: F) -> Result<R, ApiError>
+    async fn run<'a, R, F>(
+        &self,
+        state: &AppState,
+        writes: bool,
+        required: Scope,
+        work: F,
+    ) -> Result<R, ApiError>
     where
-        F: for<'r> FnOnce(
-                &'r mut AsyncPgConnection,
-            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
-            + Send
-            + 'a,
+        F: Work<'a, R>,
         R: Send + 'a,
     {
+        self.require_early(required)?;
         let tenant = self.tenant_id;
         self.admit(state).await?;
         let gate = self.gate_input(state);
+        let grant = self.grant();
         let scope = state.db.tenant(tenant);
         let scope = if writes { scope.writing() } else { scope };
         let result = scope
             .run(move |conn| {
                 async move {
-                    gate.run(conn).await?;
-                    work(conn).await
+                    let role = gate.run(conn).await?;
+                    let authority = grant.authority(role, required)?;
+                    work(conn, authority).await
                 }
                 .scope_boxed()
             })
             .await;
         observe(state, tenant, result)
+    }
+}
+
+fn require(scopes: &Scopes, scope: Scope) -> Result<(), ApiError> {
+    if scopes.contains(scope) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            format!("requires scope {scope}").into(),
+        ))
+    }
+}
+
+/// What the caller may do, once the gate has run.
+struct Grant {
+    caller: Caller,
+    /// A machine credential's scopes.
+    scopes: Scopes,
+    /// The token's `role` claim: lowers a member's role, never raises it.
+    claimed: Option<Role>,
+}
+
+impl Grant {
+    /// The caller's authority, given the role the gate found (members
+    /// only), if it includes `required`.
+    fn authority(&self, role: Option<Role>, required: Scope) -> Result<Authority, ApiError> {
+        let authority = match (self.caller, role) {
+            (Caller::Machine, _) => Authority::machine(self.scopes.clone()),
+            (Caller::Member, Some(role)) => Authority::member(role, self.claimed),
+            // The gate refuses a member token without a members row.
+            (Caller::Member, None) => return Err(no_such_tenant()),
+        };
+        require(&authority.scopes, required)?;
+        Ok(authority)
     }
 }
 
@@ -338,21 +506,25 @@ fn observe<R>(
 }
 
 /// The tenant gate: inside the unit of work's own transaction, the tenant
-/// must exist, the credential behind the token must still be valid, the
-/// tenant must be the one the request addressed and be active. If its row
-/// cannot be read the transaction fails and the request gets 503 — never
-/// through. The limits it reads refresh the rate-limit cache.
+/// must exist, a member token's subject must be one of its members, the
+/// credential behind the token must still be valid, the tenant must be the
+/// one the request addressed and be active. If its row cannot be read the
+/// transaction fails and the request gets 503 — never through. The limits
+/// it reads refresh the rate-limit cache.
 struct Gate {
     tenant: TenantId,
+    /// A member token's subject: its members row must exist.
+    member: Option<String>,
     api_key: Option<ApiKeyId>,
     addressed: Vec<String>,
     limits: Arc<RateLimits>,
 }
 
 impl Gate {
-    async fn run(&self, conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
+    /// Returns a member token's role in the tenant.
+    async fn run(&self, conn: &mut AsyncPgConnection) -> Result<Option<Role>, ApiError> {
         let Some(row) = queries::tenants::gate(conn, self.tenant, self.api_key).await? else {
-            return Err(ApiError::forbidden("this token's tenant does not exist"));
+            return Err(no_such_tenant());
         };
         // The limits are read again only when the registry row changed
         // since they were cached (an admin's change of them moves it).
@@ -364,6 +536,7 @@ impl Gate {
             self.limits
                 .learn_stamped(self.tenant, rate, Some(row.stamp));
         }
+        let role = self.membership(conn).await?;
         if !row.credential_valid {
             tracing::debug!(api_key = ?self.api_key, "token refused: its API key was revoked");
             return Err(ApiError::Unauthorized);
@@ -374,7 +547,23 @@ impl Gate {
         if row.status != TenantStatus::Active {
             return Err(ApiError::TenantInactive(row.status));
         }
-        Ok(())
+        Ok(role)
+    }
+
+    /// A member token's members row, found in SQL in this transaction (RLS:
+    /// only this tenant's rows are visible). None: refused exactly as a
+    /// tenant that does not exist, before anything else about the tenant
+    /// (its status, its slug) can show.
+    async fn membership(&self, conn: &mut AsyncPgConnection) -> Result<Option<Role>, ApiError> {
+        let Some(subject) = self.member.as_deref() else {
+            return Ok(None);
+        };
+        let Some(role) = queries::members::role_of(conn, self.tenant, subject).await? else {
+            return Err(no_such_tenant());
+        };
+        role.parse().map(Some).map_err(|_| {
+            ApiError::internal(format!("a member of {} has an unknown role", self.tenant))
+        })
     }
 }
 

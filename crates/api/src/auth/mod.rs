@@ -5,6 +5,7 @@
 pub mod api_key;
 mod extract;
 pub mod keys;
+pub mod resolve;
 mod settings;
 
 use std::sync::Arc;

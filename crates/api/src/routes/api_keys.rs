@@ -1,17 +1,19 @@
 //! `/v1/api-keys`: long-lived keys a tenant exchanges for short-lived tokens.
 //! The secret is shown once, at creation; only its keyed hash is stored.
+//! Managing keys needs `tenant:admin`; a key's scopes are never more than
+//! its creator's.
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use tenantry_core::{ApiKeyId, Name};
+use tenantry_core::{ApiKeyId, Name, Scope};
 use tenantry_db::ScopedFutureExt;
 use tenantry_db::queries::api_keys::StoredHash;
 use tenantry_ops::api_keys::{self, NewApiKey};
 use tenantry_ops::field;
 use tenantry_ops::views::{ApiKeyView, CreatedApiKey, List, Rehearsal};
 
-use super::{ById, DryRun, PageQuery, create_or_rehearse, created, list};
+use super::{ById, DryRun, PageQuery, create_or_rehearse_as, created, list};
 use crate::auth::{TenantPrincipal, api_key};
 use crate::json::Json;
 use crate::{ApiError, AppState};
@@ -20,9 +22,13 @@ use crate::{ApiError, AppState};
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     name: String,
+    /// What the tokens it is exchanged for may do: tenant-plane scopes, no
+    /// more than the creator's own. Default: `["tenant:read", "tenant:write"]`.
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
-#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = List<ApiKeyView>)))]
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(PageQuery), responses((status = 200, description = "Needs tenant:admin", body = List<ApiKeyView>)))]
 #[get("/api-keys")]
 pub async fn list_api_keys(
     state: web::Data<AppState>,
@@ -31,14 +37,14 @@ pub async fn list_api_keys(
 ) -> Result<HttpResponse, ApiError> {
     let (page, tenant) = (query.page()?, who.tenant_id);
     let page = who
-        .read(&state, |conn| {
-            async move { Ok(api_keys::list(conn, tenant, page).await?) }.scope_boxed()
+        .read_as(&state, Scope::TenantAdmin, |conn, authority| {
+            async move { Ok(api_keys::list(conn, tenant, &authority, page).await?) }.scope_boxed()
         })
         .await?;
     Ok(list(&page))
 }
 
-#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(DryRun), request_body = CreateApiKey, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; no key is stored and no secret shown", body = Rehearsal<ApiKeyView>), (status = 201, description = "The key, with its secret: the only time it is shown", body = CreatedApiKey)))]
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(DryRun), request_body = CreateApiKey, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; no key is stored and no secret shown", body = Rehearsal<ApiKeyView>), (status = 201, description = "The key, with its secret: the only time it is shown", body = CreatedApiKey), (status = 422, description = "validation: e.g. `scopes` more than the creator's own", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,
@@ -46,7 +52,18 @@ pub async fn create_api_key(
     body: Json<CreateApiKey>,
     dry: web::Query<DryRun>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = field("name", Name::parse(&body.0.name))?;
+    let body = body.0;
+    let name = field("name", Name::parse(&body.name))?;
+    let scopes = body
+        .scopes
+        .as_ref()
+        .map(|names| {
+            field(
+                "scopes",
+                api_keys::parse_scopes(names.iter().map(String::as_str)),
+            )
+        })
+        .transpose()?;
     let actor = who.actor();
     let minted = api_key::mint(&state.api_key_secret, who.tenant_id);
     let new = NewApiKey {
@@ -57,19 +74,24 @@ pub async fn create_api_key(
             hash: minted.hash.clone(),
             version: minted.hash_version,
         },
+        scopes,
     };
     // A rehearsed key is never stored, and its secret is never shown.
-    create_or_rehearse(
+    create_or_rehearse_as(
         &who,
         &state,
         &dry,
-        |conn| async move { api_keys::create(conn, &actor, new).await }.scope_boxed(),
+        Scope::TenantAdmin,
+        |conn, authority| {
+            async move { api_keys::create(conn, &actor, &authority, new).await }.scope_boxed()
+        },
         |key| {
             let shown = CreatedApiKey {
                 id: key.id,
                 name: key.name,
                 prefix: key.prefix,
                 created_at: key.created_at,
+                scopes: key.scopes,
                 secret: minted.secret.expose_secret().to_owned(),
             };
             created(format!("/v1/api-keys/{}", shown.id), &shown)
@@ -86,8 +108,8 @@ pub async fn revoke_api_key(
     id: web::Path<ById<ApiKeyId>>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, id) = (who.actor(), id.into_inner().id);
-    who.write(&state, |conn| {
-        async move { Ok(api_keys::revoke(conn, &actor, id).await?) }.scope_boxed()
+    who.write_as(&state, Scope::TenantAdmin, |conn, authority| {
+        async move { Ok(api_keys::revoke(conn, &actor, &authority, id).await?) }.scope_boxed()
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

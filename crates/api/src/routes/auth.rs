@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
-use tenantry_core::{Scope, Scopes, TenantStatus};
+use tenantry_core::TenantStatus;
 use tenantry_db::{DbError, ScopedFutureExt, queries};
 
 use crate::auth::api_key;
@@ -64,11 +64,11 @@ pub async fn exchange_api_key(
                 let Some(gate) = queries::tenants::gate(conn, tenant, None).await? else {
                     return Ok::<_, DbError>(None);
                 };
-                let Some(hash) = queries::api_keys::hash_for_exchange(conn, tenant, id).await?
+                let Some(key) = queries::api_keys::hash_for_exchange(conn, tenant, id).await?
                 else {
                     return Ok(None);
                 };
-                if !presented.matches(&hash_key, &hash) {
+                if !presented.matches(&hash_key, &key.hash) {
                     return Ok(None);
                 }
                 // The status before the write: a suspended tenant's key is
@@ -76,19 +76,20 @@ pub async fn exchange_api_key(
                 if gate.status == TenantStatus::Active {
                     queries::api_keys::touch(conn, tenant, id).await?;
                 }
-                Ok(Some(gate.status))
+                Ok(Some((gate.status, key.scopes)))
             }
             .scope_boxed()
         })
         .await?;
-    match found {
+    // The key's own scopes (never more than its creator's); a key from
+    // before they were stored reads and writes.
+    let scopes = match found {
         None => return Err(ApiError::Unauthorized),
-        Some(TenantStatus::Active) => {}
-        Some(status) => return Err(ApiError::TenantInactive(status)),
-    }
-    let scopes: Scopes = [Scope::TenantRead, Scope::TenantWrite]
-        .into_iter()
-        .collect();
+        Some((TenantStatus::Active, scopes)) => {
+            tenantry_ops::api_keys::stored_scopes(scopes.as_deref())
+        }
+        Some((status, _)) => return Err(ApiError::TenantInactive(status)),
+    };
     let token = state
         .issuer
         .sign_for_api_key(id, tenant, &scopes, state.exchange_ttl)

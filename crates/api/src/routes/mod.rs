@@ -9,6 +9,7 @@ pub mod clusters;
 pub mod events;
 pub mod health;
 pub mod instances;
+pub mod members;
 pub mod tenant;
 pub mod users;
 
@@ -32,6 +33,11 @@ fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
         .service(users::get_user)
         .service(users::update_user)
         .service(users::delete_user)
+        .service(members::list_members)
+        .service(members::add_member)
+        .service(members::get_member)
+        .service(members::change_member_role)
+        .service(members::remove_member)
         .service(api_keys::list_api_keys)
         .service(api_keys::create_api_key)
         .service(api_keys::revoke_api_key)
@@ -71,6 +77,10 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(admin::tenants::export_tenant)
                 .service(admin::placement::get_placement)
                 .service(admin::placement::place_tenant)
+                .service(admin::members::list_tenant_members)
+                .service(admin::members::add_tenant_member)
+                .service(admin::members::change_tenant_member_role)
+                .service(admin::members::remove_tenant_member)
                 .service(admin::quotas::get_quotas)
                 .service(admin::quotas::replace_quotas)
                 .service(admin::quotas::merge_quotas)
@@ -186,12 +196,43 @@ where
         + 'a,
     T: Serialize + Send + 'a,
 {
+    create_or_rehearse_as(
+        who,
+        state,
+        dry,
+        tenantry_core::Scope::TenantWrite,
+        move |conn, _| work(conn),
+        respond,
+    )
+    .await
+}
+
+/// [`create_or_rehearse`] of a create that needs `scope` and is told what
+/// its caller may do.
+pub async fn create_or_rehearse_as<'a, T, F>(
+    who: &crate::auth::TenantPrincipal,
+    state: &crate::AppState,
+    dry: &DryRun,
+    scope: tenantry_core::Scope,
+    work: F,
+    respond: impl FnOnce(T) -> HttpResponse,
+) -> Result<HttpResponse, ApiError>
+where
+    F: for<'r> FnOnce(
+            &'r mut tenantry_db::AsyncPgConnection,
+            tenantry_ops::Authority,
+        )
+            -> tenantry_db::ScopedBoxFuture<'a, 'r, Result<T, tenantry_ops::Error>>
+        + Send
+        + 'a,
+    T: Serialize + Send + 'a,
+{
     use tenantry_db::ScopedFutureExt as _;
     let (tenant, dry_run) = (who.tenant_id, dry.wanted());
     let (item, usage_after) = who
-        .write_or_rehearse(state, dry_run, move |conn| {
+        .write_or_rehearse_as(state, dry_run, scope, move |conn, authority| {
             async move {
-                let item = work(conn).await?;
+                let item = work(conn, authority).await?;
                 let usage = if dry_run {
                     tenantry_ops::quotas::usage(conn, tenant).await?
                 } else {

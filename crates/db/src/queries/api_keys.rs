@@ -50,6 +50,7 @@ pub async fn create(
     name: &str,
     prefix: &str,
     secret: &StoredHash,
+    scopes: &str,
 ) -> QueryResult<ApiKey> {
     diesel::insert_into(api_keys::table)
         .values((
@@ -59,6 +60,7 @@ pub async fn create(
             api_keys::prefix.eq(prefix),
             api_keys::secret_hash.eq(&secret.hash),
             api_keys::hash_version.eq(secret.version),
+            api_keys::scopes.eq(scopes),
         ))
         .returning(ApiKey::as_returning())
         .get_result(conn)
@@ -85,24 +87,40 @@ pub async fn revoke(
     Ok(n > 0)
 }
 
-/// The stored hash of an active key (and its version), for the exchange.
+/// An active key as the exchange needs it: its stored hash and what its
+/// tokens may do.
+#[derive(Debug)]
+pub struct ExchangeKey {
+    pub hash: StoredHash,
+    /// Space-separated scopes; `None` for a key from before migration 0009.
+    pub scopes: Option<String>,
+}
+
+type ExchangeColumns = (Vec<u8>, i16, Option<DateTime<Utc>>, Option<String>);
+
+/// The stored hash of an active key (and its version) and its scopes, for
+/// the exchange.
 pub async fn hash_for_exchange(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     id: ApiKeyId,
-) -> QueryResult<Option<StoredHash>> {
-    let hash: Option<(Vec<u8>, i16, Option<DateTime<Utc>>)> = api_keys::table
+) -> QueryResult<Option<ExchangeKey>> {
+    let hash: Option<ExchangeColumns> = api_keys::table
         .filter(api_keys::tenant_id.eq(tenant).and(api_keys::id.eq(id)))
         .select((
             api_keys::secret_hash,
             api_keys::hash_version,
             api_keys::revoked_at,
+            api_keys::scopes,
         ))
         .first(conn)
         .await
         .optional()?;
     match hash {
-        Some((hash, version, None)) => Ok(Some(StoredHash { hash, version })),
+        Some((hash, version, None, scopes)) => Ok(Some(ExchangeKey {
+            hash: StoredHash { hash, version },
+            scopes,
+        })),
         _ => Ok(None),
     }
 }

@@ -16,13 +16,24 @@ use tokio::sync::mpsc;
 
 /// The tenant-scoped tables, parents before children (import order; a
 /// purge goes the other way, see `schema::TENANT_TABLES`).
-pub const TABLES: [&str; 5] = ["users", "api_keys", "clusters", "instances", "events"];
+pub const TABLES: [&str; 6] = [
+    "members",
+    "users",
+    "api_keys",
+    "clusters",
+    "instances",
+    "events",
+];
 
 /// What an export carries of each table: named columns, never `*`, so a
 /// column added later (a secret, say) stays out until someone adds it here.
 /// No secret is ever listed: `api_keys` goes without `secret_hash` and
 /// `hash_version` (an import never re-creates credentials anyway).
-pub const EXPORTED_COLUMNS: [(&str, &str); 5] = [
+pub const EXPORTED_COLUMNS: [(&str, &str); 6] = [
+    (
+        "members",
+        "tenant_id, id, subject, role, created_at, updated_at",
+    ),
     (
         "users",
         "tenant_id, id, email, name, created_at, updated_at",

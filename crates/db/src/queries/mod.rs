@@ -9,6 +9,7 @@ pub mod clusters;
 pub mod events;
 pub mod export;
 pub mod instances;
+pub mod members;
 pub mod placement;
 pub mod quotas;
 pub mod retention;

@@ -14,11 +14,19 @@ pub struct ApiKeyView {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What the tokens it is exchanged for may do (never more than its
+    /// creator could).
+    pub scopes: Vec<String>,
 }
 
 impl From<ApiKey> for ApiKeyView {
     fn from(k: ApiKey) -> Self {
+        let scopes = crate::api_keys::stored_scopes(k.scopes.as_deref())
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
         Self {
+            scopes,
             id: k.id,
             name: k.name,
             prefix: k.prefix,
@@ -36,6 +44,7 @@ pub struct CreatedApiKey {
     pub name: String,
     pub prefix: String,
     pub created_at: DateTime<Utc>,
+    pub scopes: Vec<String>,
     /// Exchange it at `POST /v1/auth/token`; store it now, it is not shown again.
     pub secret: String,
 }

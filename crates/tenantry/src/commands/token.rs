@@ -24,7 +24,7 @@ pub fn run(settings: &Settings, args: TokenArgs) -> anyhow::Result<ExitCode> {
     let scopes = match scope {
         Some(words) => parse_scopes(&words)?,
         None if admin => [Scope::PlatformAdmin].into_iter().collect(),
-        None => [Scope::TenantRead, Scope::TenantWrite]
+        None => [Scope::TenantRead, Scope::TenantWrite, Scope::TenantAdmin]
             .into_iter()
             .collect(),
     };

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod health;
+pub mod members;
 pub mod placement;
 pub mod quotas;
 pub mod retention;

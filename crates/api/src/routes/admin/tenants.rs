@@ -26,6 +26,11 @@ pub struct CreateTenant {
     /// Limits to override at creation; the rest come from `[quotas.default]`.
     #[serde(default)]
     quotas: Option<LimitsPatch>,
+    /// The tenant's first owner: a person's subject (the `sub` of their
+    /// identity provider's tokens), made a member with role `owner` in the
+    /// same transaction.
+    #[serde(default)]
+    owner: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -66,6 +71,11 @@ pub async fn create_tenant(
         slug: field("slug", Slug::parse(&body.slug).map_err(|e| e.to_string()))?,
         name: field("name", Name::parse(&body.name))?,
         limits: body.quotas.unwrap_or_default(),
+        owner: body
+            .owner
+            .as_deref()
+            .map(|o| field("owner", tenantry_ops::members::Subject::parse(o)))
+            .transpose()?,
     };
     let view = tenants::create(&state.ops, &admin.actor(), new).await?;
     Ok(created(format!("/v1/admin/tenants/{}", view.id), &view))

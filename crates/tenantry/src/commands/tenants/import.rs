@@ -22,8 +22,8 @@
 //! next is read, so memory holds one line (at most [`MAX_LINE_BYTES`]) and
 //! the ids seen so far, never the file. A refusal on any line, or a missing
 //! trailer at the end, rolls the whole import back. Rows refer only to rows
-//! before them, as in an export (users, api_keys, clusters, instances,
-//! events): an instance's cluster must come earlier in the file.
+//! before them, as in an export (members, users, api_keys, clusters,
+//! instances, events): an instance's cluster must come earlier in the file.
 //!
 //! Progress goes to stderr (`crate::progress`): rows per table as they are
 //! written, a status line at a terminal, plain lines elsewhere.
@@ -335,6 +335,13 @@ struct InstanceRow {
     size: Size,
 }
 
+struct MemberRow {
+    line: usize,
+    old_id: Uuid,
+    subject: tenantry_ops::members::Subject,
+    role: tenantry_core::Role,
+}
+
 struct EventRow {
     old_subject: Option<Uuid>,
     /// The row as it was, kept as provenance under `data.original`.
@@ -343,6 +350,7 @@ struct EventRow {
 
 /// One line of the file, parsed and checked; nothing written yet.
 enum Row {
+    Member(MemberRow),
     User(UserRow),
     Cluster(ClusterRow),
     Instance(InstanceRow),
@@ -354,6 +362,7 @@ enum Row {
 impl Row {
     fn table(&self) -> &'static str {
         match self {
+            Self::Member(_) => "members",
             Self::User(_) => "users",
             Self::Cluster(_) => "clusters",
             Self::Instance(_) => "instances",
@@ -452,6 +461,28 @@ impl Checker {
     fn check(&mut self, line: &Line) -> Result<Row, RowError> {
         let seen = &mut self.seen;
         Ok(match line.table.as_str() {
+            "members" => {
+                let f = Fields::new(line, "members", &exported_fields("members"))?;
+                f.optional_uuid("tenant_id")?;
+                let old_id = seen.id(&f)?;
+                let subject = f.parsed(
+                    "subject",
+                    tenantry_ops::members::Subject::parse(f.text("subject")?),
+                )?;
+                let role = f.parsed(
+                    "role",
+                    f.text("role")?
+                        .parse::<tenantry_core::Role>()
+                        .map_err(|e| e.to_string()),
+                )?;
+                seen.once(&f, "member subject", "subject", subject.as_str().to_owned())?;
+                Row::Member(MemberRow {
+                    line: line.number,
+                    old_id,
+                    subject,
+                    role,
+                })
+            }
             "users" => {
                 let f = Fields::new(line, "users", &exported_fields("users"))?;
                 f.optional_uuid("tenant_id")?;
@@ -535,8 +566,8 @@ impl Checker {
                     line: line.number,
                     table: shown(other),
                     field: None,
-                    message: "unknown table (an export holds users, api_keys, clusters, \
-                              instances and events)"
+                    message: "unknown table (an export holds members, users, api_keys, \
+                              clusters, instances and events)"
                         .to_owned(),
                 });
             }
@@ -646,6 +677,17 @@ impl Target<'_> {
     async fn write(&mut self, row: Row) -> Result<(), ImportError> {
         let (conn, id) = (&mut *self.conn, self.id);
         match row {
+            Row::Member(member) => {
+                let created = queries::members::create(
+                    conn,
+                    id,
+                    member.subject.as_str(),
+                    member.role.as_str(),
+                )
+                .await
+                .map_err(refused(member.line, "members"))?;
+                self.new_ids.insert(member.old_id, *created.id.as_uuid());
+            }
             Row::User(user) => {
                 let name = user.name.as_ref().map_or("", Name::as_str);
                 let created = queries::users::create(conn, id, user.email.as_str(), name)
@@ -957,8 +999,8 @@ mod tests {
         );
         assert_eq!(
             refusal(&[("secrets", json!({}))]),
-            "line 1, secrets: unknown table (an export holds users, api_keys, clusters, \
-             instances and events)"
+            "line 1, secrets: unknown table (an export holds members, users, api_keys, \
+             clusters, instances and events)"
         );
         assert_eq!(
             refusal(&[(

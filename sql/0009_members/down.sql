@@ -1,0 +1,2 @@
+ALTER TABLE api_keys DROP COLUMN IF EXISTS scopes;
+DROP TABLE IF EXISTS members;
