@@ -47,6 +47,8 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("clusters", Placement::Distributed),
     ("instances", Placement::Distributed),
     ("events", Placement::Distributed),
+    ("idempotency_keys", Placement::Distributed),
+    ("admin_idempotency_keys", Placement::Coordinator),
     ("audit_events", Placement::Coordinator),
     ("retention_runs", Placement::Coordinator),
     ("tenantry_migrations", Placement::Unplaced),

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod clusters;
 mod error;
 pub mod events;
+pub mod idempotency;
 pub mod instances;
 pub mod placement;
 pub mod quotas;

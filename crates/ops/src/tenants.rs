@@ -44,35 +44,57 @@ fn snapshot(view: &TenantView) -> serde_json::Value {
 /// Creates the tenant with its quota and usage rows; audited as
 /// `tenant.created` with the tenant and its limits.
 pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<TenantView, Error> {
-    let limits = new.limits.apply(&ops.tenancy.default_limits)?;
-    let retention = ops.tenancy.retention.period;
-    let id = TenantId::new();
     ops.db
         .platform()
-        .run(|conn| {
-            async move {
-                let tenant = queries::tenants::create(
-                    conn,
-                    id,
-                    new.slug.as_str(),
-                    new.name.as_str(),
-                    &(&limits).into(),
-                )
-                .await
-                .map_err(|e| {
-                    on_constraint(e, DatabaseErrorKind::UniqueViolation, "tenants_slug_unique", || {
-                        Error::conflict("this slug is taken (by a live tenant or one not yet purged and released)")
-                    })
-                })?;
-                let view = TenantView::new(tenant, retention);
-                let after = json!({ "tenant": snapshot(&view), "limits": limits });
-                queries::audit::record(conn, Some(id), actor.as_str(), "tenant.created", None, Some(after), None)
-                    .await?;
-                Ok(view)
-            }
-            .scope_boxed()
-        })
+        .run(|conn| async move { create_on(conn, &ops.tenancy, actor, new).await }.scope_boxed())
         .await
+}
+
+/// [`create`] on the connection of a platform-scope transaction the caller
+/// holds (an idempotent create claims its key in it first,
+/// `crate::idempotency::platform`).
+pub async fn create_on(
+    conn: &mut AsyncPgConnection,
+    tenancy: &crate::Tenancy,
+    actor: &Actor,
+    new: NewTenant,
+) -> Result<TenantView, Error> {
+    let limits = new.limits.apply(&tenancy.default_limits)?;
+    let retention = tenancy.retention.period;
+    let id = TenantId::new();
+    let tenant = queries::tenants::create(
+        conn,
+        id,
+        new.slug.as_str(),
+        new.name.as_str(),
+        &(&limits).into(),
+    )
+    .await
+    .map_err(|e| {
+        on_constraint(
+            e,
+            DatabaseErrorKind::UniqueViolation,
+            "tenants_slug_unique",
+            || {
+                Error::conflict(
+                    "this slug is taken (by a live tenant or one not yet purged and released)",
+                )
+            },
+        )
+    })?;
+    let view = TenantView::new(tenant, retention);
+    let after = json!({ "tenant": snapshot(&view), "limits": limits });
+    queries::audit::record(
+        conn,
+        Some(id),
+        actor.as_str(),
+        "tenant.created",
+        None,
+        Some(after),
+        None,
+    )
+    .await?;
+    Ok(view)
 }
 
 /// Tenants in id order, optionally of one status.

@@ -13,6 +13,7 @@ use tenantry_ops::views::{ApiKeyView, CreatedApiKey, List, Rehearsal};
 
 use super::{ById, DryRun, PageQuery, create_or_rehearse, created, list};
 use crate::auth::{TenantPrincipal, api_key};
+use crate::idempotency::IdempotencyKey;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -38,13 +39,14 @@ pub async fn list_api_keys(
     Ok(list(&page))
 }
 
-#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(DryRun), request_body = CreateApiKey, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; no key is stored and no secret shown", body = Rehearsal<ApiKeyView>), (status = 201, description = "The key, with its secret: the only time it is shown", body = CreatedApiKey)))]
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(DryRun, IdempotencyKey), request_body = CreateApiKey, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; no key is stored and no secret shown", body = Rehearsal<ApiKeyView>), (status = 201, description = "The key, with its secret: the only time it is shown. A replay (`Idempotency-Key`, `Idempotent-Replayed: true`) shows the key without its secret, which is never stored", body = CreatedApiKey)))]
 #[post("/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     body: Json<CreateApiKey>,
     dry: web::Query<DryRun>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let name = field("name", Name::parse(&body.0.name))?;
     let actor = who.actor();
@@ -63,6 +65,7 @@ pub async fn create_api_key(
         &who,
         &state,
         &dry,
+        &key,
         |conn| async move { api_keys::create(conn, &actor, new).await }.scope_boxed(),
         |key| {
             let shown = CreatedApiKey {
