@@ -16,6 +16,7 @@ mod environment;
 mod faults;
 mod guard;
 mod http;
+mod idempotency;
 mod import;
 mod limits;
 mod migrations;

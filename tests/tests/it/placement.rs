@@ -18,10 +18,11 @@ use tenantry_tests::{
     tenant_context_sql,
 };
 
-const TENANT_TABLES: [&str; 7] = [
+const TENANT_TABLES: [&str; 8] = [
     "api_keys",
     "clusters",
     "events",
+    "idempotency_keys",
     "instances",
     "tenant_quotas",
     "tenant_usage",
