@@ -47,7 +47,6 @@ pub struct StoredKey {
 #[derive(QueryableByName)]
 struct Claimed {
     #[diesel(sql_type = SqlUuid)]
-    #[allow(dead_code)]
     id: uuid::Uuid,
 }
 
@@ -95,7 +94,7 @@ pub async fn claim(
             .await?
         }
     };
-    Ok(!rows.is_empty())
+    Ok(rows.iter().any(|row| row.id == id))
 }
 
 /// The stored key, if there is one.
