@@ -492,6 +492,19 @@ async fn an_invalid_key_is_refused_and_a_rehearsal_stores_no_key() {
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     assert_eq!(listed(&app, &token, "/v1/clusters").await, 0);
 
+    let bad_rehearsal = post(
+        &app,
+        &token,
+        "/v1/clusters?dry_run=true",
+        &body,
+        Some("has space"),
+    )
+    .await;
+    assert_eq!(
+        bad_rehearsal.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{bad_rehearsal:?}"
+    );
     // A rehearsal with a key stores nothing; the real create then runs.
     let rehearsed = post(&app, &token, "/v1/clusters?dry_run=true", &body, Some("d")).await;
     assert_eq!(rehearsed.status, StatusCode::OK, "{rehearsed:?}");

@@ -174,10 +174,12 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
             .await
             .unwrap();
     } else {
-        assert_eq!(
-            migrate::revert_last(&owner).await.unwrap(),
-            "0007_slug_not_uuid"
-        );
+        // Later migrations go first, then 0007.
+        let mut reverted = Vec::new();
+        while reverted.last().map(String::as_str) != Some("0007_slug_not_uuid") {
+            assert!(reverted.len() < 100, "{reverted:?}");
+            reverted.push(migrate::revert_last(&owner).await.unwrap());
+        }
     }
     let db = test_db.db(2);
     let a = tenantry_tests::create_tenant(&db, "tenant-a").await;
@@ -196,7 +198,10 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
         let report = migrate::run(&owner, &context_key(), &migrate::MigrateOptions::default())
             .await
             .unwrap();
-        assert_eq!(report.applied, vec!["0007_slug_not_uuid"]);
+        assert_eq!(
+            report.applied.iter().next().map(String::as_str),
+            Some("0007_slug_not_uuid")
+        );
     }
     for slug in [
         uuid::Uuid::now_v7().hyphenated().to_string(),

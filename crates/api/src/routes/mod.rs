@@ -211,6 +211,8 @@ where
             .await?;
         return crate::idempotency::finish(outcome);
     }
+    // A rehearsal's key is judged like any other, and never claimed.
+    key.request()?;
     let (item, usage_after) = who
         .write_or_rehearse(state, true, move |conn| {
             async move {
