@@ -199,7 +199,7 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
             .await
             .unwrap();
         assert_eq!(
-            report.applied.iter().next().map(String::as_str),
+            report.applied.as_slice().first().map(String::as_str),
             Some("0007_slug_not_uuid")
         );
     }
