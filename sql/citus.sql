@@ -9,10 +9,10 @@
 --       policies on every shard, written rarely;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
---       events, members — a tenant's request or provisioning transaction stays on
+--       events, members, idempotency_keys — a tenant's request or provisioning transaction stays on
 --       one shard;
---   on the coordinator only (Citus local tables): audit_events and
---       retention_runs — append-mostly control-plane logs read across
+--   on the coordinator only (Citus local tables): audit_events,
+--       retention_runs and admin_idempotency_keys — append-mostly control-plane logs read across
 --       tenants, with platform entries that have no tenant.
 --
 -- The shard count of a new co-location group comes from the setting
@@ -101,7 +101,7 @@ DECLARE
     shards integer := coalesce(nullif(pg_catalog.current_setting('tenantry.shard_count', true), '')::integer, 32);
     tenant_tables text[] := ARRAY['public.tenant_quotas', 'public.tenant_usage', 'public.users',
                                   'public.api_keys', 'public.clusters', 'public.instances',
-                                  'public.events', 'public.members'];
+                                  'public.events', 'public.members', 'public.idempotency_keys'];
     t text;
     fk record;
     set_aside text[] := '{}';
@@ -144,7 +144,8 @@ BEGIN
     -- Also marks an automatic conversion (a foreign key to a reference
     -- table made it) as chosen, which Citus would otherwise undo when the
     -- foreign key went away.
-    FOREACH t IN ARRAY ARRAY['public.audit_events', 'public.retention_runs'] LOOP
+    FOREACH t IN ARRAY ARRAY['public.audit_events', 'public.retention_runs',
+                             'public.admin_idempotency_keys'] LOOP
         PERFORM citus_add_local_table_to_metadata(t::regclass);
     END LOOP;
 END

@@ -44,6 +44,10 @@ pub enum ApiError {
     /// so, while every other route still answers.
     #[error("this replica is shutting down; send requests to another")]
     ShuttingDown,
+    /// An `Idempotency-Key` sent again with another request (another body
+    /// or route) than the one it was first used for: nothing was done.
+    #[error("this Idempotency-Key was already used for a different request; use a new key")]
+    IdempotencyKeyReused,
     /// What an operation answered instead of its result (not found,
     /// conflict, validation, quota, lifecycle, database unavailable, ...).
     #[error(transparent)]
@@ -82,6 +86,7 @@ impl ApiError {
             Self::HeadersTooLarge(_) => "headers_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::ShuttingDown => "shutting_down",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Operation(e) => e.code(),
         }
     }
@@ -97,6 +102,7 @@ impl ApiError {
             Self::HeadersTooLarge(_) => "Request header fields too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::ShuttingDown => "Service unavailable",
+            Self::IdempotencyKeyReused => "Idempotency key reused",
             Self::Operation(e) => match e {
                 OpError::NotFound => "Not found",
                 OpError::TenantPurged => "Gone",
@@ -246,6 +252,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Operation(e) => match e {
                 OpError::QuotaExceeded(_) | OpError::Forbidden(_) => StatusCode::FORBIDDEN,
                 OpError::NotFound => StatusCode::NOT_FOUND,

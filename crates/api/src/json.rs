@@ -4,7 +4,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use futures_util::StreamExt as _;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
@@ -77,6 +77,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let json = is_json(req);
+        // An idempotent create is identified by its body's canonical digest.
+        let digest_for = crate::idempotency::wanted(req).then(|| req.clone());
         let mut payload = payload.take();
         Box::pin(async move {
             if declared.is_some_and(|n| n > limit) {
@@ -107,6 +109,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             // pass for `{}`.)
             if !tree.is_object() {
                 return Err(ApiError::validation("body", "must be a JSON object"));
+            }
+            if let Some(req) = digest_for {
+                req.extensions_mut()
+                    .insert(crate::idempotency::BodyDigest::of(&tree));
             }
             let value = serde_path_to_error::deserialize(tree).map_err(|e| {
                 let path = e.path().to_string();

@@ -11,6 +11,7 @@ pub mod auth;
 mod docs;
 mod error;
 mod host;
+pub mod idempotency;
 pub mod json;
 pub mod metrics;
 mod openapi;

@@ -48,6 +48,8 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("instances", Placement::Distributed),
     ("events", Placement::Distributed),
     ("members", Placement::Distributed),
+    ("idempotency_keys", Placement::Distributed),
+    ("admin_idempotency_keys", Placement::Coordinator),
     ("audit_events", Placement::Coordinator),
     ("retention_runs", Placement::Coordinator),
     ("tenantry_migrations", Placement::Unplaced),

@@ -146,6 +146,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_keys (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        key -> Text,
+        operation -> Text,
+        request_hash -> Bytea,
+        response_status -> Nullable<Int4>,
+        response_body -> Nullable<Jsonb>,
+        location -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    admin_idempotency_keys (id) {
+        id -> Uuid,
+        key -> Text,
+        operation -> Text,
+        request_hash -> Bytea,
+        response_status -> Nullable<Int4>,
+        response_body -> Nullable<Jsonb>,
+        location -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_quotas,
@@ -158,10 +185,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     instances,
     events,
     members,
+    idempotency_keys,
+    admin_idempotency_keys,
 );
 
 /// The tenant-scoped tables, children before parents (the purge order).
 pub const TENANT_TABLES: &[&str] = &[
+    "idempotency_keys",
     "events",
     "instances",
     "clusters",

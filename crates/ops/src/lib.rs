@@ -22,6 +22,7 @@ pub mod clusters;
 mod error;
 pub mod events;
 pub mod health;
+pub mod idempotency;
 pub mod instances;
 pub mod members;
 pub mod placement;

@@ -49,39 +49,67 @@ fn snapshot(view: &TenantView) -> serde_json::Value {
 /// and its limits (and `member.added`). One provisioning transaction: the
 /// platform context for the registry, the new tenant's own for its member.
 pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<TenantView, Error> {
-    let limits = new.limits.apply(&ops.tenancy.default_limits)?;
-    let retention = ops.tenancy.retention.period;
     let id = TenantId::new();
     ops.db
         .platform()
         .provision(id, |conn| {
-            async move {
-                let tenant = queries::tenants::create(
-                    conn,
-                    id,
-                    new.slug.as_str(),
-                    new.name.as_str(),
-                    &(&limits).into(),
-                )
-                .await
-                .map_err(|e| {
-                    on_constraint(e, DatabaseErrorKind::UniqueViolation, "tenants_slug_unique", || {
-                        Error::conflict("this slug is taken (by a live tenant or one not yet purged and released)")
-                    })
-                })?;
-                let view = TenantView::new(tenant, retention);
-                let after = json!({ "tenant": snapshot(&view), "limits": limits });
-                queries::audit::record(conn, Some(id), actor.as_str(), "tenant.created", None, Some(after), None)
-                    .await?;
-                if let Some(subject) = new.owner {
-                    let owner = crate::members::NewMember { subject, role: tenantry_core::Role::Owner };
-                    crate::members::add_in(conn, id, actor, true, owner).await?;
-                }
-                Ok(view)
-            }
-            .scope_boxed()
+            async move { create_on(conn, &ops.tenancy, actor, id, new).await }.scope_boxed()
         })
         .await
+}
+
+/// [`create`] on the connection of a provisioning transaction for `id`
+/// the caller holds (an idempotent create claims its key in it first,
+/// `crate::idempotency::platform`).
+pub async fn create_on(
+    conn: &mut AsyncPgConnection,
+    tenancy: &crate::Tenancy,
+    actor: &Actor,
+    id: TenantId,
+    new: NewTenant,
+) -> Result<TenantView, Error> {
+    let limits = new.limits.apply(&tenancy.default_limits)?;
+    let retention = tenancy.retention.period;
+    let tenant = queries::tenants::create(
+        conn,
+        id,
+        new.slug.as_str(),
+        new.name.as_str(),
+        &(&limits).into(),
+    )
+    .await
+    .map_err(|e| {
+        on_constraint(
+            e,
+            DatabaseErrorKind::UniqueViolation,
+            "tenants_slug_unique",
+            || {
+                Error::conflict(
+                    "this slug is taken (by a live tenant or one not yet purged and released)",
+                )
+            },
+        )
+    })?;
+    let view = TenantView::new(tenant, retention);
+    let after = json!({ "tenant": snapshot(&view), "limits": limits });
+    queries::audit::record(
+        conn,
+        Some(id),
+        actor.as_str(),
+        "tenant.created",
+        None,
+        Some(after),
+        None,
+    )
+    .await?;
+    if let Some(subject) = new.owner {
+        let owner = crate::members::NewMember {
+            subject,
+            role: tenantry_core::Role::Owner,
+        };
+        crate::members::add_in(conn, id, actor, true, owner).await?;
+    }
+    Ok(view)
 }
 
 /// Tenants in id order, optionally of one status.

@@ -205,8 +205,13 @@ impl Application {
     }
 }
 
+/// How often a serving process deletes idempotency keys past their 24
+/// hours (every replica may; a key deleted twice is deleted once).
+const IDEMPOTENCY_EXPIRY_EVERY: Duration = Duration::from_secs(3600);
+
 /// Background work of a serving process: prune idle rate-limiter state,
-/// and reconcile quotas on a schedule (report only).
+/// expire idempotency keys, and reconcile quotas on a schedule (report
+/// only).
 fn spawn_housekeeping(state: &AppState, reconcile_every: Duration) {
     let limits = Arc::clone(&state.rate_limits);
     let (exchange, clients) = (
@@ -221,6 +226,19 @@ fn spawn_housekeeping(state: &AppState, reconcile_every: Duration) {
             metrics.rate_limiter_tenants(limits.prune());
             exchange.prune();
             clients.prune();
+        }
+    });
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(IDEMPOTENCY_EXPIRY_EVERY);
+        tick.tick().await; // not at startup: the first run after one interval
+        loop {
+            tick.tick().await;
+            match tenantry_ops::idempotency::expire(&db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired idempotency keys"),
+                Err(e) => tracing::warn!(error = %e, "idempotency key expiry failed"),
+            }
         }
     });
     if reconcile_every.is_zero() {

@@ -17,6 +17,7 @@ mod faults;
 mod guard;
 mod health;
 mod http;
+mod idempotency;
 mod import;
 mod limits;
 mod members;

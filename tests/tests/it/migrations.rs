@@ -293,6 +293,14 @@ async fn diesel_schema_matches_the_migrated_catalog() {
         ("instances", diesel_columns(schema::instances::table)),
         ("events", diesel_columns(schema::events::table)),
         ("members", diesel_columns(schema::members::table)),
+        (
+            "idempotency_keys",
+            diesel_columns(schema::idempotency_keys::table),
+        ),
+        (
+            "admin_idempotency_keys",
+            diesel_columns(schema::admin_idempotency_keys::table),
+        ),
     ];
     for (table, expected) in tables {
         let columns: Vec<Column> = diesel::sql_query(

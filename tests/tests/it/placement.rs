@@ -18,10 +18,11 @@ use tenantry_tests::{
     tenant_context_sql,
 };
 
-const TENANT_TABLES: [&str; 8] = [
+const TENANT_TABLES: &[&str] = &[
     "api_keys",
     "clusters",
     "events",
+    "idempotency_keys",
     "instances",
     "members",
     "tenant_quotas",
@@ -107,7 +108,11 @@ fn assert_one_shard_group(placement: &Value) {
         .iter()
         .map(|s| s["table"].as_str().unwrap())
         .collect();
-    assert_eq!(tables, TENANT_TABLES.into_iter().collect(), "{placement}");
+    assert_eq!(
+        tables,
+        TENANT_TABLES.iter().copied().collect(),
+        "{placement}"
+    );
     assert_eq!(shards.len(), TENANT_TABLES.len(), "{placement}");
     for shard in shards {
         assert_eq!(shard["node"], node, "{placement}");

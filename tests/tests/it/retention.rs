@@ -51,17 +51,15 @@ async fn populate(app: &TestApp, tenant: TenantId, n: usize) {
             .await;
         assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
     }
-    assert_eq!(
-        app.call(
-            &token,
-            Method::POST,
-            "/v1/api-keys",
-            Some(json!({"name": "ci"}))
-        )
+    // With an Idempotency-Key: a row in idempotency_keys too.
+    let key = app
+        .with_token(Method::POST, "/v1/api-keys", &token)
+        .header("Idempotency-Key", "populate")
+        .json(&json!({"name": "ci"}))
+        .send()
         .await
-        .0,
-        StatusCode::CREATED
-    );
+        .unwrap();
+    assert_eq!(key.status(), StatusCode::CREATED);
     assert_eq!(
         app.call(
             &token,

@@ -15,6 +15,7 @@ use tenantry_ops::views::{ApiKeyView, CreatedApiKey, List, Rehearsal};
 
 use super::{ById, DryRun, PageQuery, create_or_rehearse_as, created, list};
 use crate::auth::{TenantPrincipal, api_key};
+use crate::idempotency::IdempotencyKey;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -44,13 +45,14 @@ pub async fn list_api_keys(
     Ok(list(&page))
 }
 
-#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(DryRun), request_body = CreateApiKey, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; no key is stored and no secret shown", body = Rehearsal<ApiKeyView>), (status = 201, description = "The key, with its secret: the only time it is shown", body = CreatedApiKey), (status = 422, description = "validation: e.g. `scopes` more than the creator's own", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "api-keys", security(("bearer" = [])), params(DryRun, IdempotencyKey), request_body = CreateApiKey, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; no key is stored and no secret shown", body = Rehearsal<ApiKeyView>), (status = 201, description = "The key, with its secret: the only time it is shown. A replay (`Idempotency-Key`, `Idempotent-Replayed: true`) shows the key without its secret, which is never stored", body = CreatedApiKey), (status = 422, description = "validation: e.g. `scopes` more than the creator's own", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     body: Json<CreateApiKey>,
     dry: web::Query<DryRun>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let name = field("name", Name::parse(&body.name))?;
@@ -82,6 +84,7 @@ pub async fn create_api_key(
         &state,
         &dry,
         Scope::TenantAdmin,
+        &key,
         |conn, authority| {
             async move { api_keys::create(conn, &actor, &authority, new).await }.scope_boxed()
         },

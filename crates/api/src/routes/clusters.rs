@@ -10,6 +10,7 @@ use tenantry_ops::views::{ClusterView, List, Rehearsal};
 
 use super::{ById, DryRun, PageQuery, create_or_rehearse, created, list, ok};
 use crate::auth::TenantPrincipal;
+use crate::idempotency::IdempotencyKey;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -37,13 +38,14 @@ pub async fn list_clusters(
     Ok(list(&page))
 }
 
-#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(DryRun), request_body = CreateCluster, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Rehearsal<ClusterView>), (status = 201, body = ClusterView), (status = 409, description = "conflict: the name is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clusters", security(("bearer" = [])), params(DryRun, IdempotencyKey), request_body = CreateCluster, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Rehearsal<ClusterView>), (status = 201, body = ClusterView), (status = 409, description = "conflict: the name is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/clusters")]
 pub async fn create_cluster(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     body: Json<CreateCluster>,
     dry: web::Query<DryRun>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let new = NewCluster {
         name: field("name", Name::parse(&body.0.name))?,
@@ -54,6 +56,7 @@ pub async fn create_cluster(
         &who,
         &state,
         &dry,
+        &key,
         |conn| async move { clusters::create(conn, &actor, new).await }.scope_boxed(),
         |cluster| created(format!("/v1/clusters/{}", cluster.id), &cluster),
     )

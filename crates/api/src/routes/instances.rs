@@ -11,6 +11,7 @@ use tenantry_ops::views::{InstanceView, List, Rehearsal};
 
 use super::{ById, DryRun, PageQuery, create_or_rehearse, created, list, ok};
 use crate::auth::TenantPrincipal;
+use crate::idempotency::IdempotencyKey;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -62,13 +63,14 @@ pub async fn list_instances(
     Ok(list(&page))
 }
 
-#[utoipa::path(tag = "instances", security(("bearer" = [])), params(DryRun), request_body = CreateInstance, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Rehearsal<InstanceView>), (status = 201, body = InstanceView), (status = 403, description = "quota_exceeded, with resource, limit, used and requested", body = crate::error::Problem, content_type = "application/problem+json"), (status = 409, description = "conflict: the name is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "instances", security(("bearer" = [])), params(DryRun, IdempotencyKey), request_body = CreateInstance, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Rehearsal<InstanceView>), (status = 201, body = InstanceView), (status = 403, description = "quota_exceeded, with resource, limit, used and requested", body = crate::error::Problem, content_type = "application/problem+json"), (status = 409, description = "conflict: the name is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/instances")]
 pub async fn create_instance(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     body: Json<CreateInstance>,
     dry: web::Query<DryRun>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let new = NewInstance {
@@ -88,6 +90,7 @@ pub async fn create_instance(
         &who,
         &state,
         &dry,
+        &key,
         |conn| async move { instances::create(conn, &actor, new).await }.scope_boxed(),
         |instance| created(format!("/v1/instances/{}", instance.id), &instance),
     )

@@ -176,16 +176,20 @@ impl DryRun {
     }
 }
 
-/// A create that honours `?dry_run=true`. `work` is the operation (insert,
-/// charge the quota, record the event, in one unit of work); for real it
-/// commits and `respond` answers (201); rehearsed, it runs to the end,
-/// reads the usage it would leave, rolls back, and answers 200 with both.
+/// A create that honours `?dry_run=true` and `Idempotency-Key`. `work` is
+/// the operation (insert, charge the quota, record the event, in one unit
+/// of work); for real it commits and `respond` answers (201); rehearsed, it
+/// runs to the end, reads the usage it would leave, rolls back, and answers
+/// 200 with both. With a key (never on a rehearsal) the key is claimed
+/// first in the same transaction and the response stored with the create
+/// (`crate::idempotency`): a retry replays it and creates nothing.
 pub async fn create_or_rehearse<'a, T, F>(
     who: &crate::auth::TenantPrincipal,
     state: &crate::AppState,
     dry: &DryRun,
+    key: &crate::idempotency::IdempotencyKey,
     work: F,
-    respond: impl FnOnce(T) -> HttpResponse,
+    respond: impl FnOnce(T) -> HttpResponse + Send + 'a,
 ) -> Result<HttpResponse, ApiError>
 where
     F: for<'r> FnOnce(
@@ -201,6 +205,7 @@ where
         state,
         dry,
         tenantry_core::Scope::TenantWrite,
+        key,
         move |conn, _| work(conn),
         respond,
     )
@@ -214,8 +219,9 @@ pub async fn create_or_rehearse_as<'a, T, F>(
     state: &crate::AppState,
     dry: &DryRun,
     scope: tenantry_core::Scope,
+    key: &crate::idempotency::IdempotencyKey,
     work: F,
-    respond: impl FnOnce(T) -> HttpResponse,
+    respond: impl FnOnce(T) -> HttpResponse + Send + 'a,
 ) -> Result<HttpResponse, ApiError>
 where
     F: for<'r> FnOnce(
@@ -228,24 +234,39 @@ where
     T: Serialize + Send + 'a,
 {
     use tenantry_db::ScopedFutureExt as _;
+    use tenantry_db::queries::idempotency::Plane;
     let (tenant, dry_run) = (who.tenant_id, dry.wanted());
+    if !dry_run {
+        let req = key.request()?;
+        let outcome = who
+            .write_as(state, scope, move |conn, authority| {
+                async move {
+                    Ok(tenantry_ops::idempotency::run(
+                        conn,
+                        Plane::Tenant(tenant),
+                        req.as_ref(),
+                        move |c| work(c, authority),
+                        move |item| crate::idempotency::present(item, respond),
+                    )
+                    .await?)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        return crate::idempotency::finish(outcome);
+    }
+    // A rehearsal's key is judged like any other, and never claimed.
+    key.request()?;
     let (item, usage_after) = who
-        .write_or_rehearse_as(state, dry_run, scope, move |conn, authority| {
+        .write_or_rehearse_as(state, true, scope, move |conn, authority| {
             async move {
                 let item = work(conn, authority).await?;
-                let usage = if dry_run {
-                    tenantry_ops::quotas::usage(conn, tenant).await?
-                } else {
-                    None
-                };
+                let usage = tenantry_ops::quotas::usage(conn, tenant).await?;
                 Ok((item, usage))
             }
             .scope_boxed()
         })
         .await?;
-    if !dry_run {
-        return Ok(respond(item));
-    }
     Ok(ok(&Rehearsal {
         dry_run: true,
         would_create: item,

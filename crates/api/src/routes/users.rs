@@ -10,6 +10,7 @@ use tenantry_ops::views::{List, Rehearsal, UserView};
 
 use super::{ById, DryRun, PageQuery, create_or_rehearse, created, list, ok};
 use crate::auth::TenantPrincipal;
+use crate::idempotency::IdempotencyKey;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -53,13 +54,14 @@ pub async fn list_users(
     Ok(list(&page))
 }
 
-#[utoipa::path(tag = "users", security(("bearer" = [])), params(DryRun), request_body = CreateUser, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Rehearsal<UserView>), (status = 201, body = UserView), (status = 409, description = "conflict: the email is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", security(("bearer" = [])), params(DryRun, IdempotencyKey), request_body = CreateUser, responses((status = 200, description = "`dry_run=true`: what would be created and the usage after it; nothing is written", body = Rehearsal<UserView>), (status = 201, body = UserView), (status = 409, description = "conflict: the email is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
     who: TenantPrincipal,
     body: Json<CreateUser>,
     dry: web::Query<DryRun>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let new = NewUser {
         email: field("email", Email::parse(&body.0.email))?,
@@ -70,6 +72,7 @@ pub async fn create_user(
         &who,
         &state,
         &dry,
+        &key,
         |conn| async move { users::create(conn, &actor, new).await }.scope_boxed(),
         |user| created(format!("/v1/users/{}", user.id), &user),
     )

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod clusters;
 pub mod events;
 pub mod export;
+pub mod idempotency;
 pub mod instances;
 pub mod members;
 pub mod placement;

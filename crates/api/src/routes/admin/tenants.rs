@@ -7,12 +7,14 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use serde::Deserialize;
 use serde_json::json;
 use tenantry_core::{Action, Name, Slug, TenantStatus};
+use tenantry_db::ScopedFutureExt as _;
 use tenantry_ops::field;
 use tenantry_ops::quotas::LimitsPatch;
 use tenantry_ops::tenants::{self, NewTenant, TenantChange};
 use tenantry_ops::views::{DataHealthView, List, TenantView};
 
 use crate::auth::PlatformAdmin;
+use crate::idempotency::{IdempotencyKey, admin_create};
 use crate::json::{Json, MaybeJson};
 use crate::routes::{PageQuery, created, list, ok};
 use crate::{ApiError, AppState};
@@ -59,12 +61,13 @@ pub struct TenantsQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = CreateTenant, responses((status = 201, body = TenantView), (status = 409, description = "conflict: the slug is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(IdempotencyKey), request_body = CreateTenant, responses((status = 201, body = TenantView), (status = 409, description = "conflict: the slug is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/tenants")]
 pub async fn create_tenant(
     state: web::Data<AppState>,
     admin: PlatformAdmin,
     body: Json<CreateTenant>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let new = NewTenant {
@@ -77,8 +80,18 @@ pub async fn create_tenant(
             .map(|o| field("owner", tenantry_ops::members::Subject::parse(o)))
             .transpose()?,
     };
-    let view = tenants::create(&state.ops, &admin.actor(), new).await?;
-    Ok(created(format!("/v1/admin/tenants/{}", view.id), &view))
+    let (actor, tenancy) = (admin.actor(), state.ops.tenancy.clone());
+    let id = tenantry_core::TenantId::new();
+    admin_create(
+        &state,
+        &key,
+        Some(id),
+        move |conn| {
+            async move { tenants::create_on(conn, &tenancy, &actor, id, new).await }.scope_boxed()
+        },
+        |view| created(format!("/v1/admin/tenants/{}", view.id), &view),
+    )
+    .await
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(TenantsQuery), responses((status = 200, body = List<TenantView>)))]
