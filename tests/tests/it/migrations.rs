@@ -174,9 +174,19 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
             .await
             .unwrap();
     } else {
+        // Later migrations first, down to 0007.
+        let mut reverted = Vec::new();
+        for _ in 0..64 {
+            let version = migrate::revert_last(&owner).await.unwrap();
+            let done = version == "0007_slug_not_uuid";
+            reverted.push(version);
+            if done {
+                break;
+            }
+        }
         assert_eq!(
-            migrate::revert_last(&owner).await.unwrap(),
-            "0007_slug_not_uuid"
+            reverted.last().map(String::as_str),
+            Some("0007_slug_not_uuid")
         );
     }
     let db = test_db.db(2);
@@ -196,7 +206,10 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
         let report = migrate::run(&owner, &context_key(), &migrate::MigrateOptions::default())
             .await
             .unwrap();
-        assert_eq!(report.applied, vec!["0007_slug_not_uuid"]);
+        assert_eq!(
+            report.applied.as_slice().first().map(String::as_str),
+            Some("0007_slug_not_uuid")
+        );
     }
     for slug in [
         uuid::Uuid::now_v7().hyphenated().to_string(),
@@ -287,6 +300,7 @@ async fn diesel_schema_matches_the_migrated_catalog() {
         ("clusters", diesel_columns(schema::clusters::table)),
         ("instances", diesel_columns(schema::instances::table)),
         ("events", diesel_columns(schema::events::table)),
+        ("domains", diesel_columns(schema::domains::table)),
     ];
     for (table, expected) in tables {
         let columns: Vec<Column> = diesel::sql_query(

@@ -17,6 +17,7 @@ const CONTROL_PLANE: &[&str] = &[
     "tenant_usage",
     "audit_events",
     "retention_runs",
+    "domains",
 ];
 
 async fn two_tenants(test_db: &TestDb) -> (tenantry_db::Db, TenantId, TenantId) {

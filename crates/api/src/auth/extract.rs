@@ -32,6 +32,9 @@ pub struct TenantPrincipal {
     pub api_key: Option<ApiKeyId>,
     /// Slugs the request addressed (`/t/{slug}/…`, `{slug}.{base_domain}`).
     addressed: Vec<String>,
+    /// Verified custom domains (some tenant's) the request addressed: the
+    /// gate requires each to be this tenant's.
+    custom_hosts: Vec<String>,
 }
 
 /// A verified platform-admin token (scope `platform:admin`, no tenant).
@@ -109,6 +112,21 @@ fn addressed_slugs(req: &HttpRequest, state: &AppState) -> Vec<String> {
     slugs
 }
 
+/// The names the request gives for its host (authority, one `Host`
+/// header) that could be custom domains (`AppState::custom_host`).
+fn custom_host_names(req: &HttpRequest, state: &AppState) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Some(authority) = req.uri().authority() {
+        names.extend(state.custom_host(authority.as_str().as_bytes()));
+    }
+    let mut hosts = req.headers().get_all(HOST);
+    if let (Some(host), None) = (hosts.next(), hosts.next()) {
+        names.extend(state.custom_host(host.as_bytes()));
+    }
+    names.dedup();
+    names
+}
+
 impl FromRequest for TenantPrincipal {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -121,9 +139,21 @@ impl FromRequest for TenantPrincipal {
             .as_ref()
             .map(|s| addressed_slugs(req, s))
             .unwrap_or_default();
+        let names = state
+            .as_ref()
+            .map(|s| custom_host_names(req, s))
+            .unwrap_or_default();
         Box::pin(async move {
             let state = state?;
             let principal = verify(&state, token).await?;
+            // Looked up only for a verified token: an anonymous caller
+            // cannot make the service query hosts.
+            let mut custom_hosts = Vec::new();
+            for name in names {
+                if state.tenant_for_host(&name).await?.is_some() {
+                    custom_hosts.push(name);
+                }
+            }
             let tenant_id = principal.tenant.ok_or(ApiError::forbidden(
                 "this token names no tenant: platform tokens cannot use the tenant plane",
             ))?;
@@ -138,6 +168,7 @@ impl FromRequest for TenantPrincipal {
                 scopes: principal.scopes,
                 api_key: principal.api_key,
                 addressed,
+                custom_hosts,
             })
         })
     }
@@ -264,7 +295,22 @@ impl TenantPrincipal {
         observe(state, tenant, result)
     }
 
-    fn require(&self, scope: Scope) -> Result<(), ApiError> {
+    /// A write that administers the tenant (scope `tenant:admin`, which
+    /// needs no `tenant:write` besides): custom domains.
+    pub async fn admin_write<'a, R, F>(&self, state: &AppState, work: F) -> Result<R, ApiError>
+    where
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        self.require(Scope::TenantAdmin)?;
+        self.run(state, true, work).await
+    }
+
+    pub(crate) fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.contains(scope) {
             Ok(())
         } else {
@@ -290,6 +336,7 @@ impl TenantPrincipal {
             tenant: self.tenant_id,
             api_key: self.api_key,
             addressed: self.addressed.clone(),
+            custom_hosts: self.custom_hosts.clone(),
             limits: Arc::clone(&state.rate_limits),
         }
     }
@@ -346,6 +393,7 @@ struct Gate {
     tenant: TenantId,
     api_key: Option<ApiKeyId>,
     addressed: Vec<String>,
+    custom_hosts: Vec<String>,
     limits: Arc<RateLimits>,
 }
 
@@ -369,6 +417,13 @@ impl Gate {
             return Err(ApiError::Unauthorized);
         }
         if self.addressed.iter().any(|a| *a != row.slug) {
+            return Err(ApiError::TenantMismatch);
+        }
+        // A request at a custom domain must be at a verified domain of THIS
+        // tenant, as its own transaction sees them (not as a cache says).
+        if !self.custom_hosts.is_empty()
+            && !queries::domains::all_verified_for(conn, self.tenant, &self.custom_hosts).await?
+        {
             return Err(ApiError::TenantMismatch);
         }
         if row.status != TenantStatus::Active {
