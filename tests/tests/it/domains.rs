@@ -125,6 +125,13 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(tenantry_tests::test_retention(Duration::from_secs(
+        90 * 24 * 3600,
+    )))
+    .await
+}
+
+async fn world_with(retention: tenantry_sweeper::RetentionSettings) -> World {
     let zone = Zone::default();
     let site = Site::default();
     let dns = fake_dns(Arc::clone(&zone)).await;
@@ -138,6 +145,7 @@ async fn world() -> World {
             // Long: only invalidation can make a change visible in time.
             cache_ttl: Duration::from_secs(600),
         })
+        .retention(retention)
         .spawn()
         .await;
     World { app, zone, site }
@@ -491,4 +499,68 @@ async fn bad_host_names_and_callers_without_tenant_admin_are_refused() {
         (status, list["items"].as_array().map(Vec::len)),
         (StatusCode::OK, Some(0))
     );
+}
+
+#[tokio::test]
+async fn a_purged_tenant_leaves_its_names_free() {
+    let World { app, zone, .. } =
+        world_with(tenantry_tests::test_retention(Duration::from_secs(1))).await;
+    let t1 = app.create_tenant("gone-soon").await;
+    let t2 = app.create_tenant("next-owner").await;
+    let (one, two) = (admin_of(&app, t1), admin_of(&app, t2));
+    let (status, domain) = app
+        .call(
+            &one,
+            Method::POST,
+            "/v1/domains",
+            Some(json!({"hostname": "old.example.org"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{domain}");
+    zone.lock().unwrap().insert(
+        "_tenantry-challenge.old.example.org".to_owned(),
+        vec![
+            domain["verification"]["dns"]["value"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ],
+    );
+    let verify = format!("/v1/domains/{}/verify", domain["id"].as_str().unwrap());
+    assert_eq!(
+        app.call(&one, Method::POST, &verify, None).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = app
+        .admin_call(
+            Method::POST,
+            &format!("/v1/admin/tenants/{t1}/delete"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Deleted, not yet purged: the name is still held.
+    let body = Some(json!({"hostname": "old.example.org"}));
+    assert_eq!(
+        app.call(&two, Method::POST, "/v1/domains", body.clone())
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, report) = app
+        .admin_call(Method::POST, "/v1/admin/retention/sweep", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(report.to_string().contains(&t1.to_string()), "{report}");
+    let (_, list) = app
+        .admin_call(
+            Method::GET,
+            &format!("/v1/admin/tenants/{t1}/domains"),
+            None,
+        )
+        .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    let (status, again) = app.call(&two, Method::POST, "/v1/domains", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
 }
