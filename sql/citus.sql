@@ -6,7 +6,9 @@
 -- Where each table lives, and why, is in ARCHITECTURE.md ("Citus"):
 --   reference (a copy on every node): tenants, context_proofs,
 --       tenantry_private.context_keys — read by every request and by the
---       policies on every shard, written rarely;
+--       policies on every shard, written rarely; domains — the global claim
+--       on a custom host name (unique across tenants, which a distributed
+--       table cannot enforce), read by routing, written rarely;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
 --       events, members, idempotency_keys — a tenant's request or provisioning transaction stays on
@@ -119,7 +121,8 @@ BEGIN
         set_aside := set_aside || pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.conname, fk.def);
     END LOOP;
 
-    FOREACH t IN ARRAY ARRAY['tenantry_private.context_keys', 'public.context_proofs', 'public.tenants'] LOOP
+    FOREACH t IN ARRAY ARRAY['tenantry_private.context_keys', 'public.context_proofs', 'public.tenants',
+                             'public.domains'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = t::regclass
                                                      AND partmethod = 'n' AND repmodel = 't') THEN
             PERFORM create_reference_table(t::regclass);

@@ -526,9 +526,17 @@ pub struct TestAppBuilder {
     auth: Option<AuthSettings>,
     retention: Option<tenantry_sweeper::RetentionSettings>,
     server: Option<ServerSettings>,
+    domains: Option<tenantry_api::DomainSettings>,
 }
 
 impl TestAppBuilder {
+    /// With these `[domains]` settings (e.g. a fake nameserver on 127.0.0.1).
+    #[must_use]
+    pub fn domains(mut self, domains: tenantry_api::DomainSettings) -> Self {
+        self.domains = Some(domains);
+        self
+    }
+
     /// On this database instead of a fresh one.
     #[must_use]
     pub fn on(mut self, test_db: TestDb) -> Self {
@@ -581,6 +589,9 @@ impl TestAppBuilder {
         settings.auth = auth.clone();
         settings.server = self.server.unwrap_or_else(test_server_settings);
         settings.server.shutdown_timeout = Duration::from_secs(5);
+        if let Some(domains) = self.domains {
+            settings.domains = domains;
+        }
         settings.metrics.listen = "127.0.0.1:0".to_owned();
         settings.quotas.default = test_limits().into();
         settings.retention = self

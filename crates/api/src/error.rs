@@ -114,6 +114,7 @@ impl ApiError {
                 OpError::PlacementUnavailable(_) => "Placement unavailable",
                 OpError::PlacementInProgress => "Placement in progress",
                 OpError::Validation { .. } => "Invalid field",
+                OpError::NotVerified(_) => "Domain not verified",
                 OpError::DatabaseUnavailable | OpError::QueryTimeout | OpError::Unavailable(_) => {
                     "Service unavailable"
                 }
@@ -263,7 +264,9 @@ impl ResponseError for ApiError {
                 | OpError::CitusRequired
                 | OpError::PlacementUnavailable(_)
                 | OpError::PlacementInProgress => StatusCode::CONFLICT,
-                OpError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                OpError::Validation { .. } | OpError::NotVerified(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 OpError::DatabaseUnavailable | OpError::QueryTimeout | OpError::Unavailable(_) => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod docs;
+pub mod domains;
 mod error;
 mod host;
 pub mod idempotency;
@@ -30,6 +31,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi as _;
 use utoipa_actix_web::AppExt as _;
 
+pub use domains::DomainSettings;
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use settings::{MetricsSettings, ServerSettings};

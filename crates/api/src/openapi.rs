@@ -141,7 +141,7 @@ fn client_error() -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
     problem(
         "problem+json: unauthorized (401), forbidden, tenant_suspended/archived/deleted, \
          tenant_mismatch, quota_exceeded (403), not_found (404), conflict (409), \
-         tenant_purged (410), validation (422), rate_limited (429), and bad_request, \
+         tenant_purged (410), validation and domain_not_verified (422), rate_limited (429), and bad_request, \
          payload_too_large, unsupported_media_type; `code` is stable, `detail` is for people",
     )
 }

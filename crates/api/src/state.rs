@@ -8,7 +8,8 @@ use tenantry_db::Db;
 use tenantry_ops::{Operations, Tenancy};
 
 use crate::auth::{AuthSettings, Authenticator, Issuer, KeyError};
-use crate::{ServerSettings, auth, host, metrics, ratelimit};
+use crate::domains::{DomainSettings, DomainSettingsError, NetworkVerifier};
+use crate::{ApiError, ServerSettings, auth, host, metrics, ratelimit};
 
 /// How requests may name their tenant besides the token.
 #[derive(Debug, Clone, Default)]
@@ -41,11 +42,24 @@ pub struct AppState {
     pub exchange_limits: Arc<ratelimit::KeyedLimits<tenantry_core::ApiKeyId>>,
     /// Per client address on the routes that need no token.
     pub client_limits: Arc<ratelimit::KeyedLimits<std::net::IpAddr>>,
+    /// Where custom domains' proofs are looked for (`[domains]`).
+    pub verifier: Arc<dyn tenantry_ops::domains::Verifier>,
+    /// Custom domain → tenant (or none), for routing: see
+    /// [`AppState::tenant_for_host`].
+    hosts: moka::sync::Cache<String, Option<tenantry_core::TenantId>>,
     /// Raised at shutdown: sweeps stop at their next batch boundary.
     pub stop: tenantry_sweeper::Stop,
     stop_sender: Arc<tokio::sync::watch::Sender<bool>>,
     /// Set once shutdown began: `/readyz` answers 503 `shutting_down`.
     draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Bounded; entries live `ttl` at most.
+fn host_cache(ttl: Duration) -> moka::sync::Cache<String, Option<tenantry_core::TenantId>> {
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(ttl)
+        .build()
 }
 
 impl AppState {
@@ -95,10 +109,68 @@ impl AppState {
                     burst: server.client_burst,
                 },
             )),
+            verifier: Arc::new(NetworkVerifier::default()),
+            hosts: host_cache(DomainSettings::default().cache_ttl),
             stop,
             stop_sender: Arc::new(stop_sender),
             draining: Arc::default(),
         })
+    }
+
+    /// With these `[domains]` settings (the defaults otherwise: the
+    /// system's resolver, port 80, a 30 s host cache).
+    pub fn with_domains(mut self, settings: &DomainSettings) -> Result<Self, DomainSettingsError> {
+        self.verifier = Arc::new(NetworkVerifier::new(settings)?);
+        self.hosts = host_cache(settings.cache_ttl);
+        Ok(self)
+    }
+
+    /// The tenant whose VERIFIED custom domain `host` is (`host` as a
+    /// request names it: normalised here like every host). `None` for a
+    /// name that is no tenant's verified domain, an IP literal, the base
+    /// domain or a name under it (those address by slug), or a host that
+    /// cannot be read. Answers, either way, are cached per replica for
+    /// `domains.cache_ttl`; a change on this replica invalidates at once
+    /// ([`AppState::forget_host`]).
+    ///
+    /// Detection order for a request that names its tenant several ways:
+    /// custom domain, then subdomain (`{slug}.{base_domain}`), then path
+    /// (`/t/{slug}/`). The tenant gate checks all of them against the
+    /// token's tenant, in the tenant's own transaction.
+    pub async fn tenant_for_host(
+        &self,
+        host: &str,
+    ) -> Result<Option<tenantry_core::TenantId>, ApiError> {
+        let Some(name) = self.custom_host(host.as_bytes()) else {
+            return Ok(None);
+        };
+        if let Some(known) = self.hosts.get(&name) {
+            return Ok(known);
+        }
+        let found = tenantry_ops::domains::tenant_for_host(&self.ops, &name).await?;
+        self.hosts.insert(name, found);
+        Ok(found)
+    }
+
+    /// `raw` normalised, if it could be a custom domain (a name, not an IP
+    /// literal, not the base domain nor under it).
+    pub(crate) fn custom_host(&self, raw: &[u8]) -> Option<String> {
+        let name = host::normalise(raw).ok()?;
+        if name.starts_with('[') || name.parse::<std::net::IpAddr>().is_ok() {
+            return None;
+        }
+        if let Some(base) = self.addressing.base_domain.as_deref()
+            && (name == base || name.ends_with(&format!(".{base}")))
+        {
+            return None;
+        }
+        Some(name)
+    }
+
+    /// Drops this replica's cached answer for `hostname` (a domain was
+    /// added, verified or deleted).
+    pub fn forget_host(&self, hostname: &str) {
+        self.hosts.invalidate(hostname);
     }
 
     /// Shutdown began: from now on `/readyz` answers 503, on every clone.

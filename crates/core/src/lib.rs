@@ -2,6 +2,7 @@
 //! no clock reads, so every rule in this crate is testable as a pure function.
 
 pub mod cursor;
+pub mod host;
 pub mod id;
 pub mod input;
 pub mod lifecycle;
@@ -12,6 +13,7 @@ pub mod slug;
 pub mod status;
 
 pub use cursor::Cursor;
+pub use host::{Hostname, HostnameError};
 pub use id::{
     AccountId, ApiKeyId, ClusterId, DomainId, EventId, InstanceId, MemberId, PlanId, TenantId,
     UserId,

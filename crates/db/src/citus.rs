@@ -40,6 +40,7 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("tenantry_private.context_keys", Placement::Reference),
     ("context_proofs", Placement::Reference),
     ("tenants", Placement::Reference),
+    ("domains", Placement::Reference),
     ("tenant_quotas", Placement::Distributed),
     ("tenant_usage", Placement::Distributed),
     ("users", Placement::Distributed),

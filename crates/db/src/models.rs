@@ -170,3 +170,16 @@ pub struct RetentionRun {
     /// Which sweeper (host:pid) ran it.
     pub sweeper: String,
 }
+
+/// A custom domain (sql/0012).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::domains, check_for_backend(diesel::pg::Pg))]
+pub struct Domain {
+    pub tenant_id: TenantId,
+    pub id: tenantry_core::DomainId,
+    pub hostname: String,
+    pub token: String,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub verified_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+}

@@ -292,7 +292,7 @@ impl PurgeSession {
 
     /// Closes the purge once every tenant table is empty: the tenant keeps a
     /// tombstone (id, slug, deleted_at, purged_at), its quota and usage rows
-    /// go, the receipt is closed and the purge is audited.
+    /// and its custom domains go, the receipt is closed and the purge is audited.
     pub async fn finish(&mut self, run: uuid::Uuid, actor: &str) -> Result<RetentionRun, DbError> {
         let (tenant, actor) = (self.tenant, actor.to_owned());
         run_on(&mut self.conn, &self.key, Context::Provision(tenant), false, |conn| {
@@ -307,6 +307,12 @@ impl PurgeSession {
                     }
                 }
                 sql_query("UPDATE tenants SET purged_at = now(), updated_at = now() WHERE id = $1 AND purged_at IS NULL")
+                    .bind::<SqlUuid, _>(tenant)
+                    .execute(conn)
+                    .await?;
+                // Its custom domains (a control-plane claim per name,
+                // sql/0012): the names are free for others once purged.
+                sql_query("DELETE FROM domains WHERE tenant_id = $1")
                     .bind::<SqlUuid, _>(tenant)
                     .execute(conn)
                     .await?;

@@ -173,6 +173,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Custom domains: control plane (a global claim on the name), each row
+    /// a tenant's (sql/0012).
+    domains (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        hostname -> Text,
+        token -> Text,
+        verified_at -> Nullable<Timestamptz>,
+        verified_by -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_quotas,
@@ -187,6 +201,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     members,
     idempotency_keys,
     admin_idempotency_keys,
+    domains,
 );
 
 /// The tenant-scoped tables, children before parents (the purge order).

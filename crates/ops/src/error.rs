@@ -53,6 +53,10 @@ pub enum Error {
         field: Cow<'static, str>,
         detail: String,
     },
+    /// A custom domain's proof of control was looked for and not found;
+    /// the detail says what each check found.
+    #[error("the domain is not verified: {0}")]
+    NotVerified(String),
     /// No database connection could be had in time: the database is down
     /// or restarting, or every pooled connection is busy past the pool's
     /// wait timeout. Retry later.
@@ -98,6 +102,7 @@ impl Error {
             Self::PlacementUnavailable(_) => "placement_unavailable",
             Self::PlacementInProgress => "placement_in_progress",
             Self::Validation { .. } => "validation",
+            Self::NotVerified(_) => "domain_not_verified",
             Self::DatabaseUnavailable => "database_unavailable",
             Self::QueryTimeout => "query_timeout",
             Self::Unavailable(_) => "unavailable",

@@ -19,6 +19,7 @@ mod actor;
 pub mod api_keys;
 pub mod audit;
 pub mod clusters;
+pub mod domains;
 mod error;
 pub mod events;
 pub mod health;

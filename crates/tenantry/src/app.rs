@@ -100,7 +100,9 @@ impl Application {
             retention: settings.retention.clone(),
         };
         let state = AppState::new(db, &settings.auth, &settings.server, tenancy)
-            .context("cannot load the auth keys")?;
+            .context("cannot load the auth keys")?
+            .with_domains(&settings.domains)
+            .context("invalid [domains] settings")?;
         spawn_housekeeping(&state, settings.quotas.reconcile_interval);
         let sweeper = settings.retention.enabled.then(|| spawn_sweeper(&state));
         Ok(Self {

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use tenantry_api::auth::AuthSettings;
-use tenantry_api::{MetricsSettings, ServerSettings};
+use tenantry_api::{DomainSettings, MetricsSettings, ServerSettings};
 use tenantry_db::DatabaseSettings;
 use tenantry_ops::views::LimitsView as Limits;
 
@@ -26,6 +26,9 @@ pub struct Settings {
     pub quotas: QuotaSettings,
     pub retention: tenantry_sweeper::RetentionSettings,
     pub log: LogSettings,
+    /// Custom domains' verification and routing cache (`[domains]`).
+    #[serde(default)]
+    pub domains: DomainSettings,
 }
 
 /// `environment` in the configuration (`TENANTRY__ENVIRONMENT`).

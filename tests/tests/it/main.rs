@@ -12,6 +12,7 @@ mod citus;
 mod cli;
 mod contract;
 mod docs;
+mod domains;
 mod environment;
 mod faults;
 mod guard;

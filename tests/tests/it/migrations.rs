@@ -301,6 +301,7 @@ async fn diesel_schema_matches_the_migrated_catalog() {
             "admin_idempotency_keys",
             diesel_columns(schema::admin_idempotency_keys::table),
         ),
+        ("domains", diesel_columns(schema::domains::table)),
     ];
     for (table, expected) in tables {
         let columns: Vec<Column> = diesel::sql_query(

@@ -18,6 +18,7 @@ const CONTROL_PLANE: &[&str] = &[
     "audit_events",
     "retention_runs",
     "admin_idempotency_keys",
+    "domains",
 ];
 
 async fn two_tenants(test_db: &TestDb) -> (tenantry_db::Db, TenantId, TenantId) {

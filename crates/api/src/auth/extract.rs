@@ -45,6 +45,9 @@ pub struct TenantPrincipal {
     pub api_key: Option<ApiKeyId>,
     /// Slugs the request addressed (`/t/{slug}/…`, `{slug}.{base_domain}`).
     addressed: Vec<String>,
+    /// Verified custom domains (some tenant's) the request addressed: the
+    /// gate requires each to be this tenant's.
+    custom_hosts: Vec<String>,
     caller: Caller,
 }
 
@@ -160,6 +163,21 @@ fn addressed_slugs(req: &HttpRequest, state: &AppState) -> Vec<String> {
     slugs
 }
 
+/// The names the request gives for its host (authority, one `Host`
+/// header) that could be custom domains (`AppState::custom_host`).
+fn custom_host_names(req: &HttpRequest, state: &AppState) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Some(authority) = req.uri().authority() {
+        names.extend(state.custom_host(authority.as_str().as_bytes()));
+    }
+    let mut hosts = req.headers().get_all(HOST);
+    if let (Some(host), None) = (hosts.next(), hosts.next()) {
+        names.extend(state.custom_host(host.as_bytes()));
+    }
+    names.dedup();
+    names
+}
+
 impl FromRequest for TenantPrincipal {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -172,9 +190,21 @@ impl FromRequest for TenantPrincipal {
             .as_ref()
             .map(|s| addressed_slugs(req, s))
             .unwrap_or_default();
+        let names = state
+            .as_ref()
+            .map(|s| custom_host_names(req, s))
+            .unwrap_or_default();
         Box::pin(async move {
             let state = state?;
             let principal = verify(&state, token).await?;
+            // Looked up only for a verified token: an anonymous caller
+            // cannot make the service query hosts.
+            let mut custom_hosts = Vec::new();
+            for name in names {
+                if state.tenant_for_host(&name).await?.is_some() {
+                    custom_hosts.push(name);
+                }
+            }
             let caller =
                 if principal.api_key.is_some() || principal.scopes.iter().any(is_tenant_scope) {
                     Caller::Machine
@@ -194,7 +224,9 @@ impl FromRequest for TenantPrincipal {
                     ));
                 }
                 (Caller::Member, Some(tenant)) => tenant,
-                (Caller::Member, None) => resolve::addressed_tenant(&state, &addressed).await?,
+                (Caller::Member, None) => {
+                    resolve::addressed_tenant(&state, &custom_hosts, &addressed).await?
+                }
             };
             if let Some(span) = span {
                 span.record("tenant_id", tracing::field::display(tenant_id));
@@ -208,6 +240,7 @@ impl FromRequest for TenantPrincipal {
                 api_key: principal.api_key,
                 addressed,
                 caller,
+                custom_hosts,
             })
         })
     }
@@ -419,6 +452,7 @@ impl TenantPrincipal {
             member: (self.caller == Caller::Member).then(|| self.sub.clone()),
             api_key: self.api_key,
             addressed: self.addressed.clone(),
+            custom_hosts: self.custom_hosts.clone(),
             limits: Arc::clone(&state.rate_limits),
         }
     }
@@ -517,6 +551,7 @@ struct Gate {
     member: Option<String>,
     api_key: Option<ApiKeyId>,
     addressed: Vec<String>,
+    custom_hosts: Vec<String>,
     limits: Arc<RateLimits>,
 }
 
@@ -542,6 +577,13 @@ impl Gate {
             return Err(ApiError::Unauthorized);
         }
         if self.addressed.iter().any(|a| *a != row.slug) {
+            return Err(ApiError::TenantMismatch);
+        }
+        // A request at a custom domain must be at a verified domain of THIS
+        // tenant, as its own transaction sees them (not as a cache says).
+        if !self.custom_hosts.is_empty()
+            && !queries::domains::all_verified_for(conn, self.tenant, &self.custom_hosts).await?
+        {
             return Err(ApiError::TenantMismatch);
         }
         if row.status != TenantStatus::Active {

@@ -90,13 +90,24 @@ pub fn no_such_tenant() -> ApiError {
 }
 
 /// The tenant a token that names none acts in: the one the request
-/// addresses. `addressed`: the slugs the request gives (path and host,
-/// `extract::addressed_slugs`; an empty one is a host that could not be
-/// read). All must agree; none at all is refused, saying how to name one.
+/// addresses, detected in this order: a verified custom domain
+/// (`custom_hosts`, found by `AppState::tenant_for_host`), then the
+/// subdomain, then the path. `addressed`: the slugs the request gives (path
+/// and host, `extract::addressed_slugs`; an empty one is a host that could
+/// not be read). All must agree — the gate checks every custom domain and
+/// every slug against the tenant it picks, in SQL; none at all is refused,
+/// saying how to name one.
 pub async fn addressed_tenant(
     state: &AppState,
+    custom_hosts: &[String],
     addressed: &[String],
 ) -> Result<TenantId, ApiError> {
+    if let Some(host) = custom_hosts.first() {
+        return state
+            .tenant_for_host(host)
+            .await?
+            .ok_or_else(no_such_tenant);
+    }
     let Some(first) = addressed.first() else {
         return Err(ApiError::forbidden(
             "this token names no tenant and the request addresses none: \

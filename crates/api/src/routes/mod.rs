@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod clusters;
+pub mod domains;
 pub mod events;
 pub mod health;
 pub mod instances;
@@ -50,7 +51,12 @@ fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
         .service(instances::get_instance)
         .service(instances::update_instance)
         .service(instances::delete_instance)
-        .service(events::list_events);
+        .service(events::list_events)
+        .service(domains::list_domains)
+        .service(domains::create_domain)
+        .service(domains::get_domain)
+        .service(domains::verify_domain)
+        .service(domains::delete_domain);
 }
 
 /// The route table: every route, each documented in the OpenAPI document.
@@ -84,6 +90,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(admin::quotas::get_quotas)
                 .service(admin::quotas::replace_quotas)
                 .service(admin::quotas::merge_quotas)
+                .service(admin::domains::list_tenant_domains)
                 .service(admin::audit::list_audit)
                 .service(admin::retention::sweep_now)
                 .service(admin::retention::list_runs),

@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod clusters;
+pub mod domains;
 pub mod events;
 pub mod export;
 pub mod idempotency;

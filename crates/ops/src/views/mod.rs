@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod clusters;
+mod domains;
 mod events;
 mod health;
 mod instances;
@@ -16,6 +17,9 @@ mod users;
 
 pub use api_keys::{ApiKeyView, CreatedApiKey};
 pub use clusters::ClusterView;
+pub use domains::{
+    DNS_PREFIX, DnsChallengeView, DomainView, HTTP_PATH, HttpChallengeView, VerificationView,
+};
 pub use events::{AuditEntryView, EventView};
 pub use health::{SchemaView, ServiceHealthView};
 pub use instances::InstanceView;

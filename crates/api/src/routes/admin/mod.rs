@@ -3,6 +3,7 @@
 //! opens the platform scope (or the tenant's own scope for its rows).
 
 pub mod audit;
+pub mod domains;
 pub mod health;
 pub mod members;
 pub mod placement;
