@@ -9,7 +9,7 @@
 --       policies on every shard, written rarely;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
---       events — a tenant's request or provisioning transaction stays on
+--       events, tenant_settings — a tenant's request or provisioning transaction stays on
 --       one shard;
 --   on the coordinator only (Citus local tables): audit_events and
 --       retention_runs — append-mostly control-plane logs read across
@@ -101,7 +101,7 @@ DECLARE
     shards integer := coalesce(nullif(pg_catalog.current_setting('tenantry.shard_count', true), '')::integer, 32);
     tenant_tables text[] := ARRAY['public.tenant_quotas', 'public.tenant_usage', 'public.users',
                                   'public.api_keys', 'public.clusters', 'public.instances',
-                                  'public.events'];
+                                  'public.events', 'public.tenant_settings'];
     t text;
     fk record;
     set_aside text[] := '{}';

@@ -47,6 +47,7 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("clusters", Placement::Distributed),
     ("instances", Placement::Distributed),
     ("events", Placement::Distributed),
+    ("tenant_settings", Placement::Distributed),
     ("audit_events", Placement::Coordinator),
     ("retention_runs", Placement::Coordinator),
     ("tenantry_migrations", Placement::Unplaced),

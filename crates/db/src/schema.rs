@@ -134,6 +134,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tenant_settings (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        version -> Int4,
+        document -> Jsonb,
+        updated_at -> Timestamptz,
+        updated_by -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_quotas,
@@ -145,7 +156,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     clusters,
     instances,
     events,
+    tenant_settings,
 );
 
 /// The tenant-scoped tables, children before parents (the purge order).
-pub const TENANT_TABLES: &[&str] = &["events", "instances", "clusters", "api_keys", "users"];
+pub const TENANT_TABLES: &[&str] = &[
+    "events",
+    "instances",
+    "clusters",
+    "api_keys",
+    "users",
+    "tenant_settings",
+];

@@ -214,6 +214,21 @@ impl TenantPrincipal {
         self.run(state, true, work).await
     }
 
+    /// A write that administers the tenant (scope `tenant:admin`: its
+    /// settings), holding the lifecycle lock shared as [`Self::write`].
+    pub async fn admin<'a, R, F>(&self, state: &AppState, work: F) -> Result<R, ApiError>
+    where
+        F: for<'r> FnOnce(
+                &'r mut AsyncPgConnection,
+            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        self.require(Scope::TenantAdmin)?;
+        self.run(state, true, work).await
+    }
+
     /// A write that, with `dry_run`, is rehearsed instead: the same unit of
     /// work — validation, uniqueness, quota — runs to the end and is then
     /// rolled back, so nothing is written. Returns what the work returned.

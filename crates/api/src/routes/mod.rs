@@ -9,6 +9,7 @@ pub mod clusters;
 pub mod events;
 pub mod health;
 pub mod instances;
+pub mod settings;
 pub mod tenant;
 pub mod users;
 
@@ -44,7 +45,9 @@ fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
         .service(instances::get_instance)
         .service(instances::update_instance)
         .service(instances::delete_instance)
-        .service(events::list_events);
+        .service(events::list_events)
+        .service(settings::get_own_settings)
+        .service(settings::replace_own_settings);
 }
 
 /// The route table: every route, each documented in the OpenAPI document.
@@ -75,7 +78,10 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(admin::quotas::merge_quotas)
                 .service(admin::audit::list_audit)
                 .service(admin::retention::sweep_now)
-                .service(admin::retention::list_runs),
+                .service(admin::retention::list_runs)
+                .service(admin::settings::get_settings)
+                .service(admin::settings::replace_settings)
+                .service(admin::import::import_tenant),
         )
         .service(
             scope::scope("/v1")

@@ -12,5 +12,6 @@ pub mod instances;
 pub mod placement;
 pub mod quotas;
 pub mod retention;
+pub mod settings;
 pub mod tenants;
 pub mod users;

@@ -9,6 +9,7 @@ mod instances;
 mod placement;
 mod quotas;
 mod retention;
+mod settings;
 mod tenants;
 mod users;
 
@@ -19,7 +20,8 @@ pub use instances::InstanceView;
 pub use placement::{PlacementChange, PlacementView, ShardView};
 pub use quotas::{LimitsView, QuotasView, UsageView};
 pub use retention::{InterruptedView, RetentionRunView, SweepReportView, WouldPurgeView};
-pub use tenants::{DataHealthView, OwnTenantView, TenantView};
+pub use settings::SettingsView;
+pub use tenants::{DataHealthView, ImportView, OwnTenantView, TenantView};
 pub use users::UserView;
 
 use serde::Serialize;

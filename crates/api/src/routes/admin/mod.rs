@@ -3,7 +3,9 @@
 //! opens the platform scope (or the tenant's own scope for its rows).
 
 pub mod audit;
+pub mod import;
 pub mod placement;
 pub mod quotas;
 pub mod retention;
+pub mod settings;
 pub mod tenants;
