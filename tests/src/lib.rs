@@ -523,9 +523,18 @@ pub struct TestAppBuilder {
     auth: Option<AuthSettings>,
     retention: Option<tenantry_sweeper::RetentionSettings>,
     server: Option<ServerSettings>,
+    tenancy: Option<tenantry::settings::TenancySettings>,
 }
 
 impl TestAppBuilder {
+    /// With these `[tenancy]` settings (the settings schema, the import
+    /// bound); default: the built-in ones.
+    #[must_use]
+    pub fn tenancy(mut self, tenancy: tenantry::settings::TenancySettings) -> Self {
+        self.tenancy = Some(tenancy);
+        self
+    }
+
     /// On this database instead of a fresh one.
     #[must_use]
     pub fn on(mut self, test_db: TestDb) -> Self {
@@ -580,6 +589,9 @@ impl TestAppBuilder {
         settings.server.shutdown_timeout = Duration::from_secs(5);
         settings.metrics.listen = "127.0.0.1:0".to_owned();
         settings.quotas.default = test_limits().into();
+        if let Some(tenancy) = self.tenancy {
+            settings.tenancy = tenancy;
+        }
         settings.retention = self
             .retention
             .unwrap_or_else(|| test_retention(Duration::from_secs(90 * 24 * 3600)));

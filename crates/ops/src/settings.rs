@@ -4,9 +4,9 @@
 //! read by the tenant (`tenant:read`), written by its admins
 //! (`tenant:admin`) and by platform admins. A write replaces the document,
 //! optionally only over the version the writer read (`expected`), bumps the
-//! version, records the tenant's event and the audit entry
-//! `settings.updated` with the document before and after — the audit log
-//! is the history — in one transaction.
+//! version and records the audit entry `settings.updated` with the document
+//! before and after — the audit log is the history, and the tenant reads
+//! it in `GET /v1/events` — in one transaction.
 
 use std::sync::Arc;
 
@@ -133,7 +133,7 @@ pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<Setti
 }
 
 /// Replaces the tenant's settings (tenant plane, in the caller's writing
-/// transaction): validated, versioned, the event and the audit entry.
+/// transaction): validated, versioned, audited.
 pub async fn put(
     conn: &mut AsyncPgConnection,
     rules: &SettingsRules,
@@ -170,15 +170,6 @@ async fn write(
                 || Error::StaleVersion { current: 1 },
             )
         })?;
-    queries::events::record(
-        conn,
-        tenant,
-        "settings.updated",
-        actor.as_str(),
-        None,
-        json!({ "version": next }),
-    )
-    .await?;
     queries::audit::record(
         conn,
         Some(tenant),

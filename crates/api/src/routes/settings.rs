@@ -73,7 +73,7 @@ pub async fn get_own_settings(
     Ok(respond(&view))
 }
 
-#[utoipa::path(tag = "tenant", security(("bearer" = [])), request_body = ReplaceSettings, params(("If-Match" = Option<String>, Header, description = "Write only over this version (the ETag of a read)")), responses((status = 200, body = SettingsView), (status = 412, description = "version_mismatch: written by someone else since; current_version says where it is", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_settings: errors lists each JSON pointer and why", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "tenant", security(("bearer" = [])), request_body = ReplaceSettings, params(("If-Match" = Option<String>, Header, nullable = false, description = "Write only over this version (the ETag of a read)")), responses((status = 200, body = SettingsView), (status = 412, description = "version_mismatch: written by someone else since; current_version says where it is", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_settings: errors lists each JSON pointer and why", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[put("/settings")]
 pub async fn replace_own_settings(
     req: HttpRequest,

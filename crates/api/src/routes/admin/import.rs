@@ -23,9 +23,7 @@ const CHUNKS_AHEAD: usize = 8;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ImportQuery {
-    /// Give the tenant the limits the file carries (its `tenant_quotas`
-    /// line) before any row is charged. Default: the tenant keeps its
-    /// limits and the rows are charged against them.
+    /// Apply the file's limits (its tenant_quotas line) before any row is charged; default: keep the tenant's.
     restore_limits: Option<bool>,
 }
 

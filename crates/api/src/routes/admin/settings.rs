@@ -21,7 +21,7 @@ pub async fn get_settings(
     Ok(respond(&settings::get_admin(&state.ops, &key).await?))
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id"), ("If-Match" = Option<String>, Header, description = "Write only over this version (the ETag of a read)")), request_body = ReplaceSettings, responses((status = 200, body = SettingsView), (status = 412, description = "version_mismatch", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_settings: errors lists each JSON pointer and why", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id"), ("If-Match" = Option<String>, Header, nullable = false, description = "Write only over this version (the ETag of a read)")), request_body = ReplaceSettings, responses((status = 200, body = SettingsView), (status = 412, description = "version_mismatch", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "invalid_settings: errors lists each JSON pointer and why", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[put("/tenants/{id_or_slug}/settings")]
 pub async fn replace_settings(
     req: HttpRequest,
