@@ -11,7 +11,7 @@
 --       table cannot enforce), read by routing, written rarely;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
---       events, members, idempotency_keys — a tenant's request or provisioning transaction stays on
+--       events, members, idempotency_keys, tenant_settings — a tenant's request or provisioning transaction stays on
 --       one shard;
 --   on the coordinator only (Citus local tables): audit_events,
 --       retention_runs and admin_idempotency_keys — append-mostly control-plane logs read across
@@ -103,7 +103,8 @@ DECLARE
     shards integer := coalesce(nullif(pg_catalog.current_setting('tenantry.shard_count', true), '')::integer, 32);
     tenant_tables text[] := ARRAY['public.tenant_quotas', 'public.tenant_usage', 'public.users',
                                   'public.api_keys', 'public.clusters', 'public.instances',
-                                  'public.events', 'public.members', 'public.idempotency_keys'];
+                                  'public.events', 'public.members', 'public.idempotency_keys',
+                                  'public.tenant_settings'];
     t text;
     fk record;
     set_aside text[] := '{}';

@@ -64,6 +64,7 @@ fn lower_to_3_0(document: &mut Value) -> Result<()> {
                 let id = operation_id(operation, method, path)?;
                 describe_responses(operation);
                 problems_as_json(operation);
+                streamed_bodies_as_bytes(operation);
                 one_type_per_outcome(operation, &id, &mut named)?;
             }
         }
@@ -79,6 +80,23 @@ fn lower_to_3_0(document: &mut Value) -> Result<()> {
         schemas.extend(named);
     }
     Ok(())
+}
+
+/// progenitor knows no `application/x-ndjson` request body (an import):
+/// it is sent as the bytes it is, `application/octet-stream`.
+fn streamed_bodies_as_bytes(operation: &mut Value) {
+    let Some(content) = operation
+        .pointer_mut("/requestBody/content")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if content.remove("application/x-ndjson").is_some() {
+        content.insert(
+            "application/octet-stream".to_owned(),
+            json!({"schema": {"type": "string", "format": "binary"}}),
+        );
+    }
 }
 
 const METHODS: [&str; 8] = [

@@ -527,9 +527,18 @@ pub struct TestAppBuilder {
     retention: Option<tenantry_sweeper::RetentionSettings>,
     server: Option<ServerSettings>,
     domains: Option<tenantry_api::DomainSettings>,
+    tenancy: Option<tenantry::settings::TenancySettings>,
 }
 
 impl TestAppBuilder {
+    /// With these `[tenancy]` settings (the settings schema, the import
+    /// bound); default: the built-in ones.
+    #[must_use]
+    pub fn tenancy(mut self, tenancy: tenantry::settings::TenancySettings) -> Self {
+        self.tenancy = Some(tenancy);
+        self
+    }
+
     /// With these `[domains]` settings (e.g. a fake nameserver on 127.0.0.1).
     #[must_use]
     pub fn domains(mut self, domains: tenantry_api::DomainSettings) -> Self {
@@ -594,6 +603,9 @@ impl TestAppBuilder {
         }
         settings.metrics.listen = "127.0.0.1:0".to_owned();
         settings.quotas.default = test_limits().into();
+        if let Some(tenancy) = self.tenancy {
+            settings.tenancy = tenancy;
+        }
         settings.retention = self
             .retention
             .unwrap_or_else(|| test_retention(Duration::from_secs(90 * 24 * 3600)));

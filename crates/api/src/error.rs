@@ -103,7 +103,10 @@ impl ApiError {
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::ShuttingDown => "Service unavailable",
             Self::IdempotencyKeyReused => "Idempotency key reused",
-            Self::Operation(e) => match e {
+            Self::Operation(e) => match e.innermost() {
+                OpError::InvalidDocument(_) => "Invalid settings",
+                OpError::StaleVersion { .. } => "Precondition failed",
+                OpError::AtLine { .. } => "Import refused",
                 OpError::NotFound => "Not found",
                 OpError::TenantPurged => "Gone",
                 OpError::InvalidTransition { .. } => "Invalid transition",
@@ -123,9 +126,10 @@ impl ApiError {
         }
     }
 
+    /// The operation's error, through any import line around it.
     fn operation(&self) -> Option<&OpError> {
         match self {
-            Self::Operation(e) => Some(e),
+            Self::Operation(e) => Some(e.innermost()),
             _ => None,
         }
     }
@@ -148,11 +152,11 @@ impl ApiError {
     }
 
     fn detail(&self) -> String {
-        match self {
-            Self::Operation(OpError::Internal(_)) => {
+        match self.operation() {
+            Some(OpError::Internal(_)) => {
                 "an unexpected error occurred; it has been logged".to_owned()
             }
-            other => other.to_string(),
+            _ => self.to_string(),
         }
     }
 }
@@ -238,6 +242,15 @@ pub struct Problem {
     used: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     requested: Option<i64>,
+    /// `invalid_settings`: where the document fails the schema, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<tenantry_ops::DocumentError>>,
+    /// `version_mismatch`: the settings' version now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_version: Option<i32>,
+    /// An import's refusal: the line of the file it is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
 }
 
 impl ResponseError for ApiError {
@@ -254,7 +267,11 @@ impl ResponseError for ApiError {
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Operation(e) => match e {
+            Self::Operation(e) => match e.innermost() {
+                OpError::InvalidDocument(_) | OpError::AtLine { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                OpError::StaleVersion { .. } => StatusCode::PRECONDITION_FAILED,
                 OpError::QuotaExceeded(_) | OpError::Forbidden(_) => StatusCode::FORBIDDEN,
                 OpError::NotFound => StatusCode::NOT_FOUND,
                 OpError::TenantPurged => StatusCode::GONE,
@@ -276,7 +293,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Operation(OpError::Internal(cause)) = self {
+        if let Some(OpError::Internal(cause)) = self.operation() {
             tracing::error!(%cause, "internal error");
         }
         let status = self.status_code();
@@ -302,6 +319,18 @@ impl ResponseError for ApiError {
             limit: self.exceeded().map(|e| e.limit),
             used: self.exceeded().map(|e| e.used),
             requested: self.exceeded().map(|e| e.requested),
+            errors: match self.operation() {
+                Some(OpError::InvalidDocument(errors)) => Some(errors.clone()),
+                _ => None,
+            },
+            current_version: match self.operation() {
+                Some(OpError::StaleVersion { current }) => Some(*current),
+                _ => None,
+            },
+            line: match self {
+                Self::Operation(e) => e.line(),
+                _ => None,
+            },
         };
         let mut response = HttpResponse::build(status);
         if self.retry_later() {

@@ -8,8 +8,8 @@ use tenantry_core::{
 };
 
 use crate::schema::{
-    api_keys, audit_events, clusters, events, instances, members, tenant_quotas, tenant_usage,
-    tenants, users,
+    api_keys, audit_events, clusters, events, instances, members, tenant_quotas, tenant_settings,
+    tenant_usage, tenants, users,
 };
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -51,6 +51,16 @@ pub struct Usage {
     pub cpu_cores: i32,
     pub memory_gb: i32,
     pub storage_gb: i32,
+}
+
+/// A tenant's settings document and how many times it was written.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tenant_settings, check_for_backend(diesel::pg::Pg))]
+pub struct TenantSettings {
+    pub version: i32,
+    pub document: serde_json::Value,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -187,6 +187,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tenant_settings (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        version -> Int4,
+        document -> Jsonb,
+        updated_at -> Timestamptz,
+        updated_by -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_quotas,
@@ -202,6 +213,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     admin_idempotency_keys,
     domains,
+    tenant_settings,
 );
 
 /// The tenant-scoped tables, children before parents (the purge order).
@@ -213,4 +225,5 @@ pub const TENANT_TABLES: &[&str] = &[
     "api_keys",
     "users",
     "members",
+    "tenant_settings",
 ];

@@ -70,6 +70,24 @@ pub enum Error {
     /// migrated, a concurrent update). Retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// A settings document the operator's JSON Schema (or the size bound)
+    /// refuses: where (JSON pointers into the document) and why, at most
+    /// [`crate::settings::MAX_REPORTED_ERRORS`] of them. Nothing changed.
+    #[error("the settings document is invalid: {}", describe_document_errors(.0))]
+    InvalidDocument(Vec<DocumentError>),
+    /// A write that named the version it expected (`If-Match`, `version`)
+    /// found another: someone wrote in between. Nothing changed.
+    #[error("the settings are at version {current}, not the version this write expected")]
+    StaleVersion { current: i32 },
+    /// One line of an import refused: the line number, the table it named
+    /// (when known), and why — the error the same row would get from the
+    /// API. The whole import rolled back.
+    #[error("{}", at_line(*line, table.as_deref(), source))]
+    AtLine {
+        line: u64,
+        table: Option<String>,
+        source: Box<Error>,
+    },
     /// A bug or an unexpected failure: logged in full, answered opaquely.
     #[error("internal error")]
     Internal(String),
@@ -107,7 +125,72 @@ impl Error {
             Self::QueryTimeout => "query_timeout",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+            Self::InvalidDocument(_) => "invalid_settings",
+            Self::StaleVersion { .. } => "version_mismatch",
+            Self::AtLine { source, .. } => source.code(),
         }
+    }
+
+    /// The error itself, through any [`Error::AtLine`] around it.
+    #[must_use]
+    pub fn innermost(&self) -> &Self {
+        match self {
+            Self::AtLine { source, .. } => source.innermost(),
+            other => other,
+        }
+    }
+
+    /// The import line this error is about, if any.
+    #[must_use]
+    pub const fn line(&self) -> Option<u64> {
+        match self {
+            Self::AtLine { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+}
+
+/// One place a settings document fails its schema.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct DocumentError {
+    /// JSON pointer (RFC 6901) into the document; "" is the whole document.
+    pub pointer: String,
+    pub message: String,
+}
+
+fn describe_document_errors(errors: &[DocumentError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            let at = if e.pointer.is_empty() {
+                "/"
+            } else {
+                &e.pointer
+            };
+            format!("{at}: {}", e.message)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A refused import line's reason: the table (when the error does not name
+/// it itself), then the error; a quota refusal names the limit as the
+/// configuration and the API's limits do (`max_users`).
+fn at_line(line: u64, table: Option<&str>, source: &Error) -> String {
+    let prefix = table.map(|t| format!("{t}: ")).unwrap_or_default();
+    match source {
+        // The file itself, not a row: `line 61: not JSON: ...`.
+        Error::Validation { field, detail } if table.is_none() && field == "body" => {
+            format!("line {line}: {detail}")
+        }
+        Error::QuotaExceeded(e) => format!(
+            "line {line}, {prefix}quota exceeded: {} is {}; {} used, {} more requested",
+            e.resource.limit_name(),
+            e.limit,
+            e.used,
+            e.requested
+        ),
+        other => format!("line {line}, {prefix}{other}"),
     }
 }
 

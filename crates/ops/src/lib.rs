@@ -24,18 +24,20 @@ mod error;
 pub mod events;
 pub mod health;
 pub mod idempotency;
+pub mod import;
 pub mod instances;
 pub mod members;
 pub mod placement;
 pub mod quotas;
 pub mod retention;
+pub mod settings;
 pub mod tenant;
 pub mod tenants;
 pub mod users;
 pub mod views;
 
 pub use actor::{Actor, TenantActor};
-pub use error::{Error, field, violated_constraint};
+pub use error::{DocumentError, Error, field, violated_constraint};
 pub use members::Authority;
 pub use tenantry_db::models::Page;
 
@@ -50,6 +52,10 @@ pub struct Tenancy {
     /// Retention: how long a deleted tenant's data is kept, and how the
     /// sweeper runs (`[retention]`).
     pub retention: RetentionSettings,
+    /// What a tenant's settings document must be (`[tenancy]`).
+    pub settings: settings::SettingsRules,
+    /// The largest import body the API reads (`tenancy.import_max_bytes`).
+    pub import_max_bytes: u64,
 }
 
 /// What admin-plane operations run against: the database and the rules.

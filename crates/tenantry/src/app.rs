@@ -95,10 +95,7 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,
         };
-        let tenancy = Tenancy {
-            default_limits: settings.quotas.default.clone(),
-            retention: settings.retention.clone(),
-        };
+        let tenancy: Tenancy = settings.tenancy().context("refusing to start")?;
         let state = AppState::new(db, &settings.auth, &settings.server, tenancy)
             .context("cannot load the auth keys")?
             .with_domains(&settings.domains)

@@ -221,6 +221,11 @@ pub struct ImportArgs {
     /// rows of a table (and one when each table is done).
     #[arg(long, value_name = "ROWS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub progress_every: u64,
+    /// Give the new tenant the limits the file carries (its `tenant_quotas`
+    /// line) instead of [quotas.default]; rows are then charged against
+    /// them. Only for files you trust: a file could raise its own quota.
+    #[arg(long)]
+    pub restore_limits: bool,
 }
 
 #[derive(Debug, Args)]

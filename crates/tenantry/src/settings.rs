@@ -25,10 +25,90 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub quotas: QuotaSettings,
     pub retention: tenantry_sweeper::RetentionSettings,
+    #[serde(default)]
+    pub tenancy: TenancySettings,
     pub log: LogSettings,
     /// Custom domains' verification and routing cache (`[domains]`).
     #[serde(default)]
     pub domains: DomainSettings,
+}
+
+/// `[tenancy]`: what a tenant's settings document must be, and how large
+/// an import through the API may be.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenancySettings {
+    /// A JSON Schema file every tenant's settings document must satisfy;
+    /// empty = any JSON object. Read and compiled at startup: an unreadable
+    /// or invalid schema refuses to start.
+    #[serde(default)]
+    pub settings_schema_file: String,
+    /// The same schema given inline, as JSON text (for environments that
+    /// pass configuration as variables); at most one of the two.
+    #[serde(default)]
+    pub settings_schema: String,
+    /// The largest settings document, serialized.
+    #[serde(default = "default_settings_max_bytes")]
+    pub settings_max_bytes: usize,
+    /// The largest body of `POST /v1/admin/tenants/{id}/import` (413 beyond).
+    #[serde(default = "default_import_max_bytes")]
+    pub import_max_bytes: u64,
+}
+
+fn default_settings_max_bytes() -> usize {
+    tenantry_ops::settings::DEFAULT_MAX_BYTES
+}
+
+fn default_import_max_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+
+impl Default for TenancySettings {
+    fn default() -> Self {
+        Self {
+            settings_schema_file: String::new(),
+            settings_schema: String::new(),
+            settings_max_bytes: default_settings_max_bytes(),
+            import_max_bytes: default_import_max_bytes(),
+        }
+    }
+}
+
+impl TenancySettings {
+    /// The settings rules: the schema read, parsed and compiled, or why not.
+    pub fn rules(&self) -> anyhow::Result<tenantry_ops::settings::SettingsRules> {
+        let (file, inline) = (
+            self.settings_schema_file.trim(),
+            self.settings_schema.trim(),
+        );
+        let text = match (file, inline) {
+            ("", "") => None,
+            (file, "") => Some((
+                format!("tenancy.settings_schema_file {file}"),
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read tenancy.settings_schema_file {file}"))?,
+            )),
+            ("", inline) => Some(("tenancy.settings_schema".to_owned(), inline.to_owned())),
+            _ => anyhow::bail!(
+                "tenancy.settings_schema_file and tenancy.settings_schema are both set; give one"
+            ),
+        };
+        let schema = text
+            .map(|(what, text)| {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .with_context(|| format!("{what} is not JSON"))
+                    .map(|schema| (what, schema))
+            })
+            .transpose()?;
+        match schema {
+            None => tenantry_ops::settings::SettingsRules::new(None, self.settings_max_bytes),
+            Some((what, schema)) => {
+                tenantry_ops::settings::SettingsRules::new(Some(&schema), self.settings_max_bytes)
+                    .map_err(|e| format!("{what}: {e}"))
+            }
+        }
+        .map_err(|e| anyhow::anyhow!("invalid [tenancy] configuration: {e}"))
+    }
 }
 
 /// `environment` in the configuration (`TENANTRY__ENVIRONMENT`).
@@ -68,6 +148,18 @@ pub enum LogFormat {
 }
 
 impl Settings {
+    /// The tenancy rules the admin plane applies, from `[quotas.default]`,
+    /// `[retention]` and `[tenancy]`; refused when the settings schema is
+    /// unusable.
+    pub fn tenancy(&self) -> anyhow::Result<tenantry_ops::Tenancy> {
+        Ok(tenantry_ops::Tenancy {
+            default_limits: self.quotas.default.clone(),
+            retention: self.retention.clone(),
+            settings: self.tenancy.rules()?,
+            import_max_bytes: self.tenancy.import_max_bytes,
+        })
+    }
+
     pub fn load() -> anyhow::Result<Self> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Ok(env) = std::env::var("TENANTRY_ENV") {

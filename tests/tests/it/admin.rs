@@ -682,6 +682,8 @@ async fn an_export_holds_exactly_the_tenants_rows_and_imports_into_a_new_tenant(
         ("events", 1 + 3 + 3 + 1),
         ("instances", 3),
         ("users", 3),
+        // The export's section: the tenant's limits (no settings written).
+        ("tenant_quotas", 1),
     ]
     .into_iter()
     .map(|(t, n)| (t.to_owned(), n))
@@ -708,6 +710,8 @@ async fn an_export_holds_exactly_the_tenants_rows_and_imports_into_a_new_tenant(
             "tenant-a-copy",
             "--name",
             "Copy",
+            // A faithful copy: the file's limits, not [quotas.default].
+            "--restore-limits",
         ],
     );
     std::fs::remove_file(&file).unwrap();

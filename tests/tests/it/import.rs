@@ -514,8 +514,10 @@ async fn a_row_with_a_newline_ansi_escape_or_bidi_override_in_a_text_field_is_re
             ["line 1", "events.data.name", "control"],
         ),
         (
+            // The limits section is read only as a whole (and applied only
+            // with --restore-limits).
             vec![("tenant_quotas", json!({"max_users": 1_000_000}))],
-            ["line 1", "tenant_quotas", "unknown table"],
+            ["line 1", "tenant_quotas.max_api_keys", "is required"],
         ),
         (
             vec![("clusters", with(&good, "is_admin", "true"))],

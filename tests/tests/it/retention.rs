@@ -71,6 +71,17 @@ async fn populate(app: &TestApp, tenant: TenantId, n: usize) {
         .0,
         StatusCode::CREATED
     );
+    // A settings document: the purge removes it with the rest.
+    assert_eq!(
+        app.admin_call(
+            Method::PUT,
+            &format!("/v1/admin/tenants/{tenant}/settings"),
+            Some(json!({"document": {"theme": "dark"}}))
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
 }
 
 async fn counts(db: &Db, tenant: TenantId) -> BTreeMap<&'static str, i64> {

@@ -11,6 +11,7 @@ pub mod events;
 pub mod health;
 pub mod instances;
 pub mod members;
+pub mod settings;
 pub mod tenant;
 pub mod users;
 
@@ -56,7 +57,9 @@ fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
         .service(domains::create_domain)
         .service(domains::get_domain)
         .service(domains::verify_domain)
-        .service(domains::delete_domain);
+        .service(domains::delete_domain)
+        .service(settings::get_own_settings)
+        .service(settings::replace_own_settings);
 }
 
 /// The route table: every route, each documented in the OpenAPI document.
@@ -93,7 +96,10 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(admin::domains::list_tenant_domains)
                 .service(admin::audit::list_audit)
                 .service(admin::retention::sweep_now)
-                .service(admin::retention::list_runs),
+                .service(admin::retention::list_runs)
+                .service(admin::settings::get_settings)
+                .service(admin::settings::replace_settings)
+                .service(admin::import::import_tenant),
         )
         .service(
             scope::scope("/v1")

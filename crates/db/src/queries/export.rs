@@ -1,8 +1,8 @@
 //! A tenant's data as a whole: health counts, NDJSON export, and usage
 //! recomputed from the rows. Run in the tenant's own scope, so RLS
 //! guarantees nothing of another tenant is read or written. (Import is not
-//! here: `tenantry tenants import` parses each row like the API and writes
-//! it through the API's own queries.)
+//! here: `tenantry_ops::import` parses each row like the API and writes it
+//! through the API's own queries.)
 
 use std::collections::BTreeMap;
 
@@ -51,6 +51,24 @@ pub const EXPORTED_COLUMNS: [(&str, &str); 6] = [
         "tenant_id, id, cluster_id, name, cpu_cores, memory_gb, storage_gb, created_at, updated_at",
     ),
     ("events", "tenant_id, id, kind, actor, subject, data, at"),
+];
+
+/// What an export carries about the tenant besides its rows, before them:
+/// one line each, `{"table": <name>, "row": {...}}` like a row, read by
+/// `tenantry_ops::import` first so that the rows after them can rely on
+/// them. Named columns, as in [`EXPORTED_COLUMNS`]. The place to add a
+/// section (the tenant's plan, its custom domains): a line here, and its
+/// parser in `tenantry_ops::import`.
+pub const EXPORTED_SECTIONS: [(&str, &str); 2] = [
+    (
+        "tenant_quotas",
+        "tenant_id, max_users, max_api_keys, max_clusters, max_instances, max_cpu_cores, \
+         max_memory_gb, max_storage_gb, requests_per_second, burst",
+    ),
+    (
+        "tenant_settings",
+        "tenant_id, version, document, updated_at, updated_by",
+    ),
 ];
 
 #[derive(QueryableByName)]
@@ -107,14 +125,28 @@ struct JsonRow {
     row: serde_json::Value,
 }
 
-/// Streams every row of the tenant, table by table, into `sink` as
-/// `(table, row)`. Stops early, without error, when the receiver is gone
-/// (the client disconnected). Run it in a snapshot for a consistent export.
+/// Streams the tenant's sections ([`EXPORTED_SECTIONS`]), then every row
+/// of the tenant, table by table, into `sink` as `(table, row)`. Stops
+/// early, without error, when the receiver is gone (the client
+/// disconnected). Run it in a snapshot for a consistent export.
 pub async fn export(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     sink: mpsc::Sender<(&'static str, serde_json::Value)>,
 ) -> QueryResult<()> {
+    for (table, columns) in EXPORTED_SECTIONS {
+        let mut rows = sql_query(format!(
+            "SELECT to_jsonb(t) AS row FROM (SELECT {columns} FROM {table} WHERE tenant_id = $1) t"
+        ))
+        .bind::<SqlUuid, _>(tenant)
+        .load_stream::<JsonRow>(conn)
+        .await?;
+        while let Some(row) = rows.next().await {
+            if sink.send((table, row?.row)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
     for (table, columns) in EXPORTED_COLUMNS {
         let mut rows = sql_query(format!(
             "SELECT to_jsonb(t) AS row
@@ -130,6 +162,29 @@ pub async fn export(
         }
     }
     Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Any {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    any: bool,
+}
+
+/// Whether the tenant has no row in any tenant table (the target of an
+/// import must have none).
+pub async fn is_empty(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<bool> {
+    for table in crate::schema::TENANT_TABLES {
+        let found: Any = sql_query(format!(
+            "SELECT EXISTS (SELECT 1 FROM {table} WHERE tenant_id = $1) AS any"
+        ))
+        .bind::<SqlUuid, _>(tenant)
+        .get_result(conn)
+        .await?;
+        if found.any {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Sets the tenant's usage row to what its rows add up to.
@@ -167,6 +222,11 @@ mod tests {
                 !columns.contains("secret") && !columns.contains("hash"),
                 "{table}"
             );
+        }
+        for (table, columns) in EXPORTED_SECTIONS {
+            assert!(!columns.contains('*'), "{table}");
+            assert!(columns.starts_with("tenant_id"), "{table}");
+            assert!(!tables.contains(&table), "{table}");
         }
     }
 }

@@ -15,5 +15,6 @@ pub mod members;
 pub mod placement;
 pub mod quotas;
 pub mod retention;
+pub mod settings;
 pub mod tenants;
 pub mod users;

@@ -260,3 +260,9 @@ pub async fn set_limits(
         .get_result(conn)
         .await
 }
+
+/// Takes the tenant's lifecycle lock exclusively until the transaction
+/// ends: no write of the tenant's runs meanwhile (an import into it).
+pub async fn lock_lifecycle(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<()> {
+    crate::scope::lock_tenant_lifecycle(conn, tenant).await
+}

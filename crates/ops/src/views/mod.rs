@@ -12,6 +12,7 @@ mod members;
 mod placement;
 mod quotas;
 mod retention;
+mod settings;
 mod tenants;
 mod users;
 
@@ -27,7 +28,8 @@ pub use members::MemberView;
 pub use placement::{PlacementChange, PlacementView, ShardView};
 pub use quotas::{LimitsView, QuotasView, UsageView};
 pub use retention::{InterruptedView, RetentionRunView, SweepReportView, WouldPurgeView};
-pub use tenants::{DataHealthView, OwnTenantView, TenantView};
+pub use settings::SettingsView;
+pub use tenants::{DataHealthView, ImportView, OwnTenantView, TenantView};
 pub use users::UserView;
 
 use serde::Serialize;

@@ -85,3 +85,14 @@ pub struct DataHealthView {
     /// Approximate size of the tenant's rows, in bytes.
     pub approx_bytes: i64,
 }
+
+/// What an import wrote: the tenant as it left it, rows per table, rows
+/// skipped (`api_keys`: credentials are never imported), and what became
+/// of each section of the file (`restored` or `skipped`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ImportView {
+    pub tenant: TenantView,
+    pub rows: std::collections::BTreeMap<String, u64>,
+    pub skipped: std::collections::BTreeMap<String, u64>,
+    pub sections: std::collections::BTreeMap<String, String>,
+}

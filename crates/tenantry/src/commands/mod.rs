@@ -35,13 +35,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
 /// tenancy rules: what the CLI's state-changing commands call.
 pub fn operations(settings: &Settings) -> anyhow::Result<tenantry_ops::Operations> {
     let db = tenantry_db::Db::new(&settings.database)?;
-    Ok(tenantry_ops::Operations::new(
-        db,
-        tenantry_ops::Tenancy {
-            default_limits: settings.quotas.default.clone(),
-            retention: settings.retention.clone(),
-        },
-    ))
+    Ok(tenantry_ops::Operations::new(db, settings.tenancy()?))
 }
 
 /// Runs a command that only describes the CLI (`Command::is_offline`):

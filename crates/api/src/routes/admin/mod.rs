@@ -5,8 +5,10 @@
 pub mod audit;
 pub mod domains;
 pub mod health;
+pub mod import;
 pub mod members;
 pub mod placement;
 pub mod quotas;
 pub mod retention;
+pub mod settings;
 pub mod tenants;
