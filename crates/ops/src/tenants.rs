@@ -3,7 +3,7 @@
 
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
-use tenantry_core::{Action, Name, Slug, TenantId, TenantStatus, transition};
+use tenantry_core::{AccountId, Action, Name, Slug, TenantId, TenantStatus, transition};
 use tenantry_db::models::Tenant;
 use tenantry_db::{AsyncPgConnection, DbError, ScopedFutureExt, queries};
 
@@ -18,6 +18,8 @@ pub struct NewTenant {
     pub slug: Slug,
     pub name: Name,
     pub limits: LimitsPatch,
+    /// The account that owns it; `None`: the default account.
+    pub account: Option<AccountId>,
 }
 
 /// Fields to change; `None` keeps the current value.
@@ -41,8 +43,9 @@ fn snapshot(view: &TenantView) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or_default()
 }
 
-/// Creates the tenant with its quota and usage rows; audited as
-/// `tenant.created` with the tenant and its limits.
+/// Creates the tenant with its quota and usage rows, in its account (which
+/// counts it against its `max_tenants`); audited as `tenant.created` with
+/// the tenant and its limits.
 pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<TenantView, Error> {
     let limits = new.limits.apply(&ops.tenancy.default_limits)?;
     let retention = ops.tenancy.retention.period;
@@ -51,12 +54,16 @@ pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<T
         .platform()
         .run(|conn| {
             async move {
-                let tenant = queries::tenants::create(
+                // The account's tenant count first: a full account refuses
+                // before any other work.
+                let account = crate::accounts::admit_tenant(conn, new.account).await?;
+                let tenant = queries::tenants::create_in_account(
                     conn,
                     id,
                     new.slug.as_str(),
                     new.name.as_str(),
                     &(&limits).into(),
+                    Some(account),
                 )
                 .await
                 .map_err(|e| {
@@ -75,10 +82,11 @@ pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<T
         .await
 }
 
-/// Tenants in id order, optionally of one status.
+/// Tenants in id order, optionally of one status and of one account.
 pub async fn list(
     ops: &Operations,
     status: Option<TenantStatus>,
+    account: Option<AccountId>,
     page: Page,
 ) -> Result<List<TenantView>, Error> {
     let retention = ops.tenancy.retention.period;
@@ -86,8 +94,12 @@ pub async fn list(
         .db
         .platform()
         .run(|conn| {
-            async move { Ok::<_, Error>(queries::tenants::list(conn, status, page).await?) }
-                .scope_boxed()
+            async move {
+                Ok::<_, Error>(
+                    queries::tenants::list_in_account(conn, status, account, page).await?,
+                )
+            }
+            .scope_boxed()
         })
         .await?;
     Ok(List::new(items, more, |t| *t.id.as_uuid()).map(|t| TenantView::new(t, retention)))

@@ -191,6 +191,9 @@ pub struct CreateArgs {
     /// The tenant's display name.
     #[arg(long)]
     pub name: String,
+    /// The id of the account that owns it; left out: the default account.
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Args)]

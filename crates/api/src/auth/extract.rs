@@ -289,6 +289,7 @@ impl TenantPrincipal {
         Gate {
             tenant: self.tenant_id,
             api_key: self.api_key,
+            account: self.account,
             addressed: self.addressed.clone(),
             limits: Arc::clone(&state.rate_limits),
         }
@@ -345,13 +346,19 @@ fn observe<R>(
 struct Gate {
     tenant: TenantId,
     api_key: Option<ApiKeyId>,
+    account: Option<AccountId>,
     addressed: Vec<String>,
     limits: Arc<RateLimits>,
 }
 
 impl Gate {
     async fn run(&self, conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
-        let Some(row) = queries::tenants::gate(conn, self.tenant, self.api_key).await? else {
+        // A token confined to an account reaches only that account's
+        // tenants: the database compares (a tenant of another account is
+        // answered as one that does not exist).
+        let Some(row) =
+            queries::tenants::gate(conn, self.tenant, self.api_key, self.account).await?
+        else {
             return Err(ApiError::forbidden("this token's tenant does not exist"));
         };
         // The limits are read again only when the registry row changed

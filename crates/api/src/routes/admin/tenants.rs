@@ -6,7 +6,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpResponse, get, patch, post, web};
 use serde::Deserialize;
 use serde_json::json;
-use tenantry_core::{Action, Name, Slug, TenantStatus};
+use tenantry_core::{AccountId, Action, Name, Slug};
 use tenantry_ops::field;
 use tenantry_ops::quotas::LimitsPatch;
 use tenantry_ops::tenants::{self, NewTenant, TenantChange};
@@ -26,6 +26,9 @@ pub struct CreateTenant {
     /// Limits to override at creation; the rest come from `[quotas.default]`.
     #[serde(default)]
     quotas: Option<LimitsPatch>,
+    /// The id of the account that owns it; left out: the default account.
+    #[serde(default)]
+    account: Option<AccountId>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -43,11 +46,20 @@ pub struct Transition {
     reason: Option<String>,
 }
 
+impl Transition {
+    pub(crate) fn into_reason(self) -> Option<String> {
+        self.reason
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TenantsQuery {
     /// Only tenants with this status.
     status: Option<String>,
+    /// Only tenants of this account (its id).
+    #[param(value_type = Option<String>, format = Uuid)]
+    account: Option<AccountId>,
     /// 1 to 100; default 20.
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
@@ -66,6 +78,7 @@ pub async fn create_tenant(
         slug: field("slug", Slug::parse(&body.slug).map_err(|e| e.to_string()))?,
         name: field("name", Name::parse(&body.name))?,
         limits: body.quotas.unwrap_or_default(),
+        account: body.account,
     };
     let view = tenants::create(&state.ops, &admin.actor(), new).await?;
     Ok(created(format!("/v1/admin/tenants/{}", view.id), &view))
@@ -80,15 +93,10 @@ pub async fn list_tenants(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page = PageQuery::new(query.limit, query.cursor).page()?;
-    let status = query
-        .status
-        .map(|s| {
-            s.parse::<TenantStatus>().map_err(|_| {
-                ApiError::validation("status", "must be active, suspended, archived or deleted")
-            })
-        })
-        .transpose()?;
-    Ok(list(&tenants::list(&state.ops, status, page).await?))
+    let status = super::accounts::parse_status(query.status)?;
+    Ok(list(
+        &tenants::list(&state.ops, status, query.account, page).await?,
+    ))
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), responses((status = 200, body = TenantView)))]
