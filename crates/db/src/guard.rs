@@ -794,6 +794,20 @@ mod tests {
     }
 
     #[test]
+    fn the_account_tables_open_rows_only_by_the_proven_tenants_account() {
+        let own = "(account_id = context_account_id())";
+        for predicates in [Predicates::PLAIN, Predicates::CITUS] {
+            assert!(judge_other_policy(&policy(true, Some(own), Some(own)), predicates).is_empty());
+        }
+        // Any other account key opens rows by something else.
+        let bare = "(account_id = (current_setting('app.account_id'::text, true))::uuid)";
+        assert_eq!(
+            judge_other_policy(&policy(true, Some(bare), None), Predicates::PLAIN).len(),
+            1
+        );
+    }
+
+    #[test]
     fn a_policy_on_the_bare_setting_is_no_longer_enough() {
         let forgeable =
             "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)";

@@ -14,8 +14,9 @@ use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tenantry_core::TenantId;
+use tenantry_db::ScopedFutureExt;
 use tenantry_tests::{
-    TEST_AUDIENCE, TEST_ISSUER, TestApp, platform_context_sql, tenant_context_sql,
+    TEST_AUDIENCE, TEST_ISSUER, TestApp, platform_context_sql, run_tenantry, tenant_context_sql,
     test_auth_settings,
 };
 
@@ -770,4 +771,47 @@ async fn a_purge_gives_the_tenants_usage_back_to_its_account() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// `tenantry quotas reconcile --fix` correcting a tenant's usage row moves
+/// its account's sum by the same amounts.
+#[tokio::test]
+async fn reconciling_a_tenants_usage_corrects_its_accounts_sum() {
+    let app = TestApp::spawn().await;
+    let acme = account(&app, "acme", json!({"max_clusters": 10})).await;
+    let (tenant, token) = tenant_in(&app, "acme-drifty", &acme).await;
+    let (status, _) = app
+        .call(
+            &token,
+            Method::POST,
+            "/v1/clusters",
+            Some(json!({"name": "c1", "region": "eu"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Drift on purpose, in both rows: usage says 4 clusters, the rows say 1.
+    app.db
+        .platform()
+        .run(|conn| {
+            let acme = acme.clone();
+            async move {
+                sql_query("UPDATE tenant_usage SET clusters = 4 WHERE tenant_id = $1")
+                    .bind::<diesel::sql_types::Uuid, _>(tenant)
+                    .execute(conn)
+                    .await?;
+                sql_query(format!(
+                    "UPDATE account_usage SET clusters = 4 WHERE account_id = '{acme}'"
+                ))
+                .execute(conn)
+                .await?;
+                Ok::<_, tenantry_db::DbError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(get_account(&app, "acme").await["usage"]["clusters"], 4);
+    let (ok, _, stderr) = run_tenantry(&app.test_db, &["quotas", "reconcile", "--fix"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(get_account(&app, "acme").await["usage"]["clusters"], 1);
 }

@@ -173,12 +173,13 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
             .batch_execute("ALTER TABLE tenants DROP CONSTRAINT tenants_slug_not_uuid")
             .await
             .unwrap();
-    } else {
-        assert_eq!(
-            migrate::revert_last(&owner).await.unwrap(),
-            "0007_slug_not_uuid"
-        );
     }
+    // Back to the schema before 0007 (and whatever came after it).
+    let mut reverted = Vec::new();
+    while !citus && reverted.last().map(String::as_str) != Some("0007_slug_not_uuid") {
+        reverted.push(migrate::revert_last(&owner).await.unwrap());
+    }
+    reverted.reverse();
     let db = test_db.db(2);
     let a = tenantry_tests::create_tenant(&db, "tenant-a").await;
     // A deployment from before the rule may already hold such a slug: the
@@ -196,7 +197,7 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
         let report = migrate::run(&owner, &context_key(), &migrate::MigrateOptions::default())
             .await
             .unwrap();
-        assert_eq!(report.applied, vec!["0007_slug_not_uuid"]);
+        assert_eq!(report.applied, reverted);
     }
     for slug in [
         uuid::Uuid::now_v7().hyphenated().to_string(),

@@ -350,3 +350,44 @@ pub async fn tenants_of(
         .load(conn)
         .await
 }
+
+/// Moves the tenant's account's usage by `delta` without a limit check
+/// (never below zero): `tenantry quotas reconcile` correcting a tenant's
+/// usage row corrects its account's by the same amounts, in the same
+/// transaction. Nothing for an unmetered account.
+pub async fn adjust(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    delta: Amounts,
+) -> QueryResult<()> {
+    if delta.is_zero() {
+        return Ok(());
+    }
+    let Some(account) = of_tenant(conn, tenant).await? else {
+        return Ok(());
+    };
+    let d = |r: Resource| delta.get(r);
+    sql_query(
+        "UPDATE account_usage u SET
+             users      = GREATEST(u.users + $2, 0),
+             api_keys   = GREATEST(u.api_keys + $3, 0),
+             clusters   = GREATEST(u.clusters + $4, 0),
+             instances  = GREATEST(u.instances + $5, 0),
+             cpu_cores  = GREATEST(u.cpu_cores + $6, 0),
+             memory_gb  = GREATEST(u.memory_gb + $7, 0),
+             storage_gb = GREATEST(u.storage_gb + $8, 0),
+             updated_at = now()
+          WHERE u.account_id = $1",
+    )
+    .bind::<SqlUuid, _>(account)
+    .bind::<BigInt, _>(d(Resource::Users))
+    .bind::<BigInt, _>(d(Resource::ApiKeys))
+    .bind::<BigInt, _>(d(Resource::Clusters))
+    .bind::<BigInt, _>(d(Resource::Instances))
+    .bind::<BigInt, _>(d(Resource::CpuCores))
+    .bind::<BigInt, _>(d(Resource::MemoryGb))
+    .bind::<BigInt, _>(d(Resource::StorageGb))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
