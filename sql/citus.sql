@@ -6,7 +6,9 @@
 -- Where each table lives, and why, is in ARCHITECTURE.md ("Citus"):
 --   reference (a copy on every node): tenants, context_proofs,
 --       tenantry_private.context_keys — read by every request and by the
---       policies on every shard, written rarely; domains — the global claim
+--       policies on every shard, written rarely; accounts (sql/0008), which
+--       tenants references (a reference table may reference only another
+--       one), so it is placed before tenants; domains — the global claim
 --       on a custom host name (unique across tenants, which a distributed
 --       table cannot enforce), read by routing, written rarely;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
@@ -15,7 +17,13 @@
 --       one shard;
 --   on the coordinator only (Citus local tables): audit_events,
 --       retention_runs and admin_idempotency_keys — append-mostly control-plane logs read across
---       tenants, with platform entries that have no tenant.
+--       tenants, with platform entries that have no tenant; account_quotas
+--       and account_usage (sql/0008) — one row per account, updated by the
+--       transactions of all its tenants (whatever their shard), so not
+--       distributable by tenant_id, and too hot for a reference table (every
+--       charge would be a write on every node). Their tenant policies call
+--       context_account_id(), which reads the tenants reference table's
+--       placement on the coordinator (below).
 --
 -- The shard count of a new co-location group comes from the setting
 -- tenantry.shard_count, which migrate sets from database.citus_shard_count.
@@ -68,6 +76,17 @@ AS $$ SELECT public.context_tenant_verified() $$;
 CREATE OR REPLACE FUNCTION public.context_is_platform_admin() RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT public.context_platform_verified() $$;
+
+-- The account of the proven tenant context (sql/0008), for the account
+-- tables' policies: on Citus it reads the registry (a reference table) from
+-- inside a query on a Citus local table, a nested execution Citus refuses by
+-- default; a reference table never moves, so it is allowed here. Not a
+-- definer: it reads under the caller's RLS.
+CREATE OR REPLACE FUNCTION public.context_account_id() RETURNS uuid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+SET citus.allow_nested_distributed_execution = on
+AS $$ SELECT t.account_id FROM public.tenants t WHERE t.id = public.context_tenant_verified() $$;
 
 -- 2. Citus also refuses a subquery in a policy on a table it converts
 --    (distributing a table converts every table its foreign keys reach):
@@ -122,8 +141,8 @@ BEGIN
         set_aside := set_aside || pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.conname, fk.def);
     END LOOP;
 
-    FOREACH t IN ARRAY ARRAY['tenantry_private.context_keys', 'public.context_proofs', 'public.tenants',
-                             'public.domains'] LOOP
+    FOREACH t IN ARRAY ARRAY['tenantry_private.context_keys', 'public.context_proofs', 'public.accounts',
+                             'public.tenants', 'public.domains'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = t::regclass
                                                      AND partmethod = 'n' AND repmodel = 't') THEN
             PERFORM create_reference_table(t::regclass);
@@ -149,7 +168,8 @@ BEGIN
     -- table made it) as chosen, which Citus would otherwise undo when the
     -- foreign key went away.
     FOREACH t IN ARRAY ARRAY['public.audit_events', 'public.retention_runs',
-                             'public.admin_idempotency_keys'] LOOP
+                             'public.admin_idempotency_keys', 'public.account_quotas',
+                             'public.account_usage'] LOOP
         PERFORM citus_add_local_table_to_metadata(t::regclass);
     END LOOP;
 END

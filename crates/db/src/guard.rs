@@ -442,6 +442,10 @@ async fn tenant_tables(
 
 /// The registry's own-row predicate (`tenants` has `id`, not `tenant_id`).
 const OWN_ROW_PREDICATE: &str = "(id = ( select p.tenant from context_proofs p where ((p.proof_hash = context_proof_hash('app.tenant_proof'::text)) and ((p.tenant)::text = current_setting('app.tenant_id'::text, true)))))";
+/// The account tables' own-account predicate (sql/0008): the account of the
+/// proven tenant context, the same in both dialects (the function reads the
+/// registry row under the caller's RLS; sql/citus.sql gives its Citus form).
+const OWN_ACCOUNT_PREDICATE: &str = "(account_id = context_account_id())";
 /// `context_proofs` shows the service's role the proofs it presents.
 const PRESENTED_PREDICATE: &str = "((proof_hash = context_proof_hash('app.tenant_proof'::text)) or (proof_hash = context_proof_hash('app.platform_proof'::text)))";
 
@@ -481,6 +485,7 @@ fn judge_other_policy(p: &PolicyRow, predicates: Predicates) -> Vec<Violation> {
         .filter(|e| {
             let e = normalise(e);
             e != predicates.own_row
+                && e != OWN_ACCOUNT_PREDICATE
                 && e != predicates.admin
                 && e != PRESENTED_PREDICATE
                 && e != "false"
@@ -785,6 +790,20 @@ mod tests {
         );
         assert!(
             judge_other_policy(&policy(false, Some("true"), None), Predicates::PLAIN).is_empty()
+        );
+    }
+
+    #[test]
+    fn the_account_tables_open_rows_only_by_the_proven_tenants_account() {
+        let own = "(account_id = context_account_id())";
+        for predicates in [Predicates::PLAIN, Predicates::CITUS] {
+            assert!(judge_other_policy(&policy(true, Some(own), Some(own)), predicates).is_empty());
+        }
+        // Any other account key opens rows by something else.
+        let bare = "(account_id = (current_setting('app.account_id'::text, true))::uuid)";
+        assert_eq!(
+            judge_other_policy(&policy(true, Some(bare), None), Predicates::PLAIN).len(),
+            1
         );
     }
 

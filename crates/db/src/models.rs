@@ -4,12 +4,12 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use tenantry_core::{
-    ApiKeyId, ClusterId, EventId, InstanceId, MemberId, TenantId, TenantStatus, UserId,
+    AccountId, ApiKeyId, ClusterId, EventId, InstanceId, MemberId, TenantId, TenantStatus, UserId,
 };
 
 use crate::schema::{
-    api_keys, audit_events, clusters, events, instances, members, tenant_quotas, tenant_settings,
-    tenant_usage, tenants, users,
+    account_quotas, account_usage, accounts, api_keys, audit_events, clusters, events, instances,
+    members, tenant_quotas, tenant_settings, tenant_usage, tenants, users,
 };
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -24,6 +24,46 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub purged_at: Option<DateTime<Utc>>,
+    pub account_id: AccountId,
+}
+
+/// An account: the owner of several tenants, administered as one (sql/0008).
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = accounts, check_for_backend(diesel::pg::Pg))]
+pub struct Account {
+    pub id: AccountId,
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An account's limits over the sum of its tenants; `None` = unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = account_quotas, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
+pub struct AccountLimits {
+    pub max_tenants: Option<i32>,
+    pub max_users: Option<i32>,
+    pub max_api_keys: Option<i32>,
+    pub max_clusters: Option<i32>,
+    pub max_instances: Option<i32>,
+    pub max_cpu_cores: Option<i32>,
+    pub max_memory_gb: Option<i32>,
+    pub max_storage_gb: Option<i32>,
+}
+
+/// What an account's tenants use, summed.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = account_usage, check_for_backend(diesel::pg::Pg))]
+pub struct AccountUsage {
+    pub tenants: i32,
+    pub users: i32,
+    pub api_keys: i32,
+    pub clusters: i32,
+    pub instances: i32,
+    pub cpu_cores: i32,
+    pub memory_gb: i32,
+    pub storage_gb: i32,
 }
 
 /// A tenant's limits.

@@ -316,6 +316,22 @@ impl PurgeSession {
                     .bind::<SqlUuid, _>(tenant)
                     .execute(conn)
                     .await?;
+                // The account gives back what this tenant held, and its
+                // place in the account's tenant count.
+                let held: Option<crate::models::Usage> = sql_query(
+                    "SELECT users, api_keys, clusters, instances, cpu_cores, memory_gb, storage_gb
+                       FROM tenant_usage WHERE tenant_id = $1",
+                )
+                .bind::<SqlUuid, _>(tenant)
+                .get_result(conn)
+                .await
+                .optional()?;
+                crate::queries::accounts::release_tenant(
+                    conn,
+                    tenant,
+                    held.map(|u| u.amounts()).unwrap_or_default(),
+                )
+                .await?;
                 sql_query("DELETE FROM tenant_usage WHERE tenant_id = $1")
                     .bind::<SqlUuid, _>(tenant)
                     .execute(conn)

@@ -111,6 +111,11 @@ pub async fn reconcile(db: &Db, fix: bool, actor: &str) -> Result<Vec<Drift>, Db
                             .collect();
                         if fix && !found.is_empty() {
                             queries::export::recompute_usage(conn, id).await?;
+                            // The account's sum moves by the same amounts.
+                            let delta = Resource::ALL.into_iter().fold(Amounts::default(), |d, r| {
+                                d.with(r, actual.get(r) - recorded.get(r))
+                            });
+                            queries::accounts::adjust(conn, id, delta).await?;
                             // Audited in the same transaction, as every change is.
                             let side = |value: fn(&Drift) -> i64| {
                                 found

@@ -13,6 +13,47 @@ diesel::table! {
         deleted_at -> Nullable<Timestamptz>,
         purged_at -> Nullable<Timestamptz>,
         slug_released_at -> Nullable<Timestamptz>,
+        account_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> Uuid,
+        slug -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    account_quotas (account_id) {
+        account_id -> Uuid,
+        max_tenants -> Nullable<Int4>,
+        max_users -> Nullable<Int4>,
+        max_api_keys -> Nullable<Int4>,
+        max_clusters -> Nullable<Int4>,
+        max_instances -> Nullable<Int4>,
+        max_cpu_cores -> Nullable<Int4>,
+        max_memory_gb -> Nullable<Int4>,
+        max_storage_gb -> Nullable<Int4>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    account_usage (account_id) {
+        account_id -> Uuid,
+        tenants -> Int4,
+        users -> Int4,
+        api_keys -> Int4,
+        clusters -> Int4,
+        instances -> Int4,
+        cpu_cores -> Int4,
+        memory_gb -> Int4,
+        storage_gb -> Int4,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -200,6 +241,9 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
+    accounts,
+    account_quotas,
+    account_usage,
     tenant_quotas,
     tenant_usage,
     audit_events,

@@ -11,10 +11,11 @@
 //!   `tenant`): the unit of work of one request, run on the connection of
 //!   the caller's [`TenantScope`](tenantry_db::TenantScope) transaction —
 //!   the front door opened it, with the tenant gate as its first statement;
-//! - admin plane (`tenants`, `quotas`, `audit`, `retention`, `placement`):
+//! - admin plane (`accounts`, `tenants`, `quotas`, `audit`, `retention`, `placement`):
 //!   given [`Operations`], they open the platform scope (or the tenant's own
 //!   scope, for its rows) themselves.
 
+pub mod accounts;
 mod actor;
 pub mod api_keys;
 pub mod audit;

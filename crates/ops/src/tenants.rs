@@ -3,7 +3,7 @@
 
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
-use tenantry_core::{Action, Name, Slug, TenantId, TenantStatus, transition};
+use tenantry_core::{AccountId, Action, Name, Slug, TenantId, TenantStatus, transition};
 use tenantry_db::models::Tenant;
 use tenantry_db::{AsyncPgConnection, DbError, ScopedFutureExt, queries};
 
@@ -21,6 +21,8 @@ pub struct NewTenant {
     /// The tenant's first owner (a person's subject), added as a member in
     /// the same transaction.
     pub owner: Option<crate::members::Subject>,
+    /// The account that owns it; `None`: the default account.
+    pub account: Option<AccountId>,
 }
 
 /// Fields to change; `None` keeps the current value.
@@ -44,10 +46,11 @@ fn snapshot(view: &TenantView) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or_default()
 }
 
-/// Creates the tenant with its quota and usage rows (and, when named, its
-/// first owner as a member); audited as `tenant.created` with the tenant
-/// and its limits (and `member.added`). One provisioning transaction: the
-/// platform context for the registry, the new tenant's own for its member.
+/// Creates the tenant with its quota and usage rows, in its account (which
+/// counts it against its `max_tenants`), and, when named, its first owner as
+/// a member; audited as `tenant.created` with the tenant and its limits (and
+/// `member.added`). One provisioning transaction: the platform context for
+/// the registry, the new tenant's own for its member.
 pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<TenantView, Error> {
     let id = TenantId::new();
     ops.db
@@ -70,12 +73,16 @@ pub async fn create_on(
 ) -> Result<TenantView, Error> {
     let limits = new.limits.apply(&tenancy.default_limits)?;
     let retention = tenancy.retention.period;
-    let tenant = queries::tenants::create(
+    // The account's tenant count first: a full account refuses before any
+    // other work.
+    let account = crate::accounts::admit_tenant(conn, new.account).await?;
+    let tenant = queries::tenants::create_in_account(
         conn,
         id,
         new.slug.as_str(),
         new.name.as_str(),
         &(&limits).into(),
+        Some(account),
     )
     .await
     .map_err(|e| {
@@ -112,10 +119,11 @@ pub async fn create_on(
     Ok(view)
 }
 
-/// Tenants in id order, optionally of one status.
+/// Tenants in id order, optionally of one status and of one account.
 pub async fn list(
     ops: &Operations,
     status: Option<TenantStatus>,
+    account: Option<AccountId>,
     page: Page,
 ) -> Result<List<TenantView>, Error> {
     let retention = ops.tenancy.retention.period;
@@ -123,8 +131,12 @@ pub async fn list(
         .db
         .platform()
         .run(|conn| {
-            async move { Ok::<_, Error>(queries::tenants::list(conn, status, page).await?) }
-                .scope_boxed()
+            async move {
+                Ok::<_, Error>(
+                    queries::tenants::list_in_account(conn, status, account, page).await?,
+                )
+            }
+            .scope_boxed()
         })
         .await?;
     Ok(List::new(items, more, |t| *t.id.as_uuid()).map(|t| TenantView::new(t, retention)))

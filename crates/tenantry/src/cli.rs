@@ -203,6 +203,9 @@ pub struct CreateArgs {
     /// identity provider's tokens), added as a member with role owner.
     #[arg(long, value_name = "SUBJECT")]
     pub owner: Option<String>,
+    /// The id of the account that owns it; left out: the default account.
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -526,7 +526,7 @@ async fn a_write_in_flight_commits_before_the_suspension_never_after() {
             .writing()
             .run(|conn| {
                 async move {
-                    tenantry_db::queries::tenants::gate(conn, tid, None).await?;
+                    tenantry_db::queries::tenants::gate(conn, tid, None, None).await?;
                     tenantry_db::queries::clusters::create(conn, tid, "in-flight", "eu").await?;
                     tokio::time::sleep(Duration::from_millis(600)).await;
                     Ok::<_, DbError>(())

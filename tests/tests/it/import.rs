@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tenantry_core::TenantId;
-use tenantry_db::{DbError, ScopedFutureExt, migrate, queries};
+use tenantry_db::{DbError, ScopedFutureExt, migrate};
 use tenantry_tests::{TestApp, TestDb, run_tenantry_with, test_auth_settings, test_limits};
 
 async fn call(
@@ -303,7 +303,34 @@ async fn a_key_minted_before_the_hash_binding_migration_still_exchanges() {
         .provision(tenant, |conn| {
             let prefix = text[..17].to_owned();
             async move {
-                queries::tenants::create(conn, tenant, "legacy", "Legacy", &test_limits()).await?;
+                // By hand: this is the schema of 0005, and today's query
+                // reads columns later migrations add.
+                let l = test_limits();
+                diesel::sql_query("INSERT INTO tenants (id, slug, name) VALUES ($1, 'legacy', 'Legacy')")
+                    .bind::<SqlUuid, _>(tenant)
+                    .execute(conn)
+                    .await?;
+                diesel::sql_query(
+                    "INSERT INTO tenant_quotas (tenant_id, max_users, max_api_keys, max_clusters, max_instances,
+                                                max_cpu_cores, max_memory_gb, max_storage_gb, requests_per_second, burst)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind::<SqlUuid, _>(tenant)
+                .bind::<diesel::sql_types::Integer, _>(l.max_users)
+                .bind::<diesel::sql_types::Integer, _>(l.max_api_keys)
+                .bind::<diesel::sql_types::Integer, _>(l.max_clusters)
+                .bind::<diesel::sql_types::Integer, _>(l.max_instances)
+                .bind::<diesel::sql_types::Integer, _>(l.max_cpu_cores)
+                .bind::<diesel::sql_types::Integer, _>(l.max_memory_gb)
+                .bind::<diesel::sql_types::Integer, _>(l.max_storage_gb)
+                .bind::<diesel::sql_types::Integer, _>(l.requests_per_second)
+                .bind::<diesel::sql_types::Integer, _>(l.burst)
+                .execute(conn)
+                .await?;
+                diesel::sql_query("INSERT INTO tenant_usage (tenant_id) VALUES ($1)")
+                    .bind::<SqlUuid, _>(tenant)
+                    .execute(conn)
+                    .await?;
                 diesel::sql_query(
                     "INSERT INTO api_keys (tenant_id, id, name, prefix, secret_hash)
                      VALUES ($1, $2, 'legacy', $3, $4)",

@@ -7,6 +7,7 @@
     reason = "test helpers outside #[test] functions fail loudly, like the tests"
 )]
 
+mod accounts;
 mod admin;
 mod citus;
 mod cli;

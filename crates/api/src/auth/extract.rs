@@ -451,6 +451,7 @@ impl TenantPrincipal {
             tenant: self.tenant_id,
             member: (self.caller == Caller::Member).then(|| self.sub.clone()),
             api_key: self.api_key,
+            account: self.account,
             addressed: self.addressed.clone(),
             custom_hosts: self.custom_hosts.clone(),
             limits: Arc::clone(&state.rate_limits),
@@ -550,6 +551,7 @@ struct Gate {
     /// A member token's subject: its members row must exist.
     member: Option<String>,
     api_key: Option<ApiKeyId>,
+    account: Option<AccountId>,
     addressed: Vec<String>,
     custom_hosts: Vec<String>,
     limits: Arc<RateLimits>,
@@ -558,7 +560,12 @@ struct Gate {
 impl Gate {
     /// Returns a member token's role in the tenant.
     async fn run(&self, conn: &mut AsyncPgConnection) -> Result<Option<Role>, ApiError> {
-        let Some(row) = queries::tenants::gate(conn, self.tenant, self.api_key).await? else {
+        // A token confined to an account reaches only that account's
+        // tenants: the database compares (a tenant of another account is
+        // answered as one that does not exist).
+        let Some(row) =
+            queries::tenants::gate(conn, self.tenant, self.api_key, self.account).await?
+        else {
             return Err(no_such_tenant());
         };
         // The limits are read again only when the registry row changed

@@ -61,7 +61,7 @@ pub async fn exchange_api_key(
         .writing()
         .run(|conn| {
             async move {
-                let Some(gate) = queries::tenants::gate(conn, tenant, None).await? else {
+                let Some(gate) = queries::tenants::gate(conn, tenant, None, None).await? else {
                     return Ok::<_, DbError>(None);
                 };
                 let Some(key) = queries::api_keys::hash_for_exchange(conn, tenant, id).await?

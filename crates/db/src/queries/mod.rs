@@ -3,6 +3,7 @@
 //! in their WHERE clause (so a Citus deployment routes them to one shard)
 //! even though RLS would confine them anyway.
 
+pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod clusters;

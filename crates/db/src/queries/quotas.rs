@@ -1,7 +1,9 @@
 //! Quota accounting: usage changes in the SAME transaction as the write it
 //! pays for, checked and applied by ONE conditional UPDATE, so concurrent
 //! requests on any number of replicas serialise on the tenant's usage row
-//! and N racers against a limit of L yield exactly L successes.
+//! and N racers against a limit of L yield exactly L successes. The
+//! tenant's account is charged right after, on its own usage row, in the
+//! same transaction (`accounts::consume`).
 
 use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryResult, QueryableByName, sql_query};
@@ -91,7 +93,10 @@ pub async fn consume(
     .await
     .optional()?;
     if touched.is_some() {
-        return Ok(Ok(()));
+        // The account's quota, in the same transaction: refused there, the
+        // caller rolls back (as on a refusal here), the tenant's charge
+        // with it.
+        return super::accounts::consume(conn, tenant, delta).await;
     }
     // Refused: say which resource, from the row as it stands now.
     let (limits, usage) = super::tenants::limits_and_usage(conn, tenant).await?;

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use tenantry_core::{ApiKeyId, TenantId, TenantStatus};
+use tenantry_core::{AccountId, ApiKeyId, TenantId, TenantStatus};
 
 use crate::models::{Limits, Tenant, Usage};
 use crate::schema::{api_keys, tenant_quotas, tenant_usage, tenants};
@@ -29,10 +29,15 @@ type GateColumns = (TenantStatus, String, DateTime<Utc>, bool);
 /// before this one, so the status read here is the latest committed one.
 /// `api_key`: the key a token was exchanged for, checked in the same
 /// statement (revocation reaches derived tokens at once).
+///
+/// `account`: the account a token is confined to. A tenant of another
+/// account reads as no row at all, exactly as a tenant that does not exist
+/// (the refusal reveals nothing about it).
 pub async fn gate(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     api_key: Option<ApiKeyId>,
+    account: Option<AccountId>,
 ) -> QueryResult<Option<GateRow>> {
     use diesel::dsl::exists;
     let key_is_valid = exists(
@@ -44,8 +49,10 @@ pub async fn gate(
         ),
     );
     let no_key = api_key.is_none().into_sql::<diesel::sql_types::Bool>();
+    let any_account = account.is_none().into_sql::<diesel::sql_types::Bool>();
     let row: Option<GateColumns> = tenants::table
         .filter(tenants::id.eq(tenant))
+        .filter(any_account.or(tenants::account_id.nullable().eq(account)))
         .select((
             tenants::status,
             tenants::slug,
@@ -106,7 +113,8 @@ pub async fn limits_and_usage(
     Ok((limits, usage))
 }
 
-/// Creates a tenant with its quota and usage rows (platform scope).
+/// Creates a tenant with its quota and usage rows (platform scope), in the
+/// default account.
 pub async fn create(
     conn: &mut AsyncPgConnection,
     id: TenantId,
@@ -114,11 +122,26 @@ pub async fn create(
     name: &str,
     limits: &Limits,
 ) -> QueryResult<Tenant> {
+    create_in_account(conn, id, slug, name, limits, None).await
+}
+
+/// [`create`] in `account` (`None`: the default account, the column's
+/// default). Charging the account's tenant count is the caller's
+/// (`queries::accounts::take_tenant`).
+pub async fn create_in_account(
+    conn: &mut AsyncPgConnection,
+    id: TenantId,
+    slug: &str,
+    name: &str,
+    limits: &Limits,
+    account: Option<AccountId>,
+) -> QueryResult<Tenant> {
     let tenant = diesel::insert_into(tenants::table)
         .values((
             tenants::id.eq(id),
             tenants::slug.eq(slug),
             tenants::name.eq(name),
+            account.map(|a| tenants::account_id.eq(a)),
         ))
         .returning(Tenant::as_returning())
         .get_result(conn)
@@ -151,6 +174,16 @@ pub async fn list(
     status: Option<TenantStatus>,
     page: crate::models::Page,
 ) -> QueryResult<(Vec<Tenant>, bool)> {
+    list_in_account(conn, status, None, page).await
+}
+
+/// [`list`], optionally only the tenants of one account.
+pub async fn list_in_account(
+    conn: &mut AsyncPgConnection,
+    status: Option<TenantStatus>,
+    account: Option<AccountId>,
+    page: crate::models::Page,
+) -> QueryResult<(Vec<Tenant>, bool)> {
     let mut query = tenants::table
         .select(Tenant::as_select())
         .order(tenants::id.asc())
@@ -158,6 +191,9 @@ pub async fn list(
         .into_boxed();
     if let Some(status) = status {
         query = query.filter(tenants::status.eq(status));
+    }
+    if let Some(account) = account {
+        query = query.filter(tenants::account_id.eq(account));
     }
     if let Some(after) = page.after {
         query = query.filter(tenants::id.gt(after));
@@ -221,7 +257,7 @@ pub async fn transition(
           WHERE id = $1 AND status = $2 AND purged_at IS NULL
             AND ($2 <> 'deleted' OR NOT EXISTS (
                     SELECT 1 FROM retention_runs r WHERE r.tenant_id = tenants.id AND r.purged_at IS NULL))
-      RETURNING id, slug, name, status, legal_hold, created_at, updated_at, deleted_at, purged_at",
+      RETURNING id, slug, name, status, legal_hold, created_at, updated_at, deleted_at, purged_at, account_id",
     )
     .bind::<diesel::sql_types::Uuid, _>(tenant)
     .bind::<diesel::sql_types::Text, _>(from)

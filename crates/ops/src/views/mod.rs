@@ -2,6 +2,7 @@
 //! in `/openapi.json`), the CLI's output, the console's pages. Built from
 //! database rows here, so rows never reach a response as they are.
 
+mod accounts;
 mod api_keys;
 mod clusters;
 mod domains;
@@ -16,6 +17,7 @@ mod settings;
 mod tenants;
 mod users;
 
+pub use accounts::{AccountLimitsView, AccountTransitionView, AccountUsageView, AccountView};
 pub use api_keys::{ApiKeyView, CreatedApiKey};
 pub use clusters::ClusterView;
 pub use domains::{

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tenantry_core::{TenantId, TenantStatus};
+use tenantry_core::{AccountId, TenantId, TenantStatus};
 use tenantry_db::models::Tenant;
 
 use super::{LimitsView, UsageView};
@@ -12,6 +12,8 @@ use super::{LimitsView, UsageView};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub id: TenantId,
+    /// The account that owns the tenant.
+    pub account_id: AccountId,
     pub slug: String,
     pub name: String,
     pub status: TenantStatus,
@@ -36,6 +38,7 @@ impl TenantView {
         };
         Self {
             id: tenant.id,
+            account_id: tenant.account_id,
             slug: tenant.slug,
             name: tenant.name,
             status: tenant.status,

@@ -33,6 +33,14 @@ async fn create(settings: &Settings, args: &CreateArgs) -> anyhow::Result<ExitCo
             .map(tenantry_ops::members::Subject::parse)
             .transpose()
             .map_err(|e| anyhow::anyhow!("--owner: {e}"))?,
+        account: args
+            .account
+            .as_deref()
+            .map(|a| {
+                a.parse::<tenantry_core::AccountId>()
+                    .map_err(|_| anyhow::anyhow!("--account: not an account id"))
+            })
+            .transpose()?,
     };
     let tenant = tenantry_ops::tenants::create(&super::operations(settings)?, &Actor::cli(), new)
         .await

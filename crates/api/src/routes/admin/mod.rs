@@ -2,6 +2,7 @@
 //! `PlatformAdmin` and calls one admin operation (`tenantry_ops`), which
 //! opens the platform scope (or the tenant's own scope for its rows).
 
+pub mod accounts;
 pub mod audit;
 pub mod domains;
 pub mod health;

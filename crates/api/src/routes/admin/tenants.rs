@@ -6,7 +6,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpResponse, get, patch, post, web};
 use serde::Deserialize;
 use serde_json::json;
-use tenantry_core::{Action, Name, Slug, TenantStatus};
+use tenantry_core::{AccountId, Action, Name, Slug};
 use tenantry_db::ScopedFutureExt as _;
 use tenantry_ops::field;
 use tenantry_ops::quotas::LimitsPatch;
@@ -33,6 +33,9 @@ pub struct CreateTenant {
     /// same transaction.
     #[serde(default)]
     owner: Option<String>,
+    /// The id of the account that owns it; left out: the default account.
+    #[serde(default)]
+    account: Option<AccountId>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -50,11 +53,20 @@ pub struct Transition {
     reason: Option<String>,
 }
 
+impl Transition {
+    pub(crate) fn into_reason(self) -> Option<String> {
+        self.reason
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TenantsQuery {
     /// Only tenants with this status.
     status: Option<String>,
+    /// Only tenants of this account (its id).
+    #[param(value_type = Option<String>, format = Uuid)]
+    account: Option<AccountId>,
     /// 1 to 100; default 20.
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
@@ -79,6 +91,7 @@ pub async fn create_tenant(
             .as_deref()
             .map(|o| field("owner", tenantry_ops::members::Subject::parse(o)))
             .transpose()?,
+        account: body.account,
     };
     let (actor, tenancy) = (admin.actor(), state.ops.tenancy.clone());
     let id = tenantry_core::TenantId::new();
@@ -103,15 +116,10 @@ pub async fn list_tenants(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page = PageQuery::new(query.limit, query.cursor).page()?;
-    let status = query
-        .status
-        .map(|s| {
-            s.parse::<TenantStatus>().map_err(|_| {
-                ApiError::validation("status", "must be active, suspended, archived or deleted")
-            })
-        })
-        .transpose()?;
-    Ok(list(&tenants::list(&state.ops, status, page).await?))
+    let status = super::accounts::parse_status(query.status)?;
+    Ok(list(
+        &tenants::list(&state.ops, status, query.account, page).await?,
+    ))
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), responses((status = 200, body = TenantView)))]
