@@ -6,7 +6,8 @@
 -- Where each table lives, and why, is in ARCHITECTURE.md ("Citus"):
 --   reference (a copy on every node): tenants, context_proofs,
 --       tenantry_private.context_keys — read by every request and by the
---       policies on every shard, written rarely;
+--       policies on every shard, written rarely; plans, which the registry
+--       references (placed before it);
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
 --       events — a tenant's request or provisioning transaction stays on
@@ -119,7 +120,8 @@ BEGIN
         set_aside := set_aside || pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.conname, fk.def);
     END LOOP;
 
-    FOREACH t IN ARRAY ARRAY['tenantry_private.context_keys', 'public.context_proofs', 'public.tenants'] LOOP
+    FOREACH t IN ARRAY ARRAY['tenantry_private.context_keys', 'public.context_proofs', 'public.plans',
+                             'public.tenants'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = t::regclass
                                                      AND partmethod = 'n' AND repmodel = 't') THEN
             PERFORM create_reference_table(t::regclass);

@@ -13,6 +13,7 @@ diesel::table! {
         deleted_at -> Nullable<Timestamptz>,
         purged_at -> Nullable<Timestamptz>,
         slug_released_at -> Nullable<Timestamptz>,
+        plan_id -> Nullable<Uuid>,
     }
 }
 
@@ -28,6 +29,26 @@ diesel::table! {
         max_storage_gb -> Int4,
         requests_per_second -> Int4,
         burst -> Int4,
+        updated_at -> Timestamptz,
+        overrides -> Array<Text>,
+        plan_name -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    plans (id) {
+        id -> Uuid,
+        name -> Text,
+        max_users -> Int4,
+        max_api_keys -> Int4,
+        max_clusters -> Int4,
+        max_instances -> Int4,
+        max_cpu_cores -> Int4,
+        max_memory_gb -> Int4,
+        max_storage_gb -> Int4,
+        requests_per_second -> Int4,
+        burst -> Int4,
+        created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
 }
@@ -138,6 +159,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_quotas,
     tenant_usage,
+    plans,
     audit_events,
     retention_runs,
     users,

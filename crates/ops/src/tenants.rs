@@ -4,20 +4,23 @@
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
 use tenantry_core::{Action, Name, Slug, TenantId, TenantStatus, transition};
-use tenantry_db::models::Tenant;
+use tenantry_db::models::{Limits, QuotaOrigin, Tenant};
 use tenantry_db::{AsyncPgConnection, DbError, ScopedFutureExt, queries};
 
 use crate::error::on_constraint;
 use crate::quotas::LimitsPatch;
-use crate::views::{DataHealthView, List, TenantView};
+use crate::views::{DataHealthView, LimitsView, List, TenantView};
 use crate::{Actor, Error, Operations, Page};
 
-/// A tenant to create; `limits` override `[quotas.default]` one by one.
+/// A tenant to create, on `plan` (by id or name) or on none; `limits`
+/// override the plan's limits (or `[quotas.default]`) one by one, and stay
+/// the tenant's own (overrides) when the plan changes.
 #[derive(Debug, Clone)]
 pub struct NewTenant {
     pub slug: Slug,
     pub name: Name,
     pub limits: LimitsPatch,
+    pub plan: Option<String>,
 }
 
 /// Fields to change; `None` keeps the current value.
@@ -42,15 +45,25 @@ fn snapshot(view: &TenantView) -> serde_json::Value {
 }
 
 /// Creates the tenant with its quota and usage rows; audited as
-/// `tenant.created` with the tenant and its limits.
+/// `tenant.created` with the tenant, its plan and its limits.
 pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<TenantView, Error> {
-    let limits = new.limits.apply(&ops.tenancy.default_limits)?;
+    // Every given limit ≥ 0, before any database work.
+    new.limits.apply(&ops.tenancy.default_limits)?;
+    let defaults = ops.tenancy.default_limits.clone();
     let retention = ops.tenancy.retention.period;
     let id = TenantId::new();
     ops.db
         .platform()
         .run(|conn| {
             async move {
+                let plan = match new.plan.as_deref() {
+                    Some(key) => Some(crate::plans::named(conn, key).await?),
+                    None => None,
+                };
+                let base = plan
+                    .as_ref()
+                    .map_or(defaults, |p| LimitsView::from(Limits::from(p)));
+                let limits = new.limits.apply(&base)?;
                 let tenant = queries::tenants::create(
                     conn,
                     id,
@@ -64,8 +77,22 @@ pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<T
                         Error::conflict("this slug is taken (by a live tenant or one not yet purged and released)")
                     })
                 })?;
+                let origin = QuotaOrigin {
+                    overrides: new.limits.given().into_iter().map(str::to_owned).collect(),
+                    plan_name: plan.as_ref().map(|p| p.name.clone()),
+                };
+                if let Some(plan) = &plan {
+                    queries::plans::set_plan(conn, id, Some(plan.id)).await?;
+                }
+                if plan.is_some() || !origin.overrides.is_empty() {
+                    queries::plans::set_origin(conn, id, &origin).await?;
+                }
                 let view = TenantView::new(tenant, retention);
-                let after = json!({ "tenant": snapshot(&view), "limits": limits });
+                let after = json!({
+                    "tenant": snapshot(&view),
+                    "plan": origin.plan_name,
+                    "limits": limits,
+                });
                 queries::audit::record(conn, Some(id), actor.as_str(), "tenant.created", None, Some(after), None)
                     .await?;
                 Ok(view)

@@ -168,7 +168,8 @@ pub enum QuotasCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
-    /// Create an active tenant with the default quotas; prints it as JSON.
+    /// Create an active tenant with the default quotas (or a plan's, with
+    /// --plan); prints it as JSON.
     #[command(after_help = "Example:\n  tenantry tenants create --slug acme --name 'Acme Corp'")]
     Create(CreateArgs),
     /// Load an export (GET /v1/admin/tenants/{id}/export) into a NEW tenant,
@@ -191,6 +192,10 @@ pub struct CreateArgs {
     /// The tenant's display name.
     #[arg(long)]
     pub name: String,
+    /// The plan (id or name) the tenant's limits come from; without it,
+    /// the default quotas.
+    #[arg(long)]
+    pub plan: Option<String>,
 }
 
 #[derive(Debug, Args)]

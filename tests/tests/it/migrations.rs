@@ -174,10 +174,15 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
             .await
             .unwrap();
     } else {
-        assert_eq!(
-            migrate::revert_last(&owner).await.unwrap(),
-            "0007_slug_not_uuid"
-        );
+        // Back to before 0007 (reverting the later migrations first).
+        let mut reverted = String::new();
+        for _ in 0..20 {
+            if reverted == "0007_slug_not_uuid" {
+                break;
+            }
+            reverted = migrate::revert_last(&owner).await.unwrap();
+        }
+        assert_eq!(reverted, "0007_slug_not_uuid");
     }
     let db = test_db.db(2);
     let a = tenantry_tests::create_tenant(&db, "tenant-a").await;
@@ -196,7 +201,10 @@ async fn the_database_refuses_new_uuid_slugs_keeps_old_ones_and_ids_still_win() 
         let report = migrate::run(&owner, &context_key(), &migrate::MigrateOptions::default())
             .await
             .unwrap();
-        assert_eq!(report.applied, vec!["0007_slug_not_uuid"]);
+        assert_eq!(
+            report.applied.get(..1),
+            Some(&["0007_slug_not_uuid".to_owned()][..])
+        );
     }
     for slug in [
         uuid::Uuid::now_v7().hyphenated().to_string(),

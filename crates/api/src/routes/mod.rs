@@ -73,6 +73,13 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(admin::quotas::get_quotas)
                 .service(admin::quotas::replace_quotas)
                 .service(admin::quotas::merge_quotas)
+                .service(admin::quotas::drop_override)
+                .service(admin::plans::create_plan)
+                .service(admin::plans::list_plans)
+                .service(admin::plans::get_plan)
+                .service(admin::plans::update_plan)
+                .service(admin::plans::delete_plan)
+                .service(admin::plans::set_tenant_plan)
                 .service(admin::audit::list_audit)
                 .service(admin::retention::sweep_now)
                 .service(admin::retention::list_runs),

@@ -10,6 +10,7 @@ pub mod events;
 pub mod export;
 pub mod instances;
 pub mod placement;
+pub mod plans;
 pub mod quotas;
 pub mod retention;
 pub mod tenants;

@@ -7,6 +7,7 @@ mod clusters;
 mod events;
 mod instances;
 mod placement;
+mod plans;
 mod quotas;
 mod retention;
 mod tenants;
@@ -17,7 +18,10 @@ pub use clusters::ClusterView;
 pub use events::{AuditEntryView, EventView};
 pub use instances::InstanceView;
 pub use placement::{PlacementChange, PlacementView, ShardView};
-pub use quotas::{LimitsView, QuotasView, UsageView};
+pub use plans::{OverLimitView, PlanChangeView, PlanView, TenantPlanView};
+pub use quotas::{
+    LimitSource, LimitSourceKind, LimitSourcesView, LimitsView, QuotasView, UsageView,
+};
 pub use retention::{InterruptedView, RetentionRunView, SweepReportView, WouldPurgeView};
 pub use tenants::{DataHealthView, OwnTenantView, TenantView};
 pub use users::UserView;

@@ -27,6 +27,7 @@ async fn create(settings: &Settings, args: &CreateArgs) -> anyhow::Result<ExitCo
         slug: Slug::parse(&args.slug).map_err(|e| anyhow::anyhow!("--slug: {e}"))?,
         name: Name::parse(&args.name).map_err(|e| anyhow::anyhow!("--name: {e}"))?,
         limits: tenantry_ops::quotas::LimitsPatch::default(),
+        plan: args.plan.clone(),
     };
     let tenant = tenantry_ops::tenants::create(&super::operations(settings)?, &Actor::cli(), new)
         .await

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod placement;
+pub mod plans;
 pub mod quotas;
 pub mod retention;
 pub mod tenants;

@@ -23,9 +23,13 @@ pub struct CreateTenant {
     /// Lowercase letters, digits and hyphens; unique among live tenants.
     slug: String,
     name: String,
-    /// Limits to override at creation; the rest come from `[quotas.default]`.
+    /// Limits to override at creation; the rest come from the plan, or
+    /// `[quotas.default]`.
     #[serde(default)]
     quotas: Option<LimitsPatch>,
+    /// The plan (id or name) the tenant's limits come from; none: `[quotas.default]`.
+    #[serde(default)]
+    plan: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -54,7 +58,7 @@ pub struct TenantsQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = CreateTenant, responses((status = 201, body = TenantView), (status = 409, description = "conflict: the slug is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = CreateTenant, responses((status = 201, body = TenantView), (status = 409, description = "conflict: the slug is taken", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "validation: a limit below 0, or no such plan", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/tenants")]
 pub async fn create_tenant(
     state: web::Data<AppState>,
@@ -66,6 +70,7 @@ pub async fn create_tenant(
         slug: field("slug", Slug::parse(&body.slug).map_err(|e| e.to_string()))?,
         name: field("name", Name::parse(&body.name))?,
         limits: body.quotas.unwrap_or_default(),
+        plan: body.plan,
     };
     let view = tenants::create(&state.ops, &admin.actor(), new).await?;
     Ok(created(format!("/v1/admin/tenants/{}", view.id), &view))
