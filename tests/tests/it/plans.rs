@@ -571,3 +571,46 @@ async fn bad_input_about_plans_is_refused_and_changes_nothing() {
         .collect();
     assert_eq!(names, vec!["team", "pro"]);
 }
+
+/// A database placed by an earlier release (on Citus: the registry already
+/// a reference table) takes migration 0010 as it stands: plans is placed
+/// before the registry references it, and the guard passes.
+#[tokio::test]
+async fn the_plans_migration_applies_to_a_database_migrated_before_it() {
+    use diesel_async::SimpleAsyncConnection;
+    let test_db = tenantry_tests::TestDb::new().await;
+    let existing = TenantId::new();
+    test_db
+        .db(1)
+        .platform()
+        .run(|conn| {
+            async move {
+                let limits = tenantry_tests::test_limits();
+                tenantry_db::queries::tenants::create(conn, existing, "before", "B", &limits)
+                    .await?;
+                Ok::<_, tenantry_db::DbError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    // Back to the schema before 0010, by its own down.sql (a statement at a
+    // time: Citus propagates DDL as the text it is sent).
+    let mut owner = test_db.owner_conn().await;
+    let down = include_str!("../../../sql/0010_plans/down.sql");
+    for statement in down.split_inclusive(';').filter(|s| s.contains("DROP")) {
+        owner.batch_execute(statement).await.unwrap();
+    }
+    owner
+        .batch_execute("DELETE FROM tenantry_migrations WHERE version = '0010_plans'")
+        .await
+        .unwrap();
+    drop(owner);
+    let (ok, _stdout, stderr) = tenantry_tests::run_tenantry(&test_db, &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(test_db.db(1).check_isolation().await.unwrap(), vec![]);
+    let app = TestApp::spawn_on(test_db).await;
+    create_plan(&app, "team", json!({"max_users": 3})).await;
+    let moved = put_on(&app, existing, json!("team")).await;
+    assert_eq!(moved["quotas"]["limits"]["max_users"], 3);
+}
