@@ -150,11 +150,11 @@ pub(crate) async fn current(
     }
 }
 
-/// Stamps and locks the tenant's registry row: every change of a tenant's
-/// limits (here, a plan's change, a move to another plan) takes it first,
-/// so they follow one another and none overwrites another's limits.
+/// Locks the tenant's registry row: every change of a tenant's limits
+/// (here, a plan's change, a move to another plan) takes it first, so they
+/// follow one another and none overwrites another's limits.
 pub(crate) async fn lock(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<(), Error> {
-    queries::plans::stamp_tenant(conn, tenant).await?;
+    queries::plans::lock_tenant(conn, tenant).await?;
     Ok(())
 }
 

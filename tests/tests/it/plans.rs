@@ -614,3 +614,38 @@ async fn the_plans_migration_applies_to_a_database_migrated_before_it() {
     let moved = put_on(&app, existing, json!("team")).await;
     assert_eq!(moved["quotas"]["limits"]["max_users"], 3);
 }
+
+/// A plan's change and an admin's override of another limit of a tenant on
+/// it, at the same time: neither overwrites the other (both take the
+/// tenant's registry row first), round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_racing_an_override_loses_neither() {
+    let app = TestApp::spawn().await;
+    create_plan(&app, "team", json!({"max_clusters": 1})).await;
+    let (tenant, _) = app.tenant_with("racer", json!({})).await;
+    put_on(&app, tenant, json!("team")).await;
+    for round in 0..10_i64 {
+        let plan = app.admin_call(
+            Method::PATCH,
+            "/v1/admin/plans/team",
+            Some(json!({"limits": {"max_clusters": 100 + round}})),
+        );
+        let own_path = format!("/v1/admin/tenants/{tenant}/quotas");
+        let own = app.admin_call(
+            Method::PATCH,
+            &own_path,
+            Some(json!({"limits": {"max_users": 200 + round}})),
+        );
+        let ((s1, b1), (s2, b2)) = tokio::join!(plan, own);
+        assert_eq!(s1, StatusCode::OK, "{b1}");
+        assert_eq!(s2, StatusCode::OK, "{b2}");
+        let (limits, overrides, _) = stored(&app, tenant).await;
+        assert_eq!(
+            limits["max_clusters"],
+            100 + round,
+            "round {round}: {limits}"
+        );
+        assert_eq!(limits["max_users"], 200 + round, "round {round}: {limits}");
+        assert_eq!(overrides, vec!["max_users"]);
+    }
+}

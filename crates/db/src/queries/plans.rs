@@ -1,11 +1,11 @@
 //! Plans (platform scope): named quota templates, and the statements that
 //! move tenants onto them or carry a plan's change to every tenant on it.
 //!
-//! Every statement that changes a tenant's limits first updates the
-//! tenant's registry row (its `updated_at`, the rate-limit cache's stamp):
-//! that row lock is what serialises a plan change, a tenant's move to
-//! another plan and an admin's override of one of its limits, and the new
-//! stamp makes every replica's gate read the limits again.
+//! Every change of a tenant's limits first locks the tenant's registry row
+//! and moves its `updated_at` (the rate-limit cache's stamp): that row lock
+//! is what serialises a plan change, a tenant's move to another plan and an
+//! admin's override of one of its limits, and the new stamp makes every
+//! replica's gate read the limits again.
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Integer, Nullable, Text, Uuid as SqlUuid};
@@ -199,14 +199,20 @@ pub async fn plan_of(
         .await
 }
 
-/// Moves the registry row's stamp (and so locks the row until the
-/// transaction ends): the first statement of any change of the tenant's
-/// limits.
-pub async fn stamp_tenant(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<usize> {
-    diesel::update(tenants::table.filter(tenants::id.eq(tenant)))
-        .set(tenants::updated_at.eq(diesel::dsl::now))
-        .execute(conn)
+/// Locks the tenant's registry row until the transaction ends: the first
+/// statement of any change of the tenant's limits (the change itself then
+/// moves the row's stamp). A lock, not an update: a second update of a row
+/// this transaction already updated would check its plan's foreign key
+/// again, taking a lock on the plan after the tenant's — the reverse of
+/// the order a plan's change takes them in.
+pub async fn lock_tenant(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<usize> {
+    tenants::table
+        .filter(tenants::id.eq(tenant))
+        .select(tenants::id)
+        .for_no_key_update()
+        .load::<TenantId>(conn)
         .await
+        .map(|rows| rows.len())
 }
 
 /// Stamps (and locks) the registry row of every tenant on the plan that is
