@@ -6,8 +6,8 @@
 -- Where each table lives, and why, is in ARCHITECTURE.md ("Citus"):
 --   reference (a copy on every node): tenants, context_proofs,
 --       tenantry_private.context_keys — read by every request and by the
---       policies on every shard, written rarely; plans, which the registry
---       references (placed before it);
+--       policies on every shard, written rarely; plans, read beside the
+--       registry;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
 --       events — a tenant's request or provisioning transaction stays on

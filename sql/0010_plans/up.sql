@@ -23,23 +23,17 @@ CREATE TABLE plans (
 );
 GRANT SELECT, INSERT, UPDATE, DELETE ON plans TO tenantry_service;
 
--- On a Citus cluster placed by an earlier release the registry is already a
--- reference table, and a reference table may only reference another one:
--- place plans before the registry references it (sql/citus.sql places it on
--- a new cluster, and skips it here).
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
-        IF EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'public.tenants'::regclass) THEN
-            PERFORM create_reference_table('public.plans'::regclass);
-        END IF;
-    END IF;
-END
-$$;
-
--- The tenant's plan. Deleting a plan a live (not purged) tenant is on is
--- refused by the service (409); a purged tenant's tombstone lets go of it.
-ALTER TABLE tenants ADD COLUMN plan_id uuid REFERENCES plans (id) ON DELETE SET NULL;
+-- The tenant's plan. No foreign key, on purpose: on Citus both tables are
+-- reference tables, and Citus serialises every write to a reference table
+-- with writes to the reference tables it references (shard-level locks), so
+-- a key from the registry to plans would make every registry write (a
+-- lifecycle step, a limit's change) wait on plan changes, in an order that
+-- deadlocks against them. The service keeps the reference whole instead
+-- (ops::plans): a tenant is put on a plan only while that plan's row is
+-- locked, and a plan is deleted only under an exclusive lock once no tenant
+-- that is not purged is on it (a purged tenant's tombstone may keep the id
+-- of a plan deleted since).
+ALTER TABLE tenants ADD COLUMN plan_id uuid;
 CREATE INDEX tenants_plan ON tenants (plan_id) WHERE plan_id IS NOT NULL;
 
 -- Which limits an admin set for this tenant (limit names, e.g.

@@ -14,7 +14,10 @@
 //! Locks, always in this order, so changes follow one another instead of
 //! deadlocking: the plan's row (exclusive to change or delete it, shared to
 //! move a tenant onto it), then the tenants' registry rows
-//! (`ops::quotas::lock`).
+//! (`ops::quotas::lock`). The plan's row lock is also what keeps
+//! `tenants.plan_id` whole, which has no foreign key (sql/0010_plans says
+//! why): a tenant is put on a plan only while holding it shared, a plan is
+//! deleted only while holding it exclusively, after counting its tenants.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -301,8 +304,8 @@ pub async fn update(
     .await
 }
 
-/// Deletes a plan no live tenant is on (a purged tenant's tombstone lets
-/// go of it); otherwise `409`. Audited as `plan.deleted`.
+/// Deletes a plan no tenant is on (a purged tenant's tombstone does not
+/// count: it may keep the id); otherwise `409`. Audited as `plan.deleted`.
 pub async fn delete(ops: &Operations, actor: &Actor, key: &str) -> Result<(), Error> {
     ops.db
         .platform()

@@ -150,11 +150,12 @@ pub(crate) async fn current(
     }
 }
 
-/// Locks the tenant's registry row: every change of a tenant's limits
-/// (here, a plan's change, a move to another plan) takes it first, so they
-/// follow one another and none overwrites another's limits.
+/// Stamps and locks the tenant's registry row: every change of a tenant's
+/// limits (here, a plan's change, a move to another plan) takes it first,
+/// so they follow one another and none overwrites another's limits; the
+/// new stamp makes every replica read the tenant's rate limits again.
 pub(crate) async fn lock(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<(), Error> {
-    queries::plans::lock_tenant(conn, tenant).await?;
+    queries::plans::stamp_tenant(conn, tenant).await?;
     Ok(())
 }
 
@@ -206,8 +207,8 @@ pub async fn set(
                 origin
                     .overrides
                     .sort_by_key(|o| Limits::NAMES.iter().position(|n| n == o));
-                let after = queries::tenants::set_limits(conn, tenant, &(&next).into()).await?;
-                queries::plans::set_origin(conn, tenant, &origin).await?;
+                let after =
+                    queries::plans::write_quotas(conn, tenant, &(&next).into(), &origin).await?;
                 let after_view = LimitsView::from(after.clone());
                 queries::audit::record(
                     conn,
@@ -265,8 +266,7 @@ pub async fn follow(
                 let value = base.get(name).unwrap_or_default();
                 let next = before.clone().with(name, value);
                 origin.overrides.retain(|o| o != name);
-                let after = queries::tenants::set_limits(conn, tenant, &next).await?;
-                queries::plans::set_origin(conn, tenant, &origin).await?;
+                let after = queries::plans::write_quotas(conn, tenant, &next, &origin).await?;
                 queries::audit::record(
                     conn,
                     Some(tenant),

@@ -572,9 +572,9 @@ async fn bad_input_about_plans_is_refused_and_changes_nothing() {
     assert_eq!(names, vec!["team", "pro"]);
 }
 
-/// A database placed by an earlier release (on Citus: the registry already
-/// a reference table) takes migration 0010 as it stands: plans is placed
-/// before the registry references it, and the guard passes.
+/// A database migrated by an earlier release (on Citus: already placed)
+/// takes migration 0010 as it stands, the guard passes, and its tenants can
+/// be put on plans.
 #[tokio::test]
 async fn the_plans_migration_applies_to_a_database_migrated_before_it() {
     use diesel_async::SimpleAsyncConnection;

@@ -1,8 +1,8 @@
 //! Plans (platform scope): named quota templates, and the statements that
 //! move tenants onto them or carry a plan's change to every tenant on it.
 //!
-//! Every change of a tenant's limits first locks the tenant's registry row
-//! and moves its `updated_at` (the rate-limit cache's stamp): that row lock
+//! Every change of a tenant's limits first moves the tenant's registry
+//! row's `updated_at` (the rate-limit cache's stamp): that row's lock
 //! is what serialises a plan change, a tenant's move to another plan and an
 //! admin's override of one of its limits, and the new stamp makes every
 //! replica's gate read the limits again.
@@ -199,20 +199,47 @@ pub async fn plan_of(
         .await
 }
 
-/// Locks the tenant's registry row until the transaction ends: the first
-/// statement of any change of the tenant's limits (the change itself then
-/// moves the row's stamp). A lock, not an update: a second update of a row
-/// this transaction already updated would check its plan's foreign key
-/// again, taking a lock on the plan after the tenant's — the reverse of
-/// the order a plan's change takes them in.
-pub async fn lock_tenant(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<usize> {
-    tenants::table
-        .filter(tenants::id.eq(tenant))
-        .select(tenants::id)
-        .for_no_key_update()
-        .load::<TenantId>(conn)
+/// Moves the registry row's stamp, and so locks the row until the
+/// transaction ends: the first statement of any change of the tenant's
+/// limits. The change then writes the quota row only ([`write_quotas`]):
+/// updating the registry row again in the same transaction would check its
+/// plan's foreign key again, locking the plan after the tenant — the
+/// reverse of the order a plan's change takes them in. (An update, not a
+/// `SELECT … FOR UPDATE`: on Citus the registry is a reference table, whose
+/// updates also take a lock on its shard, and that must come with the row's.)
+pub async fn stamp_tenant(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<usize> {
+    diesel::update(tenants::table.filter(tenants::id.eq(tenant)))
+        .set(tenants::updated_at.eq(diesel::dsl::now))
+        .execute(conn)
         .await
-        .map(|rows| rows.len())
+}
+
+/// Writes the tenant's limits and where they come from (after
+/// [`stamp_tenant`] in the same transaction).
+pub async fn write_quotas(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    limits: &Limits,
+    origin: &QuotaOrigin,
+) -> QueryResult<Limits> {
+    diesel::update(tenant_quotas::table.filter(tenant_quotas::tenant_id.eq(tenant)))
+        .set((
+            tenant_quotas::max_users.eq(limits.max_users),
+            tenant_quotas::max_api_keys.eq(limits.max_api_keys),
+            tenant_quotas::max_clusters.eq(limits.max_clusters),
+            tenant_quotas::max_instances.eq(limits.max_instances),
+            tenant_quotas::max_cpu_cores.eq(limits.max_cpu_cores),
+            tenant_quotas::max_memory_gb.eq(limits.max_memory_gb),
+            tenant_quotas::max_storage_gb.eq(limits.max_storage_gb),
+            tenant_quotas::requests_per_second.eq(limits.requests_per_second),
+            tenant_quotas::burst.eq(limits.burst),
+            tenant_quotas::overrides.eq(&origin.overrides),
+            tenant_quotas::plan_name.eq(&origin.plan_name),
+            tenant_quotas::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Limits::as_returning())
+        .get_result(conn)
+        .await
 }
 
 /// Stamps (and locks) the registry row of every tenant on the plan that is
