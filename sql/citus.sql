@@ -10,7 +10,8 @@
 --       tenants references (a reference table may reference only another
 --       one), so it is placed before tenants; domains — the global claim
 --       on a custom host name (unique across tenants, which a distributed
---       table cannot enforce), read by routing, written rarely;
+--       table cannot enforce), read by routing, written rarely; plans, read beside the
+--       registry;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
 --       events, members, idempotency_keys, tenant_settings — a tenant's request or provisioning transaction stays on
@@ -142,7 +143,7 @@ BEGIN
     END LOOP;
 
     FOREACH t IN ARRAY ARRAY['tenantry_private.context_keys', 'public.context_proofs', 'public.accounts',
-                             'public.tenants', 'public.domains'] LOOP
+                             'public.plans', 'public.tenants', 'public.domains'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = t::regclass
                                                      AND partmethod = 'n' AND repmodel = 't') THEN
             PERFORM create_reference_table(t::regclass);

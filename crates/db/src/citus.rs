@@ -39,6 +39,7 @@ impl Placement {
 pub const TABLES: &[(&str, Placement)] = &[
     ("tenantry_private.context_keys", Placement::Reference),
     ("context_proofs", Placement::Reference),
+    ("plans", Placement::Reference),
     ("tenants", Placement::Reference),
     ("domains", Placement::Reference),
     ("accounts", Placement::Reference),

@@ -233,3 +233,55 @@ pub struct Domain {
     pub verified_by: Option<String>,
     pub created_at: DateTime<Utc>,
 }
+
+/// A plan: a named quota template (`plans`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::plans, check_for_backend(diesel::pg::Pg))]
+pub struct Plan {
+    pub id: tenantry_core::PlanId,
+    pub name: String,
+    #[diesel(embed)]
+    pub limits: PlanLimits,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A plan's limits, the same nine as a tenant's.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::plans, check_for_backend(diesel::pg::Pg))]
+pub struct PlanLimits {
+    pub max_users: i32,
+    pub max_api_keys: i32,
+    pub max_clusters: i32,
+    pub max_instances: i32,
+    pub max_cpu_cores: i32,
+    pub max_memory_gb: i32,
+    pub max_storage_gb: i32,
+    pub requests_per_second: i32,
+    pub burst: i32,
+}
+
+impl From<PlanLimits> for Limits {
+    fn from(l: PlanLimits) -> Self {
+        Self {
+            max_users: l.max_users,
+            max_api_keys: l.max_api_keys,
+            max_clusters: l.max_clusters,
+            max_instances: l.max_instances,
+            max_cpu_cores: l.max_cpu_cores,
+            max_memory_gb: l.max_memory_gb,
+            max_storage_gb: l.max_storage_gb,
+            requests_per_second: l.requests_per_second,
+            burst: l.burst,
+        }
+    }
+}
+
+/// Where a tenant's limits come from: the limits an admin set for it (by
+/// name, e.g. `max_users`) and the plan that gave the others, if any.
+#[derive(Debug, Clone, Default, Queryable, Selectable)]
+#[diesel(table_name = tenant_quotas, check_for_backend(diesel::pg::Pg))]
+pub struct QuotaOrigin {
+    pub overrides: Vec<String>,
+    pub plan_name: Option<String>,
+}

@@ -14,6 +14,7 @@ diesel::table! {
         purged_at -> Nullable<Timestamptz>,
         slug_released_at -> Nullable<Timestamptz>,
         account_id -> Uuid,
+        plan_id -> Nullable<Uuid>,
     }
 }
 
@@ -69,6 +70,26 @@ diesel::table! {
         max_storage_gb -> Int4,
         requests_per_second -> Int4,
         burst -> Int4,
+        updated_at -> Timestamptz,
+        overrides -> Array<Text>,
+        plan_name -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    plans (id) {
+        id -> Uuid,
+        name -> Text,
+        max_users -> Int4,
+        max_api_keys -> Int4,
+        max_clusters -> Int4,
+        max_instances -> Int4,
+        max_cpu_cores -> Int4,
+        max_memory_gb -> Int4,
+        max_storage_gb -> Int4,
+        requests_per_second -> Int4,
+        burst -> Int4,
+        created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
 }
@@ -246,6 +267,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_usage,
     tenant_quotas,
     tenant_usage,
+    plans,
     audit_events,
     retention_runs,
     users,

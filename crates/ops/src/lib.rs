@@ -11,7 +11,7 @@
 //!   `tenant`): the unit of work of one request, run on the connection of
 //!   the caller's [`TenantScope`](tenantry_db::TenantScope) transaction —
 //!   the front door opened it, with the tenant gate as its first statement;
-//! - admin plane (`accounts`, `tenants`, `quotas`, `audit`, `retention`, `placement`):
+//! - admin plane (`accounts`, `tenants`, `quotas`, `plans`, `audit`, `retention`, `placement`):
 //!   given [`Operations`], they open the platform scope (or the tenant's own
 //!   scope, for its rows) themselves.
 
@@ -29,6 +29,7 @@ pub mod import;
 pub mod instances;
 pub mod members;
 pub mod placement;
+pub mod plans;
 pub mod quotas;
 pub mod retention;
 pub mod settings;

@@ -2,11 +2,15 @@
 //! and the admin operations that read and set a tenant's limits. Lowering a
 //! limit below usage is allowed: it deletes nothing, blocks growth, and is
 //! reported (`over_limit`).
+//!
+//! A limit set here is the tenant's own (an override): a change of its plan
+//! leaves it alone, until [`follow`] gives it back to the plan (or, for a
+//! tenant on no plan, to `[quotas.default]`).
 
 use serde::Deserialize;
 use serde_json::json;
 use tenantry_core::{Amounts, Resource, TenantId};
-use tenantry_db::models::{Limits, Usage};
+use tenantry_db::models::{Limits, QuotaOrigin, Usage};
 use tenantry_db::{AsyncPgConnection, ScopedFutureExt, queries};
 
 use crate::tenants::resolve;
@@ -76,6 +80,25 @@ impl From<&LimitsView> for LimitsPatch {
 }
 
 impl LimitsPatch {
+    /// The names of the limits given, in column order.
+    #[must_use]
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            ("max_users", self.max_users),
+            ("max_api_keys", self.max_api_keys),
+            ("max_clusters", self.max_clusters),
+            ("max_instances", self.max_instances),
+            ("max_cpu_cores", self.max_cpu_cores),
+            ("max_memory_gb", self.max_memory_gb),
+            ("max_storage_gb", self.max_storage_gb),
+            ("requests_per_second", self.requests_per_second),
+            ("burst", self.burst),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|_| name))
+        .collect()
+    }
+
     /// `base` with the given limits replaced; refused if one is negative.
     pub fn apply(&self, base: &LimitsView) -> Result<LimitsView, Error> {
         let pick = |name: &'static str, value: Option<i32>, default: i32| match value {
@@ -110,16 +133,30 @@ pub enum QuotaChange {
     Merge(LimitsPatch),
 }
 
-async fn current(
+/// The tenant's limits, usage and where the limits come from. Run after
+/// [`lock`] when the limits are about to change.
+pub(crate) async fn current(
     conn: &mut AsyncPgConnection,
-    key: &str,
-) -> Result<(TenantId, Limits, Usage), Error> {
-    let tenant = resolve(conn, key).await?;
-    match queries::tenants::limits_and_usage(conn, tenant.id).await? {
-        (Some(limits), Some(usage)) => Ok((tenant.id, limits, usage)),
+    tenant: TenantId,
+) -> Result<(Limits, Usage, QuotaOrigin), Error> {
+    let origin = queries::plans::origin(conn, tenant).await?;
+    match (
+        queries::tenants::limits_and_usage(conn, tenant).await?,
+        origin,
+    ) {
+        ((Some(limits), Some(usage)), Some(origin)) => Ok((limits, usage, origin)),
         // A purged tenant has no quota rows left.
         _ => Err(Error::NotFound),
     }
+}
+
+/// Stamps and locks the tenant's registry row: every change of a tenant's
+/// limits (here, a plan's change, a move to another plan) takes it first,
+/// so they follow one another and none overwrites another's limits; the
+/// new stamp makes every replica read the tenant's rate limits again.
+pub(crate) async fn lock(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<(), Error> {
+    queries::plans::stamp_tenant(conn, tenant).await?;
+    Ok(())
 }
 
 /// A tenant's limits beside its usage.
@@ -128,8 +165,9 @@ pub async fn get(ops: &Operations, key: &str) -> Result<QuotasView, Error> {
         .platform()
         .run(|conn| {
             async move {
-                let (_, limits, usage) = current(conn, key).await?;
-                Ok(QuotasView::new(limits, usage))
+                let tenant = resolve(conn, key).await?.id;
+                let (limits, usage, origin) = current(conn, tenant).await?;
+                Ok(QuotasView::new(limits, usage, &origin))
             }
             .scope_boxed()
         })
@@ -137,7 +175,8 @@ pub async fn get(ops: &Operations, key: &str) -> Result<QuotasView, Error> {
 }
 
 /// Sets a tenant's limits, audited as `quota.updated` with the limits
-/// before and after. Returns the tenant and its quotas after the change.
+/// before and after. The limits set become the tenant's overrides (`PUT`:
+/// all of them). Returns the tenant and its quotas after the change.
 pub async fn set(
     ops: &Operations,
     actor: &Actor,
@@ -152,13 +191,24 @@ pub async fn set(
         .platform()
         .run(|conn| {
             async move {
-                let (tenant, before, usage) = current(conn, key).await?;
+                let tenant = resolve(conn, key).await?.id;
+                lock(conn, tenant).await?;
+                let (before, usage, mut origin) = current(conn, tenant).await?;
                 let before = LimitsView::from(before);
-                let next = match change {
-                    QuotaChange::Replace(limits) => limits,
-                    QuotaChange::Merge(patch) => patch.apply(&before)?,
+                let (next, set) = match change {
+                    QuotaChange::Replace(limits) => (limits, Limits::NAMES.to_vec()),
+                    QuotaChange::Merge(patch) => (patch.apply(&before)?, patch.given()),
                 };
-                let after = queries::tenants::set_limits(conn, tenant, &(&next).into()).await?;
+                for name in set {
+                    if !origin.overrides.iter().any(|o| o == name) {
+                        origin.overrides.push(name.to_owned());
+                    }
+                }
+                origin
+                    .overrides
+                    .sort_by_key(|o| Limits::NAMES.iter().position(|n| n == o));
+                let after =
+                    queries::plans::write_quotas(conn, tenant, &(&next).into(), &origin).await?;
                 let after_view = LimitsView::from(after.clone());
                 queries::audit::record(
                     conn,
@@ -170,7 +220,64 @@ pub async fn set(
                     None,
                 )
                 .await?;
-                Ok((tenant, QuotasView::new(after, usage)))
+                Ok((tenant, QuotasView::new(after, usage, &origin)))
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
+/// Drops the tenant's override of one limit (`max_users`, …, `burst`): the
+/// limit goes back to its plan's value, or to `[quotas.default]` for a
+/// tenant on no plan. Audited as `quota.updated` (nothing to audit when the
+/// limit was not overridden).
+pub async fn follow(
+    ops: &Operations,
+    actor: &Actor,
+    key: &str,
+    limit: &str,
+) -> Result<(TenantId, QuotasView), Error> {
+    let Some(name) = Limits::NAMES.iter().copied().find(|n| *n == limit) else {
+        return Err(Error::validation(
+            "limit",
+            format!("must be one of {}", Limits::NAMES.join(", ")),
+        ));
+    };
+    let defaults = Limits::from(&ops.tenancy.default_limits);
+    ops.db
+        .platform()
+        .run(|conn| {
+            async move {
+                let tenant = resolve(conn, key).await?.id;
+                // The plan before the tenant (the lock order of ops::plans).
+                let plan = queries::plans::plan_of(conn, tenant).await?;
+                let base = match plan {
+                    Some(plan) => Limits::from(&queries::plans::lock(conn, plan, false).await?),
+                    None => defaults,
+                };
+                lock(conn, tenant).await?;
+                if queries::plans::plan_of(conn, tenant).await? != plan {
+                    return Err(Error::Unavailable("concurrent update; retry".to_owned()));
+                }
+                let (before, usage, mut origin) = current(conn, tenant).await?;
+                if !origin.overrides.iter().any(|o| o == name) {
+                    return Ok((tenant, QuotasView::new(before, usage, &origin)));
+                }
+                let value = base.get(name).unwrap_or_default();
+                let next = before.clone().with(name, value);
+                origin.overrides.retain(|o| o != name);
+                let after = queries::plans::write_quotas(conn, tenant, &next, &origin).await?;
+                queries::audit::record(
+                    conn,
+                    Some(tenant),
+                    actor.as_str(),
+                    "quota.updated",
+                    Some(json!(LimitsView::from(before))),
+                    Some(json!(LimitsView::from(after.clone()))),
+                    None,
+                )
+                .await?;
+                Ok((tenant, QuotasView::new(after, usage, &origin)))
             }
             .scope_boxed()
         })

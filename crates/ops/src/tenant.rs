@@ -13,8 +13,12 @@ pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<OwnTe
 
 /// Limits, usage and what is over its limit.
 pub async fn quotas(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<QuotasView, Error> {
-    match queries::tenants::limits_and_usage(conn, tenant).await? {
-        (Some(limits), Some(usage)) => Ok(QuotasView::new(limits, usage)),
+    let origin = queries::plans::origin(conn, tenant).await?;
+    match (
+        queries::tenants::limits_and_usage(conn, tenant).await?,
+        origin,
+    ) {
+        ((Some(limits), Some(usage)), Some(origin)) => Ok(QuotasView::new(limits, usage, &origin)),
         _ => Err(Error::NotFound),
     }
 }

@@ -4,15 +4,17 @@
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
 use tenantry_core::{AccountId, Action, Name, Slug, TenantId, TenantStatus, transition};
-use tenantry_db::models::Tenant;
+use tenantry_db::models::{Limits, QuotaOrigin, Tenant};
 use tenantry_db::{AsyncPgConnection, DbError, ScopedFutureExt, queries};
 
 use crate::error::on_constraint;
 use crate::quotas::LimitsPatch;
-use crate::views::{DataHealthView, List, TenantView};
+use crate::views::{DataHealthView, LimitsView, List, TenantView};
 use crate::{Actor, Error, Operations, Page};
 
-/// A tenant to create; `limits` override `[quotas.default]` one by one.
+/// A tenant to create, on `plan` (by id or name) or on none; `limits`
+/// override the plan's limits (or `[quotas.default]`) one by one, and stay
+/// the tenant's own (overrides) when the plan changes.
 #[derive(Debug, Clone)]
 pub struct NewTenant {
     pub slug: Slug,
@@ -23,6 +25,8 @@ pub struct NewTenant {
     pub owner: Option<crate::members::Subject>,
     /// The account that owns it; `None`: the default account.
     pub account: Option<AccountId>,
+    /// The plan (id or name) its limits come from; `None`: the defaults.
+    pub plan: Option<String>,
 }
 
 /// Fields to change; `None` keeps the current value.
@@ -71,8 +75,18 @@ pub async fn create_on(
     id: TenantId,
     new: NewTenant,
 ) -> Result<TenantView, Error> {
-    let limits = new.limits.apply(&tenancy.default_limits)?;
+    // Every given limit ≥ 0, before any database work.
+    new.limits.apply(&tenancy.default_limits)?;
     let retention = tenancy.retention.period;
+    let plan = match new.plan.as_deref() {
+        Some(key) => Some(crate::plans::named(conn, key).await?),
+        None => None,
+    };
+    let base = plan.as_ref().map_or_else(
+        || tenancy.default_limits.clone(),
+        |p| LimitsView::from(Limits::from(p)),
+    );
+    let limits = new.limits.apply(&base)?;
     // The account's tenant count first: a full account refuses before any
     // other work.
     let account = crate::accounts::admit_tenant(conn, new.account).await?;
@@ -97,8 +111,22 @@ pub async fn create_on(
             },
         )
     })?;
+    let origin = QuotaOrigin {
+        overrides: new.limits.given().into_iter().map(str::to_owned).collect(),
+        plan_name: plan.as_ref().map(|p| p.name.clone()),
+    };
+    if let Some(plan) = &plan {
+        queries::plans::set_plan(conn, id, Some(plan.id)).await?;
+    }
+    if plan.is_some() || !origin.overrides.is_empty() {
+        queries::plans::set_origin(conn, id, &origin).await?;
+    }
     let view = TenantView::new(tenant, retention);
-    let after = json!({ "tenant": snapshot(&view), "limits": limits });
+    let after = json!({
+        "tenant": snapshot(&view),
+        "plan": origin.plan_name,
+        "limits": limits,
+    });
     queries::audit::record(
         conn,
         Some(id),

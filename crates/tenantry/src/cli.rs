@@ -176,7 +176,8 @@ pub enum QuotasCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
-    /// Create an active tenant with the default quotas; prints it as JSON.
+    /// Create an active tenant with the default quotas (or a plan's, with
+    /// --plan); prints it as JSON.
     #[command(after_help = "Example:\n  tenantry tenants create --slug acme --name 'Acme Corp'")]
     Create(CreateArgs),
     /// Load an export (GET /v1/admin/tenants/{id}/export) into a NEW tenant,
@@ -206,6 +207,10 @@ pub struct CreateArgs {
     /// The id of the account that owns it; left out: the default account.
     #[arg(long, value_name = "ACCOUNT_ID")]
     pub account: Option<String>,
+    /// The plan (id or name) the tenant's limits come from; without it,
+    /// the default quotas.
+    #[arg(long)]
+    pub plan: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,7 @@ mod migrations;
 mod operations;
 mod parsers;
 mod placement;
+mod plans;
 mod pool_hygiene;
 mod quotas;
 mod retention;

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod instances;
 pub mod members;
 pub mod placement;
+pub mod plans;
 pub mod quotas;
 pub mod retention;
 pub mod settings;

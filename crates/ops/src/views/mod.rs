@@ -11,6 +11,7 @@ mod health;
 mod instances;
 mod members;
 mod placement;
+mod plans;
 mod quotas;
 mod retention;
 mod settings;
@@ -28,7 +29,10 @@ pub use health::{SchemaView, ServiceHealthView};
 pub use instances::InstanceView;
 pub use members::MemberView;
 pub use placement::{PlacementChange, PlacementView, ShardView};
-pub use quotas::{LimitsView, QuotasView, UsageView};
+pub use plans::{OverLimitView, PlanChangeView, PlanView, TenantPlanView};
+pub use quotas::{
+    LimitSource, LimitSourceKind, LimitSourcesView, LimitsView, QuotasView, UsageView,
+};
 pub use retention::{InterruptedView, RetentionRunView, SweepReportView, WouldPurgeView};
 pub use settings::SettingsView;
 pub use tenants::{DataHealthView, ImportView, OwnTenantView, TenantView};

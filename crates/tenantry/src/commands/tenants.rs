@@ -41,6 +41,7 @@ async fn create(settings: &Settings, args: &CreateArgs) -> anyhow::Result<ExitCo
                     .map_err(|_| anyhow::anyhow!("--account: not an account id"))
             })
             .transpose()?,
+        plan: args.plan.clone(),
     };
     let tenant = tenantry_ops::tenants::create(&super::operations(settings)?, &Actor::cli(), new)
         .await

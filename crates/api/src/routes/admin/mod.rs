@@ -9,6 +9,7 @@ pub mod health;
 pub mod import;
 pub mod members;
 pub mod placement;
+pub mod plans;
 pub mod quotas;
 pub mod retention;
 pub mod settings;

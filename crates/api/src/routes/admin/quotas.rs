@@ -1,7 +1,9 @@
 //! `/v1/admin/tenants/{id_or_slug}/quotas`: limits and usage. PUT replaces
-//! every limit, PATCH merges the given ones.
+//! every limit, PATCH merges the given ones; the limits set become the
+//! tenant's overrides (a change of its plan leaves them alone) until
+//! `DELETE .../quotas/{limit}` gives one back to the plan.
 
-use actix_web::{HttpResponse, get, patch, put, web};
+use actix_web::{HttpResponse, delete, get, patch, put, web};
 use serde::Deserialize;
 use tenantry_ops::quotas::{self, LimitsPatch, QuotaChange};
 use tenantry_ops::views::{LimitsView, QuotasView};
@@ -43,6 +45,14 @@ async fn change(
     change: QuotaChange,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, view) = quotas::set(&state.ops, &admin.actor(), key, change).await?;
+    learned(state, tenant, view)
+}
+
+fn learned(
+    state: &AppState,
+    tenant: tenantry_core::TenantId,
+    view: QuotasView,
+) -> Result<HttpResponse, ApiError> {
     // This replica throttles at the new rate from now on; the others learn
     // it from the tenant's next admitted request.
     let rate = Rate::from_columns(view.limits.requests_per_second, view.limits.burst);
@@ -70,4 +80,24 @@ pub async fn merge_quotas(
     body: Json<MergeQuotas>,
 ) -> Result<HttpResponse, ApiError> {
     change(&state, &admin, &key, QuotaChange::Merge(body.0.limits)).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OverridePath {
+    id_or_slug: String,
+    limit: String,
+}
+
+/// Drops the tenant's override of one limit: it follows its plan again (or
+/// `[quotas.default]`, for a tenant on no plan).
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id"), ("limit" = String, Path, description = "The limit: max_users, max_api_keys, max_clusters, max_instances, max_cpu_cores, max_memory_gb, max_storage_gb, requests_per_second or burst")), responses((status = 200, body = QuotasView), (status = 422, description = "validation: not a limit's name", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[delete("/tenants/{id_or_slug}/quotas/{limit}")]
+pub async fn drop_override(
+    state: web::Data<AppState>,
+    admin: PlatformAdmin,
+    path: web::Path<OverridePath>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, view) =
+        quotas::follow(&state.ops, &admin.actor(), &path.id_or_slug, &path.limit).await?;
+    learned(&state, tenant, view)
 }

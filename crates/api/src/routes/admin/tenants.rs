@@ -25,7 +25,8 @@ pub struct CreateTenant {
     /// Lowercase letters, digits and hyphens; unique among live tenants.
     slug: String,
     name: String,
-    /// Limits to override at creation; the rest come from `[quotas.default]`.
+    /// Limits to override at creation; the rest come from the plan, or
+    /// `[quotas.default]`.
     #[serde(default)]
     quotas: Option<LimitsPatch>,
     /// The tenant's first owner: a person's subject (the `sub` of their
@@ -36,6 +37,9 @@ pub struct CreateTenant {
     /// The id of the account that owns it; left out: the default account.
     #[serde(default)]
     account: Option<AccountId>,
+    /// The plan (id or name) the tenant's limits come from; none: `[quotas.default]`.
+    #[serde(default)]
+    plan: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -73,7 +77,7 @@ pub struct TenantsQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(IdempotencyKey), request_body = CreateTenant, responses((status = 201, body = TenantView), (status = 409, description = "conflict: the slug is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(IdempotencyKey), request_body = CreateTenant, responses((status = 201, body = TenantView), (status = 409, description = "conflict: the slug is taken, or the account's tenant limit is reached", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "validation: a limit below 0, no such plan or no such account", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/tenants")]
 pub async fn create_tenant(
     state: web::Data<AppState>,
@@ -92,6 +96,7 @@ pub async fn create_tenant(
             .map(|o| field("owner", tenantry_ops::members::Subject::parse(o)))
             .transpose()?,
         account: body.account,
+        plan: body.plan,
     };
     let (actor, tenancy) = (admin.actor(), state.ops.tenancy.clone());
     let id = tenantry_core::TenantId::new();
