@@ -148,44 +148,49 @@ pub async fn create(
     actor: &Actor,
     new: NewAccount,
 ) -> Result<AccountView, Error> {
-    let limits = AccountLimitsPatch::from(&new.limits).apply(&AccountLimitsView::default())?;
-    let id = AccountId::new();
     ops.db
         .platform()
-        .run(|conn| {
-            async move {
-                let account = queries::accounts::create(
-                    conn,
-                    id,
-                    new.slug.as_str(),
-                    new.name.as_str(),
-                    &AccountLimits::from(&limits),
-                )
-                .await
-                .map_err(|e| {
-                    on_constraint(
-                        e,
-                        DatabaseErrorKind::UniqueViolation,
-                        "accounts_slug_unique",
-                        || Error::conflict("this account slug is taken"),
-                    )
-                })?;
-                let view = view(conn, account).await?;
-                queries::audit::record(
-                    conn,
-                    None,
-                    actor.as_str(),
-                    "account.created",
-                    None,
-                    Some(json!({ "account": snapshot(&view) })),
-                    None,
-                )
-                .await?;
-                Ok(view)
-            }
-            .scope_boxed()
-        })
+        .run(|conn| async move { create_on(conn, actor, new).await }.scope_boxed())
         .await
+}
+
+/// [`create`] on the connection of a platform-scope transaction the caller
+/// holds (an idempotent create claims its key in it first).
+pub async fn create_on(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    new: NewAccount,
+) -> Result<AccountView, Error> {
+    let limits = AccountLimitsPatch::from(&new.limits).apply(&AccountLimitsView::default())?;
+    let id = AccountId::new();
+    let account = queries::accounts::create(
+        conn,
+        id,
+        new.slug.as_str(),
+        new.name.as_str(),
+        &AccountLimits::from(&limits),
+    )
+    .await
+    .map_err(|e| {
+        on_constraint(
+            e,
+            DatabaseErrorKind::UniqueViolation,
+            "accounts_slug_unique",
+            || Error::conflict("this account slug is taken"),
+        )
+    })?;
+    let view = view(conn, account).await?;
+    queries::audit::record(
+        conn,
+        None,
+        actor.as_str(),
+        "account.created",
+        None,
+        Some(json!({ "account": snapshot(&view) })),
+        None,
+    )
+    .await?;
+    Ok(view)
 }
 
 /// Accounts in id order.

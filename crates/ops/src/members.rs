@@ -331,6 +331,23 @@ pub async fn admin_list(
         .await
 }
 
+/// [`admin_add`] on the connection of a provisioning transaction for
+/// `tenant` the caller holds (an idempotent create claims its key in it
+/// first); `tenant` comes from [`live`].
+pub async fn admin_add_on(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    tenant: TenantId,
+    new: NewMember,
+) -> Result<MemberView, Error> {
+    add_in(conn, tenant, actor, true, new).await
+}
+
+/// The live tenant `key` (an id or a slug) names, for the admin plane.
+pub async fn live(ops: &Operations, key: &str) -> Result<TenantId, Error> {
+    live_tenant(ops, key).await
+}
+
 /// Adds a member of any role (a platform admin may name owners).
 pub async fn admin_add(
     ops: &Operations,

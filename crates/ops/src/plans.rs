@@ -151,31 +151,38 @@ where
 
 /// Creates a plan; audited as `plan.created` with the plan.
 pub async fn create(ops: &Operations, actor: &Actor, new: NewPlan) -> Result<PlanView, Error> {
-    let limits = Limits::from(&new.limits.apply(&ops.tenancy.default_limits)?);
-    let id = PlanId::new();
+    let tenancy = &ops.tenancy;
     ops.db
         .platform()
-        .run(|conn| {
-            async move {
-                let plan = queries::plans::create(conn, id, new.name.as_str(), &limits)
-                    .await
-                    .map_err(name_taken)?;
-                let view = PlanView::new(plan, 0);
-                queries::audit::record(
-                    conn,
-                    None,
-                    actor.as_str(),
-                    "plan.created",
-                    None,
-                    Some(json!(view)),
-                    None,
-                )
-                .await?;
-                Ok(view)
-            }
-            .scope_boxed()
-        })
+        .run(|conn| async move { create_on(conn, tenancy, actor, new).await }.scope_boxed())
         .await
+}
+
+/// [`create`] on the connection of a platform-scope transaction the caller
+/// holds (an idempotent create claims its key in it first).
+pub async fn create_on(
+    conn: &mut AsyncPgConnection,
+    tenancy: &crate::Tenancy,
+    actor: &Actor,
+    new: NewPlan,
+) -> Result<PlanView, Error> {
+    let limits = Limits::from(&new.limits.apply(&tenancy.default_limits)?);
+    let id = PlanId::new();
+    let plan = queries::plans::create(conn, id, new.name.as_str(), &limits)
+        .await
+        .map_err(name_taken)?;
+    let view = PlanView::new(plan, 0);
+    queries::audit::record(
+        conn,
+        None,
+        actor.as_str(),
+        "plan.created",
+        None,
+        Some(json!(view)),
+        None,
+    )
+    .await?;
+    Ok(view)
 }
 
 /// Plans in creation order, each with how many tenants are on it.

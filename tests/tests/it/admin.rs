@@ -355,6 +355,9 @@ fn well_formed_body(method: &Method, path: &str) -> Option<Value> {
         ("PATCH", "/v1/instances/{id}") => Some(json!({"cpu_cores": 2})),
         ("POST", "/v1/members") => Some(json!({"subject": "someone", "role": "viewer"})),
         ("PATCH", "/v1/members/{id}") => Some(json!({"role": "member"})),
+        ("POST", "/v1/domains") => Some(json!({"hostname": "shop.example.test"})),
+        ("POST", "/v1/domains/{id}/verify") => None,
+        ("PUT", "/v1/settings") => Some(json!({"document": {}})),
         (m, p) => panic!("no well-formed body for {m} {p}: add one"),
     }
 }

@@ -484,7 +484,7 @@ async fn bad_host_names_and_callers_without_tenant_admin_are_refused() {
         .await;
     assert!(status.is_client_error());
     // tenant:write is not enough to register a domain.
-    let writer = app.tenant_token(t1);
+    let writer = app.token("writer", Some(t1), &[Scope::TenantRead, Scope::TenantWrite]);
     let (status, problem) = app
         .call(
             &writer,

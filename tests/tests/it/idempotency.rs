@@ -573,3 +573,66 @@ async fn an_admin_create_with_a_key_twice_creates_one_tenant() {
     let id: TenantId = first.body["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(count_as(&app.db, id, "admin_idempotency_keys").await, 0);
 }
+
+#[tokio::test]
+async fn the_tenancy_models_creates_replay_too_and_make_one_row_each() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    // Admin plane: an account, a plan, a member of a tenant.
+    let creates = [
+        (
+            "/v1/admin/accounts",
+            json!({"slug": "idem-account", "name": "Idem account"}),
+        ),
+        ("/v1/admin/plans", json!({"name": "idem-plan"})),
+    ];
+    for (path, body) in &creates {
+        let first = post(&app, &admin, path, body, Some(&format!("k{path}"))).await;
+        assert_eq!(first.status, StatusCode::CREATED, "{path}: {first:?}");
+        let again = post(&app, &admin, path, body, Some(&format!("k{path}"))).await;
+        assert_replays(&first, &again);
+    }
+    let (status, accounts) = app
+        .admin_call(Method::GET, "/v1/admin/accounts?limit=100", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let named = |page: &Value, field: &str, value: &str| {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i[field] == value)
+            .count()
+    };
+    assert_eq!(named(&accounts, "slug", "idem-account"), 1);
+    let (_, plans) = app
+        .admin_call(Method::GET, "/v1/admin/plans?limit=100", None)
+        .await;
+    assert_eq!(named(&plans, "name", "idem-plan"), 1);
+
+    let (id, token) = tenant(&app, "idem-people").await;
+    let path = "/v1/admin/tenants/idem-people/members";
+    let body = json!({"subject": "auth0|retry", "role": "viewer"});
+    let first = post(&app, &admin, path, &body, Some("m-1")).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    assert_replays(&first, &post(&app, &admin, path, &body, Some("m-1")).await);
+
+    // Tenant plane: a member and a custom domain, each keyed.
+    let body = json!({"subject": "auth0|retry-2", "role": "member"});
+    let first = post(&app, &token, "/v1/members", &body, Some("m-2")).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    assert_replays(
+        &first,
+        &post(&app, &token, "/v1/members", &body, Some("m-2")).await,
+    );
+    let body = json!({"hostname": "retry.example.test"});
+    let first = post(&app, &token, "/v1/domains", &body, Some("d-1")).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    assert_replays(
+        &first,
+        &post(&app, &token, "/v1/domains", &body, Some("d-1")).await,
+    );
+    assert_eq!(count_as(&app.db, id, "members").await, 2);
+    assert_eq!(listed(&app, &token, "/v1/domains").await, 1);
+    assert_eq!(count_as(&app.db, id, "idempotency_keys").await, 2);
+}

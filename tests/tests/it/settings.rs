@@ -254,7 +254,12 @@ async fn only_the_tenants_admins_and_platform_admins_write_and_nobody_sees_anoth
     let document = json!({"branding": {"color": "#000000"}});
     // Readers and ordinary writers read, and cannot write.
     let reader = app.token("viewer", Some(acme), &[Scope::TenantRead]);
-    for token in [reader.clone(), app.tenant_token(acme)] {
+    let writer = app.token(
+        "writer",
+        Some(acme),
+        &[Scope::TenantRead, Scope::TenantWrite],
+    );
+    for token in [reader.clone(), writer] {
         let (status, problem, _) = put(
             &app,
             &token,

@@ -2487,7 +2487,8 @@ async fn style_app(
 
 #[tokio::test]
 async fn auth0_okta_and_keycloak_shaped_tokens_are_read_by_the_configured_claim_names() {
-    let account = tenantry_core::AccountId::from(uuid::Uuid::new_v4());
+    // The fixture's tenant is in the default account: the gate compares.
+    let account = tenantry_db::queries::accounts::DEFAULT_ACCOUNT;
     let rsa = rsa_fixed();
     // Auth0: RS256, flat namespaced claims (URLs, dots and all), `scope`.
     let auth0_key = rsa_signer(&rsa, "auth0-key", Some(Algorithm::RS256));
@@ -2785,7 +2786,8 @@ async fn the_service_writes_account_and_role_under_the_configured_claim_names() 
     auth.account_claim = "https://example.com/account_id".into();
     auth.role_claim = "realm_access.roles".into();
     let fx = Fixture::on(TestApp::builder().auth(auth.clone()).spawn().await).await;
-    let account = tenantry_core::AccountId::from(uuid::Uuid::new_v4());
+    // The fixture's tenant is in the default account: the gate compares.
+    let account = tenantry_db::queries::accounts::DEFAULT_ACCOUNT;
     let tenant = fx.tenant.to_string();
     let pem = auth
         .signing_key

@@ -7,10 +7,11 @@ use serde::Deserialize;
 use tenantry_core::{DomainId, Hostname, Scope};
 use tenantry_db::ScopedFutureExt;
 use tenantry_ops::domains;
-use tenantry_ops::views::{DomainView, List};
+use tenantry_ops::views::{DomainView, List, Rehearsal};
 
-use super::{ById, PageQuery, created, list, ok};
+use super::{ById, DryRun, PageQuery, create_or_rehearse_as, created, list, ok};
 use crate::auth::TenantPrincipal;
+use crate::idempotency::IdempotencyKey;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -38,24 +39,31 @@ pub async fn list_domains(
     Ok(list(&page))
 }
 
-#[utoipa::path(tag = "domains", security(("bearer" = [])), request_body = CreateDomain, responses((status = 201, description = "Registered, pending: publish the TXT record or serve the file it describes, then verify", body = DomainView)))]
+#[utoipa::path(tag = "domains", security(("bearer" = [])), params(DryRun, IdempotencyKey), request_body = CreateDomain, responses((status = 200, description = "`dry_run=true`: the claim that would be registered; nothing is stored", body = Rehearsal<DomainView>), (status = 201, description = "Registered, pending: publish the TXT record or serve the file it describes, then verify", body = DomainView)))]
 #[post("/domains")]
 pub async fn create_domain(
     state: web::Data<AppState>,
     who: TenantPrincipal,
+    dry: web::Query<DryRun>,
+    key: IdempotencyKey,
     body: Json<CreateDomain>,
 ) -> Result<HttpResponse, ApiError> {
     let hostname = Hostname::parse(&body.0.hostname, state.addressing.base_domain.as_deref())
         .map_err(|e| ApiError::validation("hostname", e.to_string()))?;
     let actor = who.actor();
     let name = hostname.clone();
-    let view = who
-        .write_as(&state, Scope::TenantAdmin, |conn, _| {
-            async move { Ok(domains::create(conn, &actor, &name).await?) }.scope_boxed()
-        })
-        .await?;
+    let response = create_or_rehearse_as(
+        &who,
+        &state,
+        &dry,
+        Scope::TenantAdmin,
+        &key,
+        |conn, _| async move { domains::create(conn, &actor, &name).await }.scope_boxed(),
+        |view| created(format!("/v1/domains/{}", view.id), &view),
+    )
+    .await?;
     state.forget_host(hostname.as_str());
-    Ok(created(format!("/v1/domains/{}", view.id), &view))
+    Ok(response)
 }
 
 #[utoipa::path(tag = "domains", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The domain's id")), responses((status = 200, body = DomainView)))]

@@ -9,10 +9,11 @@ use tenantry_core::{MemberId, Role, Scope};
 use tenantry_db::ScopedFutureExt;
 use tenantry_ops::field;
 use tenantry_ops::members::{self, NewMember, Subject};
-use tenantry_ops::views::{List, MemberView};
+use tenantry_ops::views::{List, MemberView, Rehearsal};
 
-use super::{ById, PageQuery, created, list, ok};
+use super::{ById, DryRun, PageQuery, create_or_rehearse_as, created, list, ok};
 use crate::auth::TenantPrincipal;
+use crate::idempotency::IdempotencyKey;
 use crate::json::Json;
 use crate::{ApiError, AppState};
 
@@ -63,21 +64,29 @@ pub async fn list_members(
     Ok(list(&page))
 }
 
-#[utoipa::path(tag = "members", security(("bearer" = [])), request_body = AddMember, responses((status = 201, description = "Needs tenant:admin; role owner needs an owner", body = MemberView), (status = 409, description = "conflict: the subject is already a member", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "members", security(("bearer" = [])), params(DryRun, IdempotencyKey), request_body = AddMember, responses((status = 200, description = "`dry_run=true`: who would be added; nothing is stored", body = Rehearsal<MemberView>), (status = 201, description = "Needs tenant:admin; role owner needs an owner", body = MemberView), (status = 409, description = "conflict: the subject is already a member", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/members")]
 pub async fn add_member(
     state: web::Data<AppState>,
     who: TenantPrincipal,
+    dry: web::Query<DryRun>,
+    key: IdempotencyKey,
     body: Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let new = new_member(body.0)?;
     let actor = who.actor();
-    let member = who
-        .write_as(&state, Scope::TenantAdmin, |conn, authority| {
-            async move { Ok(members::add(conn, &actor, &authority, new).await?) }.scope_boxed()
-        })
-        .await?;
-    Ok(created(format!("/v1/members/{}", member.id), &member))
+    create_or_rehearse_as(
+        &who,
+        &state,
+        &dry,
+        Scope::TenantAdmin,
+        &key,
+        |conn, authority| {
+            async move { members::add(conn, &actor, &authority, new).await }.scope_boxed()
+        },
+        |member| created(format!("/v1/members/{}", member.id), &member),
+    )
+    .await
 }
 
 #[utoipa::path(tag = "members", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The member's id")), responses((status = 200, body = MemberView)))]

@@ -5,6 +5,7 @@
 use actix_web::{HttpResponse, get, patch, post, web};
 use serde::Deserialize;
 use tenantry_core::{Action, Name, Slug, TenantStatus};
+use tenantry_db::ScopedFutureExt as _;
 use tenantry_ops::accounts::{self, AccountChange, AccountLimitsPatch, NewAccount};
 use tenantry_ops::field;
 use tenantry_ops::views::{
@@ -12,6 +13,7 @@ use tenantry_ops::views::{
 };
 
 use crate::auth::PlatformAdmin;
+use crate::idempotency::{IdempotencyKey, admin_create};
 use crate::json::{Json, MaybeJson};
 use crate::routes::admin::tenants::Transition;
 use crate::routes::{PageQuery, created, list, ok};
@@ -59,11 +61,12 @@ pub(crate) fn parse_status(status: Option<String>) -> Result<Option<TenantStatus
         .transpose()
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = CreateAccount, responses((status = 201, body = AccountView), (status = 409, description = "conflict: the slug is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(IdempotencyKey), request_body = CreateAccount, responses((status = 201, body = AccountView), (status = 409, description = "conflict: the slug is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/accounts")]
 pub async fn create_account(
     state: web::Data<AppState>,
     admin: PlatformAdmin,
+    key: IdempotencyKey,
     body: Json<CreateAccount>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -72,8 +75,15 @@ pub async fn create_account(
         name: field("name", Name::parse(&body.name))?,
         limits: body.limits.unwrap_or_default(),
     };
-    let view = accounts::create(&state.ops, &admin.actor(), new).await?;
-    Ok(created(format!("/v1/admin/accounts/{}", view.id), &view))
+    let actor = admin.actor();
+    admin_create(
+        &state,
+        &key,
+        None,
+        move |conn| async move { accounts::create_on(conn, &actor, new).await }.scope_boxed(),
+        |view| created(format!("/v1/admin/accounts/{}", view.id), &view),
+    )
+    .await
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = List<AccountView>)))]

@@ -4,10 +4,12 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use tenantry_core::MemberId;
+use tenantry_db::ScopedFutureExt as _;
 use tenantry_ops::members;
 use tenantry_ops::views::{List, MemberView};
 
 use crate::auth::PlatformAdmin;
+use crate::idempotency::{IdempotencyKey, admin_create};
 use crate::json::Json;
 use crate::routes::members::{AddMember, ChangeMemberRole, new_member, role};
 use crate::routes::{PageQuery, created, list, ok};
@@ -31,20 +33,31 @@ pub async fn list_tenant_members(
     Ok(list(&members::admin_list(&state.ops, &key, page).await?))
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), request_body = AddMember, responses((status = 201, body = MemberView), (status = 409, description = "conflict: the subject is already a member", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(IdempotencyKey, ("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), request_body = AddMember, responses((status = 201, body = MemberView), (status = 409, description = "conflict: the subject is already a member", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/tenants/{id_or_slug}/members")]
 pub async fn add_tenant_member(
     state: web::Data<AppState>,
     admin: PlatformAdmin,
     key: web::Path<String>,
+    idempotency: IdempotencyKey,
     body: Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let new = new_member(body.0)?;
-    let member = members::admin_add(&state.ops, &admin.actor(), &key, new).await?;
-    Ok(created(
-        format!("/v1/admin/tenants/{}/members/{}", key.as_str(), member.id),
-        &member,
-    ))
+    let tenant = members::live(&state.ops, &key).await?;
+    let actor = admin.actor();
+    let location = format!("/v1/admin/tenants/{}/members", key.as_str());
+    // The tenant's own context (its members rows) beside the platform's
+    // (the admin plane's keys): a provisioning scope for the tenant.
+    admin_create(
+        &state,
+        &idempotency,
+        Some(tenant),
+        move |conn| {
+            async move { members::admin_add_on(conn, &actor, tenant, new).await }.scope_boxed()
+        },
+        move |member| created(format!("{location}/{}", member.id), &member),
+    )
+    .await
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id"), ("id" = uuid::Uuid, Path, description = "The member's id")), request_body = ChangeMemberRole, responses((status = 200, body = MemberView), (status = 409, description = "last_owner: the tenant's last owner cannot be demoted", body = crate::error::Problem, content_type = "application/problem+json")))]

@@ -6,12 +6,14 @@
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::Deserialize;
 use tenantry_core::Slug;
+use tenantry_db::ScopedFutureExt as _;
 use tenantry_ops::field;
 use tenantry_ops::plans::{self, NewPlan, PlanChange};
 use tenantry_ops::quotas::LimitsPatch;
 use tenantry_ops::views::{List, PlanChangeView, PlanView, TenantPlanView};
 
 use crate::auth::PlatformAdmin;
+use crate::idempotency::{IdempotencyKey, admin_create};
 use crate::json::Json;
 use crate::ratelimit::Rate;
 use crate::routes::{DryRun, PageQuery, created, list, ok};
@@ -51,11 +53,12 @@ pub struct SetTenantPlan {
 
 const PLAN_KEY: &str = "Plan id or name: a key that parses as a UUID is only ever an id";
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = CreatePlan, responses((status = 201, body = PlanView), (status = 409, description = "conflict: a plan of this name exists", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(IdempotencyKey), request_body = CreatePlan, responses((status = 201, body = PlanView), (status = 409, description = "conflict: a plan of this name exists", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[post("/plans")]
 pub async fn create_plan(
     state: web::Data<AppState>,
     admin: PlatformAdmin,
+    key: IdempotencyKey,
     body: Json<CreatePlan>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -63,8 +66,17 @@ pub async fn create_plan(
         name: field("name", Slug::parse(&body.name).map_err(|e| e.to_string()))?,
         limits: body.limits.unwrap_or_default(),
     };
-    let view = plans::create(&state.ops, &admin.actor(), new).await?;
-    Ok(created(format!("/v1/admin/plans/{}", view.id), &view))
+    let (actor, tenancy) = (admin.actor(), state.ops.tenancy.clone());
+    admin_create(
+        &state,
+        &key,
+        None,
+        move |conn| {
+            async move { plans::create_on(conn, &tenancy, &actor, new).await }.scope_boxed()
+        },
+        |view| created(format!("/v1/admin/plans/{}", view.id), &view),
+    )
+    .await
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery), responses((status = 200, body = List<PlanView>)))]
