@@ -209,16 +209,34 @@ async fn a_new_user_runs_an_account_with_two_tenants_one_person_and_a_custom_dom
     let alice = app.token("alice", None, &[]);
     let victor = app.token("victor", None, &[]);
 
-    // Writes in the first, by path.
-    let (status, created) = app
-        .call(
-            &alice,
-            Method::POST,
-            "/t/acme-eu/v1/clusters",
-            cluster("eu-main"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "admin writes in t1: {created}");
+    // Writes in the first, by path; a retry with the same Idempotency-Key
+    // answers the first response again and creates (and charges) nothing.
+    let mut first = None;
+    for attempt in 0..2 {
+        let response = app
+            .with_token(Method::POST, "/t/acme-eu/v1/clusters", &alice)
+            .header("idempotency-key", "alice-first-cluster")
+            .json(&cluster("eu-main"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "attempt {attempt}");
+        let replayed = response
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            replayed.as_deref(),
+            (attempt == 1).then_some("true"),
+            "attempt {attempt}"
+        );
+        let created: Value = response.json().await.unwrap();
+        assert_eq!(created["name"], "eu-main", "{created}");
+        match &first {
+            None => first = Some(created["id"].clone()),
+            Some(id) => assert_eq!(&created["id"], id, "the same cluster"),
+        }
+    }
     let (status, members) = app
         .call(&alice, Method::GET, "/t/acme-eu/v1/members", None)
         .await;
@@ -579,7 +597,11 @@ async fn a_new_user_runs_an_account_with_two_tenants_one_person_and_a_custom_dom
         None,
     )
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("tenant_mismatch")),
+        "{problem}"
+    );
 
     // --- The audit log of t1 recorded the member, plan and domain steps. --
     let (status, audit) = app
