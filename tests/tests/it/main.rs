@@ -37,5 +37,6 @@ mod roles;
 mod rolling;
 mod security;
 mod settings;
+mod tenancy;
 mod tenant_plane;
 mod tokens;
