@@ -1047,12 +1047,22 @@ impl Writer<'_> {
                 queries::plans::set_origin(conn, id, &origin)
                     .await
                     .map_err(refused(line, "tenant_plan"))?;
-                // The limits not overridden are the plan's HERE (a plan of
-                // the same name may differ between deployments); the
-                // overridden ones keep the file's values.
-                crate::plans::put_on(conn, id, on.as_ref(), &self.defaults)
-                    .await
-                    .map_err(|e| at_line(line, Some("tenant_plan"), e))?;
+                match &on {
+                    // The limits not overridden are the plan's HERE (a plan
+                    // of the same name may differ between deployments); the
+                    // overridden ones keep the file's values.
+                    Some(_) => crate::plans::put_on(conn, id, on.as_ref(), &self.defaults)
+                        .await
+                        .map_err(|e| at_line(line, Some("tenant_plan"), e))?,
+                    // On no plan, a tenant's limits are its own (copied from
+                    // `[quotas.default]` when it was made, not following them
+                    // since): the file's stay as they are.
+                    None => {
+                        queries::plans::set_plan(conn, id, None)
+                            .await
+                            .map_err(refused(line, "tenant_plan"))?;
+                    }
+                }
                 self.sections
                     .insert("tenant_plan".to_owned(), "restored".to_owned());
             }
