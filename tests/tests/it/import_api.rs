@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tenantry::settings::TenancySettings;
 use tenantry_core::{Scope, TenantId};
+use tenantry_db::ScopedFutureExt;
 use tenantry_tests::TestApp;
 
 async fn export_text(app: &TestApp, tenant: TenantId) -> String {
@@ -578,15 +579,24 @@ async fn on_a_plan_with_a_domain(app: &TestApp) -> TenantId {
     assert_eq!(status, StatusCode::CREATED, "{domain}");
     // Verified as a DNS check would leave it (the check itself is
     // tests/it/domains.rs's subject).
-    let mut owner_conn = app.test_db.owner_conn().await;
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query(
-            "UPDATE domains SET verified_at = now(), verified_by = 'dns' WHERE hostname = 'shop.example.com'",
-        ),
-        &mut owner_conn,
-    )
-    .await
-    .unwrap();
+    app.db
+        .platform()
+        .run(|conn| {
+            async move {
+                diesel_async::RunQueryDsl::execute(
+                    diesel::sql_query(
+                        "UPDATE domains SET verified_at = now(), verified_by = 'dns' \
+                         WHERE hostname = 'shop.example.com'",
+                    ),
+                    conn,
+                )
+                .await
+                .map_err(tenantry_db::DbError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
     assert!(domains_of(app, source).await[0]["verified_at"].is_string());
     source
 }
