@@ -14,6 +14,17 @@
 //!   quota; without it the line is checked and skipped (the target keeps
 //!   its limits). The settings document is checked against the operator's
 //!   schema, like any write, and keeps its version.
+//! - `tenant_plan` (once): the plan by NAME and the overrides. Restored with
+//!   the limits only: the target goes on the plan of that name in THIS
+//!   deployment (`ops::plans::named`, locked shared before the tenant's
+//!   row, as `assign` does; unknown: refused, naming the line), the file's
+//!   overrides keep the file's values and the other limits are the plan's
+//!   (`ops::plans::put_on`). Without `restore_limits`: checked, skipped.
+//! - `domains` (a line each, no token: a secret): always registered again,
+//!   as PENDING claims with fresh tokens, through `ops::domains::create`.
+//!   The old proof was the old tenant's; the new one proves control anew,
+//!   and a file cannot hand a tenant a name that routes. A name another
+//!   tenant (the source, too) holds refuses the line (409) and the import.
 //! - Every row is parsed with the API's own parsers (`Name`, `Email`,
 //!   `Region`, the instance size bounds) before it is written; a row of
 //!   an unknown table, an unknown field or a bad value is refused with its
