@@ -1605,6 +1605,98 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_plan_and_the_domains_are_checked_like_any_section() {
+        let source = Uuid::now_v7();
+        let rows = parse(&file(&[
+            ("tenant_quotas", limits(source)),
+            (
+                "tenant_plan",
+                json!({"tenant_id": source, "plan_name": "team", "overrides": ["burst", "max_users"]}),
+            ),
+            ("domains", json!({"tenant_id": source, "hostname": "Shop.Example.COM."})),
+            ("domains", json!({"tenant_id": source, "hostname": "b.example.com", "verified_at": "2024-01-01T00:00:00Z"})),
+            ("clusters", cluster(Uuid::now_v7(), "main")),
+        ]))
+        .await
+        .unwrap();
+        let [
+            Row::Limits(..),
+            Row::Plan(plan),
+            Row::Domain { hostname, .. },
+            Row::Domain { .. },
+            Row::Cluster(_),
+        ] = &rows[..]
+        else {
+            panic!("not the sections, then a row")
+        };
+        assert_eq!(plan.plan_name.as_ref().map(Slug::as_str), Some("team"));
+        assert_eq!(plan.overrides, ["max_users", "burst"], "in limit order");
+        assert_eq!(hostname.as_str(), "shop.example.com", "normalised");
+        for (row, refused) in [
+            (
+                json!({"plan_name": "team", "overrides": ["max_secrets"]}),
+                "line 1, tenant_plan.overrides: must name limits",
+            ),
+            (
+                json!({"plan_name": "team", "overrides": ["burst", "burst"]}),
+                "line 1, tenant_plan.overrides: names burst twice",
+            ),
+            (
+                json!({"plan_name": "Not A Slug", "overrides": []}),
+                "line 1, tenant_plan.plan_name:",
+            ),
+            (
+                json!({"plan_name": null, "token": "x"}),
+                "line 1, tenant_plan.token: unknown field",
+            ),
+        ] {
+            let got = refusal(&[("tenant_plan", row)]).await;
+            assert!(got.starts_with(refused), "{got}");
+        }
+        for (row, refused) in [
+            (
+                json!({"hostname": "10.0.0.1"}),
+                "line 1, domains.hostname: an IP address",
+            ),
+            (
+                json!({"hostname": "x.tenantry.test"}),
+                "line 1, domains.hostname: a name under the service's own base domain",
+            ),
+            (
+                json!({"hostname": "a.example.com", "token": "0123456789abcdef0123456789abcdef"}),
+                "line 1, domains.token: unknown field",
+            ),
+            (
+                json!({"hostname": "a.example.com", "verified_at": "yesterday"}),
+                "line 1, domains.verified_at: must be an RFC 3339 time",
+            ),
+        ] {
+            let got = refusal(&[("domains", row)]).await;
+            assert!(got.starts_with(refused), "{got}");
+        }
+        let twice = refusal(&[
+            ("domains", json!({"hostname": "a.example.com"})),
+            ("domains", json!({"hostname": "A.example.com"})),
+        ])
+        .await;
+        assert!(
+            twice.starts_with(
+                "line 2, domains.hostname: appears twice in the file (also on line 1)"
+            ),
+            "{twice}"
+        );
+        let late = refusal(&[
+            ("clusters", cluster(Uuid::now_v7(), "main")),
+            ("domains", json!({"hostname": "a.example.com"})),
+        ])
+        .await;
+        assert!(
+            late.starts_with("line 2, domains: comes after the rows"),
+            "{late}"
+        );
+    }
+
     #[test]
     fn the_sections_are_the_ones_the_export_writes() {
         let written: Vec<&str> = queries::export::EXPORTED_SECTIONS
