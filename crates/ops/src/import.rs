@@ -14,6 +14,17 @@
 //!   quota; without it the line is checked and skipped (the target keeps
 //!   its limits). The settings document is checked against the operator's
 //!   schema, like any write, and keeps its version.
+//! - `tenant_plan` (once): the plan by NAME and the overrides. Restored with
+//!   the limits only: the target goes on the plan of that name in THIS
+//!   deployment (`ops::plans::named`, locked shared before the tenant's
+//!   row, as `assign` does; unknown: refused, naming the line), the file's
+//!   overrides keep the file's values and the other limits are the plan's
+//!   (`ops::plans::put_on`). Without `restore_limits`: checked, skipped.
+//! - `domains` (a line each, no token: a secret): always registered again,
+//!   as PENDING claims with fresh tokens, through `ops::domains::create`.
+//!   The old proof was the old tenant's; the new one proves control anew,
+//!   and a file cannot hand a tenant a name that routes. A name another
+//!   tenant (the source, too) holds refuses the line (409) and the import.
 //! - Every row is parsed with the API's own parsers (`Name`, `Email`,
 //!   `Region`, the instance size bounds) before it is written; a row of
 //!   an unknown table, an unknown field or a bad value is refused with its
@@ -52,8 +63,9 @@ use diesel::result::DatabaseErrorKind;
 use serde_json::{Map, Value, json};
 use tenantry_core::input::{self, readable};
 use tenantry_core::{
-    Amounts, ClusterId, Email, Name, Region, Resource, Slug, TenantId, TenantStatus,
+    Amounts, ClusterId, Email, Hostname, Name, Region, Resource, Slug, TenantId, TenantStatus,
 };
+use tenantry_db::models::{Limits, QuotaOrigin};
 use tenantry_db::queries::instances::Size;
 use tenantry_db::{AsyncPgConnection, ScopedFutureExt, queries};
 use tokio::sync::mpsc;
@@ -64,7 +76,11 @@ use crate::quotas::LimitsPatch;
 use crate::settings::SettingsRules;
 use crate::tenants::resolve;
 use crate::views::{ImportView, LimitsView, TenantView};
-use crate::{Actor, Error, Operations};
+use crate::{Actor, Error, Operations, TenantActor};
+
+/// The sections an export writes before the rows
+/// (`queries::export::EXPORTED_SECTIONS`).
+const SECTIONS: [&str; 4] = ["tenant_quotas", "tenant_settings", "tenant_plan", "domains"];
 
 /// The kind every imported event gets; the original kind is provenance.
 const IMPORTED_EVENT: &str = "event.imported";
@@ -415,6 +431,15 @@ struct MemberRow {
     role: tenantry_core::Role,
 }
 
+/// The `tenant_plan` section: where the limits come from.
+struct PlanRow {
+    line: u64,
+    /// `None`: the source was on no plan.
+    plan_name: Option<Slug>,
+    /// Limit names, in `Limits::NAMES` order.
+    overrides: Vec<String>,
+}
+
 struct EventRow {
     old_subject: Option<Uuid>,
     /// The row as it was, kept as provenance under `data.original`.
@@ -428,6 +453,12 @@ enum Row {
         line: u64,
         version: i32,
         document: Value,
+    },
+    Plan(PlanRow),
+    /// A custom domain of the source, registered again as a pending claim.
+    Domain {
+        line: u64,
+        hostname: Hostname,
     },
     Member(MemberRow),
     User(UserRow),
@@ -443,6 +474,8 @@ impl Row {
         match self {
             Self::Limits(..) => "tenant_quotas",
             Self::Settings { .. } => "tenant_settings",
+            Self::Plan(_) => "tenant_plan",
+            Self::Domain { .. } => "domains",
             Self::Member(_) => "members",
             Self::User(_) => "users",
             Self::Cluster(_) => "clusters",
@@ -524,7 +557,12 @@ fn check_data(value: &Value, path: &str, depth: usize) -> Result<(), (String, St
 fn exported_fields(table: &str) -> Vec<&'static str> {
     queries::export::EXPORTED_COLUMNS
         .iter()
-        .chain(queries::export::EXPORTED_SECTIONS.iter())
+        .copied()
+        .chain(
+            queries::export::EXPORTED_SECTIONS
+                .iter()
+                .map(|(t, _, columns)| (*t, *columns)),
+        )
         .find(|(t, _)| *t == table)
         .map(|(_, columns)| columns.split(',').map(str::trim).collect())
         .unwrap_or_default()
@@ -535,6 +573,8 @@ fn exported_fields(table: &str) -> Vec<&'static str> {
 /// cluster already seen.
 struct Checker<'r> {
     settings: &'r SettingsRules,
+    /// The service's base domain: no custom domain lies under it.
+    base_domain: Option<&'r str>,
     seen: Seen,
     clusters: HashSet<Uuid>,
     /// The tenant the file says it is an export of, and where it said so.
@@ -545,9 +585,10 @@ struct Checker<'r> {
 }
 
 impl<'r> Checker<'r> {
-    fn new(settings: &'r SettingsRules) -> Self {
+    fn new(settings: &'r SettingsRules, base_domain: Option<&'r str>) -> Self {
         Self {
             settings,
+            base_domain,
             seen: Seen::default(),
             clusters: HashSet::new(),
             source: None,
@@ -585,7 +626,8 @@ impl<'r> Checker<'r> {
                 ),
             ));
         }
-        if !self.sections.insert(f.table) {
+        // A domain is a line each; the other sections come once.
+        if !self.sections.insert(f.table) && f.table != "domains" {
             return Err(at_line(
                 f.line,
                 None,
@@ -598,7 +640,7 @@ impl<'r> Checker<'r> {
     /// The line parsed into its row, or the refusal of it.
     fn check(&mut self, line: &Line) -> Result<Row, Error> {
         let table = line.table.as_str();
-        if !matches!(table, "tenant_quotas" | "tenant_settings") {
+        if !SECTIONS.contains(&table) {
             self.rows_begun = true;
         }
         Ok(match table {
@@ -657,6 +699,69 @@ impl<'r> Checker<'r> {
                     line: line.number,
                     version,
                     document,
+                }
+            }
+            "tenant_plan" => {
+                let f = Fields::new(line, "tenant_plan", &exported_fields(table))?;
+                self.section(&f)?;
+                self.tenant(&f)?;
+                let plan_name = f
+                    .optional_text("plan_name")?
+                    .map(|name| f.parsed("plan_name", Slug::parse(name).map_err(|e| e.to_string())))
+                    .transpose()?;
+                let overrides = match f.present("overrides") {
+                    None => Vec::new(),
+                    Some(Value::Array(items)) => {
+                        let mut names = Vec::new();
+                        for item in items {
+                            let name = item
+                                .as_str()
+                                .and_then(|n| Limits::NAMES.iter().find(|l| **l == n))
+                                .ok_or_else(|| {
+                                    f.error(
+                                        "overrides",
+                                        format!("must name limits: {}", Limits::NAMES.join(", ")),
+                                    )
+                                })?;
+                            if names.contains(name) {
+                                return Err(f.error("overrides", format!("names {name} twice")));
+                            }
+                            names.push(*name);
+                        }
+                        names.sort_by_key(|o| Limits::NAMES.iter().position(|n| n == o));
+                        names.into_iter().map(str::to_owned).collect()
+                    }
+                    Some(_) => {
+                        return Err(f.error("overrides", "must be an array".to_owned()));
+                    }
+                };
+                Row::Plan(PlanRow {
+                    line: line.number,
+                    plan_name,
+                    overrides,
+                })
+            }
+            "domains" => {
+                let f = Fields::new(line, "domains", &exported_fields(table))?;
+                self.section(&f)?;
+                self.tenant(&f)?;
+                let hostname = f.parsed(
+                    "hostname",
+                    Hostname::parse(f.text("hostname")?, self.base_domain)
+                        .map_err(|e| e.to_string()),
+                )?;
+                // Checked, not kept: the claim starts over (pending, now).
+                for field in ["verified_at", "created_at"] {
+                    if let Some(at) = f.optional_text(field)? {
+                        DateTime::parse_from_rfc3339(at)
+                            .map_err(|_| f.error(field, "must be an RFC 3339 time".to_owned()))?;
+                    }
+                }
+                self.seen
+                    .once(&f, "hostname", "hostname", hostname.as_str().to_owned())?;
+                Row::Domain {
+                    line: line.number,
+                    hostname,
                 }
             }
             "members" => {
@@ -772,7 +877,8 @@ impl<'r> Checker<'r> {
                     Error::Validation {
                         field: Cow::Owned(shown(other)),
                         detail: "unknown table (an export holds tenant_quotas, tenant_settings, \
-                                 members, users, api_keys, clusters, instances and events)"
+                                 tenant_plan, domains, members, users, api_keys, clusters, \
+                                 instances and events)"
                             .to_owned(),
                     },
                 ));
@@ -828,12 +934,17 @@ pub enum Target {
 }
 
 /// How to import.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Take the file's `tenant_quotas` line as the target's limits (before
-    /// any row is charged). Off: the target keeps its limits and the line
-    /// is only checked, then skipped.
+    /// any row is charged), and its `tenant_plan` line as where they come
+    /// from: the target goes on the plan of that name (which must exist
+    /// here) with the same overrides. Off: the target keeps its limits and
+    /// plan; both lines are only checked, then skipped.
     pub restore_limits: bool,
+    /// The service's base domain (`server.tenant_base_domain`, normalised):
+    /// a custom domain in the file may not lie under it, as in the API.
+    pub base_domain: Option<String>,
 }
 
 /// Takes `delta` from the target's quota, as the API's `charge` does, or
@@ -863,29 +974,119 @@ struct Writer<'c> {
     conn: &'c mut AsyncPgConnection,
     id: TenantId,
     importer: &'c str,
+    /// Who imports: the target's domains are registered in its name.
+    actor: &'c Actor,
     restore_limits: bool,
+    /// `[quotas.default]`: the limits of a tenant on no plan.
+    defaults: Limits,
+    /// The file's limits, to restore: written when the plan line has
+    /// locked its plan (the plan's row before the tenant's, the lock order
+    /// of `ops::plans`), or before the first row.
+    pending_limits: Option<(u64, LimitsView)>,
     new_ids: HashMap<Uuid, Uuid>,
     /// What the sections did: restored, or checked and skipped.
     sections: BTreeMap<String, String>,
 }
 
 impl Writer<'_> {
+    /// Writes the file's limits, if they wait to be.
+    async fn flush_limits(&mut self) -> Result<(), Error> {
+        if let Some((line, limits)) = self.pending_limits.take() {
+            queries::tenants::set_limits(self.conn, self.id, &(&limits).into())
+                .await
+                .map_err(|e| at_line(line, Some("tenant_quotas"), e.into()))?;
+        }
+        Ok(())
+    }
+
     /// Writes one checked row into the target: the API's query, the API's
     /// quota charge, a new id.
     async fn write(&mut self, row: Row) -> Result<(), Error> {
+        if !matches!(row, Row::Limits(..) | Row::Settings { .. } | Row::Plan(_)) {
+            self.flush_limits().await?;
+        }
         let (conn, id) = (&mut *self.conn, self.id);
         match row {
             Row::Limits(line, limits) => {
                 let outcome = if self.restore_limits {
-                    queries::tenants::set_limits(conn, id, &(&limits).into())
-                        .await
-                        .map_err(|e| at_line(line, Some("tenant_quotas"), e.into()))?;
+                    self.pending_limits = Some((line, limits));
                     "restored"
                 } else {
                     "skipped"
                 };
                 self.sections
                     .insert("tenant_quotas".to_owned(), outcome.to_owned());
+            }
+            Row::Plan(plan) => {
+                if !self.restore_limits {
+                    self.sections
+                        .insert("tenant_plan".to_owned(), "skipped".to_owned());
+                    return Ok(());
+                }
+                let line = plan.line;
+                // The plan's row first, shared, as `ops::plans::assign`
+                // takes it: a plan deleted or changed meanwhile waits.
+                let on = match &plan.plan_name {
+                    Some(name) => Some(crate::plans::named(conn, name.as_str()).await.map_err(
+                        |e| match e {
+                            Error::Validation { .. } => at_line(
+                                line,
+                                None,
+                                Error::validation(
+                                    "tenant_plan.plan_name",
+                                    format!(
+                                        "no plan named {name} in this deployment (plans are \
+                                         per deployment: create it, or import without \
+                                         restore_limits)"
+                                    ),
+                                ),
+                            ),
+                            other => at_line(line, Some("tenant_plan"), other),
+                        },
+                    )?),
+                    None => None,
+                };
+                self.flush_limits().await?;
+                let conn = &mut *self.conn;
+                crate::quotas::lock(conn, id)
+                    .await
+                    .map_err(|e| at_line(line, Some("tenant_plan"), e))?;
+                let origin = QuotaOrigin {
+                    overrides: plan.overrides,
+                    plan_name: on.as_ref().map(|p| p.name.clone()),
+                };
+                queries::plans::set_origin(conn, id, &origin)
+                    .await
+                    .map_err(refused(line, "tenant_plan"))?;
+                match &on {
+                    // The limits not overridden are the plan's HERE (a plan
+                    // of the same name may differ between deployments); the
+                    // overridden ones keep the file's values.
+                    Some(_) => crate::plans::put_on(conn, id, on.as_ref(), &self.defaults)
+                        .await
+                        .map_err(|e| at_line(line, Some("tenant_plan"), e))?,
+                    // On no plan, a tenant's limits are its own (copied from
+                    // `[quotas.default]` when it was made, not following them
+                    // since): the file's stay as they are.
+                    None => {
+                        queries::plans::set_plan(conn, id, None)
+                            .await
+                            .map_err(refused(line, "tenant_plan"))?;
+                    }
+                }
+                self.sections
+                    .insert("tenant_plan".to_owned(), "restored".to_owned());
+            }
+            Row::Domain { line, hostname } => {
+                // A pending claim with a fresh token, through the API's own
+                // `domains::create`: the new tenant proves ownership again.
+                let who = TenantActor {
+                    tenant: id,
+                    actor: self.actor.clone(),
+                };
+                crate::domains::create(conn, &who, &hostname)
+                    .await
+                    .map_err(|e| at_line(line, Some("domains.hostname"), e))?;
             }
             Row::Settings {
                 line,
@@ -1062,6 +1263,7 @@ pub async fn run(
         }
     };
     let (defaults, rules) = (&ops.tenancy.default_limits, &ops.tenancy.settings);
+    let base_domain = options.base_domain.clone();
     let retention = ops.tenancy.retention.period;
     ops.db
         .platform()
@@ -1069,12 +1271,15 @@ pub async fn run(
             async move {
                 let tenant = open_target(conn, id, &target, defaults).await?;
                 let mut reader = Reader::new(input);
-                let mut checker = Checker::new(rules);
+                let mut checker = Checker::new(rules, base_domain.as_deref());
                 let mut writer = Writer {
                     conn,
                     id,
                     importer,
+                    actor,
                     restore_limits: options.restore_limits,
+                    defaults: Limits::from(defaults),
+                    pending_limits: None,
                     new_ids: HashMap::new(),
                     sections: BTreeMap::new(),
                 };
@@ -1088,13 +1293,14 @@ pub async fn run(
                     writer.write(row).await?;
                     match table {
                         "api_keys" => *skipped.entry(table.to_owned()).or_default() += 1,
-                        "tenant_quotas" | "tenant_settings" => {}
+                        "tenant_quotas" | "tenant_settings" | "tenant_plan" => {}
                         _ => {
                             *rows.entry(table.to_owned()).or_default() += 1;
                             progress(table);
                         }
                     }
                 }
+                writer.flush_limits().await?;
                 let sections = writer.sections;
                 let conn = writer.conn;
                 queries::audit::record(
@@ -1156,7 +1362,7 @@ mod tests {
     /// Every row of `text`, read and checked, or the first refusal.
     async fn parse(text: &str) -> Result<Vec<Row>, String> {
         let rules = SettingsRules::default();
-        let mut checker = Checker::new(&rules);
+        let mut checker = Checker::new(&rules, Some("tenantry.test"));
         read(text)
             .await?
             .iter()
@@ -1397,6 +1603,107 @@ mod tests {
                 .await
                 .contains("line 1, tenant_settings.document: the settings document is invalid")
         );
+    }
+
+    #[tokio::test]
+    async fn the_plan_and_the_domains_are_checked_like_any_section() {
+        let source = Uuid::now_v7();
+        let rows = parse(&file(&[
+            ("tenant_quotas", limits(source)),
+            (
+                "tenant_plan",
+                json!({"tenant_id": source, "plan_name": "team", "overrides": ["burst", "max_users"]}),
+            ),
+            ("domains", json!({"tenant_id": source, "hostname": "Shop.Example.COM."})),
+            ("domains", json!({"tenant_id": source, "hostname": "b.example.com", "verified_at": "2024-01-01T00:00:00Z"})),
+            ("clusters", cluster(Uuid::now_v7(), "main")),
+        ]))
+        .await
+        .unwrap();
+        let [
+            Row::Limits(..),
+            Row::Plan(plan),
+            Row::Domain { hostname, .. },
+            Row::Domain { .. },
+            Row::Cluster(_),
+        ] = &rows[..]
+        else {
+            panic!("not the sections, then a row")
+        };
+        assert_eq!(plan.plan_name.as_ref().map(Slug::as_str), Some("team"));
+        assert_eq!(plan.overrides, ["max_users", "burst"], "in limit order");
+        assert_eq!(hostname.as_str(), "shop.example.com", "normalised");
+        for (row, refused) in [
+            (
+                json!({"plan_name": "team", "overrides": ["max_secrets"]}),
+                "line 1, tenant_plan.overrides: must name limits",
+            ),
+            (
+                json!({"plan_name": "team", "overrides": ["burst", "burst"]}),
+                "line 1, tenant_plan.overrides: names burst twice",
+            ),
+            (
+                json!({"plan_name": "Not A Slug", "overrides": []}),
+                "line 1, tenant_plan.plan_name:",
+            ),
+            (
+                json!({"plan_name": null, "token": "x"}),
+                "line 1, tenant_plan.token: unknown field",
+            ),
+        ] {
+            let got = refusal(&[("tenant_plan", row)]).await;
+            assert!(got.starts_with(refused), "{got}");
+        }
+        for (row, refused) in [
+            (
+                json!({"hostname": "10.0.0.1"}),
+                "line 1, domains.hostname: an IP address",
+            ),
+            (
+                json!({"hostname": "x.tenantry.test"}),
+                "line 1, domains.hostname: a name under the service's own base domain",
+            ),
+            (
+                json!({"hostname": "a.example.com", "token": "0123456789abcdef0123456789abcdef"}),
+                "line 1, domains.token: unknown field",
+            ),
+            (
+                json!({"hostname": "a.example.com", "verified_at": "yesterday"}),
+                "line 1, domains.verified_at: must be an RFC 3339 time",
+            ),
+        ] {
+            let got = refusal(&[("domains", row)]).await;
+            assert!(got.starts_with(refused), "{got}");
+        }
+        let twice = refusal(&[
+            ("domains", json!({"hostname": "a.example.com"})),
+            ("domains", json!({"hostname": "A.example.com"})),
+        ])
+        .await;
+        assert!(
+            twice.starts_with(
+                "line 2, domains.hostname: appears twice in the file (also on line 1)"
+            ),
+            "{twice}"
+        );
+        let late = refusal(&[
+            ("clusters", cluster(Uuid::now_v7(), "main")),
+            ("domains", json!({"hostname": "a.example.com"})),
+        ])
+        .await;
+        assert!(
+            late.starts_with("line 2, domains: comes after the rows"),
+            "{late}"
+        );
+    }
+
+    #[test]
+    fn the_sections_are_the_ones_the_export_writes() {
+        let written: Vec<&str> = queries::export::EXPORTED_SECTIONS
+            .iter()
+            .map(|(t, _, _)| *t)
+            .collect();
+        assert_eq!(written, SECTIONS);
     }
 
     #[test]

@@ -346,6 +346,27 @@ pub async fn delete(ops: &Operations, actor: &Actor, key: &str) -> Result<(), Er
         .await
 }
 
+/// Puts `tenant` on `plan` (held shared: [`named`]) or on none, its
+/// registry row already locked (`quotas::lock`, after the plan: the lock
+/// order above): its limits become the plan's (or `defaults`, the service's
+/// `[quotas.default]`) wherever it has no override, and the plan's name is
+/// recorded as their source. [`assign`] and the import both move a tenant
+/// this way.
+pub(crate) async fn put_on(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    plan: Option<&Plan>,
+    defaults: &Limits,
+) -> Result<(), Error> {
+    let (limits, name) = match plan {
+        Some(p) => (Limits::from(p), Some(p.name.as_str())),
+        None => (defaults.clone(), None),
+    };
+    queries::plans::set_plan(conn, tenant, plan.map(|p| p.id)).await?;
+    queries::plans::apply(conn, &[tenant], name, &limits).await?;
+    Ok(())
+}
+
 /// Puts a tenant on a plan (`Some`, by id or name) or on none: its limits
 /// become the plan's (or `[quotas.default]`) wherever it has no override.
 /// Audited as `tenant.plan_changed` and, when its limits changed,
@@ -368,13 +389,9 @@ pub async fn assign(
             lock(conn, tenant.id).await?;
             let was_on = queries::plans::plan_of(conn, tenant.id).await?;
             let (before, _, origin) = current(conn, tenant.id).await?;
-            let (limits, name) = match &plan {
-                Some(p) => (Limits::from(p), Some(p.name.as_str())),
-                None => (defaults, None),
-            };
+            put_on(conn, tenant.id, plan.as_ref(), &defaults).await?;
             let plan_id = plan.as_ref().map(|p| p.id);
-            queries::plans::set_plan(conn, tenant.id, plan_id).await?;
-            queries::plans::apply(conn, &[tenant.id], name, &limits).await?;
+            let name = plan.as_ref().map(|p| p.name.as_str());
             let Some(now) = queries::plans::quotas_of(conn, &[tenant.id]).await?.pop() else {
                 return Err(Error::NotFound);
             };

@@ -685,8 +685,10 @@ async fn an_export_holds_exactly_the_tenants_rows_and_imports_into_a_new_tenant(
         ("events", 1 + 3 + 3 + 1),
         ("instances", 3),
         ("users", 3),
-        // The export's section: the tenant's limits (no settings written).
+        // The export's sections: the tenant's limits and where they come
+        // from (no settings written, no domain).
         ("tenant_quotas", 1),
+        ("tenant_plan", 1),
     ]
     .into_iter()
     .map(|(t, n)| (t.to_owned(), n))

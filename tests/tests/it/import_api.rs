@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tenantry::settings::TenancySettings;
 use tenantry_core::{Scope, TenantId};
+use tenantry_db::ScopedFutureExt;
 use tenantry_tests::TestApp;
 
 async fn export_text(app: &TestApp, tenant: TenantId) -> String {
@@ -165,8 +166,8 @@ async fn assert_empty(app: &TestApp, tenant: TenantId) {
         .collect();
     assert_eq!(
         tables,
-        [&json!("tenant_quotas")],
-        "only the limits: {exported:?}"
+        [&json!("tenant_quotas"), &json!("tenant_plan")],
+        "only the limits and their origin: {exported:?}"
     );
     let (status, quotas) = app
         .admin_call(
@@ -234,7 +235,7 @@ async fn an_export_imported_into_an_empty_tenant_is_a_faithful_copy() {
     assert_eq!(report["skipped"], json!({"api_keys": 1}));
     assert_eq!(
         report["sections"],
-        json!({"tenant_quotas": "restored", "tenant_settings": "restored"})
+        json!({"tenant_quotas": "restored", "tenant_settings": "restored", "tenant_plan": "restored"})
     );
     assert_eq!(report["tenant"]["slug"], "copy");
 
@@ -499,4 +500,243 @@ async fn a_body_over_the_import_bound_is_413_and_leaves_nothing() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{problem}");
     assert_eq!(problem["code"], "payload_too_large");
     assert_empty(&app, target).await;
+}
+
+/// `tenant`'s custom domains as the admin plane lists them.
+async fn domains_of(app: &TestApp, tenant: TenantId) -> Vec<Value> {
+    let (status, list) = app
+        .admin_call(
+            Method::GET,
+            &format!("/v1/admin/tenants/{tenant}/domains"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list["items"].as_array().unwrap().clone()
+}
+
+async fn quotas_of(app: &TestApp, tenant: TenantId) -> Value {
+    let (status, quotas) = app
+        .admin_call(
+            Method::GET,
+            &format!("/v1/admin/tenants/{tenant}/quotas"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{quotas}");
+    quotas
+}
+
+/// A tenant on plan `team` with one override (`max_users`), settings and
+/// a verified custom domain `shop.example.com`.
+async fn on_a_plan_with_a_domain(app: &TestApp) -> TenantId {
+    let (status, plan) = app
+        .admin_call(
+            Method::POST,
+            "/v1/admin/plans",
+            Some(json!({"name": "team", "limits": {"max_users": 20, "max_clusters": 5, "burst": 77}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{plan}");
+    let source = empty_tenant(app, "source").await;
+    let (status, body) = app
+        .admin_call(
+            Method::PUT,
+            &format!("/v1/admin/tenants/{source}/plan"),
+            Some(json!({"plan": "team"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .admin_call(
+            Method::PATCH,
+            &format!("/v1/admin/tenants/{source}/quotas"),
+            Some(json!({"limits": {"max_users": 9}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .admin_call(
+            Method::PUT,
+            &format!("/v1/admin/tenants/{source}/settings"),
+            Some(json!({"document": {"branding": {"color": "#abcdef"}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let owner = app.token(
+        "owner",
+        Some(source),
+        &[Scope::TenantRead, Scope::TenantWrite, Scope::TenantAdmin],
+    );
+    let (status, domain) = app
+        .call(
+            &owner,
+            Method::POST,
+            "/v1/domains",
+            Some(json!({"hostname": "shop.example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{domain}");
+    // Verified as a DNS check would leave it (the check itself is
+    // tests/it/domains.rs's subject).
+    app.db
+        .platform()
+        .run(|conn| {
+            async move {
+                diesel_async::RunQueryDsl::execute(
+                    diesel::sql_query(
+                        "UPDATE domains SET verified_at = now(), verified_by = 'dns' \
+                         WHERE hostname = 'shop.example.com'",
+                    ),
+                    conn,
+                )
+                .await
+                .map_err(tenantry_db::DbError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert!(domains_of(app, source).await[0]["verified_at"].is_string());
+    source
+}
+
+#[tokio::test]
+async fn the_plan_its_overrides_and_the_domains_travel_with_the_export() {
+    let app = TestApp::spawn().await;
+    let source = on_a_plan_with_a_domain(&app).await;
+    let exported = lines(&export_text(&app, source).await);
+    let sections: Vec<&str> = exported
+        .iter()
+        .take(4)
+        .map(|l| l["table"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sections,
+        ["tenant_quotas", "tenant_settings", "tenant_plan", "domains"]
+    );
+    assert_eq!(
+        exported[2]["row"],
+        json!({"tenant_id": source, "plan_name": "team", "overrides": ["max_users"]})
+    );
+    let domain = exported[3]["row"].as_object().unwrap();
+    assert_eq!(domain["hostname"], "shop.example.com");
+    assert!(domain["verified_at"].is_string());
+    assert!(
+        !domain.contains_key("token") && !exported[3].to_string().contains("token"),
+        "the verification token is a secret: {domain:?}"
+    );
+
+    // The source still holds the name: the domain's line is refused with
+    // its number, and nothing of the import stays.
+    let copy = empty_tenant(&app, "copy").await;
+    let was = quotas_of(&app, copy).await;
+    let (status, problem) = import(&app, copy, "?restore_limits=true", text_of(&exported)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["line"], 4, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already registered"),
+        "{problem}"
+    );
+    assert_empty(&app, copy).await;
+    assert!(domains_of(&app, copy).await.is_empty());
+    let now = quotas_of(&app, copy).await;
+    assert_eq!(
+        (&now["limits"], &now["plan"], &now["sources"]),
+        (&was["limits"], &was["plan"], &was["sources"]),
+        "the plan and the limits rolled back with the rest"
+    );
+    assert!(imported_audits(&app, copy).await.is_empty());
+
+    // The name freed, the same file imports.
+    let owner = app.token(
+        "owner",
+        Some(source),
+        &[Scope::TenantRead, Scope::TenantWrite, Scope::TenantAdmin],
+    );
+    let id = domains_of(&app, source).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = app
+        .call(&owner, Method::DELETE, &format!("/v1/domains/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, report) = import(&app, copy, "?restore_limits=true", text_of(&exported)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["sections"],
+        json!({"tenant_quotas": "restored", "tenant_settings": "restored", "tenant_plan": "restored"})
+    );
+    assert_eq!(report["rows"]["domains"], 1, "{report}");
+
+    // Same plan, same overrides, same limits: the quota view says so.
+    let (source_quotas, copy_quotas) = (quotas_of(&app, source).await, quotas_of(&app, copy).await);
+    assert_eq!(copy_quotas["plan"], "team", "{copy_quotas}");
+    assert_eq!(copy_quotas["limits"], source_quotas["limits"]);
+    assert_eq!(copy_quotas["sources"], source_quotas["sources"]);
+    assert_eq!(
+        (
+            &copy_quotas["limits"]["max_users"],
+            &copy_quotas["limits"]["burst"]
+        ),
+        (&json!(9), &json!(77))
+    );
+    assert_eq!(copy_quotas["sources"]["max_users"]["source"], "override");
+    let (_, plan) = app
+        .admin_call(Method::GET, "/v1/admin/plans/team", None)
+        .await;
+    assert_eq!(plan["tenants"], 2, "{plan}");
+    // Same settings.
+    let reader = app.token("reader", Some(copy), &[Scope::TenantRead]);
+    let (_, settings) = app.call(&reader, Method::GET, "/v1/settings", None).await;
+    assert_eq!(settings["document"]["branding"]["color"], "#abcdef");
+    // The domain, claimed again: pending, with a token of its own to prove.
+    let domains = domains_of(&app, copy).await;
+    assert_eq!(domains.len(), 1);
+    assert_eq!(domains[0]["hostname"], "shop.example.com");
+    assert!(domains[0]["verified_at"].is_null(), "{domains:?}");
+    let copy_export = lines(&export_text(&app, copy).await);
+    assert_eq!(
+        copy_export[2]["row"],
+        json!({"tenant_id": copy, "plan_name": "team", "overrides": ["max_users"]})
+    );
+}
+
+#[tokio::test]
+async fn a_plan_this_deployment_does_not_have_is_refused_by_line() {
+    let app = TestApp::spawn().await;
+    let source = on_a_plan_with_a_domain(&app).await;
+    let mut exported = lines(&export_text(&app, source).await);
+    exported[2]["row"]["plan_name"] = json!("enterprise");
+    // Another host name, so the plan's line is the first refused.
+    exported[3]["row"]["hostname"] = json!("elsewhere.example.com");
+    let copy = empty_tenant(&app, "copy").await;
+    let (status, problem) = import(&app, copy, "?restore_limits=true", text_of(&exported)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        (&problem["line"], &problem["field"]),
+        (&json!(3), &json!("tenant_plan.plan_name")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no plan named enterprise"),
+        "{problem}"
+    );
+    assert_empty(&app, copy).await;
+    assert!(domains_of(&app, copy).await.is_empty());
+    assert!(quotas_of(&app, copy).await["plan"].is_null());
+    // Without restore_limits the plan's line is only checked: the target
+    // keeps its own plan (none) and limits, and the rest imports.
+    let (status, report) = import(&app, copy, "", text_of(&exported)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["sections"]["tenant_plan"], "skipped");
+    assert!(quotas_of(&app, copy).await["plan"].is_null());
+    assert_eq!(domains_of(&app, copy).await.len(), 1);
 }

@@ -54,20 +54,41 @@ pub const EXPORTED_COLUMNS: [(&str, &str); 6] = [
 ];
 
 /// What an export carries about the tenant besides its rows, before them:
-/// one line each, `{"table": <name>, "row": {...}}` like a row, read by
-/// `tenantry_ops::import` first so that the rows after them can rely on
-/// them. Named columns, as in [`EXPORTED_COLUMNS`]. The place to add a
-/// section (the tenant's plan, its custom domains): a line here, and its
-/// parser in `tenantry_ops::import`.
-pub const EXPORTED_SECTIONS: [(&str, &str); 2] = [
+/// `(section, from, columns)`, each line `{"table": <section>, "row": {...}}`
+/// like a row, read by `tenantry_ops::import` first so that the rows after
+/// them can rely on them. Named columns, as in [`EXPORTED_COLUMNS`]. The
+/// place to add a section: a line here, and its parser in
+/// `tenantry_ops::import`.
+///
+/// - `tenant_quotas`: the nine effective limits (one line).
+/// - `tenant_settings`: the settings document (at most one line).
+/// - `tenant_plan`: where the limits come from (one line): the plan by
+///   NAME (`plan_name`; plans are per deployment, an id would mean
+///   nothing elsewhere; null: no plan) and the limits an admin set for the
+///   tenant (`overrides`).
+/// - `domains`: the tenant's custom domains (a line each, by host name),
+///   without the verification token: it is a secret, like a key's hash.
+pub const EXPORTED_SECTIONS: [(&str, &str, &str); 4] = [
     (
+        "tenant_quotas",
         "tenant_quotas",
         "tenant_id, max_users, max_api_keys, max_clusters, max_instances, max_cpu_cores, \
          max_memory_gb, max_storage_gb, requests_per_second, burst",
     ),
     (
         "tenant_settings",
+        "tenant_settings",
         "tenant_id, version, document, updated_at, updated_by",
+    ),
+    (
+        "tenant_plan",
+        "tenant_quotas",
+        "tenant_id, plan_name, overrides",
+    ),
+    (
+        "domains",
+        "domains",
+        "tenant_id, hostname, verified_at, created_at",
     ),
 ];
 
@@ -134,9 +155,11 @@ pub async fn export(
     tenant: TenantId,
     sink: mpsc::Sender<(&'static str, serde_json::Value)>,
 ) -> QueryResult<()> {
-    for (table, columns) in EXPORTED_SECTIONS {
+    for (table, from, columns) in EXPORTED_SECTIONS {
+        // In the tenant's scope: RLS shows only its own domains.
         let mut rows = sql_query(format!(
-            "SELECT to_jsonb(t) AS row FROM (SELECT {columns} FROM {table} WHERE tenant_id = $1) t"
+            "SELECT to_jsonb(t) AS row
+               FROM (SELECT {columns} FROM {from} WHERE tenant_id = $1) t ORDER BY t::text"
         ))
         .bind::<SqlUuid, _>(tenant)
         .load_stream::<JsonRow>(conn)
@@ -223,9 +246,14 @@ mod tests {
                 "{table}"
             );
         }
-        for (table, columns) in EXPORTED_SECTIONS {
+        for (table, _, columns) in EXPORTED_SECTIONS {
             assert!(!columns.contains('*'), "{table}");
             assert!(columns.starts_with("tenant_id"), "{table}");
+            // A domain's verification token proves ownership: a secret.
+            assert!(
+                !columns.contains("token") && !columns.contains("secret"),
+                "{table}"
+            );
             assert!(!tables.contains(&table), "{table}");
         }
     }

@@ -70,6 +70,7 @@ pub async fn import_tenant(
     });
     let options = Options {
         restore_limits: query.restore_limits.unwrap_or(false),
+        base_domain: state.addressing.base_domain.clone(),
     };
     let result = import::run(
         &state.ops,

@@ -74,6 +74,9 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<ExitC
         input,
         Options {
             restore_limits: args.restore_limits,
+            base_domain: tenantry_core::host::base_domain(&settings.server.tenant_base_domain)
+                .ok()
+                .flatten(),
         },
         &mut on_row,
     )
