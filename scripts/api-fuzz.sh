@@ -100,7 +100,7 @@ admin=$("$TENANTRY_BIN" token --admin --ttl 2h)
 tenant_id=$(curl -sf --max-time 10 -X POST "$base/v1/admin/tenants" -H "Authorization: Bearer $admin" \
     -H 'Content-Type: application/json' -d '{"slug": "fuzz-tenant", "name": "Fuzz"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-tenant=$("$TENANTRY_BIN" token --tenant "$tenant_id" --scope "tenant:read tenant:write" --ttl 2h)
+tenant=$("$TENANTRY_BIN" token --tenant "$tenant_id" --scope "tenant:read tenant:write tenant:admin" --ttl 2h)
 curl -sf --max-time 10 "$base/openapi.json" >"$work/openapi.json"
 # Real resources, so the fuzzer gets past 404 into each handler's logic.
 create() { # path json token -> id

@@ -244,6 +244,31 @@ stop() {
     [[ $rc -eq 0 ]] || die "$name exited $rc after SIGTERM"
 }
 
+# --- 3b. A contract step since that release ----------------------------------------
+# A migration with a contract.md (sql/README.md) takes away what the
+# previous release needs, or adds what its isolation guard cannot judge:
+# that release must not serve past it, so the deploy stops its replicas
+# first (README, Rolling deploys). Then what matters is that it REFUSES
+# the schema at start, clearly, instead of serving it half-right.
+contracts=""
+for marker in sql/*/contract.md; do
+    git cat-file -e "$commit:$marker" 2>/dev/null || contracts+="$marker "
+done
+if [[ -n "$contracts" ]]; then
+    log "contract steps since $tag: $contracts"
+    port_old=$(free_port)
+    rc=0
+    timeout 60 env TENANTRY__SERVER__PORT="$port_old" "$old_bin" serve >"$tmp/old.log" 2>&1 || rc=$?
+    [[ $rc -ne 0 && $rc -ne 124 ]] || die "$tag did not refuse a schema past its contract step (exit $rc): $(tail -5 "$tmp/old.log")"
+    grep -q 'refusing to start' "$tmp/old.log" || die "$tag exited $rc without saying why: $(tail -5 "$tmp/old.log")"
+    log "$tag refuses this tree's schema at start, as the contract step says: $(grep -m1 'refusing to start' "$tmp/old.log" | cut -c1-200)"
+    start new "$new_bin" TENANTRY__SERVER__SHUTDOWN_DRAIN=1s
+    call 200 GET "$URL/readyz" ""
+    stop new
+    log "ok: this tree serves its schema; $tag is refused past $contracts"
+    exit 0
+fi
+
 # --- 4. The old binary serves the new schema ----------------------------------------
 log "starting $tag's serve against it"
 start old "$old_bin"
