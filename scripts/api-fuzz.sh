@@ -166,7 +166,9 @@ PY
 }
 rc=0
 run tenant-plane "$tenant" '^/(v1/(?!admin)|healthz|readyz)' || rc=1
-run admin-plane "$admin" '^/v1/admin' || rc=1
+# Not the import: its body is NDJSON, which schemathesis cannot generate
+# (tests/it/import_api.rs feeds it real and broken files).
+run admin-plane "$admin" '^/v1/admin(?!/tenants/[^/]+/import$)' || rc=1
 grep -h "examples\|passed\|failed" "$work"/*.log | grep -i "test cases\|operations\|passed" | tail -6 >&2 || true
 cat "$summary" >&2
 exit "$rc"

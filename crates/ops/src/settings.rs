@@ -93,6 +93,12 @@ impl SettingsRules {
         if !document.is_object() {
             return Err(refused("must be a JSON object".to_owned()));
         }
+        if let Some(pointer) = nul_at(document, &mut String::new()) {
+            return Err(Error::InvalidDocument(vec![DocumentError {
+                pointer,
+                message: "contains U+0000, which a settings document cannot hold".to_owned(),
+            }]));
+        }
         let size = serde_json::to_vec(document).map_or(usize::MAX, |b| b.len());
         if size > self.max_bytes {
             return Err(refused(format!(
@@ -224,6 +230,35 @@ async fn live(ops: &Operations, key: &str) -> Result<TenantId, Error> {
     Ok(tenant.id)
 }
 
+/// The JSON pointer of the first string or key in `value` holding U+0000
+/// (PostgreSQL's `jsonb` refuses it), if any. `at` is the pointer so far.
+fn nul_at(value: &Value, at: &mut String) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = at.len();
+            at.push('/');
+            at.push_str(&i.to_string());
+            let found = nul_at(item, at);
+            at.truncate(len);
+            found
+        }),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let len = at.len();
+            at.push('/');
+            at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            let found = if key.contains('\0') {
+                Some(at.clone())
+            } else {
+                nul_at(item, at)
+            };
+            at.truncate(len);
+            found
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +271,23 @@ mod tests {
             }
             Err(other) => vec![("?".to_owned(), other.to_string())],
         }
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_refused_with_its_pointer() {
+        let rules = SettingsRules::new(None, 4096).unwrap();
+        let cases = [
+            (serde_json::json!({"a": "x\u{0}y"}), "/a"),
+            (serde_json::json!({"a": [1, {"b/c": "\u{0}"}]}), "/a/1/b~1c"),
+            (serde_json::json!({"k\u{0}": 1}), "/k\u{0}"),
+        ];
+        for (document, pointer) in cases {
+            let found = problems(&rules, &document);
+            assert_eq!(found.len(), 1, "{document}");
+            assert_eq!(found[0].0, pointer, "{document}");
+            assert!(found[0].1.contains("U+0000"), "{found:?}");
+        }
+        assert!(problems(&rules, &serde_json::json!({"a": "x\u{1}"})).is_empty());
     }
 
     #[test]

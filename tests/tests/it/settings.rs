@@ -413,3 +413,28 @@ async fn an_unusable_schema_refuses_to_start_saying_why() {
         assert!(message.contains(expected), "{expected:?} not in {message}");
     }
 }
+
+/// Found by the API fuzz: PostgreSQL's `jsonb` cannot hold U+0000, and a
+/// document with one answered 500. It is the document's fault: a 422 that
+/// points at it, and nothing written.
+#[tokio::test]
+async fn a_document_holding_u0000_is_422_with_its_pointer_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.tenant_with("nul-settings", json!({})).await;
+    let (status, problem, _) = put(
+        &app,
+        &token,
+        "/v1/settings",
+        json!({"document": {"branding": {"title": "a\u{0}b"}}}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["pointer"], "/branding/title",
+        "{problem}"
+    );
+    let (status, settings) = app.call(&token, Method::GET, "/v1/settings", None).await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(settings["version"], 0, "{settings}");
+}
