@@ -4,78 +4,15 @@
 //! whose limits both tenants take on, and a custom domain verified against a
 //! fake nameserver that routes the person's same token to the first tenant.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tenantry_api::DomainSettings;
 use tenantry_core::TenantId;
+use tenantry_tests::fake_dns::{Zone, fake_dns};
 use tenantry_tests::{TestApp, free_port};
-
-/// TXT records by name (lower case, no trailing dot).
-type Zone = Arc<Mutex<HashMap<String, Vec<String>>>>;
-
-/// A nameserver on 127.0.0.1 answering TXT questions from `zone` (NXDOMAIN
-/// for a name it holds nothing for). At most 100 queries, then it stops.
-async fn fake_dns(zone: Zone) -> SocketAddr {
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let address = socket.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 1500];
-        for _ in 0..100 {
-            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
-                return;
-            };
-            if let Some(answer) = dns_answer(&buf[..n], &zone) {
-                let _ = socket.send_to(&answer, peer).await;
-            }
-        }
-    });
-    address
-}
-
-fn dns_answer(query: &[u8], zone: &Zone) -> Option<Vec<u8>> {
-    if query.len() < 12 {
-        return None;
-    }
-    let mut at = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = usize::from(*query.get(at)?);
-        at += 1;
-        if len == 0 {
-            break;
-        }
-        labels.push(String::from_utf8_lossy(query.get(at..at + len)?).to_lowercase());
-        at += len;
-    }
-    let question = query.get(12..at + 4)?;
-    let qtype = u16::from_be_bytes([query[at], query[at + 1]]);
-    let values = zone.lock().unwrap().get(&labels.join(".")).cloned();
-    let mut out = Vec::new();
-    out.extend_from_slice(&query[0..2]);
-    out.extend_from_slice(&[0x81, 0x80 | if values.is_some() { 0 } else { 3 }]);
-    let answers = if qtype == 16 {
-        values.unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&u16::try_from(answers.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(question);
-    for value in answers {
-        out.extend_from_slice(&[0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 0]);
-        let data = value.as_bytes();
-        out.extend_from_slice(&u16::try_from(data.len() + 1).unwrap().to_be_bytes());
-        out.push(u8::try_from(data.len()).unwrap());
-        out.extend_from_slice(data);
-    }
-    Some(out)
-}
 
 /// `POST /v1/admin/accounts`; the account's id.
 async fn account(app: &TestApp, slug: &str) -> String {
