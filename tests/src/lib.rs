@@ -25,6 +25,7 @@ use tenantry_core::{Scope, Scopes, TenantId};
 use tenantry_db::models::Limits;
 use tenantry_db::{ContextKey, DatabaseSettings, Db, ScopedFutureExt};
 
+pub mod browser;
 pub mod fake_dns;
 pub mod process;
 pub mod proxy;
