@@ -19,6 +19,21 @@
 #    cluster of its own),
 # 5. always stops the cluster and deletes the directory, keeping the tests' exit code.
 #
+# The console's browser tests (tests/tests/it/console_browser*.rs) drive a
+# real headless Chromium: before the tests, scripts/browser-setup.sh installs
+# Debian's chromium and chromium-driver (apt-get) when /usr/bin/chromedriver
+# is missing and axe-core (npm ci, pinned by tests/browser/package-lock.json,
+# kept in $CARGO_TARGET_DIR/browser-tests) and exports TENANTRY_CHROMEDRIVER,
+# TENANTRY_CHROMIUM, TENANTRY_AXE_JS and TENANTRY_SCREENSHOTS
+# ($CARGO_TARGET_DIR/console-screenshots: each test's last page as a PNG).
+#   BROWSER=0 scripts/test.sh [...]       installs nothing and runs the suite
+#                                         WITHOUT the browser tests (nextest
+#                                         profile no-browser: they are counted
+#                                         as skipped, and this script says so).
+#                                         Run outside this script, without the
+#                                         variables, a browser test fails and
+#                                         says why: it never passes unrun.
+#
 # It never touches the dev cluster in .tenantry/ and ignores the caller's
 # TENANTRY__* / PG* connection settings.
 set -euo pipefail
@@ -106,6 +121,14 @@ cleanup() {
     for cluster in "$tmp"/pg-*; do
         [[ -f "$cluster/data/PG_VERSION" ]] && { "$pg" down "$cluster" >/dev/null 2>&1 || true; }
     done
+    # chromedrivers (with their Chromiums, in the same process group) of
+    # browser tests that were killed before they could stop them
+    # (tests/src/browser.rs writes each one's pid).
+    for pidfile in "$tmp"/browser-*/chromedriver.pid; do
+        if [[ -f "$pidfile" ]]; then
+            kill -KILL -- "-$(cat "$pidfile")" 2>/dev/null || true
+        fi
+    done
     rm -rf -- "$tmp"
     exit "$rc"
 }
@@ -169,6 +192,17 @@ for node in "${nodes[@]}"; do
     fi
 done
 
+# --- Chromium, chromedriver and axe-core for the browser tests -----------------
+nextest_profile=()
+if [[ "${BROWSER:-}" == 0 ]]; then
+    log "BROWSER=0: the browser tests (console_browser*) are NOT run (nextest profile no-browser)"
+    nextest_profile=(--profile no-browser)
+else
+    log "browser tests: chromium, chromedriver and axe-core (scripts/browser-setup.sh)"
+    browser_env=$(scripts/browser-setup.sh)
+    eval "$browser_env"
+fi
+
 # --- Run the tests ------------------------------------------------------------
 export TENANTRY_TEST_PG_HOST=127.0.0.1
 export TENANTRY_TEST_PG_PORT="$port"
@@ -187,7 +221,7 @@ fi
 
 log "running tests"
 rc=0
-cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+cargo nextest run --workspace --no-fail-fast "${nextest_profile[@]}" "$@" || rc=$?
 
 # --- TypeScript types from the committed OpenAPI document ----------------------
 # Skipped like the fuzzing: when the run is narrowed (nextest args given) or
