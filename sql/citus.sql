@@ -17,7 +17,7 @@
 --       events, members, idempotency_keys, tenant_settings — a tenant's request or provisioning transaction stays on
 --       one shard;
 --   on the coordinator only (Citus local tables): audit_events,
---       retention_runs and admin_idempotency_keys — append-mostly control-plane logs read across
+--       retention_runs, admin_idempotency_keys and console_sessions — append-mostly control-plane logs read across
 --       tenants, with platform entries that have no tenant; account_quotas
 --       and account_usage (sql/0008) — one row per account, updated by the
 --       transactions of all its tenants (whatever their shard), so not
@@ -169,7 +169,8 @@ BEGIN
     -- table made it) as chosen, which Citus would otherwise undo when the
     -- foreign key went away.
     FOREACH t IN ARRAY ARRAY['public.audit_events', 'public.retention_runs',
-                             'public.admin_idempotency_keys', 'public.account_quotas',
+                             'public.admin_idempotency_keys', 'public.console_sessions',
+                             'public.account_quotas',
                              'public.account_usage'] LOOP
         PERFORM citus_add_local_table_to_metadata(t::regclass);
     END LOOP;

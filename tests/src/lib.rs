@@ -26,6 +26,7 @@ use tenantry_db::models::Limits;
 use tenantry_db::{ContextKey, DatabaseSettings, Db, ScopedFutureExt};
 
 pub mod browser;
+pub mod console;
 pub mod fake_dns;
 pub mod process;
 pub mod proxy;
@@ -530,9 +531,17 @@ pub struct TestAppBuilder {
     server: Option<ServerSettings>,
     domains: Option<tenantry_api::DomainSettings>,
     tenancy: Option<tenantry::settings::TenancySettings>,
+    console: Option<tenantry_api::console::ConsoleSettings>,
 }
 
 impl TestAppBuilder {
+    /// With these `[console]` settings (timeouts, sign-in rate, enabled).
+    #[must_use]
+    pub fn console(mut self, console: tenantry_api::console::ConsoleSettings) -> Self {
+        self.console = Some(console);
+        self
+    }
+
     /// With these `[tenancy]` settings (the settings schema, the import
     /// bound); default: the built-in ones.
     #[must_use]
@@ -607,6 +616,9 @@ impl TestAppBuilder {
         settings.quotas.default = test_limits().into();
         if let Some(tenancy) = self.tenancy {
             settings.tenancy = tenancy;
+        }
+        if let Some(console) = self.console {
+            settings.console = console;
         }
         settings.retention = self
             .retention

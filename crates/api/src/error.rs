@@ -151,7 +151,19 @@ impl ApiError {
             )
     }
 
-    fn detail(&self) -> String {
+    /// The field a validation error is about.
+    #[must_use]
+    pub fn field(&self) -> Option<&str> {
+        match self.operation() {
+            Some(OpError::Validation { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    /// What a person reads: the problem's `detail` (at most 200
+    /// characters; an internal error's cause is logged, not shown).
+    #[must_use]
+    pub fn detail(&self) -> String {
         match self.operation() {
             Some(OpError::Internal(_)) => {
                 "an unexpected error occurred; it has been logged".to_owned()

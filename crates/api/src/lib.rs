@@ -8,6 +8,7 @@
 //! `error.rs`, the OpenAPI document is assembled in `openapi.rs`.
 
 pub mod auth;
+pub mod console;
 mod docs;
 pub mod domains;
 mod error;
@@ -47,6 +48,7 @@ pub fn server(
     shutdown_timeout: Duration,
 ) -> std::io::Result<Server> {
     let addressing = state.addressing.clone();
+    let console = state.console.settings.enabled;
     // The JWKS URL's scheduled refetch (once per state, however many servers).
     state.auth.start_jwks_refresh();
     let state = web::Data::new(state);
@@ -71,6 +73,11 @@ pub fn server(
             })
             .into_app()
             .configure(docs::configure)
+            .configure(|cfg| {
+                if console {
+                    console::configure(cfg);
+                }
+            })
             .wrap(actix_web::middleware::from_fn(telemetry::limit_clients))
             .wrap(actix_web::middleware::from_fn(telemetry::limit_head))
             .wrap(actix_web::middleware::from_fn(telemetry::echo_request_id))

@@ -47,6 +47,8 @@ pub struct AppState {
     /// Custom domain → tenant (or none), for routing: see
     /// [`AppState::tenant_for_host`].
     hosts: moka::sync::Cache<String, Option<tenantry_core::TenantId>>,
+    /// The operator console's settings and sign-in limiter (`[console]`).
+    pub console: Arc<crate::console::ConsoleState>,
     /// Raised at shutdown: sweeps stop at their next batch boundary.
     pub stop: tenantry_sweeper::Stop,
     stop_sender: Arc<tokio::sync::watch::Sender<bool>>,
@@ -111,6 +113,9 @@ impl AppState {
             )),
             verifier: Arc::new(NetworkVerifier::default()),
             hosts: host_cache(DomainSettings::default().cache_ttl),
+            console: Arc::new(crate::console::ConsoleState::new(
+                crate::console::ConsoleSettings::default(),
+            )),
             stop,
             stop_sender: Arc::new(stop_sender),
             draining: Arc::default(),
@@ -123,6 +128,13 @@ impl AppState {
         self.verifier = Arc::new(NetworkVerifier::new(settings)?);
         self.hosts = host_cache(settings.cache_ttl);
         Ok(self)
+    }
+
+    /// With these `[console]` settings (the defaults otherwise).
+    #[must_use]
+    pub fn with_console(mut self, settings: crate::console::ConsoleSettings) -> Self {
+        self.console = Arc::new(crate::console::ConsoleState::new(settings));
+        self
     }
 
     /// The tenant whose VERIFIED custom domain `host` is (`host` as a

@@ -55,6 +55,7 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("members", Placement::Distributed),
     ("idempotency_keys", Placement::Distributed),
     ("admin_idempotency_keys", Placement::Coordinator),
+    ("console_sessions", Placement::Coordinator),
     ("tenant_settings", Placement::Distributed),
     ("audit_events", Placement::Coordinator),
     ("retention_runs", Placement::Coordinator),

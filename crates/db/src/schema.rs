@@ -236,6 +236,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Operator console sessions: control plane, no tenant (sql/0014).
+    console_sessions (id) {
+        id -> Uuid,
+        token_hash -> Bytea,
+        subject -> Text,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     /// Custom domains: control plane (a global claim on the name), each row
     /// a tenant's (sql/0012).
     domains (tenant_id, id) {
@@ -278,6 +291,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     members,
     idempotency_keys,
     admin_idempotency_keys,
+    console_sessions,
     domains,
     tenant_settings,
 );

@@ -20,6 +20,7 @@ mod actor;
 pub mod api_keys;
 pub mod audit;
 pub mod clusters;
+pub mod console;
 pub mod domains;
 mod error;
 pub mod events;

@@ -99,7 +99,8 @@ impl Application {
         let state = AppState::new(db, &settings.auth, &settings.server, tenancy)
             .context("cannot load the auth keys")?
             .with_domains(&settings.domains)
-            .context("invalid [domains] settings")?;
+            .context("invalid [domains] settings")?
+            .with_console(settings.console.clone());
         spawn_housekeeping(&state, settings.quotas.reconcile_interval);
         let sweeper = settings.retention.enabled.then(|| spawn_sweeper(&state));
         Ok(Self {
@@ -205,7 +206,8 @@ impl Application {
 }
 
 /// How often a serving process deletes idempotency keys past their 24
-/// hours (every replica may; a key deleted twice is deleted once).
+/// hours and console sessions a day after they ended (every replica may;
+/// a row deleted twice is deleted once).
 const IDEMPOTENCY_EXPIRY_EVERY: Duration = Duration::from_secs(3600);
 
 /// Background work of a serving process: prune idle rate-limiter state,
@@ -228,6 +230,7 @@ fn spawn_housekeeping(state: &AppState, reconcile_every: Duration) {
         }
     });
     let db = state.db.clone();
+    let console_idle = state.console.settings.idle_timeout;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(IDEMPOTENCY_EXPIRY_EVERY);
         tick.tick().await; // not at startup: the first run after one interval
@@ -237,6 +240,11 @@ fn spawn_housekeeping(state: &AppState, reconcile_every: Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired idempotency keys"),
                 Err(e) => tracing::warn!(error = %e, "idempotency key expiry failed"),
+            }
+            match tenantry_ops::console::expire(&db, console_idle).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "deleted ended console sessions"),
+                Err(e) => tracing::warn!(error = %e, "console session expiry failed"),
             }
         }
     });

@@ -31,6 +31,9 @@ pub struct Settings {
     /// Custom domains' verification and routing cache (`[domains]`).
     #[serde(default)]
     pub domains: DomainSettings,
+    /// The operator console at `/console` (`[console]`).
+    #[serde(default)]
+    pub console: tenantry_api::console::ConsoleSettings,
 }
 
 /// `[tenancy]`: what a tenant's settings document must be, and how large

@@ -11,6 +11,7 @@ mod accounts;
 mod admin;
 mod citus;
 mod cli;
+mod console;
 mod console_browser;
 mod contract;
 mod docs;

@@ -297,6 +297,10 @@ async fn diesel_schema_matches_the_migrated_catalog() {
             "admin_idempotency_keys",
             diesel_columns(schema::admin_idempotency_keys::table),
         ),
+        (
+            "console_sessions",
+            diesel_columns(schema::console_sessions::table),
+        ),
         ("domains", diesel_columns(schema::domains::table)),
     ];
     for (table, expected) in tables {

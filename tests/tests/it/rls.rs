@@ -18,6 +18,7 @@ const CONTROL_PLANE: &[&str] = &[
     "audit_events",
     "retention_runs",
     "admin_idempotency_keys",
+    "console_sessions",
     "domains",
 ];
 

@@ -440,6 +440,17 @@ impl Authenticator {
         Ok(principal)
     }
 
+    /// As [`Authenticator::verify`], never from the cache, with the token's
+    /// `exp` (seconds since the epoch): for the console's sign-in, whose
+    /// session must not outlive the credential it was exchanged for.
+    pub async fn verify_with_expiry(&self, token: &str) -> Result<(Principal, u64), TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        let (principal, exp, _) = self.verify_uncached(token).await?;
+        Ok((principal, exp))
+    }
+
     async fn verify_uncached(
         &self,
         token: &str,

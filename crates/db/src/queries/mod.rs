@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod clusters;
+pub mod console_sessions;
 pub mod domains;
 pub mod events;
 pub mod export;

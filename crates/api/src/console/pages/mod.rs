@@ -1,0 +1,10 @@
+//! The console's pages, one module per page family; each has its own
+//! `configure` with its routes.
+
+mod overview;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(overview::configure);
+}
