@@ -1,5 +1,6 @@
-//! The browser the console's tests drive (tests/src/browser.rs): a real
-//! headless Chromium through chromedriver, against the real server. Tests
+//! The console in a real headless Chromium (tests/src/browser.rs, through
+//! chromedriver) against the real server and database, and the browser's
+//! own helpers on pages the tests write. Tests
 //! named `console_browser*::` run in nextest's `browser` group (at most two
 //! browsers at once, .config/nextest.toml); each saves its last page under
 //! `$CARGO_TARGET_DIR/console-screenshots/`.
@@ -7,6 +8,69 @@
 use futures_util::FutureExt as _;
 use tenantry_tests::TestApp;
 use tenantry_tests::browser::{Browser, PHONE, data_url, is_png};
+
+/// An operator signs in by pasting a platform-admin token, lands on the
+/// overview, and the session lives in a cookie the page's scripts cannot
+/// read and no other site's request carries; the page passes axe-core at a
+/// laptop's and a phone's width; the navigation works from the keyboard.
+#[tokio::test]
+async fn sign_in_lands_on_the_overview_in_a_strict_session() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::start().await;
+
+    // No session: a page sends the browser to the sign-in form, which
+    // brings it back there.
+    browser.goto(&app.url("/console/overview")).await;
+    assert_eq!(
+        browser.path().await,
+        "/console/sign-in?next=%2Fconsole%2Foverview"
+    );
+    assert_eq!(browser.h1().await, "Sign in");
+    browser.assert_accessible().await;
+
+    browser
+        .fill("Platform-admin token", &app.admin_token())
+        .await;
+    browser.click_button("Sign in").await;
+    browser
+        .wait_for_path("the overview", |path| path == "/console/overview")
+        .await;
+    assert_eq!(browser.h1().await, "Overview");
+    let text = browser.text().await;
+    assert!(text.contains("Signed in as"), "{text}");
+    assert!(text.contains("test-admin"), "{text}");
+
+    let session = browser
+        .cookie("tenantry_console")
+        .await
+        .expect("a session cookie");
+    assert!(session.http_only, "{session:?}");
+    assert_eq!(session.same_site.as_deref(), Some("Strict"), "{session:?}");
+    assert_eq!(session.path.as_deref(), Some("/console"), "{session:?}");
+    assert!(!session.secure, "plain HTTP: {session:?}");
+    assert_eq!(
+        browser.execute("return document.cookie;", vec![]).await,
+        "",
+        "the page's scripts cannot read the session"
+    );
+
+    browser.assert_accessible().await;
+    browser.phone().await;
+    browser.assert_accessible().await;
+    browser.screenshot("console_browser_overview_phone").await;
+    browser.laptop().await;
+
+    // Without a mouse: from the top of the page, Tab reaches the
+    // navigation's Overview link and Enter follows it.
+    browser.goto(&app.url("/console/overview")).await;
+    browser.tab_to("a \"Overview\"", 10).await;
+    browser.press_enter().await;
+    browser
+        .wait_for_path("the overview again", |path| path == "/console/overview")
+        .await;
+    assert_eq!(browser.h1().await, "Overview");
+    browser.screenshot("console_browser_overview").await;
+}
 
 /// A page of the real server (the API reference, which renders itself with
 /// its own script): the browser loads it, runs its JavaScript, holds the
