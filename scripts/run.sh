@@ -92,8 +92,13 @@ if [[ "$mode" == migrate ]]; then
     exit 0
 fi
 
+# A platform-admin token to sign in to the console with (12 h); the
+# development keys are generated on first use, by this or by serve.
+sign_in=$("$bin" token --admin --sub "${USER:-operator}@localhost" --ttl 12h 2>/dev/null || true)
 cat <<EOF
 Tenantry: http://127.0.0.1:${TENANTRY__SERVER__PORT:-8080}  (OpenAPI at /openapi.json)
+  console:           http://127.0.0.1:${TENANTRY__SERVER__PORT:-8080}/console
+  console sign-in:   ${sign_in:-(run: $bin token --admin --sub you@example.com --ttl 12h)}
   metrics:           http://${TENANTRY__METRICS__LISTEN:-127.0.0.1:9464}/metrics
   admin token:       $bin token --admin
   create a tenant:   $bin tenants create --slug acme --name "Acme Corp"
