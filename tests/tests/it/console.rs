@@ -263,6 +263,16 @@ async fn a_cross_site_form_post_is_refused_and_changes_nothing() {
         console.get("/console/overview").await.status,
         StatusCode::OK
     );
+    // What Chromium sends for the console's own form under
+    // `Referrer-Policy: no-referrer`: `Origin: null`, but same-origin.
+    let posted = console
+        .post_raw(
+            "/console/sign-out",
+            &[("csrf", &csrf)],
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
 }
 
 #[tokio::test]

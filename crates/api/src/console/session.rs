@@ -180,7 +180,16 @@ pub(super) fn same_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
             "this form was sent from another site; nothing was changed",
         ));
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
+    // With `Referrer-Policy: no-referrer` (ours), Chromium sends
+    // `Origin: null` on a same-origin form; `Sec-Fetch-Site`, which no page
+    // can set, says whether it was.
+    let same_origin_fetch = req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|s| s.as_bytes() == b"same-origin");
+    if let Some(origin) = req.headers().get(header::ORIGIN)
+        && !(origin.as_bytes() == b"null" && same_origin_fetch)
+    {
         let info = req.connection_info();
         let ours = format!("{}://{}", info.scheme(), info.host());
         if origin.as_bytes() != ours.as_bytes() {
