@@ -211,6 +211,19 @@ async fn described(browser: &Browser, term: &str) -> Option<String> {
     found.as_str().map(str::to_owned)
 }
 
+/// The page's confirmation of what the last action did (`role="status"`).
+async fn notice(browser: &Browser) -> Option<String> {
+    browser
+        .execute(
+            "const n = document.querySelector('main [role=status]');
+             return n ? n.innerText.trim() : null;",
+            vec![],
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// The rows of the table captioned `caption`, each as column header →
 /// the cell's text (`None`: no such table on the page).
 async fn table(browser: &Browser, caption: &str) -> Option<Vec<BTreeMap<String, String>>> {
@@ -363,6 +376,72 @@ async fn seed_platform(app: &TestApp) -> Platform {
     }
 }
 
+/// Edit quotas: one cluster. The preview says clusters would be over the
+/// limit, and nothing has changed yet; Apply saves it, and the tenant's
+/// page shows clusters over their limit.
+async fn lower_the_cluster_quota(app: &TestApp, browser: &Browser, acme: TenantId) {
+    follow(browser, "Edit quotas").await;
+    assert_eq!(
+        browser.path().await,
+        format!("/console/tenants/{acme}/quotas")
+    );
+    on_page(browser, "Quotas of acme").await;
+    browser.fill("Clusters", "1").await;
+    press_in(browser, "main", "Preview change").await;
+    on_page(browser, "Preview: quotas of acme").await;
+    let reached = browser
+        .find("ul.reached")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        reached.contains("Clusters: 2 used, new limit 1") && reached.contains("over the limit"),
+        "{reached}"
+    );
+    assert!(!reached.contains("Instances"), "{reached}");
+    let quotas = admin(
+        app,
+        Method::GET,
+        &format!("/v1/admin/tenants/{acme}/quotas"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        quotas["limits"]["max_clusters"], 2,
+        "a preview changes nothing: {quotas}"
+    );
+    press_in(browser, "main", "Apply").await;
+    assert_eq!(tenant_in_path(browser).await, acme);
+    on_page(browser, "Tenant acme").await;
+    let saved = notice(browser).await;
+    assert!(
+        saved.as_deref().is_some_and(|n| n.starts_with("Quotas")),
+        "the page confirms the change: {saved:?}"
+    );
+    let quotas = admin(
+        app,
+        Method::GET,
+        &format!("/v1/admin/tenants/{acme}/quotas"),
+        None,
+    )
+    .await;
+    assert_eq!(quotas["limits"]["max_clusters"], 1, "{quotas}");
+    assert_eq!(quotas["over_limit"], json!(["clusters"]), "{quotas}");
+    let limits = table(browser, "Limits beside usage")
+        .await
+        .expect("the quotas table");
+    let clusters = limits
+        .iter()
+        .find(|r| r.get("Resource").map(String::as_str) == Some("Clusters"))
+        .expect("a clusters row");
+    assert_eq!(
+        clusters.get("State").map(String::as_str),
+        Some("over limit"),
+        "{limits:?}"
+    );
+}
+
 // --- 1. The README's walk-through -----------------------------------------------------
 
 /// The README's lifecycle walk-through, in the browser, as a new operator
@@ -393,6 +472,7 @@ async fn an_operator_walks_the_readme_lifecycle_in_the_browser() {
     press_in(&browser, "main", "Create tenant").await;
     let acme = tenant_in_path(&browser).await;
     on_page(&browser, "Tenant acme").await;
+    assert_eq!(notice(&browser).await.as_deref(), Some("Tenant created."));
     assert_eq!(
         described(&browser, "Status").await.as_deref(),
         Some("active")
@@ -414,63 +494,7 @@ async fn an_operator_walks_the_readme_lifecycle_in_the_browser() {
     let token = app.tenant_token(acme);
     add_clusters(&app, &token, 2).await;
 
-    // Edit quotas: one cluster. The preview says clusters would be over
-    // the limit, and nothing has changed yet; Apply saves it.
-    follow(&browser, "Edit quotas").await;
-    assert_eq!(
-        browser.path().await,
-        format!("/console/tenants/{acme}/quotas")
-    );
-    on_page(&browser, "Quotas of acme").await;
-    browser.fill("Clusters", "1").await;
-    press_in(&browser, "main", "Preview change").await;
-    on_page(&browser, "Preview: quotas of acme").await;
-    let reached = browser
-        .find("ul.reached")
-        .await
-        .text()
-        .await
-        .unwrap_or_default();
-    assert!(
-        reached.contains("Clusters: 2 used, new limit 1") && reached.contains("over the limit"),
-        "{reached}"
-    );
-    assert!(!reached.contains("Instances"), "{reached}");
-    let quotas = admin(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/tenants/{acme}/quotas"),
-        None,
-    )
-    .await;
-    assert_eq!(
-        quotas["limits"]["max_clusters"], 2,
-        "a preview changes nothing: {quotas}"
-    );
-    press_in(&browser, "main", "Apply").await;
-    assert_eq!(tenant_in_path(&browser).await, acme);
-    on_page(&browser, "Tenant acme").await;
-    let quotas = admin(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/tenants/{acme}/quotas"),
-        None,
-    )
-    .await;
-    assert_eq!(quotas["limits"]["max_clusters"], 1, "{quotas}");
-    assert_eq!(quotas["over_limit"], json!(["clusters"]), "{quotas}");
-    let limits = table(&browser, "Limits beside usage")
-        .await
-        .expect("the quotas table");
-    let clusters = limits
-        .iter()
-        .find(|r| r.get("Resource").map(String::as_str) == Some("Clusters"))
-        .expect("a clusters row");
-    assert_eq!(
-        clusters.get("State").map(String::as_str),
-        Some("over limit"),
-        "{limits:?}"
-    );
+    lower_the_cluster_quota(&app, &browser, acme).await;
 
     // Suspend: a reason and the confirmation. The tenant's API refuses it.
     let suspend = lifecycle_form("suspend");
@@ -482,7 +506,7 @@ async fn an_operator_walks_the_readme_lifecycle_in_the_browser() {
         described(&browser, "Status").await.as_deref(),
         Some("suspended")
     );
-    assert!(browser.text().await.contains("Tenant suspended."));
+    assert_eq!(notice(&browser).await.as_deref(), Some("Tenant suspended."));
     assert_eq!(status_of(&app, acme).await, "suspended");
     let (status, problem) = app.call(&token, Method::GET, "/v1/clusters", None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
@@ -494,6 +518,7 @@ async fn an_operator_walks_the_readme_lifecycle_in_the_browser() {
     tick_in(&browser, &activate, "I understand").await;
     press_in(&browser, &activate, "Activate tenant").await;
     on_page(&browser, "Tenant acme").await;
+    assert_eq!(notice(&browser).await.as_deref(), Some("Tenant activated."));
     assert_eq!(
         described(&browser, "Status").await.as_deref(),
         Some("active")
@@ -522,6 +547,7 @@ async fn an_operator_walks_the_readme_lifecycle_in_the_browser() {
     tick_in(&browser, &delete, "I understand").await;
     press_and_confirm(&browser, &delete, "Delete tenant", "Delete tenant acme?").await;
     on_page(&browser, "Tenant acme").await;
+    assert_eq!(notice(&browser).await, None, "nothing was done");
     let confirm = field_in(&browser, &delete, "Type the slug (acme) to confirm").await;
     assert_eq!(
         confirm.attr("aria-invalid").await.ok().flatten().as_deref(),
@@ -554,6 +580,13 @@ async fn an_operator_walks_the_readme_lifecycle_in_the_browser() {
     tick_in(&browser, &delete, "I understand").await;
     press_and_confirm(&browser, &delete, "Delete tenant", "Delete tenant acme?").await;
     on_page(&browser, "Tenant acme").await;
+    let deleted = notice(&browser).await;
+    assert!(
+        deleted
+            .as_deref()
+            .is_some_and(|n| n.starts_with("Tenant deleted.")),
+        "{deleted:?}"
+    );
     assert_eq!(
         described(&browser, "Status").await.as_deref(),
         Some("deleted")
@@ -575,6 +608,13 @@ async fn an_operator_walks_the_readme_lifecycle_in_the_browser() {
     tick_in(&browser, &restore, "I understand").await;
     press_in(&browser, &restore, "Restore tenant").await;
     on_page(&browser, "Tenant acme").await;
+    let restored = notice(&browser).await;
+    assert!(
+        restored
+            .as_deref()
+            .is_some_and(|n| n.starts_with("Tenant restored")),
+        "{restored:?}"
+    );
     assert_eq!(
         described(&browser, "Status").await.as_deref(),
         Some("archived")
