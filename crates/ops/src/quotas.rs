@@ -355,3 +355,39 @@ pub async fn follow(
         })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_is_reached_at_its_limit_and_over_it_only_above() {
+        let limits = Resource::ALL
+            .into_iter()
+            .fold(Amounts::default(), |a, r| a.with(r, 2));
+        let usage = Amounts::default()
+            .with(Resource::Clusters, 3)
+            .with(Resource::Users, 2)
+            .with(Resource::Instances, 1);
+        assert_eq!(
+            reached(&limits, &usage),
+            vec![
+                Reached {
+                    resource: Resource::Users,
+                    usage: 2,
+                    limit: 2,
+                    over: false
+                },
+                Reached {
+                    resource: Resource::Clusters,
+                    usage: 3,
+                    limit: 2,
+                    over: true
+                },
+            ]
+        );
+        // A limit of 0 with nothing used: at it (nothing can be added).
+        let zero = Amounts::default();
+        assert_eq!(reached(&zero, &zero).len(), Resource::ALL.len());
+    }
+}

@@ -751,3 +751,74 @@ async fn forms_without_the_csrf_token_are_refused_and_change_nothing() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn putting_a_tenant_on_a_plan_is_previewed_then_applied_and_audited() {
+    let app = TestApp::spawn().await;
+    let mut console = ConsoleClient::signed_in(&app).await;
+    console.get("/console/plans").await;
+    let created = console.post("/console/plans", &[("name", "tiny")]).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let tiny = plan(&app, "tiny").await;
+    let id = tiny["id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .admin_call(
+            Method::PATCH,
+            "/v1/admin/plans/tiny",
+            Some(json!({"limits": {"max_clusters": 1}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (tenant, _) = app.tenant_with("acme", json!({})).await;
+    add_clusters(&app, tenant, 2).await;
+    let before = quotas(&app, tenant).await;
+    let path = format!("/console/plans/{id}/tenants");
+
+    let unknown = console
+        .post(&path, &[("tenant", "nobody"), ("preview", "1")])
+        .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown.body
+    );
+    assert!(
+        unknown.body.contains(r#"id="tenant-error""#),
+        "{}",
+        unknown.body
+    );
+
+    let preview = console
+        .post(&path, &[("tenant", "acme"), ("preview", "1")])
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    one_h1(&preview);
+    assert!(
+        preview
+            .body
+            .contains("<strong>Clusters</strong>: 2 used, limit 1"),
+        "{}",
+        preview.body
+    );
+    assert_eq!(quotas(&app, tenant).await["plan"], Value::Null);
+    assert_eq!(quotas(&app, tenant).await["limits"], before["limits"]);
+
+    let applied = console
+        .post(&path, &[("tenant", &tenant.to_string())])
+        .await;
+    assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.body);
+    let after = quotas(&app, tenant).await;
+    assert_eq!(after["plan"], "tiny");
+    assert_eq!(after["limits"]["max_clusters"], 1);
+    assert_eq!(audited(&audit(&app).await, "tenant.plan_changed"), 1);
+    let page = console
+        .get(&format!("/console/plans/{id}?notice=tenant_moved"))
+        .await;
+    assert!(
+        page.body.contains("Tenant moved onto this plan."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(">acme</a>"), "{}", page.body);
+}

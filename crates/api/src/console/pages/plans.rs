@@ -5,6 +5,8 @@
 //! (`ops::plans::update` with `dry_run`, as `PATCH
 //! /v1/admin/plans/{id}?dry_run=true`) and lists every tenant that would be
 //! over a limit; "Apply" sends the same values to `ops::plans::update`.
+//! Putting a tenant on the plan (`ops::plans::assign`, as `PUT
+//! /v1/admin/tenants/{id}/plan`) is rehearsed first the same way.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -14,7 +16,7 @@ use tenantry_core::Slug;
 use tenantry_ops::field;
 use tenantry_ops::plans::{self, NewPlan, PlanChange};
 use tenantry_ops::quotas::LimitsPatch;
-use tenantry_ops::views::{List, PlanChangeView, PlanView, TenantView};
+use tenantry_ops::views::{List, PlanChangeView, PlanView, TenantPlanView, TenantView};
 
 use super::quotas::{LIMITS, Values, limit_of, parse_limits, usage_label, values_of};
 use crate::AppState;
@@ -22,13 +24,15 @@ use crate::console::ConsoleError;
 use crate::console::form::{self, Kind, Problem};
 use crate::console::layout::{self, Nav};
 use crate::console::session::{Posted, Session};
+use crate::ratelimit::Rate;
 use crate::routes::PageQuery;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/plans", web::get().to(list_page))
         .route("/plans", web::post().to(create))
         .route("/plans/{id}", web::get().to(detail))
-        .route("/plans/{id}", web::post().to(change));
+        .route("/plans/{id}", web::post().to(change))
+        .route("/plans/{id}/tenants", web::post().to(assign));
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +45,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
     match code? {
         "plan_created" => Some("Plan created."),
         "plan_saved" => Some("Plan changed: every tenant on it has its new limits."),
+        "tenant_moved" => Some("Tenant moved onto this plan."),
         _ => None,
     }
 }
@@ -167,14 +172,24 @@ fn status(tenant: &TenantView) -> Markup {
     html! { span class={ "status status-" (name) } { (name) } }
 }
 
+/// Which form of the plan page a refusal is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Limits,
+    Move,
+}
+
 fn detail_markup(
     session: &Session,
     plan: &PlanView,
     tenants: &List<TenantView>,
     values: &Values,
-    problem: Option<&Problem>,
+    moving: &str,
+    refusal: Option<(Form, &Problem)>,
     notice_text: Option<&str>,
 ) -> Markup {
+    let problem = refusal.and_then(|(f, p)| (f == Form::Limits).then_some(p));
+    let move_problem = refusal.and_then(|(f, p)| (f == Form::Move).then_some(p));
     let action = format!("/console/plans/{}", plan.id);
     let names: Vec<&str> = LIMITS.iter().map(|(n, _, _)| *n).collect();
     let body = html! {
@@ -224,6 +239,15 @@ fn detail_markup(
                     }
                 }
                 (layout::pager(tenants.next_cursor.as_deref(), &format!("{action}?")))
+            }
+            h3 { "Put a tenant on this plan" }
+            p { "Its limits become the plan's, except those it has its own override of. You see what the move would do first." }
+            form method="post" action={ (action) "/tenants" } novalidate {
+                (layout::csrf_field(session))
+                (form::alert(move_problem, &["tenant"]))
+                (form::field(Kind::Text, "tenant", "Tenant (slug or id)", moving, None, move_problem))
+                input type="hidden" name="preview" value="1";
+                button type="submit" { "Preview move" }
             }
         }
     };
@@ -339,6 +363,7 @@ async fn detail(
             &plan,
             &tenants,
             &values,
+            "",
             None,
             notice(query.notice.as_deref()),
         ),
@@ -382,7 +407,136 @@ async fn change(
             let tenants = plans::tenants(&state.ops, &id, page).await?;
             Ok(layout::respond(
                 problem.status,
-                detail_markup(&session, &plan, &tenants, &values, Some(&problem), None),
+                detail_markup(
+                    &session,
+                    &plan,
+                    &tenants,
+                    &values,
+                    "",
+                    Some((Form::Limits, &problem)),
+                    None,
+                ),
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MoveForm {
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    preview: Option<String>,
+}
+
+fn move_preview_markup(session: &Session, plan: &PlanView, rehearsal: &TenantPlanView) -> Markup {
+    let action = format!("/console/plans/{}/tenants", plan.id);
+    let q = &rehearsal.quotas;
+    let body = html! {
+        p { a href={ "/console/plans/" (plan.id) } { "Back to the plan" } }
+        p {
+            "Nothing has been changed yet. On " strong { (plan.name) } ", "
+            a href={ "/console/tenants/" (rehearsal.tenant_id) } { (rehearsal.slug) }
+            " would have these limits."
+        }
+        section aria-labelledby="over-h" {
+            h2 id="over-h" { "Over a limit after the move" }
+            @if rehearsal.over_limit.is_empty() {
+                p { "Nothing would be over a limit." }
+            } @else {
+                ul {
+                    @for o in &rehearsal.over_limit {
+                        li { strong { (usage_label(&o.resource)) } ": " (layout::number(o.usage)) " used, limit " (layout::number(o.limit)) }
+                    }
+                }
+            }
+        }
+        div.table-wrap {
+            table {
+                caption { "The tenant's limits after the move" }
+                thead { tr { th scope="col" { "Limit" } th scope="col" class="num" { "After" } } }
+                tbody {
+                    @for (name, label, _) in LIMITS {
+                        tr { td { (label) } td.num { (layout::number(limit_of(&q.limits, name))) } }
+                    }
+                }
+            }
+        }
+        form method="post" action=(action) {
+            (layout::csrf_field(session))
+            input type="hidden" name="tenant" value=(rehearsal.tenant_id);
+            button type="submit" { "Apply" }
+        }
+    };
+    layout::page(
+        Some(session),
+        &format!("Preview: {} onto plan {}", rehearsal.slug, plan.name),
+        Nav::Plans,
+        body,
+    )
+}
+
+/// Puts a tenant on the plan (`ops::plans::assign`, as `PUT
+/// /v1/admin/tenants/{id}/plan`): `preview=1` rehearses it first.
+async fn assign(
+    posted: Posted<MoveForm>,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let Posted { session, form } = posted;
+    let plan = plans::get(&state.ops, &id).await?;
+    let dry_run = form.preview.as_deref() == Some("1");
+    let key = form.tenant.trim();
+    let result = if key.is_empty() {
+        Err(Problem::invalid(
+            "tenant",
+            "required: the tenant's slug or id",
+        ))
+    } else {
+        plans::assign(
+            &state.ops,
+            &session.actor(),
+            key,
+            Some(plan.id.to_string()),
+            dry_run,
+        )
+        .await
+        .map_err(|e| match e {
+            // The tenant named in the form: its field's problem.
+            tenantry_ops::Error::NotFound => Problem::invalid("tenant", "no such tenant"),
+            other => Problem::from(other),
+        })
+    };
+    match result {
+        Ok(rehearsal) if dry_run => Ok(layout::respond(
+            StatusCode::OK,
+            move_preview_markup(&session, &plan, &rehearsal),
+        )),
+        Ok(moved) => {
+            // As the admin API's route does: this replica throttles at the
+            // new rate at once.
+            let limits = &moved.quotas.limits;
+            let rate = Rate::from_columns(limits.requests_per_second, limits.burst);
+            state.rate_limits.learn(moved.tenant_id, Some(rate));
+            Ok(layout::see_other(&format!(
+                "/console/plans/{}?notice=tenant_moved",
+                plan.id
+            )))
+        }
+        Err(problem) => {
+            let page = PageQuery::new(None, None).page()?;
+            let tenants = plans::tenants(&state.ops, &id, page).await?;
+            Ok(layout::respond(
+                problem.status,
+                detail_markup(
+                    &session,
+                    &plan,
+                    &tenants,
+                    &values_of(&plan.limits),
+                    &form.tenant,
+                    Some((Form::Move, &problem)),
+                    None,
+                ),
             ))
         }
     }
