@@ -13,6 +13,7 @@ mod citus;
 mod cli;
 mod console;
 mod console_browser;
+mod console_model;
 mod contract;
 mod docs;
 mod domains;
