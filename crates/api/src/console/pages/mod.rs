@@ -2,9 +2,14 @@
 //! `configure` with its routes.
 
 mod overview;
+mod tenant;
+mod tenants;
 
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(overview::configure);
+    // `/tenants/new` before `/tenants/{id}`.
+    cfg.configure(tenants::configure)
+        .configure(tenant::configure);
 }
