@@ -197,7 +197,7 @@ fn checkbox(id: &str, problem: Option<&Problem>) -> Markup {
     let error = problem.and_then(|p| p.on("confirm_action"));
     let error_id = format!("{id}-error");
     html! {
-        div.field.check {
+        div.check {
             input type="checkbox" id=(id) name="confirm_action" value="yes"
                 aria-invalid=[error.map(|_| "true")]
                 aria-describedby=[error.map(|_| error_id.as_str())];

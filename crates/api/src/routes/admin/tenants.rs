@@ -73,8 +73,7 @@ pub struct TenantsQuery {
     /// Only tenants of this account (its id).
     #[param(value_type = Option<String>, format = Uuid)]
     account: Option<AccountId>,
-    /// Only tenants whose slug or name contains this text (case-insensitive;
-    /// `%` and `_` match themselves; at most 100 characters).
+    /// Only tenants whose slug or name contains this text (ignoring case; `%` and `_` are literal).
     q: Option<String>,
     /// 1 to 100; default 20.
     limit: Option<i64>,
