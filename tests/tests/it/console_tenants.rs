@@ -49,6 +49,22 @@ async fn all_pages(console: &mut ConsoleClient, path: &str) -> (Vec<String>, usi
     (slugs, pages)
 }
 
+/// Every `id` on the page is unique (several forms share field names).
+fn assert_unique_ids(page: &Page) {
+    let mut ids: Vec<&str> = page
+        .body
+        .match_indices(r#" id=""#)
+        .filter_map(|(at, m)| {
+            let rest = &page.body[at + m.len()..];
+            rest.find('"').map(|end| &rest[..end])
+        })
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "duplicate ids: {}", page.body);
+}
+
 async fn tenant(app: &TestApp, key: &str) -> Value {
     let (status, body) = app
         .admin_call(Method::GET, &format!("/v1/admin/tenants/{key}"), None)
@@ -106,6 +122,7 @@ async fn the_tenant_list_filters_by_status_searches_slug_or_name_and_pages_with_
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     assert!(first.body.contains(r#"href="/console/tenants/new""#));
     assert!(first.body.contains("<caption>Tenants</caption>"));
+    assert_unique_ids(&first);
     assert_eq!(listed(&first).len(), 20, "20 to a page");
     let (everyone, pages) = all_pages(&mut console, "/console/tenants").await;
     assert_eq!((everyone.len(), pages), (24, 2));
@@ -187,6 +204,7 @@ async fn creating_a_tenant_with_initial_quotas_applies_them_and_refuses_bad_inpu
     let form = console.get("/console/tenants/new").await;
     assert_eq!(form.status, StatusCode::OK);
     assert_eq!(form.body.matches("<h1>").count(), 1);
+    assert_unique_ids(&form);
     for field in ["slug", "name", "account", "max_users", "burst"] {
         assert!(
             form.body.contains(&format!(r#"<label for="{field}">"#)),
@@ -333,6 +351,7 @@ async fn suspend_activate_delete_and_restore_on_the_detail_page_each_leave_an_au
             "{action}"
         );
     }
+    assert_unique_ids(&page);
     assert!(page.body.contains(r#"id="delete-confirm""#));
     assert!(!page.body.contains(r#"id="suspend-confirm""#));
     assert!(page.body.contains(r#"href="/console/tenants/"#));
@@ -428,6 +447,7 @@ async fn suspend_activate_delete_and_restore_on_the_detail_page_each_leave_an_au
             refused.body.contains(r#"value="closed""#),
             "what was typed is kept"
         );
+        assert_unique_ids(&refused);
         let now = tenant(&app, &id).await;
         assert_eq!(
             (now["status"].as_str(), &now["deleted_at"]),
