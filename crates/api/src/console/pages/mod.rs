@@ -6,6 +6,8 @@ mod members;
 mod overview;
 mod plans;
 mod quotas;
+mod tenant;
+mod tenants;
 
 use actix_web::web;
 
@@ -15,4 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(members::configure);
     cfg.configure(accounts::configure);
     cfg.configure(plans::configure);
+    // `/tenants/new` before `/tenants/{id}`.
+    cfg.configure(tenants::configure)
+        .configure(tenant::configure);
 }
