@@ -12,6 +12,7 @@ mod admin;
 mod citus;
 mod cli;
 mod console;
+mod console_overview;
 mod contract;
 mod docs;
 mod domains;
