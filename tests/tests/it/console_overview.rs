@@ -183,7 +183,7 @@ async fn the_overview_shows_when_a_deleted_tenant_will_be_purged_and_the_latest_
     // On legal hold: not pending.
     assert!(!purges.contains(">held</a>"), "{purges}");
     assert!(purges.contains("1 deleted tenant(s)"), "{purges}");
-    assert!(purges.contains("retention period 90days"), "{purges}");
+    assert!(purges.contains("retention period 90 days"), "{purges}");
     assert!(
         purges.contains("The sweeper has purged no tenant yet"),
         "{purges}"

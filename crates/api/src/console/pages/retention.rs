@@ -31,9 +31,31 @@ pub struct RetentionQuery {
     deleted_cursor: Option<String>,
 }
 
-/// The retention period and the sweeper's schedule, as people read them.
+/// A period as people read it: `90 days`, `1 h 30 min`, `2 s`.
+#[must_use]
 pub fn format_duration(d: std::time::Duration) -> String {
-    humantime_serde::re::humantime::format_duration(d).to_string()
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{} ms", d.subsec_millis());
+    }
+    let (days, hours, mins, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    let mut parts = Vec::new();
+    match days {
+        0 => {}
+        1 => parts.push("1 day".to_owned()),
+        n => parts.push(format!("{n} days")),
+    }
+    for (n, unit) in [(hours, "h"), (mins, "min"), (s, "s")] {
+        if n > 0 {
+            parts.push(format!("{n} {unit}"));
+        }
+    }
+    parts.join(" ")
 }
 
 /// The sweeper's schedule in a sentence.
@@ -41,11 +63,12 @@ pub fn schedule(state: &AppState) -> Markup {
     let r = &state.ops.tenancy.retention;
     html! {
         @if r.enabled {
-            "Every " (format_duration(r.sweep_interval)) " (± 10 %) in each running service"
+            "Runs every " (format_duration(r.sweep_interval)) " (± 10 %) in each running service"
             @if r.dry_run { ", as dry runs (retention.dry_run = true): nothing is removed" }
             "."
         } @else {
-            "The sweeper is off (retention.enabled = false); sweep from this page or with tenantry sweep."
+            "Off (retention.enabled = false): sweep from the Retention page or with "
+            code { "tenantry sweep" } "."
         }
     }
 }
@@ -366,4 +389,22 @@ async fn sweep(
     let report = retention::sweep(&state.ops, &actor, false, &state.stop).await?;
     state.metrics.swept(&report, started.elapsed());
     Ok(report_page(&session, &report))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::format_duration;
+
+    #[test]
+    fn periods_read_in_days_hours_minutes_and_seconds() {
+        assert_eq!(format_duration(Duration::from_secs(90 * 86_400)), "90 days");
+        assert_eq!(
+            format_duration(Duration::from_secs(86_400 + 5400)),
+            "1 day 1 h 30 min"
+        );
+        assert_eq!(format_duration(Duration::from_secs(2)), "2 s");
+        assert_eq!(format_duration(Duration::from_millis(500)), "500 ms");
+    }
 }
