@@ -231,7 +231,7 @@ mod tests {
         );
         assert!(parse_time("from", "").unwrap().is_none());
         let bad = parse_time("from", "yesterday").unwrap_err();
-        assert_eq!(bad.on("from").is_some(), true);
+        assert!(bad.on("from").is_some());
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn over_quota(items: &[OverQuotaView]) -> Markup {
                                 td.num { (layout::number(o.used)) }
                                 td.num { (layout::number(o.limit)) }
                                 td {
-                                    meter id=(id) min="0" max=(o.limit.max(o.used)) high=(o.limit.max(1) - 0) value=(o.used)
+                                    meter id=(id) min="0" max=(o.limit.max(o.used)) high=(o.limit.max(1)) value=(o.used)
                                         aria-label={ (o.slug) " " (o.resource) } {}
                                     " "
                                     span { (usage_label(o.used, o.limit)) }

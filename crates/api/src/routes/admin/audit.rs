@@ -20,8 +20,7 @@ pub struct AuditQuery {
     tenant: Option<String>,
     /// Only entries by exactly this actor.
     actor: Option<String>,
-    /// Only this action (`tenant.suspend`); ending in `.` or `*`, every
-    /// action starting with it (`tenant.`).
+    /// Only this action (`tenant.suspend`), or a prefix ending in `.` or `*` (`tenant.`).
     action: Option<String>,
     /// Only entries at or after this time (RFC 3339).
     from: Option<String>,
