@@ -567,3 +567,64 @@ async fn a_bad_audit_filter_is_shown_beside_its_field_with_422() {
         backwards.body
     );
 }
+
+#[tokio::test]
+async fn long_lists_are_paged_and_the_next_page_keeps_the_filters() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    let mut deleted = Vec::new();
+    for i in 0..26 {
+        let t = create(&app, &admin, &format!("t{i:02}")).await;
+        step(&app, t, "delete").await;
+        deleted.push(t);
+    }
+    let mut console = ConsoleClient::signed_in(&app).await;
+
+    // Deleted tenants, 20 a page, the first to be purged first.
+    let first = console.get("/console/retention").await;
+    let link = |t: &TenantId| format!(r#"<a href="/console/tenants/{t}">"#);
+    assert!(deleted[..20].iter().all(|t| first.body.contains(&link(t))));
+    assert!(!first.body.contains(&link(&deleted[20])));
+    let next = first
+        .body
+        .split(r#"<a rel="next" href=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next page")
+        .replace("&amp;", "&");
+    assert!(
+        next.starts_with("/console/retention?deleted_cursor="),
+        "{next}"
+    );
+    let second = console.get(&next).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert!(deleted[20..].iter().all(|t| second.body.contains(&link(t))));
+    assert!(!second.body.contains(&link(&deleted[19])));
+
+    // 52 tenant.* entries, 50 a page: the second page has the oldest two,
+    // and the filter still applies.
+    let audit_page = console.get("/console/audit?action=tenant.").await;
+    let next = audit_page
+        .body
+        .split(r#"<a rel="next" href=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next page")
+        .replace("&amp;", "&");
+    assert!(
+        next.starts_with("/console/audit?action=tenant.&cursor="),
+        "{next}"
+    );
+    let older = console.get(&next).await;
+    assert_eq!(older.status, StatusCode::OK, "{}", older.body);
+    assert_eq!(
+        older.body.matches("<code>tenant.").count(),
+        2,
+        "{}",
+        older.body
+    );
+    assert!(older.body.contains("<code>tenant.created</code>"));
+    assert!(older.body.contains(&link(&deleted[0])));
+    assert!(!older.body.contains("console.signed_in"));
+    assert!(!older.body.contains(r#"rel="next""#));
+}
