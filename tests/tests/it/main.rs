@@ -14,6 +14,7 @@ mod cli;
 mod console;
 mod console_browser;
 mod console_model;
+mod console_overview;
 mod console_tenants;
 mod contract;
 mod docs;

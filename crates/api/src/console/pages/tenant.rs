@@ -138,17 +138,16 @@ async fn load(state: &AppState, key: &str) -> Result<Detail, ConsoleError> {
     let id = tenant.id.to_string();
     let quotas = gone(tenantry_ops::quotas::get(ops, &id).await)?;
     let health = gone(tenants::health(ops, &id).await)?;
-    // The first page of its audit entries (oldest first); the latest of
-    // them are shown, newest first.
+    // Its latest audit entries, newest first.
     let page = Page {
-        limit: 100,
+        limit: i64::try_from(RECENT_AUDIT).unwrap_or(20),
         after: None,
     };
-    let mut audit = tenantry_ops::audit::list(ops, Some(tenant.id), page)
-        .await?
-        .items;
-    audit.reverse();
-    audit.truncate(RECENT_AUDIT);
+    let filter = tenantry_ops::audit::AuditFilter {
+        newest_first: true,
+        ..tenantry_ops::audit::AuditFilter::tenant(id.clone())
+    };
+    let audit = tenantry_ops::audit::list(ops, &filter, page).await?.items;
     let events = gone(tenants::latest_events(ops, &id, RECENT_EVENTS).await)?.unwrap_or_default();
     Ok(Detail {
         tenant,
