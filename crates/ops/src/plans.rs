@@ -33,6 +33,7 @@ use crate::quotas::{LimitsPatch, current, lock};
 use crate::tenants::resolve as resolve_tenant;
 use crate::views::{
     LimitsView, List, OverLimitView, PlanChangeView, PlanView, QuotasView, TenantPlanView,
+    TenantView,
 };
 use crate::{Actor, Error, Operations, Page};
 
@@ -122,7 +123,11 @@ impl<T> From<diesel::result::Error> for Outcome<T> {
 
 /// Runs `work` in the platform scope: commits, or with `dry_run` runs it
 /// to the end and rolls it back, answering what it returned either way.
-async fn commit_or_rehearse<'a, T, F>(ops: &Operations, dry_run: bool, work: F) -> Result<T, Error>
+pub(crate) async fn commit_or_rehearse<'a, T, F>(
+    ops: &Operations,
+    dry_run: bool,
+    work: F,
+) -> Result<T, Error>
 where
     F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<T, Error>>
         + Send
@@ -219,6 +224,23 @@ pub async fn get(ops: &Operations, key: &str) -> Result<PlanView, Error> {
             .scope_boxed()
         })
         .await
+}
+
+/// The tenants (not purged) on the plan, in id order.
+pub async fn tenants(ops: &Operations, key: &str, page: Page) -> Result<List<TenantView>, Error> {
+    let retention = ops.tenancy.retention.period;
+    let (items, more) = ops
+        .db
+        .platform()
+        .run(|conn| {
+            async move {
+                let plan = resolve(conn, key).await?;
+                Ok::<_, Error>(queries::plans::tenants_on(conn, plan.id, page).await?)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(List::new(items, more, |t| *t.id.as_uuid()).map(|t| TenantView::new(t, retention)))
 }
 
 /// Renames a plan and/or changes its limits, and gives the new limits to

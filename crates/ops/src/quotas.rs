@@ -9,10 +9,12 @@
 
 use serde::Deserialize;
 use serde_json::json;
+use tenantry_core::quota::{fits, over_limit};
 use tenantry_core::{Amounts, Resource, TenantId};
 use tenantry_db::models::{Limits, QuotaOrigin, Usage};
 use tenantry_db::{AsyncPgConnection, ScopedFutureExt, queries};
 
+use crate::plans::commit_or_rehearse;
 use crate::tenants::resolve;
 use crate::views::{LimitsView, QuotasView, UsageView};
 use crate::{Actor, Error, Operations};
@@ -183,48 +185,118 @@ pub async fn set(
     key: &str,
     change: QuotaChange,
 ) -> Result<(TenantId, QuotasView), Error> {
+    let done = change_limits(ops, actor, key, change, false).await?;
+    Ok((done.tenant, done.after))
+}
+
+/// A resource whose usage is at or over its limit: at it, the next one is
+/// refused; over it (a limit lowered below usage), nothing is deleted and
+/// growth is refused until usage is below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reached {
+    pub resource: Resource,
+    pub usage: i64,
+    pub limit: i64,
+    /// Usage above the limit, not just at it.
+    pub over: bool,
+}
+
+/// Every resource whose usage is at or over its limit, in
+/// [`Resource::ALL`] order: those one more of would not fit
+/// ([`tenantry_core::quota::fits`], the quota check's own rule).
+#[must_use]
+pub fn reached(limits: &Amounts, usage: &Amounts) -> Vec<Reached> {
+    let over = over_limit(limits, usage);
+    Resource::ALL
+        .into_iter()
+        .filter(|r| fits(limits, usage, &one(*r)).is_err())
+        .map(|r| Reached {
+            resource: r,
+            usage: usage.get(r),
+            limit: limits.get(r),
+            over: over.contains(&r),
+        })
+        .collect()
+}
+
+/// What a change of a tenant's limits would do, rehearsed ([`preview`]):
+/// nothing was written.
+#[derive(Debug, Clone)]
+pub struct QuotaPreview {
+    pub tenant: TenantId,
+    /// The limits now.
+    pub before: LimitsView,
+    /// The quotas after the change: limits, usage, sources.
+    pub after: QuotasView,
+    /// Each resource that would be at or over its new limit.
+    pub reached: Vec<Reached>,
+}
+
+/// Rehearses [`set`]: the same unit of work (validation, the write, the
+/// audit entry) run to the end and rolled back; answers what it would do.
+pub async fn preview(
+    ops: &Operations,
+    actor: &Actor,
+    key: &str,
+    change: QuotaChange,
+) -> Result<QuotaPreview, Error> {
+    change_limits(ops, actor, key, change, true).await
+}
+
+/// [`set`], or with `dry_run` its rehearsal.
+async fn change_limits(
+    ops: &Operations,
+    actor: &Actor,
+    key: &str,
+    change: QuotaChange,
+    dry_run: bool,
+) -> Result<QuotaPreview, Error> {
     // Validate before any database work: every given value ≥ 0.
     if let QuotaChange::Replace(limits) = &change {
         LimitsPatch::from(limits).apply(limits)?;
     }
-    ops.db
-        .platform()
-        .run(|conn| {
-            async move {
-                let tenant = resolve(conn, key).await?.id;
-                lock(conn, tenant).await?;
-                let (before, usage, mut origin) = current(conn, tenant).await?;
-                let before = LimitsView::from(before);
-                let (next, set) = match change {
-                    QuotaChange::Replace(limits) => (limits, Limits::NAMES.to_vec()),
-                    QuotaChange::Merge(patch) => (patch.apply(&before)?, patch.given()),
-                };
-                for name in set {
-                    if !origin.overrides.iter().any(|o| o == name) {
-                        origin.overrides.push(name.to_owned());
-                    }
+    commit_or_rehearse(ops, dry_run, move |conn| {
+        async move {
+            let tenant = resolve(conn, key).await?.id;
+            lock(conn, tenant).await?;
+            let (before, usage, mut origin) = current(conn, tenant).await?;
+            let before = LimitsView::from(before);
+            let (next, set) = match change {
+                QuotaChange::Replace(limits) => (limits, Limits::NAMES.to_vec()),
+                QuotaChange::Merge(patch) => (patch.apply(&before)?, patch.given()),
+            };
+            for name in set {
+                if !origin.overrides.iter().any(|o| o == name) {
+                    origin.overrides.push(name.to_owned());
                 }
-                origin
-                    .overrides
-                    .sort_by_key(|o| Limits::NAMES.iter().position(|n| n == o));
-                let after =
-                    queries::plans::write_quotas(conn, tenant, &(&next).into(), &origin).await?;
-                let after_view = LimitsView::from(after.clone());
-                queries::audit::record(
-                    conn,
-                    Some(tenant),
-                    actor.as_str(),
-                    "quota.updated",
-                    Some(json!(before)),
-                    Some(json!(after_view)),
-                    None,
-                )
-                .await?;
-                Ok((tenant, QuotasView::new(after, usage, &origin)))
             }
-            .scope_boxed()
-        })
-        .await
+            origin
+                .overrides
+                .sort_by_key(|o| Limits::NAMES.iter().position(|n| n == o));
+            let after =
+                queries::plans::write_quotas(conn, tenant, &(&next).into(), &origin).await?;
+            let after_view = LimitsView::from(after.clone());
+            queries::audit::record(
+                conn,
+                Some(tenant),
+                actor.as_str(),
+                "quota.updated",
+                Some(json!(before)),
+                Some(json!(after_view)),
+                None,
+            )
+            .await?;
+            let reached = reached(&after.amounts(), &usage.amounts());
+            Ok(QuotaPreview {
+                tenant,
+                before,
+                after: QuotasView::new(after, usage, &origin),
+                reached,
+            })
+        }
+        .scope_boxed()
+    })
+    .await
 }
 
 /// Drops the tenant's override of one limit (`max_users`, …, `burst`): the
@@ -282,4 +354,40 @@ pub async fn follow(
             .scope_boxed()
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_is_reached_at_its_limit_and_over_it_only_above() {
+        let limits = Resource::ALL
+            .into_iter()
+            .fold(Amounts::default(), |a, r| a.with(r, 2));
+        let usage = Amounts::default()
+            .with(Resource::Clusters, 3)
+            .with(Resource::Users, 2)
+            .with(Resource::Instances, 1);
+        assert_eq!(
+            reached(&limits, &usage),
+            vec![
+                Reached {
+                    resource: Resource::Users,
+                    usage: 2,
+                    limit: 2,
+                    over: false
+                },
+                Reached {
+                    resource: Resource::Clusters,
+                    usage: 3,
+                    limit: 2,
+                    over: true
+                },
+            ]
+        );
+        // A limit of 0 with nothing used: at it (nothing can be added).
+        let zero = Amounts::default();
+        assert_eq!(reached(&zero, &zero).len(), Resource::ALL.len());
+    }
 }

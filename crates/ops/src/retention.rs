@@ -3,7 +3,7 @@
 use tenantry_db::{ScopedFutureExt, queries};
 use tenantry_sweeper::Stop;
 
-use crate::views::{List, RetentionRunView, SweepReportView};
+use crate::views::{List, RetentionRunView, SweepReportView, TenantView};
 use crate::{Actor, Error, Operations, Page};
 
 /// One sweep, on behalf of `actor` (recorded on each receipt as the
@@ -22,12 +22,44 @@ pub async fn sweep(
 
 /// Purge receipts, oldest first.
 pub async fn runs(ops: &Operations, page: Page) -> Result<List<RetentionRunView>, Error> {
+    receipts(ops, false, page).await
+}
+
+/// Purge receipts, oldest or newest first.
+pub async fn receipts(
+    ops: &Operations,
+    newest_first: bool,
+    page: Page,
+) -> Result<List<RetentionRunView>, Error> {
     let (items, more) = ops
         .db
         .platform()
         .run(|conn| {
-            async move { Ok::<_, Error>(queries::retention::list(conn, page).await?) }.scope_boxed()
+            async move {
+                Ok::<_, Error>(queries::retention::list_ordered(conn, newest_first, page).await?)
+            }
+            .scope_boxed()
         })
         .await?;
     Ok(List::new(items, more, |r| r.id).map(Into::into))
+}
+
+/// Deleted tenants whose data is still kept, the first to be purged first,
+/// each with when it will be (`purge_after`; none while on legal hold).
+/// `on_hold`: `Some(false)` leaves out those on legal hold.
+pub async fn deleted(
+    ops: &Operations,
+    on_hold: Option<bool>,
+    page: Page,
+) -> Result<List<TenantView>, Error> {
+    let retention = ops.tenancy.retention.period;
+    let (items, more) = ops
+        .db
+        .platform()
+        .run(|conn| {
+            async move { Ok::<_, Error>(queries::retention::deleted(conn, on_hold, page).await?) }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(List::new(items, more, |t| *t.id.as_uuid()).map(|t| TenantView::new(t, retention)))
 }

@@ -9,7 +9,7 @@ use tenantry_db::{AsyncPgConnection, DbError, ScopedFutureExt, queries};
 
 use crate::error::on_constraint;
 use crate::quotas::LimitsPatch;
-use crate::views::{DataHealthView, LimitsView, List, TenantView};
+use crate::views::{DataHealthView, EventView, LimitsView, List, TenantView};
 use crate::{Actor, Error, Operations, Page};
 
 /// A tenant to create, on `plan` (by id or name) or on none; `limits`
@@ -34,6 +34,8 @@ pub struct NewTenant {
 pub struct TenantChange {
     pub name: Option<Name>,
     pub legal_hold: Option<bool>,
+    /// Why (at most 1000 characters); kept in the audit entry.
+    pub reason: Option<String>,
 }
 
 /// `{id_or_slug}`: a key that parses as a UUID, in any form, is only ever
@@ -154,6 +156,43 @@ pub async fn list(
     account: Option<AccountId>,
     page: Page,
 ) -> Result<List<TenantView>, Error> {
+    search(ops, status, account, None, page).await
+}
+
+/// The longest search text [`search`] takes.
+pub const MAX_QUERY_CHARS: usize = 100;
+
+/// A search text: trimmed, none when empty; refused (`q`) when longer than
+/// [`MAX_QUERY_CHARS`] or holding a control character.
+pub fn query_text(q: Option<&str>) -> Result<Option<String>, Error> {
+    let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(Error::validation(
+            "q",
+            format!("at most {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    if q.chars().any(char::is_control) {
+        return Err(Error::validation(
+            "q",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(q.to_owned()))
+}
+
+/// [`list`], optionally only the tenants whose slug or name contains `q`
+/// (case-insensitive, `%` and `_` taken literally; see [`query_text`]).
+pub async fn search(
+    ops: &Operations,
+    status: Option<TenantStatus>,
+    account: Option<AccountId>,
+    q: Option<&str>,
+    page: Page,
+) -> Result<List<TenantView>, Error> {
+    let q = query_text(q)?;
     let retention = ops.tenancy.retention.period;
     let (items, more) = ops
         .db
@@ -161,7 +200,7 @@ pub async fn list(
         .run(|conn| {
             async move {
                 Ok::<_, Error>(
-                    queries::tenants::list_in_account(conn, status, account, page).await?,
+                    queries::tenants::search(conn, status, account, q.as_deref(), page).await?,
                 )
             }
             .scope_boxed()
@@ -180,13 +219,15 @@ pub async fn get(ops: &Operations, key: &str) -> Result<TenantView, Error> {
     Ok(TenantView::new(tenant, retention))
 }
 
-/// Renames, or sets or lifts the legal hold; audited as `tenant.updated`.
+/// Renames, or sets or lifts the legal hold; audited as `tenant.updated`
+/// (with the reason, when given).
 pub async fn update(
     ops: &Operations,
     actor: &Actor,
     key: &str,
     change: TenantChange,
 ) -> Result<TenantView, Error> {
+    let reason = crate::reason(change.reason.clone())?;
     let retention = ops.tenancy.retention.period;
     ops.db
         .platform()
@@ -208,7 +249,7 @@ pub async fn update(
                     "tenant.updated",
                     Some(snapshot(&before)),
                     Some(snapshot(&after)),
-                    None,
+                    reason.as_deref(),
                 )
                 .await?;
                 Ok(after)
@@ -301,6 +342,40 @@ pub async fn health(ops: &Operations, key: &str) -> Result<DataHealthView, Error
         last_activity_at: data.last_activity_at,
         approx_bytes: data.approx_bytes,
     })
+}
+
+/// The tenant's `limit` latest events (its own activity), newest first,
+/// read in its own scope (the platform context sees no tenant rows).
+pub async fn latest_events(
+    ops: &Operations,
+    key: &str,
+    limit: i64,
+) -> Result<Vec<EventView>, Error> {
+    let tenant = ops
+        .db
+        .platform()
+        .run(|conn| async move { resolve(conn, key).await }.scope_boxed())
+        .await?;
+    let id = tenant.id;
+    let events = ops
+        .db
+        .tenant(id)
+        .run(|conn| {
+            async move { Ok::<_, DbError>(queries::events::latest(conn, id, limit).await?) }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(events
+        .into_iter()
+        .map(|e| EventView {
+            id: *e.id.as_uuid(),
+            kind: e.kind,
+            actor: e.actor,
+            subject: e.subject,
+            data: e.data,
+            at: e.at,
+        })
+        .collect())
 }
 
 /// A snapshot export being read: rows as `(table, row)` while they are

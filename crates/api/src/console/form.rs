@@ -106,7 +106,29 @@ pub fn field(
     hint: Option<&str>,
     problem: Option<&Problem>,
 ) -> Markup {
-    let id = name.replace('.', "-");
+    field_with_id(
+        kind,
+        &name.replace('.', "-"),
+        name,
+        label,
+        value,
+        hint,
+        problem,
+    )
+}
+
+/// [`field`] with its own `id`: for a page with several forms that each
+/// have a field of the same name (ids must be unique on the page).
+#[must_use]
+pub fn field_with_id(
+    kind: Kind,
+    id: &str,
+    name: &str,
+    label: &str,
+    value: &str,
+    hint: Option<&str>,
+    problem: Option<&Problem>,
+) -> Markup {
     let error = problem.and_then(|p| p.on(name));
     let error_id = format!("{id}-error");
     let hint_id = format!("{id}-hint");

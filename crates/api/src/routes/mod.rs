@@ -108,6 +108,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(admin::plans::create_plan)
                 .service(admin::plans::list_plans)
                 .service(admin::plans::get_plan)
+                .service(admin::plans::list_plan_tenants)
                 .service(admin::plans::update_plan)
                 .service(admin::plans::delete_plan)
                 .service(admin::plans::set_tenant_plan)

@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tenantry_core::TenantId;
@@ -31,6 +32,37 @@ pub async fn record(
         .await
 }
 
+/// Which entries to read; every field narrows (all `None`: every entry).
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery<'a> {
+    pub tenant: Option<TenantId>,
+    /// Exactly this actor.
+    pub actor: Option<&'a str>,
+    /// Exactly this action.
+    pub action: Option<&'a str>,
+    /// Actions starting with this (`tenant.`).
+    pub action_prefix: Option<&'a str>,
+    /// At or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// Newest first (the cursor then pages towards older entries).
+    pub newest_first: bool,
+}
+
+/// `s` as a LIKE pattern matching itself literally, then anything.
+fn prefix_pattern(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// Entries in id (time) order, optionally for one tenant. In a tenant's own
 /// context RLS limits this to that tenant whatever the filter.
 pub async fn list(
@@ -38,16 +70,68 @@ pub async fn list(
     tenant: Option<TenantId>,
     page: Page,
 ) -> QueryResult<(Vec<AuditEntry>, bool)> {
+    search(
+        conn,
+        &AuditQuery {
+            tenant,
+            ..AuditQuery::default()
+        },
+        page,
+    )
+    .await
+}
+
+/// Entries matching `q`, in id (time) order, oldest or newest first; every
+/// value is a bound parameter.
+pub async fn search(
+    conn: &mut AsyncPgConnection,
+    q: &AuditQuery<'_>,
+    page: Page,
+) -> QueryResult<(Vec<AuditEntry>, bool)> {
     let mut query = audit_events::table
         .select(AuditEntry::as_select())
-        .order(audit_events::id.asc())
         .limit(page.limit + 1)
         .into_boxed();
-    if let Some(tenant) = tenant {
+    query = if q.newest_first {
+        query.order(audit_events::id.desc())
+    } else {
+        query.order(audit_events::id.asc())
+    };
+    if let Some(tenant) = q.tenant {
         query = query.filter(audit_events::tenant_id.eq(tenant));
     }
+    if let Some(actor) = q.actor {
+        query = query.filter(audit_events::actor.eq(actor.to_owned()));
+    }
+    if let Some(action) = q.action {
+        query = query.filter(audit_events::action.eq(action.to_owned()));
+    }
+    if let Some(prefix) = q.action_prefix {
+        query = query.filter(audit_events::action.like(prefix_pattern(prefix)));
+    }
+    if let Some(from) = q.from {
+        query = query.filter(audit_events::at.ge(from));
+    }
+    if let Some(to) = q.to {
+        query = query.filter(audit_events::at.lt(to));
+    }
     if let Some(after) = page.after {
-        query = query.filter(audit_events::id.gt(after));
+        query = if q.newest_first {
+            query.filter(audit_events::id.lt(after))
+        } else {
+            query.filter(audit_events::id.gt(after))
+        };
     }
     Ok(page.finish(query.load(conn).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_pattern;
+
+    #[test]
+    fn a_prefix_matches_itself_literally() {
+        assert_eq!(prefix_pattern("tenant."), "tenant.%");
+        assert_eq!(prefix_pattern("a_b%c\\"), "a\\_b\\%c\\\\%");
+    }
 }

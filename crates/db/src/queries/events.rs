@@ -45,3 +45,18 @@ pub async fn list(
     }
     Ok(page.finish(query.load(conn).await?))
 }
+
+/// The tenant's `limit` latest events, newest first (tenant scope).
+pub async fn latest(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    events::table
+        .filter(events::tenant_id.eq(tenant))
+        .select(Event::as_select())
+        .order(events::id.desc())
+        .limit(limit)
+        .load(conn)
+        .await
+}

@@ -12,7 +12,7 @@ use diesel::sql_types::{Array, Integer, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tenantry_core::{PlanId, TenantId};
 
-use crate::models::{Limits, Page, Plan, PlanLimits, QuotaOrigin, Usage};
+use crate::models::{Limits, Page, Plan, PlanLimits, QuotaOrigin, Tenant, Usage};
 use crate::schema::{plans, tenant_quotas, tenant_usage, tenants};
 
 impl Limits {
@@ -185,6 +185,25 @@ pub async fn tenant_counts(
         .into_iter()
         .filter_map(|(plan, n)| plan.map(|p| (p, n)))
         .collect())
+}
+
+/// One page of the tenants not yet purged on the plan, in id order.
+pub async fn tenants_on(
+    conn: &mut AsyncPgConnection,
+    plan: PlanId,
+    page: Page,
+) -> QueryResult<(Vec<Tenant>, bool)> {
+    let mut query = tenants::table
+        .filter(tenants::plan_id.eq(plan))
+        .filter(tenants::purged_at.is_null())
+        .select(Tenant::as_select())
+        .order(tenants::id.asc())
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(tenants::id.gt(TenantId::from_uuid(after)));
+    }
+    Ok(page.finish(query.load(conn).await?))
 }
 
 /// The plan the tenant is on.

@@ -184,6 +184,34 @@ pub async fn list_in_account(
     account: Option<AccountId>,
     page: crate::models::Page,
 ) -> QueryResult<(Vec<Tenant>, bool)> {
+    search(conn, status, account, None, page).await
+}
+
+/// `s` as a `LIKE` pattern that matches it literally anywhere (`%`, `_`
+/// and the escape character itself escaped with a backslash).
+#[must_use]
+pub fn contains_pattern(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// [`list_in_account`], optionally only the tenants whose slug or name
+/// contains `q` (case-insensitive, taken literally).
+pub async fn search(
+    conn: &mut AsyncPgConnection,
+    status: Option<TenantStatus>,
+    account: Option<AccountId>,
+    q: Option<&str>,
+    page: crate::models::Page,
+) -> QueryResult<(Vec<Tenant>, bool)> {
     let mut query = tenants::table
         .select(Tenant::as_select())
         .order(tenants::id.asc())
@@ -194,6 +222,15 @@ pub async fn list_in_account(
     }
     if let Some(account) = account {
         query = query.filter(tenants::account_id.eq(account));
+    }
+    if let Some(q) = q {
+        let pattern = contains_pattern(q);
+        query = query.filter(
+            tenants::slug
+                .ilike(pattern.clone())
+                .escape('\\')
+                .or(tenants::name.ilike(pattern).escape('\\')),
+        );
     }
     if let Some(after) = page.after {
         query = query.filter(tenants::id.gt(after));
@@ -301,4 +338,16 @@ pub async fn set_limits(
 /// ends: no write of the tenant's runs meanwhile (an import into it).
 pub async fn lock_lifecycle(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<()> {
     crate::scope::lock_tenant_lifecycle(conn, tenant).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_pattern;
+
+    #[test]
+    fn a_search_pattern_matches_its_text_literally() {
+        assert_eq!(contains_pattern("acme"), "%acme%");
+        assert_eq!(contains_pattern("50%_off"), "%50\\%\\_off%");
+        assert_eq!(contains_pattern("a\\b"), "%a\\\\b%");
+    }
 }

@@ -10,6 +10,7 @@ mod events;
 mod health;
 mod instances;
 mod members;
+mod overview;
 mod placement;
 mod plans;
 mod quotas;
@@ -28,6 +29,7 @@ pub use events::{AuditEntryView, EventView};
 pub use health::{SchemaView, ServiceHealthView};
 pub use instances::InstanceView;
 pub use members::MemberView;
+pub use overview::{OverQuotaView, OverviewView, StatusCountView};
 pub use placement::{PlacementChange, PlacementView, ShardView};
 pub use plans::{OverLimitView, PlanChangeView, PlanView, TenantPlanView};
 pub use quotas::{

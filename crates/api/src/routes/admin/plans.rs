@@ -10,7 +10,7 @@ use tenantry_db::ScopedFutureExt as _;
 use tenantry_ops::field;
 use tenantry_ops::plans::{self, NewPlan, PlanChange};
 use tenantry_ops::quotas::LimitsPatch;
-use tenantry_ops::views::{List, PlanChangeView, PlanView, TenantPlanView};
+use tenantry_ops::views::{List, PlanChangeView, PlanView, TenantPlanView, TenantView};
 
 use crate::auth::PlatformAdmin;
 use crate::idempotency::{IdempotencyKey, admin_create};
@@ -98,6 +98,18 @@ pub async fn get_plan(
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(&plans::get(&state.ops, &key).await?))
+}
+
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_name" = String, Path, description = PLAN_KEY), PageQuery), responses((status = 200, description = "The tenants (not purged) on the plan, in id order", body = List<TenantView>)))]
+#[get("/plans/{id_or_name}/tenants")]
+pub async fn list_plan_tenants(
+    state: web::Data<AppState>,
+    _admin: PlatformAdmin,
+    key: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    Ok(list(&plans::tenants(&state.ops, &key, page).await?))
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_name" = String, Path, description = PLAN_KEY), DryRun), request_body = UpdatePlan, responses((status = 200, description = "The plan after the change and every tenant over a limit after it; with `dry_run=true` nothing is written", body = PlanChangeView), (status = 409, description = "conflict: a plan of this name exists", body = crate::error::Problem, content_type = "application/problem+json")))]

@@ -1,7 +1,9 @@
 //! `/v1/admin/tenants/{id_or_slug}/quotas`: limits and usage. PUT replaces
 //! every limit, PATCH merges the given ones; the limits set become the
 //! tenant's overrides (a change of its plan leaves them alone) until
-//! `DELETE .../quotas/{limit}` gives one back to the plan.
+//! `DELETE .../quotas/{limit}` gives one back to the plan. PUT and PATCH
+//! take `?dry_run=true`: the same change rolled back, answering the quotas
+//! it would leave.
 
 use actix_web::{HttpResponse, delete, get, patch, put, web};
 use serde::Deserialize;
@@ -11,7 +13,7 @@ use tenantry_ops::views::{LimitsView, QuotasView};
 use crate::auth::PlatformAdmin;
 use crate::json::Json;
 use crate::ratelimit::Rate;
-use crate::routes::ok;
+use crate::routes::{DryRun, ok};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -43,7 +45,13 @@ async fn change(
     admin: &PlatformAdmin,
     key: &str,
     change: QuotaChange,
+    dry: &DryRun,
 ) -> Result<HttpResponse, ApiError> {
+    if dry.wanted() {
+        // The same unit of work, rolled back: the quotas it would leave.
+        let preview = quotas::preview(&state.ops, &admin.actor(), key, change).await?;
+        return Ok(ok(&preview.after));
+    }
     let (tenant, view) = quotas::set(&state.ops, &admin.actor(), key, change).await?;
     learned(state, tenant, view)
 }
@@ -60,26 +68,42 @@ fn learned(
     Ok(ok(&view))
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), request_body = ReplaceQuotas, responses((status = 200, body = QuotasView)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id"), DryRun), request_body = ReplaceQuotas, responses((status = 200, description = "The quotas after the change; with `dry_run=true` the quotas it would leave, nothing written", body = QuotasView)))]
 #[put("/tenants/{id_or_slug}/quotas")]
 pub async fn replace_quotas(
     state: web::Data<AppState>,
     admin: PlatformAdmin,
     key: web::Path<String>,
+    dry: web::Query<DryRun>,
     body: Json<ReplaceQuotas>,
 ) -> Result<HttpResponse, ApiError> {
-    change(&state, &admin, &key, QuotaChange::Replace(body.0.limits)).await
+    change(
+        &state,
+        &admin,
+        &key,
+        QuotaChange::Replace(body.0.limits),
+        &dry,
+    )
+    .await
 }
 
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id")), request_body = MergeQuotas, responses((status = 200, body = QuotasView)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id_or_slug" = String, Path, description = "Tenant id or slug: a key that parses as a UUID is only ever an id"), DryRun), request_body = MergeQuotas, responses((status = 200, description = "The quotas after the change; with `dry_run=true` the quotas it would leave, nothing written", body = QuotasView)))]
 #[patch("/tenants/{id_or_slug}/quotas")]
 pub async fn merge_quotas(
     state: web::Data<AppState>,
     admin: PlatformAdmin,
     key: web::Path<String>,
+    dry: web::Query<DryRun>,
     body: Json<MergeQuotas>,
 ) -> Result<HttpResponse, ApiError> {
-    change(&state, &admin, &key, QuotaChange::Merge(body.0.limits)).await
+    change(
+        &state,
+        &admin,
+        &key,
+        QuotaChange::Merge(body.0.limits),
+        &dry,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,6 +48,8 @@ pub struct UpdateTenant {
     name: Option<String>,
     /// While set, the sweeper never purges the tenant.
     legal_hold: Option<bool>,
+    /// Why; kept in the audit log (at most 1000 characters).
+    reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -71,6 +73,8 @@ pub struct TenantsQuery {
     /// Only tenants of this account (its id).
     #[param(value_type = Option<String>, format = Uuid)]
     account: Option<AccountId>,
+    /// Only tenants whose slug or name contains this text (ignoring case; `%` and `_` are literal).
+    q: Option<String>,
     /// 1 to 100; default 20.
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
@@ -123,7 +127,7 @@ pub async fn list_tenants(
     let page = PageQuery::new(query.limit, query.cursor).page()?;
     let status = super::accounts::parse_status(query.status)?;
     Ok(list(
-        &tenants::list(&state.ops, status, query.account, page).await?,
+        &tenants::search(&state.ops, status, query.account, query.q.as_deref(), page).await?,
     ))
 }
 
@@ -153,6 +157,7 @@ pub async fn update_tenant(
             .map(|n| field("name", Name::parse(n)))
             .transpose()?,
         legal_hold: body.legal_hold,
+        reason: body.reason,
     };
     Ok(ok(&tenants::update(
         &state.ops,
@@ -240,6 +245,13 @@ pub async fn export_tenant(
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let export = tenants::export(&state.ops, &key).await?;
+    Ok(export_response(export, None))
+}
+
+/// An export as the NDJSON answer, streamed as the rows are read, then a
+/// trailer saying whether it is whole. `filename`: also offered as a
+/// download under that name (`Content-Disposition: attachment`).
+pub(crate) fn export_response(export: tenants::Export, filename: Option<&str>) -> HttpResponse {
     // Streamed as the rows are read.
     let state = (export.rows, Some(export.complete), 0_u64);
     let body = futures_util::stream::unfold(state, |(mut rx, done, rows)| async move {
@@ -258,7 +270,13 @@ pub async fn export_tenant(
         };
         Some((Ok(Bytes::from(format!("{trailer}\n"))), (rx, None, rows)))
     });
-    Ok(HttpResponse::Ok()
-        .content_type("application/x-ndjson")
-        .streaming(body))
+    let mut res = HttpResponse::Ok();
+    res.content_type("application/x-ndjson");
+    if let Some(name) = filename {
+        res.insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ));
+    }
+    res.streaming(body)
 }
