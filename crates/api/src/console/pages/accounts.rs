@@ -127,7 +127,7 @@ fn list_markup(
         (layout::notice(notice_text))
         section aria-labelledby="accounts-h" {
             h2 id="accounts-h" { "Accounts" }
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table {
                     caption { "Accounts in creation order" }
                     thead {
@@ -263,7 +263,7 @@ async fn detail(
             h2 id="limits-h" { "Limits and usage" }
             @match (&account.limits, &account.usage) {
                 (Some(limits), Some(usage)) => {
-                    div.table-wrap {
+                    div.table-wrap tabindex="0" {
                         table {
                             caption { "The account's limits over the sum of its tenants, beside their usage" }
                             thead {
@@ -297,7 +297,7 @@ async fn detail(
             @if tenants.items.is_empty() {
                 p { "No tenants in this account." }
             } @else {
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "Tenants of " (account.slug) }
                         thead {

@@ -164,7 +164,7 @@ pub fn entries(items: &[AuditEntryView], caption: &str) -> Markup {
         @if items.is_empty() {
             p.empty { "No audit entries." }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table.audit {
                     caption { (caption) }
                     thead {

@@ -107,7 +107,7 @@ fn members_page(
             @if list.items.is_empty() {
                 p { "No members yet." }
             } @else {
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "Members of " (tenant.slug) " and their roles" }
                         thead {

@@ -39,7 +39,7 @@ fn over_quota(items: &[OverQuotaView]) -> Markup {
         @if items.is_empty() {
             p.empty { "No tenant is at or over a quota." }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table.over-quota {
                     caption { "Tenants at or over a quota, highest usage/limit first" }
                     thead {

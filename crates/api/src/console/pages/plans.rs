@@ -64,7 +64,7 @@ fn list_markup(
             @if list.items.is_empty() {
                 p { "No plans yet: every tenant has the service's default limits or its own." }
             } @else {
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "Plans with how many tenants are on each" }
                         thead {
@@ -217,7 +217,7 @@ fn detail_markup(
             @if tenants.items.is_empty() {
                 p { "No tenant is on this plan." }
             } @else {
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "Tenants on " (plan.name) }
                         thead {
@@ -280,7 +280,7 @@ fn preview_markup(
                 p { "No tenant would be over a limit." }
             } @else {
                 p { "Nothing is deleted: each stays over its limit, and its growth of that resource is refused until usage is below it." }
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "Tenants and resources over the new limits" }
                         thead {
@@ -307,7 +307,7 @@ fn preview_markup(
         }
         section aria-labelledby="limits-h" {
             h2 id="limits-h" { "The plan's limits" }
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table {
                     caption { "Each limit now and after the change" }
                     thead {
@@ -451,7 +451,7 @@ fn move_preview_markup(session: &Session, plan: &PlanView, rehearsal: &TenantPla
                 }
             }
         }
-        div.table-wrap {
+        div.table-wrap tabindex="0" {
             table {
                 caption { "The tenant's limits after the move" }
                 thead { tr { th scope="col" { "Limit" } th scope="col" class="num" { "After" } } }

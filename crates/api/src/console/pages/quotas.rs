@@ -211,7 +211,7 @@ fn edit_page(
             form method="post" action=(action) novalidate {
                 (layout::csrf_field(session))
                 (form::alert(problem, &names))
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "Limits, usage and where each limit comes from" }
                         thead {
@@ -284,7 +284,7 @@ fn preview_page(
         }
         section aria-labelledby="compare-h" {
             h2 id="compare-h" { "New limits against usage" }
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table {
                     caption { "Each limit now and after the change, beside usage" }
                     thead {

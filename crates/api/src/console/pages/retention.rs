@@ -109,7 +109,7 @@ pub fn receipts(items: &[RetentionRunView], caption: &str) -> Markup {
         @if items.is_empty() {
             p.empty { "No purges yet." }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table.receipts {
                     caption { (caption) }
                     thead {
@@ -153,7 +153,7 @@ pub fn deleted(items: &[TenantView], caption: &str) -> Markup {
         @if items.is_empty() {
             p.empty { "No deleted tenants are waiting for their purge." }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table.deleted {
                     caption { (caption) }
                     thead {
@@ -282,7 +282,7 @@ async fn preview(
         @if report.would_purge.is_empty() {
             p.empty { "No tenant is past its retention period: a sweep now would purge nothing." }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table.would-purge {
                     caption { "Tenants a sweep now would purge" }
                     thead {
@@ -344,7 +344,7 @@ fn report_page(session: &Session, report: &SweepReportView) -> HttpResponse {
             p { (report.busy.len()) " tenant(s) were being purged by another sweeper and were left to it." }
         }
         @if !report.interrupted.is_empty() {
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table {
                     caption { "Purges that stopped early (the next sweep resumes them)" }
                     thead { tr { th scope="col" { "Tenant" } th scope="col" { "Why" } } }

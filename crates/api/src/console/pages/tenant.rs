@@ -341,7 +341,7 @@ fn quotas_section(t: &TenantView, quotas: Option<&QuotasView>) -> Markup {
         section aria-labelledby="quotas-h" {
             h2 id="quotas-h" { "Quotas" }
             @if let Some(q) = quotas {
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "Limits beside usage" }
                         thead {
@@ -416,7 +416,7 @@ fn health_section(health: Option<&DataHealthView>) -> Markup {
                     }
                     dt { "Approximate size" } dd { (layout::number(h.approx_bytes)) " bytes" }
                 }
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "Rows per table" }
                         thead { tr { th scope="col" { "Table" } th scope="col" class="num" { "Rows" } } }
@@ -441,7 +441,7 @@ fn events_section(events: &[EventView]) -> Markup {
             @if events.is_empty() {
                 p { "No events yet." }
             } @else {
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "The tenant's latest activity, newest first" }
                         thead {
@@ -466,7 +466,7 @@ fn audit_section(t: &TenantView, audit: &[AuditEntryView]) -> Markup {
             @if audit.is_empty() {
                 p { "No audit entries." }
             } @else {
-                div.table-wrap {
+                div.table-wrap tabindex="0" {
                     table {
                         caption { "What operators did to this tenant, newest first" }
                         thead {

@@ -93,7 +93,7 @@ fn table(list: &List<TenantView>, filtered: bool) -> Markup {
         @if list.items.is_empty() {
             p { @if filtered { "No tenant matches these filters." } @else { "No tenants yet." } }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" {
                 table {
                     caption { "Tenants" }
                     thead {
