@@ -47,7 +47,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "restore" => "Tenant restored; it is archived now.",
         "hold_on" => "Legal hold placed: the tenant is never purged while it holds.",
         "hold_off" => "Legal hold lifted.",
-        "quotas" => "Quotas updated.",
+        "quotas" | "quotas_saved" => "Quotas updated.",
         _ => return None,
     })
 }
