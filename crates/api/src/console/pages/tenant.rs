@@ -715,6 +715,8 @@ mod tests {
     #[test]
     fn only_known_notices_are_shown() {
         assert_eq!(notice_text("suspend"), Some("Tenant suspended."));
+        // What the quotas page redirects here with after applying a change.
+        assert_eq!(notice_text("quotas_saved"), Some("Quotas updated."));
         assert_eq!(notice_text("<script>"), None);
     }
 
