@@ -128,6 +128,7 @@ pub struct AccountChange {
 pub async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Account, Error> {
     match key.parse::<AccountId>() {
         Ok(id) => Ok(queries::accounts::get(conn, id).await?),
+        Err(_) if !crate::could_name_a_row(key) => Err(Error::NotFound),
         Err(_) => Ok(queries::accounts::find_by_slug(conn, key).await?),
     }
 }

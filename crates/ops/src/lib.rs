@@ -76,6 +76,13 @@ impl Operations {
     }
 }
 
+/// Whether `key` (a slug or name from a path) could name a row at all: not
+/// longer than any name is, and free of U+0000, which PostgreSQL text cannot
+/// hold (looking it up would be an error, not a miss).
+fn could_name_a_row(key: &str) -> bool {
+    key.len() <= 1000 && !key.contains('\0')
+}
+
 /// At most 1000 characters: why an operator did something, kept in the
 /// audit log.
 fn reason(reason: Option<String>) -> Result<Option<String>, Error> {

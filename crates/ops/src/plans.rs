@@ -56,6 +56,7 @@ pub struct PlanChange {
 async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Plan, Error> {
     match key.parse::<uuid::Uuid>() {
         Ok(id) => Ok(queries::plans::get(conn, PlanId::from_uuid(id)).await?),
+        Err(_) if !crate::could_name_a_row(key) => Err(Error::NotFound),
         Err(_) => Ok(queries::plans::find_by_name(conn, key).await?),
     }
 }

@@ -44,6 +44,7 @@ pub struct TenantChange {
 pub async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Tenant, Error> {
     match key.parse::<TenantId>() {
         Ok(id) => Ok(queries::tenants::get(conn, id).await?),
+        Err(_) if !crate::could_name_a_row(key) => Err(Error::NotFound),
         Err(_) => Ok(queries::tenants::find_by_slug(conn, key).await?),
     }
 }

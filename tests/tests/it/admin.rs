@@ -913,3 +913,20 @@ async fn the_admin_plane_refuses_tenant_tokens_and_tokens_without_the_admin_scop
         .await;
     assert_eq!(still["status"], "active");
 }
+
+#[tokio::test]
+async fn a_key_holding_u0000_is_a_404_not_a_database_error() {
+    // PostgreSQL text cannot hold U+0000: looked up, it was a 500 (the
+    // console's hostile-input test found it).
+    let app = TestApp::spawn().await;
+    for path in [
+        "/v1/admin/tenants/a%00b",
+        "/v1/admin/accounts/a%00b",
+        "/v1/admin/plans/a%00b",
+        "/v1/admin/tenants/a%00b/quotas",
+    ] {
+        let (status, body) = app.admin_call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_eq!(body["code"], "not_found", "{path}: {body}");
+    }
+}

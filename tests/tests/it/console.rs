@@ -388,3 +388,174 @@ async fn unknown_console_pages_are_an_html_404_in_the_shell() {
     assert!(page.body.contains("<h1>Not found</h1>"), "{}", page.body);
     assert!(page.body.contains(r#"aria-label="Console""#));
 }
+
+/// Hostile values for every field and query parameter the console reads.
+const HOSTILE: &[&str] = &[
+    "",
+    " ",
+    "-1",
+    "99999999999999999999999",
+    "1e309",
+    "NaN",
+    "\u{0}",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    "%",
+    "_",
+    "../../etc/passwd",
+    "\u{202e}evil",
+    "on",
+    "yes",
+    "owner",
+];
+
+const FIELDS: &[&str] = &[
+    "action",
+    "reason",
+    "confirm",
+    "confirm_action",
+    "hold",
+    "preview",
+    "dry_run",
+    "slug",
+    "name",
+    "account",
+    "plan",
+    "subject",
+    "role",
+    "tenant",
+    "max_users",
+    "max_api_keys",
+    "max_clusters",
+    "max_instances",
+    "max_cpu_cores",
+    "max_memory_gb",
+    "max_storage_gb",
+    "requests_per_second",
+    "burst",
+    "next",
+    "credential",
+];
+
+fn assert_a_console_answer(page: &tenantry_tests::console::Page, what: &str) {
+    assert!(
+        page.status.is_success() || page.status.is_redirection() || page.status.is_client_error(),
+        "{what}: {} {}",
+        page.status,
+        page.body
+    );
+    let content_type = page
+        .headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        page.status.is_redirection()
+            || content_type.starts_with("text/html")
+            || content_type.starts_with("application/x-ndjson"),
+        "{what}: {content_type}"
+    );
+    for leak in [
+        "SQL",
+        "syntax error",
+        "panicked",
+        "diesel",
+        "postgres",
+        "<script>alert",
+    ] {
+        assert!(
+            !page.body.contains(leak),
+            "{what} leaks {leak}: {}",
+            page.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_console_form_or_query_answers_5xx_or_leaks_whatever_it_is_sent() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("hostile").await;
+    let mut console = ConsoleClient::signed_in(&app).await;
+    let id = tenant.to_string();
+    let gets = [
+        "/console/overview".to_owned(),
+        "/console/tenants".to_owned(),
+        "/console/tenants/new".to_owned(),
+        format!("/console/tenants/{id}"),
+        format!("/console/tenants/{id}/quotas"),
+        format!("/console/tenants/{id}/members"),
+        format!("/console/tenants/{id}/export"),
+        "/console/accounts".to_owned(),
+        "/console/plans".to_owned(),
+        "/console/retention".to_owned(),
+        "/console/audit".to_owned(),
+    ];
+    let params = [
+        "status",
+        "q",
+        "cursor",
+        "deleted_cursor",
+        "tenant",
+        "actor",
+        "action",
+        "from",
+        "to",
+        "notice",
+    ];
+    for path in &gets {
+        for value in HOSTILE {
+            let query: String = params
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{p}={}&",
+                        tenantry_api::console::layout::query_escape(value)
+                    )
+                })
+                .collect();
+            let page = console.get(&format!("{path}?{query}")).await;
+            assert_a_console_answer(&page, &format!("GET {path} with {value:?}"));
+        }
+        // A parameter twice, and an unreadable escape.
+        let page = console
+            .get(&format!("{path}?status=a&status=b&q=%ZZ"))
+            .await;
+        assert_a_console_answer(&page, &format!("GET {path} with repeated parameters"));
+    }
+    for key in [
+        "nope",
+        "00000000-0000-0000-0000-000000000000",
+        "%00",
+        &"x".repeat(3000),
+    ] {
+        let page = console.get(&format!("/console/tenants/{key}")).await;
+        assert_a_console_answer(&page, &format!("tenant page {key:?}"));
+    }
+    let posts = [
+        "/console/tenants".to_owned(),
+        format!("/console/tenants/{id}/lifecycle"),
+        format!("/console/tenants/{id}/legal-hold"),
+        format!("/console/tenants/{id}/quotas"),
+        format!("/console/tenants/{id}/members"),
+        format!("/console/tenants/{id}/members/nope/role"),
+        format!("/console/tenants/{id}/members/nope/remove"),
+        "/console/accounts".to_owned(),
+        "/console/plans".to_owned(),
+        "/console/plans/nope".to_owned(),
+        "/console/plans/nope/tenants".to_owned(),
+        "/console/retention/sweep".to_owned(),
+    ];
+    for path in &posts {
+        for value in HOSTILE {
+            let fields: Vec<(&str, &str)> = FIELDS.iter().map(|f| (*f, *value)).collect();
+            let page = console.post(path, &fields).await;
+            assert_a_console_answer(&page, &format!("POST {path} with {value:?}"));
+        }
+    }
+    // Whatever was sent, the tenant is still there and active.
+    let (status, body) = app
+        .admin_call(Method::GET, &format!("/v1/admin/tenants/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "active", "{body}");
+}

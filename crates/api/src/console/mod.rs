@@ -47,6 +47,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/console")
             .wrap(from_fn(headers))
+            // Unreadable paths and queries answer a console page, not the
+            // API's problem+json.
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ConsoleError::Api(crate::ApiError::from(e)).into()),
+            )
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ConsoleError::Api(crate::ApiError::from(e)).into()),
+            )
             .route("", web::get().to(home))
             .route("/", web::get().to(home))
             .route("/static/console.css", web::get().to(stylesheet))
