@@ -116,6 +116,32 @@ fn node_superuser_urls() -> Vec<String> {
     urls
 }
 
+/// The tenant's `status` as each node's own copy of `tenants` has it
+/// (read as the superuser, bypassing RLS): workers first, then the
+/// coordinator; one entry on plain PostgreSQL. A reference table must say
+/// the same everywhere.
+pub async fn tenant_status_on_every_node(test_db: &TestDb, tenant: TenantId) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+    }
+    let mut statuses = Vec::new();
+    for url in node_superuser_urls() {
+        let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+        let mut conn = AsyncPgConnection::establish(&format!("{base}/{}", test_db.name))
+            .await
+            .expect("connect to a node as its superuser");
+        let row: Row = diesel::sql_query("SELECT status FROM tenants WHERE id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(tenant)
+            .get_result(&mut conn)
+            .await
+            .expect("the node's copy of the tenant");
+        statuses.push(row.status);
+    }
+    statuses
+}
+
 /// Whether the test cluster is a Citus cluster (`make test-citus`).
 #[must_use]
 pub fn citus() -> bool {

@@ -930,3 +930,36 @@ async fn a_key_holding_u0000_is_a_404_not_a_database_error() {
         assert_eq!(body["code"], "not_found", "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn every_lifecycle_step_reaches_every_nodes_copy_of_the_tenant() {
+    // On Citus `tenants` is a reference table: a restore once changed only
+    // the coordinator's copy (found by the console's browser walk-through),
+    // and reads running on a worker saw the tenant still deleted.
+    let app = TestApp::spawn().await;
+    let tenant = create(&app, "every-node").await;
+    let token = app.tenant_token(id(&tenant));
+    let expect = [
+        ("suspend", "tenant_suspended"),
+        ("activate", ""),
+        ("archive", "tenant_archived"),
+        ("delete", "tenant_deleted"),
+        ("restore", "tenant_archived"),
+    ];
+    for (action, code) in expect {
+        let (status, body) = act(&app, &tenant, action).await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+        let now = body["status"].as_str().unwrap().to_owned();
+        for on_node in tenantry_tests::tenant_status_on_every_node(&app.test_db, id(&tenant)).await
+        {
+            assert_eq!(on_node, now, "after {action}, a node's copy of tenants");
+        }
+        let (status, body) = app.call(&token, Method::GET, "/v1/tenant", None).await;
+        if code.is_empty() {
+            assert_eq!(status, StatusCode::OK, "after {action}: {body}");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "after {action}: {body}");
+            assert_eq!(body["code"], code, "after {action}: {body}");
+        }
+    }
+}

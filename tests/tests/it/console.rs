@@ -222,7 +222,7 @@ async fn a_session_never_outlives_the_token_it_was_exchanged_for() {
             "short-lived",
             None,
             &[Scope::PlatformAdmin].into_iter().collect(),
-            Duration::from_secs(2),
+            Duration::from_secs(4),
         )
         .unwrap();
     let mut console = ConsoleClient::new(&app);
@@ -231,7 +231,8 @@ async fn a_session_never_outlives_the_token_it_was_exchanged_for() {
         console.get("/console/overview").await.status,
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // `exp` is whole seconds: the session has 3 to 4 s.
+    tokio::time::sleep(Duration::from_millis(5100)).await;
     assert_eq!(
         console.get("/console/overview").await.status,
         StatusCode::SEE_OTHER

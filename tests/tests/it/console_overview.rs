@@ -143,7 +143,7 @@ async fn the_overview_lists_a_tenant_over_a_quota_with_the_resource_usage_and_li
         )),
         "{table}"
     );
-    assert!(table.contains("<code>max_users</code>"), "{table}");
+    assert!(table.contains("<td>Users</td>"), "{table}");
     assert!(table.contains("3 of 2 (150 %)"), "{table}");
     assert!(
         table.contains(r#"<meter"#) && table.contains(r#"value="3""#),

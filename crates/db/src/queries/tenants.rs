@@ -284,24 +284,57 @@ pub async fn transition(
     to: TenantStatus,
 ) -> QueryResult<Option<Tenant>> {
     crate::scope::lock_tenant_lifecycle(conn, tenant).await?;
-    diesel::sql_query(
+    if from == TenantStatus::Deleted && purge_started(conn, tenant).await? {
+        return Ok(None);
+    }
+    // No subquery on `retention_runs` and no `now()` in a CASE here: on
+    // Citus `tenants` is a reference table, a modification of it may not
+    // call now() inside a CASE, and one joining the coordinator-only
+    // `retention_runs` changed the coordinator's copy alone (the workers
+    // kept the old status).
+    let deleted_at = if to == TenantStatus::Deleted {
+        ", deleted_at = now()"
+    } else if from == TenantStatus::Deleted {
+        ", deleted_at = NULL"
+    } else {
+        ""
+    };
+    diesel::sql_query(format!(
         "UPDATE tenants
-            SET status = $3,
-                updated_at = now(),
-                deleted_at = CASE WHEN $3 = 'deleted' THEN now()
-                                  WHEN $2 = 'deleted' THEN NULL
-                                  ELSE deleted_at END
+            SET status = $3, updated_at = now(){deleted_at}
           WHERE id = $1 AND status = $2 AND purged_at IS NULL
-            AND ($2 <> 'deleted' OR NOT EXISTS (
-                    SELECT 1 FROM retention_runs r WHERE r.tenant_id = tenants.id AND r.purged_at IS NULL))
-      RETURNING id, slug, name, status, legal_hold, created_at, updated_at, deleted_at, purged_at, account_id",
-    )
+      RETURNING id, slug, name, status, legal_hold, created_at, updated_at, deleted_at, purged_at, account_id"
+    ))
     .bind::<diesel::sql_types::Uuid, _>(tenant)
     .bind::<diesel::sql_types::Text, _>(from)
     .bind::<diesel::sql_types::Text, _>(to)
     .get_result(conn)
     .await
     .optional()
+}
+
+/// Whether the sweeper has begun purging `tenant` (an open receipt). Locks
+/// the tenant's row first, as the sweeper does before it opens one, so the
+/// answer holds until this transaction ends: a purge that starts later
+/// waits, then finds the tenant no longer deleted.
+async fn purge_started(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Open {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        open: bool,
+    }
+    diesel::sql_query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
+        .bind::<diesel::sql_types::Uuid, _>(tenant)
+        .execute(conn)
+        .await?;
+    let found: Open = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM retention_runs
+                         WHERE tenant_id = $1 AND purged_at IS NULL) AS open",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(tenant)
+    .get_result(conn)
+    .await?;
+    Ok(found.open)
 }
 
 /// Replaces the tenant's limits (platform scope).

@@ -59,12 +59,12 @@ fn over_quota(items: &[OverQuotaView]) -> Markup {
                                     a href={ "/console/tenants/" (o.tenant_id) } { (o.slug) }
                                     " " span class={ "status status-" (o.status) } { (o.status) }
                                 }
-                                td { code { (o.resource) } }
+                                td { (super::quotas::limit_label(&o.resource)) }
                                 td.num { (layout::number(o.used)) }
                                 td.num { (layout::number(o.limit)) }
                                 td {
                                     meter id=(id) min="0" max=(o.limit.max(o.used)) high=(o.limit.max(1)) value=(o.used)
-                                        aria-label={ (o.slug) " " (o.resource) } {}
+                                        aria-label={ (o.slug) " " (super::quotas::limit_label(&o.resource)) } {}
                                     " "
                                     span { (usage_label(o.used, o.limit)) }
                                 }

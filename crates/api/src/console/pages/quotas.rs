@@ -47,6 +47,15 @@ pub(super) const LIMITS: [(&str, &str, Option<Resource>); 9] = [
     ("burst", "Burst (requests at once)", None),
 ];
 
+/// The label of the limit named `name` (`max_clusters`, ...), as the
+/// admin API names it; an unknown name as it is.
+pub(super) fn limit_label(name: &str) -> &str {
+    LIMITS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or(name, |(_, label, _)| label)
+}
+
 /// The label of the limit on `resource`.
 pub(super) fn resource_label(resource: Resource) -> &'static str {
     LIMITS

@@ -164,20 +164,6 @@ async fn list_page(
     ))
 }
 
-/// The limits a tenant can be created with, as the admin API's `quotas`
-/// names them.
-pub(super) const LIMITS: [(&str, &str); 9] = [
-    ("max_users", "Users"),
-    ("max_api_keys", "API keys"),
-    ("max_clusters", "Clusters"),
-    ("max_instances", "Instances"),
-    ("max_cpu_cores", "CPU cores"),
-    ("max_memory_gb", "Memory (GB)"),
-    ("max_storage_gb", "Storage (GB)"),
-    ("requests_per_second", "Requests per second"),
-    ("burst", "Burst"),
-];
-
 #[derive(Debug, Default, Deserialize)]
 struct CreateForm {
     #[serde(default)]
@@ -303,7 +289,7 @@ fn create_form(session: &Session, form: &CreateForm, problem: Option<&Problem>) 
             fieldset {
                 legend { "Initial quotas" }
                 p.hint { "Leave a limit empty for the plan's value (or the service's default)." }
-                @for (name, label) in LIMITS {
+                @for (name, label, _) in super::quotas::LIMITS {
                     (form::field(Kind::Number, name, label, form.limit(name), None, problem))
                 }
             }
