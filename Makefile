@@ -56,9 +56,9 @@ test-citus: ## The whole suite on a throwaway Citus cluster (coordinator + 2 wor
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 	@TEST_CITUS=1 scripts/test.sh $(ARGS)
 
-deploy-check: ## Check Dockerfile, compose.yaml and deploy/kubernetes/ (and production's key refusal) on a throwaway cluster
+deploy-check: ## Check Dockerfile, compose.yaml, deploy/kubernetes/, the Grafana dashboard and the alert rules (promtool) on a throwaway cluster
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-	@API_FUZZ=0 PG_CHECK=0 DEPLOY_CHECK=1 scripts/test.sh -E 'test(environment::)'
+	@API_FUZZ=0 PG_CHECK=0 DEPLOY_CHECK=1 PROMTOOL=1 scripts/test.sh -E 'test(environment::) | test(dashboard::)'
 test-compat: ## The previous release's binary (latest tag v* before HEAD) against this schema; `make test` runs it too
 	@scripts/compat.sh
 

@@ -34,6 +34,18 @@
 #                                         variables, a browser test fails and
 #                                         says why: it never passes unrun.
 #
+# The Grafana dashboard's and the alert rules' checks need promtool: before
+# the tests, scripts/promtool.sh installs it (Debian's prometheus package,
+# apt-get, its service neither started nor enabled) when /usr/bin/promtool is
+# missing and exports TENANTRY_PROMTOOL for tests/tests/it/dashboard.rs; after
+# them it runs `promtool check rules` and `promtool test rules` on
+# deploy/prometheus/ (skipped like the fuzzing for a narrowed run).
+#   PROMTOOL=0 scripts/test.sh [...]      installs nothing, runs neither, and
+#                                         leaves out the test that needs it
+#                                         (dashboard::promtool_*; nextest
+#                                         profile no-promtool, or
+#                                         no-browser-no-promtool with BROWSER=0).
+#
 # It never touches the dev cluster in .tenantry/ and ignores the caller's
 # TENANTRY__* / PG* connection settings.
 set -euo pipefail
@@ -203,6 +215,20 @@ else
     eval "$browser_env"
 fi
 
+# --- promtool for the dashboard's and the alerts' checks ----------------------
+if [[ "${PROMTOOL:-}" == 0 ]]; then
+    log "PROMTOOL=0: the dashboard's PromQL test (dashboard::promtool_*) and the alert rules' checks are NOT run"
+    if ((${#nextest_profile[@]})); then
+        nextest_profile=(--profile no-browser-no-promtool)
+    else
+        nextest_profile=(--profile no-promtool)
+    fi
+else
+    log "promtool (scripts/promtool.sh install)"
+    promtool_env=$(scripts/promtool.sh install)
+    eval "$promtool_env"
+fi
+
 # --- Run the tests ------------------------------------------------------------
 export TENANTRY_TEST_PG_HOST=127.0.0.1
 export TENANTRY_TEST_PG_PORT="$port"
@@ -246,6 +272,13 @@ fi
 if [[ "${DEPLOY_CHECK:-}" != 0 && ($# -eq 0 || "${DEPLOY_CHECK:-}" == 1) ]]; then
     log "checking the deployment files (scripts/deploy-check.sh)"
     scripts/deploy-check.sh || rc=1
+fi
+
+# --- The alert rules: promtool check rules + test rules (scripts/promtool.sh) ---------
+# Skipped like the fuzzing above, or PROMTOOL=0.
+if [[ "${PROMTOOL:-}" != 0 && ($# -eq 0 || "${PROMTOOL:-}" == 1) ]]; then
+    log "checking the alert rules (scripts/promtool.sh)"
+    scripts/promtool.sh || rc=1
 fi
 
 # --- The dev-cluster scripts as root from a checkout 'postgres' cannot reach ----------

@@ -18,6 +18,7 @@ mod console_model;
 mod console_overview;
 mod console_tenants;
 mod contract;
+mod dashboard;
 mod docs;
 mod domains;
 mod environment;
