@@ -348,3 +348,48 @@ fn a_malformed_endpoint_refuses_to_start() {
     assert!(!ok);
     assert!(stderr.contains("traces.endpoint"), "{stderr}");
 }
+
+#[tokio::test]
+async fn sample_ratio_zero_keeps_no_new_trace_but_follows_a_sampled_caller() {
+    let receiver = Receiver::start().await;
+    let db = TestDb::new().await;
+    let server = Server::start(
+        &db,
+        &traced(
+            &receiver.endpoint,
+            &[("TENANTRY__TRACES__SAMPLE_RATIO", "0.0")],
+        ),
+    )
+    .await;
+    let tenant = tenant(&server, "sampled").await;
+    let token = server.tenant_token(tenant);
+    // A new trace: not sampled, and the response says so (flags 00).
+    let response = get(&server, "/v1/tenant", &token, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let unsampled = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(unsampled.ends_with("-00"), "{unsampled}");
+    // A caller that sampled its trace: followed.
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_SPAN_ID}-01");
+    let response = get(&server, "/v1/users", &token, Some(&traceparent)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let followed = receiver
+        .wait_for(ARRIVAL, |spans| {
+            request_span(spans, "/v1/users", tenant).cloned()
+        })
+        .await
+        .unwrap_or_else(|| panic!("the sampled caller's span: {:#?}", receiver.spans()));
+    assert_eq!(followed.trace_id, TRACE_ID);
+    // Sent before it, in the same process: had it been kept, it would be
+    // there by now.
+    assert!(
+        receiver
+            .spans()
+            .iter()
+            .all(|s| s.attribute("http.route") != Some("/v1/tenant")),
+        "{:#?}",
+        receiver.spans()
+    );
+}
