@@ -28,6 +28,7 @@ use tenantry_db::{ContextKey, DatabaseSettings, Db, ScopedFutureExt};
 pub mod browser;
 pub mod console;
 pub mod fake_dns;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 

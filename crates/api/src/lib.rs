@@ -37,6 +37,7 @@ pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use settings::{MetricsSettings, ServerSettings};
 pub use state::{Addressing, AppState, RATE_LIMIT_IDLE};
+pub use telemetry::enable_traces;
 pub use tenantry_ops::Tenancy;
 
 /// The HTTP server, on an already-bound listener (port 0 in tests). It does not handle signals itself: `serve` does, so that

@@ -1,6 +1,16 @@
 //! Request spans: every log line of a request carries `request_id` and,
 //! once the token is verified, `tenant_id`; responses echo `x-request-id`.
 //! The request head is held to [`MAX_HEAD_BYTES`].
+//!
+//! With traces on ([`enable_traces`], `[traces] enabled`), the request's
+//! span is also an OpenTelemetry server span: a W3C `traceparent` the
+//! caller sent becomes its parent, its trace id is recorded as `trace_id`
+//! (so every log line of the request carries it), it carries `tenant.id`
+//! (set by the tenant extractor), `http.route` and
+//! `http.response.status_code`, and the response echoes it as
+//! `traceparent`. Off, none of this runs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::ResponseError as _;
 use actix_web::body::{EitherBody, MessageBody};
@@ -8,19 +18,87 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage as _};
+use opentelemetry::trace::TraceContextExt as _;
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpan, RootSpanBuilder};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+static TRACES: AtomicBool = AtomicBool::new(false);
+
+/// Turns on the OpenTelemetry side of request spans, for the process:
+/// called once by whoever installed the OpenTelemetry layer and the W3C
+/// trace-context propagator (`tenantry::telemetry::init`).
+pub fn enable_traces() {
+    TRACES.store(true, Ordering::Relaxed);
+}
+
+pub(crate) fn traces() -> bool {
+    TRACES.load(Ordering::Relaxed)
+}
 
 pub struct TenantrySpan;
 
 impl RootSpanBuilder for TenantrySpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        tracing_actix_web::root_span!(request, tenant_id = tracing::field::Empty)
+        let span = tracing_actix_web::root_span!(request, tenant_id = tracing::field::Empty);
+        if traces() {
+            follow_traceparent(request, &span);
+        }
+        span
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        if traces() {
+            let status = match outcome {
+                Ok(response) => response.status(),
+                Err(err) => err.as_response_error().status_code(),
+            };
+            span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+        }
         DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
+}
+
+/// The caller's `traceparent` (if any, and well formed) as the span's
+/// parent, and the trace id the span ends up in as its `trace_id` field.
+fn follow_traceparent(request: &ServiceRequest, span: &Span) {
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&Headers(request.headers()))
+    });
+    // Fails only without the OpenTelemetry layer: then there is no trace.
+    if span.set_parent(parent).is_ok() {
+        let trace_id = span.context().span().span_context().trace_id();
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+}
+
+struct Headers<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+/// The W3C `traceparent` of the request's own span (`00-{trace}-{span}-
+/// {flags}`), for the response: a caller can find its request's trace.
+fn traceparent(span: &Span) -> Option<HeaderValue> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if !span_context.is_valid() {
+        return None;
+    }
+    HeaderValue::from_str(&format!(
+        "00-{}-{}-{:02x}",
+        span_context.trace_id(),
+        span_context.span_id(),
+        span_context.trace_flags().to_u8()
+    ))
+    .ok()
 }
 
 pub async fn echo_request_id(
@@ -28,11 +106,21 @@ pub async fn echo_request_id(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = req.extensions().get::<RequestId>().map(ToString::to_string);
+    let span = if traces() {
+        req.extensions().get::<RootSpan>().cloned()
+    } else {
+        None
+    };
     let mut response = next.call(req).await?;
     if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         response
             .headers_mut()
             .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    if let Some(value) = span.and_then(|span| traceparent(&span)) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("traceparent"), value);
     }
     Ok(response)
 }

@@ -4,6 +4,7 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use scoped_futures::ScopedBoxFuture;
 use tenantry_core::TenantId;
+use tracing::Instrument as _;
 
 use crate::{ContextKey, Db, DbError};
 
@@ -131,6 +132,18 @@ pub(crate) enum Context {
     Provision(TenantId),
 }
 
+impl Context {
+    /// Which context the transaction runs under (a span attribute).
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tenant(_) => "tenant",
+            Self::TenantWrites(_) => "tenant_writes",
+            Self::Platform => "platform",
+            Self::Provision(_) => "provision",
+        }
+    }
+}
+
 /// The one place a transaction begins: check out, then [`run_on`].
 async fn run_in_context<'a, R, E, F>(
     db: &Db,
@@ -199,14 +212,24 @@ where
         }
         work(conn).await
     };
+    // The transaction's span: with traces on, a child of the request's
+    // span (see tenantry::telemetry). DEBUG, so the log lines carry it only
+    // when asked. Never SQL text or parameters.
+    let span = tracing::debug_span!(
+        "db.transaction",
+        db.system = "postgresql",
+        otel.kind = "client",
+        tenantry.context = context.name(),
+    );
     if snapshot {
         conn.build_transaction()
             .repeatable_read()
             .read_only()
             .run(body)
+            .instrument(span)
             .await
     } else {
-        conn.transaction(body).await
+        conn.transaction(body).instrument(span).await
     }
 }
 

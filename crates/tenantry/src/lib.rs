@@ -6,5 +6,6 @@
 
 pub mod app;
 pub mod settings;
+pub mod telemetry;
 
 pub use app::{Application, BuildError};

@@ -34,6 +34,35 @@ pub struct Settings {
     /// The operator console at `/console` (`[console]`).
     #[serde(default)]
     pub console: tenantry_api::console::ConsoleSettings,
+    /// OpenTelemetry traces over OTLP/HTTP (`[traces]`), off by default.
+    #[serde(default)]
+    pub traces: TraceSettings,
+}
+
+/// `[traces]`: where `serve` sends its spans, if anywhere.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceSettings {
+    /// Off: no exporter, no tracing layer.
+    pub enabled: bool,
+    /// The collector's OTLP/HTTP traces URL, `/v1/traces` included.
+    pub endpoint: String,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// The share of root traces sampled, 0.0..=1.0 (a remote parent's
+    /// decision is followed).
+    pub sample_ratio: f64,
+}
+
+impl Default for TraceSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            endpoint: "http://127.0.0.1:4318/v1/traces".to_owned(),
+            service_name: "tenantry".to_owned(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 /// `[tenancy]`: what a tenant's settings document must be, and how large
@@ -240,6 +269,10 @@ mod tests {
         assert_eq!(settings.log.format, LogFormat::Text);
         // /metrics: its own listener, loopback only.
         assert_eq!(settings.metrics.listen, "127.0.0.1:9464");
+        // Traces: off unless asked for, and the defaults say what the
+        // section's absence means.
+        assert!(!settings.traces.enabled);
+        assert_eq!(settings.traces, TraceSettings::default());
         // Development by default: `make run` generates its keys.
         assert_eq!(settings.environment, RunEnvironment::Development);
         assert!(settings.apply_environment().auth.generate_missing_keys);

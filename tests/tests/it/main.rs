@@ -47,3 +47,4 @@ mod settings;
 mod tenancy;
 mod tenant_plane;
 mod tokens;
+mod traces;

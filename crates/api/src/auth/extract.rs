@@ -230,6 +230,14 @@ impl FromRequest for TenantPrincipal {
             };
             if let Some(span) = span {
                 span.record("tenant_id", tracing::field::display(tenant_id));
+                // Its OpenTelemetry name, for traces ([traces] enabled).
+                if crate::telemetry::traces() {
+                    tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(
+                        &*span,
+                        "tenant.id",
+                        tenant_id.to_string(),
+                    );
+                }
             }
             Ok(Self {
                 tenant_id,
