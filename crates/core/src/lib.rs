@@ -15,7 +15,8 @@ pub mod status;
 pub use cursor::Cursor;
 pub use host::{Hostname, HostnameError};
 pub use id::{
-    AccountId, ApiKeyId, ClusterId, DomainId, EventId, InstanceId, MemberId, PlanId, TenantId,
+    AccountId, ApiKeyId, ClusterId, DeliveryId, DomainId, EventId, InstanceId, MemberId, PlanId,
+    TenantId, WebhookId,
     UserId,
 };
 pub use input::{Email, Name, Region};
