@@ -16,8 +16,7 @@ pub use cursor::Cursor;
 pub use host::{Hostname, HostnameError};
 pub use id::{
     AccountId, ApiKeyId, ClusterId, DeliveryId, DomainId, EventId, InstanceId, MemberId, PlanId,
-    TenantId, WebhookId,
-    UserId,
+    TenantId, UserId, WebhookId,
 };
 pub use input::{Email, Name, Region};
 pub use lifecycle::{Action, InvalidTransition, transition};

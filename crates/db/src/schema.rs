@@ -342,7 +342,6 @@ diesel::table! {
     }
 }
 
-
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     accounts,

@@ -361,7 +361,15 @@ async fn create_in(
     )
     .await?;
     let view = WebhookView::from(endpoint);
-    audit(conn, plane, actor, "webhook.created", None, Some(audit_view(&view))).await?;
+    audit(
+        conn,
+        plane,
+        actor,
+        "webhook.created",
+        None,
+        Some(audit_view(&view)),
+    )
+    .await?;
     Ok(WebhookSecretView {
         webhook: view,
         secret,
@@ -685,8 +693,7 @@ pub async fn admin_replay(
     ops.db
         .platform()
         .run(|conn| {
-            async move { replay_in(conn, Plane::Platform, actor, id, delivery).await }
-                .scope_boxed()
+            async move { replay_in(conn, Plane::Platform, actor, id, delivery).await }.scope_boxed()
         })
         .await
 }
@@ -1008,7 +1015,10 @@ mod tests {
         assert_eq!(s.backoff(9, 0), Duration::from_secs(60));
         for r in [1, 12345, u64::MAX] {
             let b = s.backoff(2, r);
-            assert!(b <= Duration::from_secs(20) && b >= Duration::from_secs(10), "{b:?}");
+            assert!(
+                b <= Duration::from_secs(20) && b >= Duration::from_secs(10),
+                "{b:?}"
+            );
         }
     }
 

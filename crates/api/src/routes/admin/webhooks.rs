@@ -20,7 +20,9 @@ pub async fn list_platform_webhooks(
     _admin: PlatformAdmin,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(list(&webhooks::admin_list(&state.ops, query.page()?).await?))
+    Ok(list(
+        &webhooks::admin_list(&state.ops, query.page()?).await?,
+    ))
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), request_body = CreateWebhook, responses((status = 201, description = "Registered; `secret` is shown this once", body = WebhookSecretView)))]
@@ -51,7 +53,9 @@ pub async fn webhook_outbox(
     state: web::Data<AppState>,
     _admin: PlatformAdmin,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(&webhooks::outbox(&state.ops, &state.webhook_stats).await?))
+    Ok(ok(
+        &webhooks::outbox(&state.ops, &state.webhook_stats).await?
+    ))
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The webhook's id")), responses((status = 200, body = WebhookView)))]
@@ -61,7 +65,9 @@ pub async fn get_platform_webhook(
     _admin: PlatformAdmin,
     id: web::Path<ById<WebhookId>>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(&webhooks::admin_get(&state.ops, id.into_inner().id).await?))
+    Ok(ok(
+        &webhooks::admin_get(&state.ops, id.into_inner().id).await?
+    ))
 }
 
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = uuid::Uuid, Path, description = "The webhook's id")), request_body = UpdateWebhook, responses((status = 200, body = WebhookView)))]
