@@ -525,7 +525,7 @@ async fn platform_endpoints_hear_lifecycle_quota_and_purge_events() {
         .admin_call(
             Method::PATCH,
             &format!("{admin_path}/quotas"),
-            Some(json!({"max_users": 7})),
+            Some(json!({"limits": {"max_users": 7}})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -664,14 +664,20 @@ async fn the_ssrf_guard_refuses_private_targets_by_default() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let endpoint = uuid::Uuid::now_v7();
-    let mut owner = app.test_db.owner_conn().await;
-    diesel::sql_query(
-        "INSERT INTO webhook_endpoints (tenant_id, id, url, secret) VALUES ($1, $2, $3, repeat('s', 40))",
-    )
-    .bind::<SqlUuid, _>(tenant)
-    .bind::<SqlUuid, _>(endpoint)
-    .bind::<diesel::sql_types::Text, _>(&receiver.url)
-    .execute(&mut owner)
+    let url = receiver.url.clone();
+    let mut conn = app.test_db.app_conn().await;
+    conn.transaction(async |conn| {
+        conn.batch_execute(&tenant_context_sql(tenant)).await?;
+        diesel::sql_query(
+            "INSERT INTO webhook_endpoints (tenant_id, id, url, secret) VALUES ($1, $2, $3, repeat('s', 40))",
+        )
+        .bind::<SqlUuid, _>(tenant)
+        .bind::<SqlUuid, _>(endpoint)
+        .bind::<diesel::sql_types::Text, _>(&url)
+        .execute(conn)
+        .await?;
+        Ok::<_, diesel::result::Error>(())
+    })
     .await
     .unwrap();
     assert_eq!(
