@@ -176,11 +176,13 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['public.audit_events', 'public.retention_runs',
                              'public.admin_idempotency_keys', 'public.console_sessions',
                              'public.account_quotas',
-                             'public.account_usage',
-                             'public.platform_webhook_endpoints',
-                             'public.platform_webhook_deliveries'] LOOP
+                             'public.account_usage'] LOOP
         PERFORM citus_add_local_table_to_metadata(t::regclass);
     END LOOP;
+    -- The platform webhooks' outbox and its endpoints (sql/0016), joined
+    -- by a foreign key: added together.
+    PERFORM citus_add_local_table_to_metadata('public.platform_webhook_deliveries'::regclass,
+                                              cascade_via_foreign_keys => true);
 END
 $$;
 

@@ -913,6 +913,7 @@ async fn attempt(settings: &WebhookSettings, c: &Claimed) -> AttemptRecord {
         error,
         outcome,
         next_attempt_at: next,
+        at,
     }
 }
 

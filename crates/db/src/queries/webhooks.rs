@@ -565,6 +565,8 @@ pub struct AttemptRecord {
     /// `delivered`, `pending` (retry at `next_attempt_at`) or `failed`.
     pub outcome: &'static str,
     pub next_attempt_at: DateTime<Utc>,
+    /// When the attempt began.
+    pub at: DateTime<Utc>,
 }
 
 /// Records an attempt on a claimed delivery (still pending: a replay or a
@@ -582,7 +584,7 @@ pub async fn record_attempt(
                                    THEN (attempt_log - 0) || $5 ELSE attempt_log || $5 END,
                 status = $6,
                 next_attempt_at = $7,
-                delivered_at = CASE WHEN $6 = 'delivered' THEN now() ELSE delivered_at END
+                delivered_at = COALESCE($9, delivered_at)
           WHERE {} AND id = $2 AND status = 'pending'",
         plane.deliveries(),
         plane.scope()
@@ -595,6 +597,9 @@ pub async fn record_attempt(
     .bind::<Text, _>(attempt.outcome)
     .bind::<Timestamptz, _>(attempt.next_attempt_at)
     .bind::<Integer, _>(ATTEMPT_LOG_CAP)
+    // Bound, not `CASE WHEN ... THEN now()`: Citus refuses a non-immutable
+    // function inside CASE in a write to a distributed table.
+    .bind::<Nullable<Timestamptz>, _>((attempt.outcome == "delivered").then_some(attempt.at))
     .execute(conn)
     .await?;
     Ok(n > 0)
