@@ -14,7 +14,8 @@
 --       registry;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
---       events, members, idempotency_keys, tenant_settings — a tenant's request or provisioning transaction stays on
+--       events, members, idempotency_keys, tenant_settings, webhook_endpoints,
+--       webhook_deliveries (sql/0016) — a tenant's request or provisioning transaction stays on
 --       one shard;
 --   on the coordinator only (Citus local tables): audit_events,
 --       retention_runs, admin_idempotency_keys and console_sessions — append-mostly control-plane logs read across
@@ -25,6 +26,9 @@
 --       charge would be a write on every node). Their tenant policies call
 --       context_account_id(), which reads the tenants reference table's
 --       placement on the coordinator (below).
+--       platform_webhook_endpoints and platform_webhook_deliveries (sql/0016)
+--       — the platform webhooks and their outbox, claimed with FOR UPDATE
+--       SKIP LOCKED across tenants.
 --
 -- The shard count of a new co-location group comes from the setting
 -- tenantry.shard_count, which migrate sets from database.citus_shard_count.
@@ -124,7 +128,8 @@ DECLARE
     tenant_tables text[] := ARRAY['public.tenant_quotas', 'public.tenant_usage', 'public.users',
                                   'public.api_keys', 'public.clusters', 'public.instances',
                                   'public.events', 'public.members', 'public.idempotency_keys',
-                                  'public.tenant_settings'];
+                                  'public.tenant_settings', 'public.webhook_endpoints',
+                                  'public.webhook_deliveries'];
     t text;
     fk record;
     set_aside text[] := '{}';
@@ -174,6 +179,10 @@ BEGIN
                              'public.account_usage'] LOOP
         PERFORM citus_add_local_table_to_metadata(t::regclass);
     END LOOP;
+    -- The platform webhooks' outbox and its endpoints (sql/0016), joined
+    -- by a foreign key: added together.
+    PERFORM citus_add_local_table_to_metadata('public.platform_webhook_deliveries'::regclass,
+                                              cascade_via_foreign_keys => true);
 END
 $$;
 

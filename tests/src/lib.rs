@@ -31,6 +31,7 @@ pub mod fake_dns;
 pub mod otlp;
 pub mod process;
 pub mod proxy;
+pub mod webhook_receiver;
 
 /// A TCP port nothing listens on right now (bound, then released).
 #[must_use]
@@ -559,9 +560,46 @@ pub struct TestAppBuilder {
     domains: Option<tenantry_api::DomainSettings>,
     tenancy: Option<tenantry::settings::TenancySettings>,
     console: Option<tenantry_api::console::ConsoleSettings>,
+    webhooks: Option<tenantry_ops::webhooks::WebhookSettings>,
+}
+
+/// `[webhooks]` for tests: the worker on, polling every 100 ms, a 1 s
+/// timeout, 3 attempts 200 ms apart at first, and private targets allowed
+/// (the receiver is on 127.0.0.1).
+#[must_use]
+pub fn test_webhooks() -> tenantry_ops::webhooks::WebhookSettings {
+    tenantry_ops::webhooks::WebhookSettings {
+        enabled: true,
+        poll_interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(200),
+        backoff_max: Duration::from_millis(400),
+        allow_private_targets: true,
+    }
 }
 
 impl TestAppBuilder {
+    /// With these `[webhooks]` settings (see [`test_webhooks`]). Without
+    /// it the delivery worker is off (the outbox still fills), so other
+    /// tests do not share the pool with it.
+    #[must_use]
+    pub fn webhooks(mut self, webhooks: tenantry_ops::webhooks::WebhookSettings) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
+    /// As [`Self::webhooks`] with only the SSRF guard's switch changed from
+    /// [`test_webhooks`] (`false`: the guard as in production).
+    #[must_use]
+    pub fn allow_private_targets(self, allow: bool) -> Self {
+        let webhooks = self.webhooks.clone().unwrap_or_else(test_webhooks);
+        self.webhooks(tenantry_ops::webhooks::WebhookSettings {
+            allow_private_targets: allow,
+            ..webhooks
+        })
+    }
+
     /// With these `[console]` settings (timeouts, sign-in rate, enabled).
     #[must_use]
     pub fn console(mut self, console: tenantry_api::console::ConsoleSettings) -> Self {
@@ -647,6 +685,12 @@ impl TestAppBuilder {
         if let Some(console) = self.console {
             settings.console = console;
         }
+        settings.webhooks =
+            self.webhooks
+                .unwrap_or_else(|| tenantry_ops::webhooks::WebhookSettings {
+                    enabled: false,
+                    ..test_webhooks()
+                });
         settings.retention = self
             .retention
             .unwrap_or_else(|| test_retention(Duration::from_secs(90 * 24 * 3600)));

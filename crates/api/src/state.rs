@@ -49,6 +49,10 @@ pub struct AppState {
     hosts: moka::sync::Cache<String, Option<tenantry_core::TenantId>>,
     /// The operator console's settings and sign-in limiter (`[console]`).
     pub console: Arc<crate::console::ConsoleState>,
+    /// `[webhooks]`: the SSRF guard at registration, the delivery worker.
+    pub webhooks: Arc<tenantry_ops::webhooks::WebhookSettings>,
+    /// What this process's webhook delivery worker has done.
+    pub webhook_stats: Arc<tenantry_ops::webhooks::DeliveryStats>,
     /// Raised at shutdown: sweeps stop at their next batch boundary.
     pub stop: tenantry_sweeper::Stop,
     stop_sender: Arc<tokio::sync::watch::Sender<bool>>,
@@ -116,6 +120,8 @@ impl AppState {
             console: Arc::new(crate::console::ConsoleState::new(
                 crate::console::ConsoleSettings::default(),
             )),
+            webhooks: Arc::default(),
+            webhook_stats: Arc::default(),
             stop,
             stop_sender: Arc::new(stop_sender),
             draining: Arc::default(),
@@ -128,6 +134,13 @@ impl AppState {
         self.verifier = Arc::new(NetworkVerifier::new(settings)?);
         self.hosts = host_cache(settings.cache_ttl);
         Ok(self)
+    }
+
+    /// With these `[webhooks]` settings (the defaults otherwise).
+    #[must_use]
+    pub fn with_webhooks(mut self, settings: tenantry_ops::webhooks::WebhookSettings) -> Self {
+        self.webhooks = Arc::new(settings);
+        self
     }
 
     /// With these `[console]` settings (the defaults otherwise).

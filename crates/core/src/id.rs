@@ -123,6 +123,14 @@ typed_id!(
     /// A custom domain registered by a tenant.
     DomainId
 );
+typed_id!(
+    /// A webhook endpoint (a tenant's, or the platform's).
+    WebhookId
+);
+typed_id!(
+    /// One event's delivery to one webhook endpoint.
+    DeliveryId
+);
 
 #[cfg(test)]
 mod tests {

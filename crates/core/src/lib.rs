@@ -15,8 +15,8 @@ pub mod status;
 pub use cursor::Cursor;
 pub use host::{Hostname, HostnameError};
 pub use id::{
-    AccountId, ApiKeyId, ClusterId, DomainId, EventId, InstanceId, MemberId, PlanId, TenantId,
-    UserId,
+    AccountId, ApiKeyId, ClusterId, DeliveryId, DomainId, EventId, InstanceId, MemberId, PlanId,
+    TenantId, UserId, WebhookId,
 };
 pub use input::{Email, Name, Region};
 pub use lifecycle::{Action, InvalidTransition, transition};

@@ -273,6 +273,75 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// A tenant's webhook endpoints (sql/0016): tenant-scoped.
+    webhook_endpoints (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        url -> Text,
+        event_types -> Nullable<Array<Text>>,
+        description -> Text,
+        enabled -> Bool,
+        secret -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// The outbox of a tenant's webhook deliveries (sql/0016): tenant-scoped.
+    webhook_deliveries (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        endpoint_id -> Uuid,
+        event_id -> Uuid,
+        event_type -> Text,
+        payload -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        attempt_log -> Jsonb,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// Platform webhook endpoints (sql/0016): control plane.
+    platform_webhook_endpoints (id) {
+        id -> Uuid,
+        url -> Text,
+        event_types -> Nullable<Array<Text>>,
+        description -> Text,
+        enabled -> Bool,
+        secret -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// The outbox of platform webhook deliveries (sql/0016): control plane.
+    platform_webhook_deliveries (id) {
+        id -> Uuid,
+        endpoint_id -> Uuid,
+        about_tenant -> Nullable<Uuid>,
+        event_id -> Uuid,
+        event_type -> Text,
+        payload -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        attempt_log -> Jsonb,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     accounts,
@@ -294,10 +363,16 @@ diesel::allow_tables_to_appear_in_same_query!(
     console_sessions,
     domains,
     tenant_settings,
+    webhook_endpoints,
+    webhook_deliveries,
+    platform_webhook_endpoints,
+    platform_webhook_deliveries,
 );
 
 /// The tenant-scoped tables, children before parents (the purge order).
 pub const TENANT_TABLES: &[&str] = &[
+    "webhook_deliveries",
+    "webhook_endpoints",
     "idempotency_keys",
     "events",
     "instances",

@@ -39,6 +39,7 @@ pub mod tenant;
 pub mod tenants;
 pub mod users;
 pub mod views;
+pub mod webhooks;
 
 pub use actor::{Actor, TenantActor};
 pub use error::{DocumentError, Error, field, violated_constraint};

@@ -273,11 +273,19 @@ pub async fn transition_to(
 ) -> Result<TenantView, Error> {
     let reason = crate::reason(reason)?;
     let retention = ops.tenancy.retention.period;
+    // The tenant's own context too (besides the platform's): its webhook
+    // endpoints hear of the change, picked under its RLS in this
+    // transaction (`queries::audit::record`).
+    let id = ops
+        .db
+        .platform()
+        .run(|conn| async move { Ok::<_, Error>(resolve(conn, key).await?.id) }.scope_boxed())
+        .await?;
     ops.db
         .platform()
-        .run(|conn| {
+        .provision(id, |conn| {
             async move {
-                let current = resolve(conn, key).await?;
+                let current = queries::tenants::get(conn, id).await?;
                 let refused = |from| Error::InvalidTransition { from, to: action.target() };
                 let to = transition(current.status, action).map_err(|e| refused(e.from))?;
                 if current.purged_at.is_some() {

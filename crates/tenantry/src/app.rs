@@ -100,8 +100,10 @@ impl Application {
             .context("cannot load the auth keys")?
             .with_domains(&settings.domains)
             .context("invalid [domains] settings")?
-            .with_console(settings.console.clone());
+            .with_console(settings.console.clone())
+            .with_webhooks(settings.webhooks.clone());
         spawn_housekeeping(&state, settings.quotas.reconcile_interval);
+        spawn_webhooks(&state, &settings.webhooks).context("refusing to start")?;
         let sweeper = settings.retention.enabled.then(|| spawn_sweeper(&state));
         Ok(Self {
             address: listener.local_addr().context("no local address")?,
@@ -203,6 +205,26 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The webhook delivery worker (`[webhooks] enabled`): drains the outbox
+/// every `poll_interval` until shutdown. Any number of replicas may run it
+/// (claims skip rows another holds).
+fn spawn_webhooks(
+    state: &AppState,
+    settings: &tenantry_ops::webhooks::WebhookSettings,
+) -> anyhow::Result<()> {
+    settings.check().map_err(anyhow::Error::msg)?;
+    if !settings.enabled {
+        return Ok(());
+    }
+    tokio::spawn(tenantry_ops::webhooks::run_worker(
+        state.db.clone(),
+        settings.clone(),
+        Arc::clone(&state.webhook_stats),
+        state.stop.clone(),
+    ));
+    Ok(())
 }
 
 /// How often a serving process deletes idempotency keys past their 24

@@ -34,6 +34,9 @@ pub struct Settings {
     /// The operator console at `/console` (`[console]`).
     #[serde(default)]
     pub console: tenantry_api::console::ConsoleSettings,
+    /// Webhook delivery (`[webhooks]`).
+    #[serde(default)]
+    pub webhooks: tenantry_ops::webhooks::WebhookSettings,
     /// OpenTelemetry traces over OTLP/HTTP (`[traces]`), off by default.
     #[serde(default)]
     pub traces: TraceSettings,

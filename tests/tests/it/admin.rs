@@ -330,7 +330,8 @@ async fn tenant_plane_operations(app: &TestApp) -> Vec<(Method, String, Option<V
             let body = well_formed_body(&method, path);
             operations.push((
                 method,
-                path.replace("{id}", &uuid::Uuid::now_v7().to_string()),
+                path.replace("{id}", &uuid::Uuid::now_v7().to_string())
+                    .replace("{delivery_id}", &uuid::Uuid::now_v7().to_string()),
                 body,
             ));
         }
@@ -358,6 +359,12 @@ fn well_formed_body(method: &Method, path: &str) -> Option<Value> {
         ("POST", "/v1/domains") => Some(json!({"hostname": "shop.example.test"})),
         ("POST", "/v1/domains/{id}/verify") => None,
         ("PUT", "/v1/settings") => Some(json!({"document": {}})),
+        ("POST", "/v1/webhooks") => Some(json!({"url": "https://hooks.example.test/x"})),
+        ("PATCH", "/v1/webhooks/{id}") => Some(json!({"enabled": false})),
+        (
+            "POST",
+            "/v1/webhooks/{id}/rotate-secret" | "/v1/webhooks/{id}/deliveries/{delivery_id}/replay",
+        ) => None,
         (m, p) => panic!("no well-formed body for {m} {p}: add one"),
     }
 }

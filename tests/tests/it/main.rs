@@ -48,3 +48,4 @@ mod tenancy;
 mod tenant_plane;
 mod tokens;
 mod traces;
+mod webhooks;

@@ -302,6 +302,22 @@ async fn diesel_schema_matches_the_migrated_catalog() {
             diesel_columns(schema::console_sessions::table),
         ),
         ("domains", diesel_columns(schema::domains::table)),
+        (
+            "webhook_endpoints",
+            diesel_columns(schema::webhook_endpoints::table),
+        ),
+        (
+            "webhook_deliveries",
+            diesel_columns(schema::webhook_deliveries::table),
+        ),
+        (
+            "platform_webhook_endpoints",
+            diesel_columns(schema::platform_webhook_endpoints::table),
+        ),
+        (
+            "platform_webhook_deliveries",
+            diesel_columns(schema::platform_webhook_deliveries::table),
+        ),
     ];
     for (table, expected) in tables {
         let columns: Vec<Column> = diesel::sql_query(

@@ -29,6 +29,18 @@ async fn create(app: &TestApp, slug: &str) -> TenantId {
 /// Rows in every tenant table, through the real API.
 async fn populate(app: &TestApp, tenant: TenantId, n: usize) {
     let token = app.tenant_token(tenant);
+    // A webhook endpoint: the users created below fill its outbox (the
+    // worker is off in the harness, so they stay there); only them, so a
+    // later lifecycle change adds no delivery to count.
+    let (status, _) = app
+        .call(
+            &token,
+            Method::POST,
+            "/v1/webhooks",
+            Some(json!({"url": "https://hooks.example.test/x", "event_types": ["user.created"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     let (_, cluster) = app
         .call(
             &token,

@@ -14,6 +14,7 @@ pub mod members;
 pub mod settings;
 pub mod tenant;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -59,7 +60,15 @@ fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
         .service(domains::verify_domain)
         .service(domains::delete_domain)
         .service(settings::get_own_settings)
-        .service(settings::replace_own_settings);
+        .service(settings::replace_own_settings)
+        .service(webhooks::list_webhooks)
+        .service(webhooks::create_webhook)
+        .service(webhooks::get_webhook)
+        .service(webhooks::update_webhook)
+        .service(webhooks::delete_webhook)
+        .service(webhooks::rotate_webhook_secret)
+        .service(webhooks::list_webhook_deliveries)
+        .service(webhooks::replay_webhook_delivery);
 }
 
 /// The route table: every route, each documented in the OpenAPI document.
@@ -117,7 +126,16 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(admin::retention::list_runs)
                 .service(admin::settings::get_settings)
                 .service(admin::settings::replace_settings)
-                .service(admin::import::import_tenant),
+                .service(admin::import::import_tenant)
+                .service(admin::webhooks::list_platform_webhooks)
+                .service(admin::webhooks::create_platform_webhook)
+                .service(admin::webhooks::webhook_outbox)
+                .service(admin::webhooks::get_platform_webhook)
+                .service(admin::webhooks::update_platform_webhook)
+                .service(admin::webhooks::delete_platform_webhook)
+                .service(admin::webhooks::rotate_platform_webhook_secret)
+                .service(admin::webhooks::list_platform_webhook_deliveries)
+                .service(admin::webhooks::replay_platform_webhook_delivery),
         )
         .service(
             scope::scope("/v1")

@@ -8,6 +8,12 @@ use crate::schema::audit_events;
 
 /// Appends to the audit log (append-only: the service cannot update or
 /// delete entries). Runs in the same transaction as the change it records.
+///
+/// A platform event (a tenant's lifecycle, quota or purge: see
+/// [`is_platform_event`]) also goes to the outbox, in this transaction: to
+/// every subscribed platform endpoint (visible in the platform context
+/// only) and to the tenant's own endpoints (visible only when the
+/// tenant's own context is set too, as `PlatformScope::provision` does).
 pub async fn record(
     conn: &mut AsyncPgConnection,
     tenant: Option<TenantId>,
@@ -17,7 +23,7 @@ pub async fn record(
     after: Option<serde_json::Value>,
     reason: Option<&str>,
 ) -> QueryResult<AuditEntry> {
-    diesel::insert_into(audit_events::table)
+    let entry = diesel::insert_into(audit_events::table)
         .values((
             audit_events::id.eq(uuid::Uuid::now_v7()),
             audit_events::tenant_id.eq(tenant),
@@ -29,7 +35,34 @@ pub async fn record(
         ))
         .returning(AuditEntry::as_returning())
         .get_result(conn)
-        .await
+        .await?;
+    if is_platform_event(&entry.action) {
+        let event = super::webhooks::OutEvent {
+            id: entry.id,
+            kind: &entry.action,
+            tenant: entry.tenant_id,
+            occurred_at: entry.at,
+            data: serde_json::json!({
+                "actor": entry.actor,
+                "before": entry.before,
+                "after": entry.after,
+                "reason": entry.reason,
+            }),
+        };
+        super::webhooks::enqueue_platform(conn, &event).await?;
+        if let Some(tenant) = entry.tenant_id {
+            super::webhooks::enqueue_tenant(conn, tenant, &event).await?;
+        }
+    }
+    Ok(entry)
+}
+
+/// Audit actions that are platform webhook events: a tenant's lifecycle and
+/// registry changes (`tenant.*`, the purge included) and its quotas
+/// (`quota.*`).
+#[must_use]
+pub fn is_platform_event(action: &str) -> bool {
+    action.starts_with("tenant.") || action.starts_with("quota.")
 }
 
 /// Which entries to read; every field narrows (all `None`: every entry).

@@ -6,7 +6,9 @@ use crate::models::{Event, Page};
 use crate::schema::events;
 
 /// Appends an event to the tenant's activity log (same transaction as the
-/// change it describes).
+/// change it describes), and a webhook delivery for each of the tenant's
+/// endpoints subscribed to it (the outbox: same transaction, so a rollback
+/// sends nothing).
 pub async fn record(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -15,16 +17,27 @@ pub async fn record(
     subject: Option<uuid::Uuid>,
     data: serde_json::Value,
 ) -> QueryResult<()> {
-    diesel::insert_into(events::table)
+    let id = EventId::new();
+    let at: chrono::DateTime<chrono::Utc> = diesel::insert_into(events::table)
         .values((
             events::tenant_id.eq(tenant),
-            events::id.eq(EventId::new()),
+            events::id.eq(id),
             events::kind.eq(kind),
             events::actor.eq(actor),
             events::subject.eq(subject),
-            events::data.eq(data),
+            events::data.eq(&data),
         ))
-        .execute(conn)
+        .returning(events::at)
+        .get_result(conn)
+        .await?;
+    let event = super::webhooks::OutEvent {
+        id: *id.as_uuid(),
+        kind,
+        tenant: Some(tenant),
+        occurred_at: at,
+        data: serde_json::json!({ "actor": actor, "subject": subject, "details": data }),
+    };
+    super::webhooks::enqueue_tenant(conn, tenant, &event)
         .await
         .map(|_| ())
 }

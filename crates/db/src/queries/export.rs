@@ -15,7 +15,9 @@ use tenantry_core::TenantId;
 use tokio::sync::mpsc;
 
 /// The tenant-scoped tables, parents before children (import order; a
-/// purge goes the other way, see `schema::TENANT_TABLES`).
+/// purge goes the other way, see `schema::TENANT_TABLES`). Not the webhook
+/// tables (sql/0016): an endpoint's signing secret never leaves the
+/// database, and its deliveries are transient.
 pub const TABLES: [&str; 6] = [
     "members",
     "users",
@@ -244,6 +246,15 @@ mod tests {
             assert!(
                 !columns.contains("secret") && !columns.contains("hash"),
                 "{table}"
+            );
+        }
+        // Webhook endpoints hold signing secrets: never exported.
+        for table in ["webhook_endpoints", "webhook_deliveries"] {
+            assert!(!tables.contains(&table), "{table}");
+            assert!(
+                !EXPORTED_SECTIONS
+                    .iter()
+                    .any(|(t, from, _)| *t == table || *from == table)
             );
         }
         for (table, _, columns) in EXPORTED_SECTIONS {

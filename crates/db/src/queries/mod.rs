@@ -22,3 +22,4 @@ pub mod retention;
 pub mod settings;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;

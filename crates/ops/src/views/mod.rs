@@ -18,6 +18,7 @@ mod retention;
 mod settings;
 mod tenants;
 mod users;
+mod webhooks;
 
 pub use accounts::{AccountLimitsView, AccountTransitionView, AccountUsageView, AccountView};
 pub use api_keys::{ApiKeyView, CreatedApiKey};
@@ -39,6 +40,7 @@ pub use retention::{InterruptedView, RetentionRunView, SweepReportView, WouldPur
 pub use settings::SettingsView;
 pub use tenants::{DataHealthView, ImportView, OwnTenantView, TenantView};
 pub use users::UserView;
+pub use webhooks::{AttemptView, DeliveryView, OutboxView, WebhookSecretView, WebhookView};
 
 use serde::Serialize;
 
