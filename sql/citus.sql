@@ -14,7 +14,7 @@
 --       registry;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
---       events, members, idempotency_keys, tenant_settings — a tenant's request or provisioning transaction stays on
+--       events, members, idempotency_keys, tenant_settings, usage_history — a tenant's request or provisioning transaction stays on
 --       one shard;
 --   on the coordinator only (Citus local tables): audit_events,
 --       retention_runs, admin_idempotency_keys and console_sessions — append-mostly control-plane logs read across
@@ -124,7 +124,7 @@ DECLARE
     tenant_tables text[] := ARRAY['public.tenant_quotas', 'public.tenant_usage', 'public.users',
                                   'public.api_keys', 'public.clusters', 'public.instances',
                                   'public.events', 'public.members', 'public.idempotency_keys',
-                                  'public.tenant_settings'];
+                                  'public.tenant_settings', 'public.usage_history'];
     t text;
     fk record;
     set_aside text[] := '{}';

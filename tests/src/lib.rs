@@ -281,6 +281,7 @@ impl TestDb {
                 tenant_multi_shard: tenantry_db::MultiShardLevel::Error,
                 ..tenantry_db::CitusSettings::default()
             },
+            usage_interval: tenantry_db::default_usage_interval(),
         }
     }
 

@@ -57,6 +57,7 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("admin_idempotency_keys", Placement::Coordinator),
     ("console_sessions", Placement::Coordinator),
     ("tenant_settings", Placement::Distributed),
+    ("usage_history", Placement::Distributed),
     ("audit_events", Placement::Coordinator),
     ("retention_runs", Placement::Coordinator),
     ("tenantry_migrations", Placement::Unplaced),

@@ -13,6 +13,7 @@ pub mod instances;
 pub mod members;
 pub mod settings;
 pub mod tenant;
+pub mod usage;
 pub mod users;
 
 use actix_web::{HttpResponse, web};
@@ -59,7 +60,8 @@ fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
         .service(domains::verify_domain)
         .service(domains::delete_domain)
         .service(settings::get_own_settings)
-        .service(settings::replace_own_settings);
+        .service(settings::replace_own_settings)
+        .service(usage::get_own_usage);
 }
 
 /// The route table: every route, each documented in the OpenAPI document.
@@ -117,7 +119,9 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(admin::retention::list_runs)
                 .service(admin::settings::get_settings)
                 .service(admin::settings::replace_settings)
-                .service(admin::import::import_tenant),
+                .service(admin::import::import_tenant)
+                .service(admin::usage::get_tenant_usage)
+                .service(admin::usage::export_usage),
         )
         .service(
             scope::scope("/v1")

@@ -21,4 +21,5 @@ pub mod quotas;
 pub mod retention;
 pub mod settings;
 pub mod tenants;
+pub mod usage;
 pub mod users;

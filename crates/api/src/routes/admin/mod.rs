@@ -14,3 +14,4 @@ pub mod quotas;
 pub mod retention;
 pub mod settings;
 pub mod tenants;
+pub mod usage;
