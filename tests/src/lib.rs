@@ -559,9 +559,17 @@ pub struct TestAppBuilder {
     domains: Option<tenantry_api::DomainSettings>,
     tenancy: Option<tenantry::settings::TenancySettings>,
     console: Option<tenantry_api::console::ConsoleSettings>,
+    usage: Option<tenantry_ops::usage::UsageSettings>,
 }
 
 impl TestAppBuilder {
+    /// With these `[usage]` settings (a short interval, the sampler off).
+    #[must_use]
+    pub fn usage(mut self, usage: tenantry_ops::usage::UsageSettings) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
     /// With these `[console]` settings (timeouts, sign-in rate, enabled).
     #[must_use]
     pub fn console(mut self, console: tenantry_api::console::ConsoleSettings) -> Self {
@@ -646,6 +654,9 @@ impl TestAppBuilder {
         }
         if let Some(console) = self.console {
             settings.console = console;
+        }
+        if let Some(usage) = self.usage {
+            settings.usage = usage;
         }
         settings.retention = self
             .retention

@@ -1301,7 +1301,9 @@ pub async fn run(
                     let table = row.table();
                     writer.write(row).await?;
                     match table {
-                        "api_keys" => *skipped.entry(table.to_owned()).or_default() += 1,
+                        "api_keys" | "usage_history" => {
+                            *skipped.entry(table.to_owned()).or_default() += 1;
+                        }
                         "tenant_quotas" | "tenant_settings" | "tenant_plan" => {}
                         _ => {
                             *rows.entry(table.to_owned()).or_default() += 1;

@@ -119,7 +119,8 @@ pub struct Window {
 
 impl Window {
     /// From the query's text: RFC 3339 times (default: the 24 hours before
-    /// `now`), `period`, `hour` (the default) or `day`. Refused: a time
+    /// `now`, or the last [`MAX_BUCKETS`] periods when they are shorter),
+    /// `period`, `hour` (the default) or `day`. Refused: a time
     /// that does not parse, `from` not before `to`, or a range of more than
     /// [`MAX_BUCKETS`] periods of the granularity.
     pub fn parse(
@@ -143,10 +144,6 @@ impl Window {
             Some(t) => time("to", t)?,
             None => now,
         };
-        let from = match from.filter(|t| !t.is_empty()) {
-            Some(t) => time("from", t)?,
-            None => to - DEFAULT_SPAN,
-        };
         let granularity = match granularity.filter(|g| !g.is_empty()) {
             None | Some("hour") => Granularity::Hour,
             Some("day") => Granularity::Day,
@@ -158,14 +155,19 @@ impl Window {
                 ));
             }
         };
-        if from >= to {
-            return Err(Error::validation("from", "must be before to"));
-        }
         let bucket_secs = match granularity {
             Granularity::Period => settings.interval_secs(),
             Granularity::Hour => 3600,
             Granularity::Day => 86_400,
         };
+        let from = match from.filter(|t| !t.is_empty()) {
+            Some(t) => time("from", t)?,
+            // The last day, or as many periods as a report holds.
+            None => to - DEFAULT_SPAN.min(chrono::Duration::seconds(bucket_secs * MAX_BUCKETS)),
+        };
+        if from >= to {
+            return Err(Error::validation("from", "must be before to"));
+        }
         let span = (to - from).num_seconds();
         let buckets = span / bucket_secs + i64::from(span % bucket_secs != 0);
         if buckets > MAX_BUCKETS {
@@ -390,5 +392,8 @@ mod tests {
             }
         }
         assert!(Window::parse(Some("2024-01-01T00:00:00Z"), None, Some("day"), &s, now).is_ok());
+        // Short periods: the default reaches back as far as a report holds.
+        let w = Window::parse(None, None, Some("period"), &settings(4), now).unwrap();
+        assert_eq!(w.to - w.from, chrono::Duration::seconds(4000));
     }
 }

@@ -46,3 +46,4 @@ mod settings;
 mod tenancy;
 mod tenant_plane;
 mod tokens;
+mod usage;
