@@ -66,7 +66,9 @@ impl UsageSettings {
     /// The interval in seconds (at least 1).
     #[must_use]
     pub fn interval_secs(&self) -> i64 {
-        i64::try_from(self.interval.as_secs()).unwrap_or(86_400).max(1)
+        i64::try_from(self.interval.as_secs())
+            .unwrap_or(86_400)
+            .max(1)
     }
 
     /// How long after a boundary the sampler runs: a tenth of the
@@ -241,8 +243,7 @@ pub async fn of_tenant(
         .run(|conn| {
             async move {
                 let tenant = resolve(conn, key).await?.id;
-                let buckets =
-                    history::buckets(conn, &[tenant], window.range(MAX_BUCKETS)).await?;
+                let buckets = history::buckets(conn, &[tenant], window.range(MAX_BUCKETS)).await?;
                 Ok(window.report(&settings, buckets, None))
             }
             .scope_boxed()
@@ -297,10 +298,7 @@ pub struct SampleReport {
 /// Closes the last `periods` periods that ended at least a grace ago (by
 /// the database's clock), oldest first, each in one statement for every
 /// tenant, and prunes what is past the retention. Idempotent.
-pub async fn sample(
-    ops: &Operations,
-    periods: u32,
-) -> Result<SampleReport, Error> {
+pub async fn sample(ops: &Operations, periods: u32) -> Result<SampleReport, Error> {
     let settings = ops.tenancy.usage.clone();
     ops.db
         .platform()
@@ -318,8 +316,8 @@ pub async fn sample(
                     let sampled = history::sample(conn, start, end).await?;
                     report.periods.push((start, sampled));
                 }
-                let keep = chrono::Duration::from_std(settings.retention)
-                    .unwrap_or(chrono::Duration::MAX);
+                let keep =
+                    chrono::Duration::from_std(settings.retention).unwrap_or(chrono::Duration::MAX);
                 report.pruned = history::prune(conn, now - keep).await?;
                 Ok(report)
             }
@@ -340,7 +338,9 @@ mod tests {
     }
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -383,7 +383,12 @@ mod tests {
             (Some("yesterday"), None, None, "from"),
             (None, Some("2026-13-01T00:00:00Z"), None, "to"),
             (None, None, Some("week"), "granularity"),
-            (Some("2026-03-02T00:00:00Z"), Some("2026-03-01T00:00:00Z"), None, "from"),
+            (
+                Some("2026-03-02T00:00:00Z"),
+                Some("2026-03-01T00:00:00Z"),
+                None,
+                "from",
+            ),
             (Some("2020-01-01T00:00:00Z"), None, Some("hour"), "to"),
         ] {
             match Window::parse(from, to, g, &s, now) {

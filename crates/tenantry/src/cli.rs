@@ -187,6 +187,9 @@ pub enum UsageCommand {
     /// Close the periods that ended (the last --periods of them) for every
     /// tenant, as `serve` does after each `[usage] interval`, and prune
     /// past `[usage] retention`; idempotent. Prints what it did.
+    #[command(
+        after_help = "Examples:\n  tenantry usage sample\n  tenantry usage sample --periods 24"
+    )]
     Sample {
         /// How many of the latest ended periods to close.
         #[arg(long, default_value_t = 1)]
@@ -195,6 +198,9 @@ pub enum UsageCommand {
     /// Print the usage history as CSV on stdout (a header, then one record
     /// per tenant and period), every tenant's or one's; the same report as
     /// `GET /v1/admin/usage`.
+    #[command(after_help = "Examples:\n  \
+        tenantry usage export > last-24h.csv\n  \
+        tenantry usage export --from 2026-01-01T00:00:00Z --to 2026-02-01T00:00:00Z --granularity day --tenant acme")]
     Export {
         /// RFC 3339; default: 24 hours before --to.
         #[arg(long)]

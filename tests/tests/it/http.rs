@@ -182,10 +182,10 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
             }
         }
     }
-    // 32 tenant-plane operations mounted twice (/v1 and /t/{tenant_slug}/v1),
-    // the API-key exchange, healthz, readyz, jwks, and 46 admin operations.
+    // 33 tenant-plane operations mounted twice (/v1 and /t/{tenant_slug}/v1),
+    // the API-key exchange, healthz, readyz, jwks, and 48 admin operations.
     // Not /metrics: it is not served on this port.
-    assert_eq!(operations.len(), 32 * 2 + 4 + 46, "{operations:#?}");
+    assert_eq!(operations.len(), 33 * 2 + 4 + 48, "{operations:#?}");
     assert!(doc["paths"].get("/metrics").is_none());
     assert_eq!(
         doc["paths"]["/v1/admin/tenants/{id_or_slug}/export"]["get"]["responses"]["410"]["content"]

@@ -302,7 +302,10 @@ async fn diesel_schema_matches_the_migrated_catalog() {
             diesel_columns(schema::console_sessions::table),
         ),
         ("domains", diesel_columns(schema::domains::table)),
-        ("usage_history", diesel_columns(schema::usage_history::table)),
+        (
+            "usage_history",
+            diesel_columns(schema::usage_history::table),
+        ),
     ];
     for (table, expected) in tables {
         let columns: Vec<Column> = diesel::sql_query(

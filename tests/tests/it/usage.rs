@@ -62,8 +62,8 @@ async fn into_next_period(offset: Duration) -> DateTime<Utc> {
     let now = Utc::now();
     let step = secs(INTERVAL);
     let start = now.timestamp() - now.timestamp().rem_euclid(step) + step;
-    let target = DateTime::from_timestamp(start, 0).unwrap()
-        + chrono::Duration::from_std(offset).unwrap();
+    let target =
+        DateTime::from_timestamp(start, 0).unwrap() + chrono::Duration::from_std(offset).unwrap();
     tokio::time::sleep((target - now).to_std().unwrap()).await;
     DateTime::from_timestamp(start, 0).unwrap()
 }
@@ -131,26 +131,60 @@ async fn each_sample_is_the_live_usage_at_its_end_and_the_counters_reconcile_the
 
     // Period 1: a cluster, two instances, a user.
     let p1 = into_next_period(Duration::from_millis(300)).await;
-    let cluster = create(&app, &token, "/v1/clusters", json!({"name": "main", "region": "eu"})).await;
-    let vm = |name: &str, cpu: i32| {
-        json!({"name": name, "cluster_id": cluster["id"], "cpu_cores": cpu, "memory_gb": 2, "storage_gb": 10})
-    };
+    let cluster = create(
+        &app,
+        &token,
+        "/v1/clusters",
+        json!({"name": "main", "region": "eu"}),
+    )
+    .await;
+    let vm = |name: &str, cpu: i32| json!({"name": name, "cluster_id": cluster["id"], "cpu_cores": cpu, "memory_gb": 2, "storage_gb": 10});
     let a = create(&app, &token, "/v1/instances", vm("a", 2)).await;
     create(&app, &token, "/v1/instances", vm("b", 1)).await;
-    let user = create(&app, &token, "/v1/users", json!({"email": "one@example.com"})).await;
+    let user = create(
+        &app,
+        &token,
+        "/v1/users",
+        json!({"email": "one@example.com"}),
+    )
+    .await;
     let end1 = live_usage(&app, &token).await;
 
     // Period 2: one instance and the user go, a resize, a second user.
     let p2 = into_next_period(Duration::from_millis(300)).await;
-    assert_eq!(p2.timestamp() - p1.timestamp(), secs(INTERVAL), "period 1 overran");
-    delete(&app, &token, &format!("/v1/instances/{}", a["id"].as_str().unwrap())).await;
-    delete(&app, &token, &format!("/v1/users/{}", user["id"].as_str().unwrap())).await;
-    create(&app, &token, "/v1/users", json!({"email": "two@example.com"})).await;
+    assert_eq!(
+        p2.timestamp() - p1.timestamp(),
+        secs(INTERVAL),
+        "period 1 overran"
+    );
+    delete(
+        &app,
+        &token,
+        &format!("/v1/instances/{}", a["id"].as_str().unwrap()),
+    )
+    .await;
+    delete(
+        &app,
+        &token,
+        &format!("/v1/users/{}", user["id"].as_str().unwrap()),
+    )
+    .await;
+    create(
+        &app,
+        &token,
+        "/v1/users",
+        json!({"email": "two@example.com"}),
+    )
+    .await;
     let end2 = live_usage(&app, &token).await;
 
     // Period 3: nothing happens.
     let p3 = into_next_period(Duration::from_millis(300)).await;
-    assert_eq!(p3.timestamp() - p2.timestamp(), secs(INTERVAL), "period 2 overran");
+    assert_eq!(
+        p3.timestamp() - p2.timestamp(),
+        secs(INTERVAL),
+        "period 2 overran"
+    );
 
     let path = report_path("/v1/usage", p1, p3 + chrono::Duration::seconds(1), "period");
     let report = report_with(&app, &token, &path, 3).await;
@@ -158,7 +192,10 @@ async fn each_sample_is_the_live_usage_at_its_end_and_the_counters_reconcile_the
     assert_eq!(items.len(), 3, "{report}");
     assert_eq!(report["granularity"], "period");
     assert_eq!(report["interval_seconds"], secs(INTERVAL));
-    let starts: Vec<&str> = items.iter().map(|i| i["period_start"].as_str().unwrap()).collect();
+    let starts: Vec<&str> = items
+        .iter()
+        .map(|i| i["period_start"].as_str().unwrap())
+        .collect();
     let parse = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
     assert_eq!(
         starts.iter().map(|s| parse(s)).collect::<Vec<_>>(),
@@ -169,22 +206,36 @@ async fn each_sample_is_the_live_usage_at_its_end_and_the_counters_reconcile_the
         assert_eq!(item["tenant_slug"], "metered");
         assert_eq!(item["samples"], 1);
         assert_eq!(
-            parse(item["period_end"].as_str().unwrap()) - parse(item["period_start"].as_str().unwrap()),
+            parse(item["period_end"].as_str().unwrap())
+                - parse(item["period_start"].as_str().unwrap()),
             chrono::Duration::seconds(secs(INTERVAL))
         );
     }
     // Each sample is the usage at its period's end (nothing changed
     // between the read and the boundary).
     for r in RESOURCES {
-        assert_eq!(items[0]["usage"][r], end1[r], "{r} at the end of period 1: {report}");
-        assert_eq!(items[1]["usage"][r], end2[r], "{r} at the end of period 2: {report}");
-        assert_eq!(items[2]["usage"][r], end2[r], "{r} at the end of period 3: {report}");
+        assert_eq!(
+            items[0]["usage"][r], end1[r],
+            "{r} at the end of period 1: {report}"
+        );
+        assert_eq!(
+            items[1]["usage"][r], end2[r],
+            "{r} at the end of period 2: {report}"
+        );
+        assert_eq!(
+            items[2]["usage"][r], end2[r],
+            "{r} at the end of period 3: {report}"
+        );
     }
     // sample(prev) + provisioned − released = sample(next), for every
     // resource and every pair; the first against an empty start.
     for r in RESOURCES {
         let at = |i: usize, what: &str| items[i][what][r].as_i64().unwrap();
-        assert_eq!(at(0, "provisioned") - at(0, "released"), at(0, "usage"), "{r}");
+        assert_eq!(
+            at(0, "provisioned") - at(0, "released"),
+            at(0, "usage"),
+            "{r}"
+        );
         for i in 1..items.len() {
             assert_eq!(
                 at(i - 1, "usage") + at(i, "provisioned") - at(i, "released"),
@@ -194,10 +245,19 @@ async fn each_sample_is_the_live_usage_at_its_end_and_the_counters_reconcile_the
         }
     }
     // The counters are the events themselves.
-    assert_eq!(items[0]["provisioned"], json!({"users": 1, "api_keys": 0, "clusters": 1, "instances": 2, "cpu_cores": 3, "memory_gb": 4, "storage_gb": 20}));
+    assert_eq!(
+        items[0]["provisioned"],
+        json!({"users": 1, "api_keys": 0, "clusters": 1, "instances": 2, "cpu_cores": 3, "memory_gb": 4, "storage_gb": 20})
+    );
     assert_eq!(items[1]["provisioned"]["users"], 1);
-    assert_eq!(items[1]["released"], json!({"users": 1, "api_keys": 0, "clusters": 0, "instances": 1, "cpu_cores": 2, "memory_gb": 2, "storage_gb": 10}));
-    assert_eq!(items[2]["provisioned"], json!({"users": 0, "api_keys": 0, "clusters": 0, "instances": 0, "cpu_cores": 0, "memory_gb": 0, "storage_gb": 0}));
+    assert_eq!(
+        items[1]["released"],
+        json!({"users": 1, "api_keys": 0, "clusters": 0, "instances": 1, "cpu_cores": 2, "memory_gb": 2, "storage_gb": 10})
+    );
+    assert_eq!(
+        items[2]["provisioned"],
+        json!({"users": 0, "api_keys": 0, "clusters": 0, "instances": 0, "cpu_cores": 0, "memory_gb": 0, "storage_gb": 0})
+    );
 
     // By hour: one bucket (or two, across an hour boundary) aggregating
     // the periods — the usage at its end, the peak, the counters summed.
@@ -208,18 +268,37 @@ async fn each_sample_is_the_live_usage_at_its_end_and_the_counters_reconcile_the
     let last = buckets.last().unwrap();
     assert_eq!(last["usage"], items[2]["usage"]);
     let sum = |what: &str, r: &str| {
-        buckets.iter().map(|b| b[what][r].as_i64().unwrap()).sum::<i64>()
+        buckets
+            .iter()
+            .map(|b| b[what][r].as_i64().unwrap())
+            .sum::<i64>()
     };
     for r in RESOURCES {
-        let total = |what: &str| items.iter().map(|i| i[what][r].as_i64().unwrap()).sum::<i64>();
+        let total = |what: &str| {
+            items
+                .iter()
+                .map(|i| i[what][r].as_i64().unwrap())
+                .sum::<i64>()
+        };
         assert_eq!(sum("provisioned", r), total("provisioned"), "{r}");
         assert_eq!(sum("released", r), total("released"), "{r}");
-        let peak = items.iter().map(|i| i["usage"][r].as_i64().unwrap()).max().unwrap();
-        let got = buckets.iter().map(|b| b["peak"][r].as_i64().unwrap()).max().unwrap();
+        let peak = items
+            .iter()
+            .map(|i| i["usage"][r].as_i64().unwrap())
+            .max()
+            .unwrap();
+        let got = buckets
+            .iter()
+            .map(|b| b["peak"][r].as_i64().unwrap())
+            .max()
+            .unwrap();
         assert_eq!(got, peak, "{r}");
     }
     assert_eq!(
-        buckets.iter().map(|b| b["samples"].as_i64().unwrap()).sum::<i64>(),
+        buckets
+            .iter()
+            .map(|b| b["samples"].as_i64().unwrap())
+            .sum::<i64>(),
         3
     );
 }
@@ -237,11 +316,12 @@ async fn count_in(
 ) -> i64 {
     conn.batch_execute("BEGIN").await.unwrap();
     conn.batch_execute(context).await.unwrap();
-    let c: Count = diesel::sql_query("SELECT count(*) AS n FROM usage_history WHERE tenant_id = $1")
-        .bind::<SqlUuid, _>(tenant)
-        .get_result(conn)
-        .await
-        .unwrap();
+    let c: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM usage_history WHERE tenant_id = $1")
+            .bind::<SqlUuid, _>(tenant)
+            .get_result(conn)
+            .await
+            .unwrap();
     conn.batch_execute("COMMIT").await.unwrap();
     c.n
 }
@@ -250,9 +330,18 @@ async fn count_in(
 async fn a_tenant_sees_only_its_own_history() {
     let app = spawn(false).await;
     let ops = replica(&app);
-    let (a, b) = (app.create_tenant("own-a").await, app.create_tenant("own-b").await);
+    let (a, b) = (
+        app.create_tenant("own-a").await,
+        app.create_tenant("own-b").await,
+    );
     let (token_a, token_b) = (app.tenant_token(a), app.tenant_token(b));
-    create(&app, &token_a, "/v1/users", json!({"email": "a@example.com"})).await;
+    create(
+        &app,
+        &token_a,
+        "/v1/users",
+        json!({"email": "a@example.com"}),
+    )
+    .await;
     into_next_period(Duration::from_millis(600)).await;
     tenantry_ops::usage::sample(&ops, 1).await.unwrap();
 
@@ -276,7 +365,11 @@ async fn a_tenant_sees_only_its_own_history() {
     let mut conn = app.test_db.app_conn().await;
     assert!(count_in(&mut conn, &tenant_context_sql(a), a).await >= 1);
     assert_eq!(count_in(&mut conn, &tenant_context_sql(b), a).await, 0);
-    assert_eq!(count_in(&mut conn, "SELECT 1", a).await, 0, "no context, no rows");
+    assert_eq!(
+        count_in(&mut conn, "SELECT 1", a).await,
+        0,
+        "no context, no rows"
+    );
     conn.batch_execute("BEGIN").await.unwrap();
     conn.batch_execute(&tenant_context_sql(b)).await.unwrap();
     let forged = diesel::sql_query(
@@ -293,16 +386,36 @@ async fn a_tenant_sees_only_its_own_history() {
 async fn admins_read_one_tenant_and_export_every_tenant_as_json_and_csv() {
     let app = spawn(false).await;
     let ops = replica(&app);
-    let (a, b) = (app.create_tenant("fin-a").await, app.create_tenant("fin-b").await);
-    create(&app, &app.tenant_token(a), "/v1/users", json!({"email": "a@example.com"})).await;
-    create(&app, &app.tenant_token(b), "/v1/clusters", json!({"name": "c", "region": "eu"})).await;
+    let (a, b) = (
+        app.create_tenant("fin-a").await,
+        app.create_tenant("fin-b").await,
+    );
+    create(
+        &app,
+        &app.tenant_token(a),
+        "/v1/users",
+        json!({"email": "a@example.com"}),
+    )
+    .await;
+    create(
+        &app,
+        &app.tenant_token(b),
+        "/v1/clusters",
+        json!({"name": "c", "region": "eu"}),
+    )
+    .await;
     into_next_period(Duration::from_millis(600)).await;
     tenantry_ops::usage::sample(&ops, 1).await.unwrap();
     let admin = app.admin_token();
 
     // One tenant, by slug.
     let (status, one) = app
-        .call(&admin, Method::GET, "/v1/admin/tenants/fin-b/usage?granularity=period", None)
+        .call(
+            &admin,
+            Method::GET,
+            "/v1/admin/tenants/fin-b/usage?granularity=period",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{one}");
     let items = one["items"].as_array().unwrap();
@@ -318,7 +431,10 @@ async fn admins_read_one_tenant_and_export_every_tenant_as_json_and_csv() {
     let (status, _) = app
         .call(&app.tenant_token(a), Method::GET, "/v1/admin/usage", None)
         .await;
-    assert!(status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED, "{status}");
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
+        "{status}"
+    );
 
     // The finance export, a tenant a page.
     let mut seen = Vec::new();
@@ -366,7 +482,16 @@ async fn admins_read_one_tenant_and_export_every_tenant_as_json_and_csv() {
     let lines: Vec<&str> = text.split_terminator("\r\n").collect();
     assert_eq!(lines.len(), 3, "{text}");
     let header: Vec<&str> = lines[0].split(',').collect();
-    assert_eq!(header[..5], ["tenant_id", "tenant_slug", "period_start", "period_end", "samples"]);
+    assert_eq!(
+        header[..5],
+        [
+            "tenant_id",
+            "tenant_slug",
+            "period_start",
+            "period_end",
+            "samples"
+        ]
+    );
     assert_eq!(header.len(), 5 + 4 * 7);
     assert!(header.contains(&"cpu_cores_peak") && header.contains(&"storage_gb_released"));
     let row = |slug: &str| {
@@ -386,7 +511,11 @@ async fn admins_read_one_tenant_and_export_every_tenant_as_json_and_csv() {
     }
     // The tenant plane's CSV, by format=csv, with its own rows only.
     let own = app
-        .with_token(Method::GET, "/v1/usage?format=csv&granularity=period", &app.tenant_token(a))
+        .with_token(
+            Method::GET,
+            "/v1/usage?format=csv&granularity=period",
+            &app.tenant_token(a),
+        )
         .send()
         .await
         .unwrap();
@@ -414,15 +543,26 @@ async fn bad_ranges_and_granularities_are_400_and_change_nothing() {
         "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&granularity=period",
         "format=xml",
     ] {
-        for path in ["/v1/usage", "/v1/admin/usage", "/v1/admin/tenants/bad-input/usage"] {
-            let who = if path.starts_with("/v1/admin") { app.admin_token() } else { token.clone() };
+        for path in [
+            "/v1/usage",
+            "/v1/admin/usage",
+            "/v1/admin/tenants/bad-input/usage",
+        ] {
+            let who = if path.starts_with("/v1/admin") {
+                app.admin_token()
+            } else {
+                token.clone()
+            };
             let response = app
                 .with_token(Method::GET, &format!("{path}?{query}"), &who)
                 .send()
                 .await
                 .unwrap();
             let status = response.status();
-            let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
             let body: Value = response.json().await.unwrap_or(Value::Null);
             if query == "granularity=" {
                 // An empty parameter is the default.
@@ -432,7 +572,10 @@ async fn bad_ranges_and_granularities_are_400_and_change_nothing() {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{path}?{query}: {body}");
             assert_eq!(content_type, "application/problem+json", "{path}?{query}");
             assert_eq!(body["code"], "bad_request", "{body}");
-            assert!(!body["detail"].as_str().unwrap().contains("SELECT"), "{body}");
+            assert!(
+                !body["detail"].as_str().unwrap().contains("SELECT"),
+                "{body}"
+            );
         }
     }
     assert_eq!(
@@ -450,7 +593,13 @@ async fn replicas_sampling_the_same_period_write_it_once_and_old_history_is_prun
         app.create_tenant("rep-c").await,
     ];
     for t in tenants {
-        create(&app, &app.tenant_token(t), "/v1/users", json!({"email": "x@example.com"})).await;
+        create(
+            &app,
+            &app.tenant_token(t),
+            "/v1/users",
+            json!({"email": "x@example.com"}),
+        )
+        .await;
     }
     // A period long past the retention, to be pruned.
     let mut conn = app.test_db.app_conn().await;
@@ -466,10 +615,13 @@ async fn replicas_sampling_the_same_period_write_it_once_and_old_history_is_prun
     .unwrap();
     conn.batch_execute("COMMIT").await.unwrap();
 
-    let period = into_next_period(Duration::from_millis(600)).await - chrono::Duration::seconds(secs(INTERVAL));
+    let period = into_next_period(Duration::from_millis(600)).await
+        - chrono::Duration::seconds(secs(INTERVAL));
     let replicas: Vec<Operations> = (0..4).map(|_| replica(&app)).collect();
     let reports = futures_util::future::join_all(
-        replicas.iter().map(|ops| tenantry_ops::usage::sample(ops, 1)),
+        replicas
+            .iter()
+            .map(|ops| tenantry_ops::usage::sample(ops, 1)),
     )
     .await;
     let mut sampled = 0;
@@ -518,18 +670,34 @@ async fn replicas_sampling_the_same_period_write_it_once_and_old_history_is_prun
     let env = [("TENANTRY__USAGE__INTERVAL", interval.as_str())];
     let (ok, out, err) = run_tenantry_with(&app.test_db, &["usage", "sample"], &env);
     assert!(ok, "{err}");
-    assert!(out.contains("sampled 0 tenant(s)") || out.contains("sampled 3 tenant(s)"), "{out}");
+    assert!(
+        out.contains("sampled 0 tenant(s)") || out.contains("sampled 3 tenant(s)"),
+        "{out}"
+    );
     let (ok, out, err) = run_tenantry_with(
         &app.test_db,
-        &["usage", "export", "--granularity", "period", "--from", &rfc3339(period)],
+        &[
+            "usage",
+            "export",
+            "--granularity",
+            "period",
+            "--from",
+            &rfc3339(period),
+        ],
         &env,
     );
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.split_terminator("\r\n").collect();
-    assert!(lines[0].starts_with("tenant_id,tenant_slug,period_start,"), "{out}");
+    assert!(
+        lines[0].starts_with("tenant_id,tenant_slug,period_start,"),
+        "{out}"
+    );
     assert!(lines.len() > tenants.len(), "{out}");
     for slug in ["rep-a", "rep-b", "rep-c"] {
-        assert!(out.contains(&format!(",{slug},{}", rfc3339(period))), "{slug}: {out}");
+        assert!(
+            out.contains(&format!(",{slug},{}", rfc3339(period))),
+            "{slug}: {out}"
+        );
     }
 }
 
@@ -537,15 +705,29 @@ async fn replicas_sampling_the_same_period_write_it_once_and_old_history_is_prun
 async fn the_history_is_purged_with_the_tenant() {
     let app = spawn(false).await;
     let ops = replica(&app);
-    let (gone, kept) = (app.create_tenant("purged").await, app.create_tenant("kept").await);
+    let (gone, kept) = (
+        app.create_tenant("purged").await,
+        app.create_tenant("kept").await,
+    );
     for t in [gone, kept] {
-        create(&app, &app.tenant_token(t), "/v1/users", json!({"email": "x@example.com"})).await;
+        create(
+            &app,
+            &app.tenant_token(t),
+            "/v1/users",
+            json!({"email": "x@example.com"}),
+        )
+        .await;
     }
     into_next_period(Duration::from_millis(600)).await;
     tenantry_ops::usage::sample(&ops, 1).await.unwrap();
     let admin = app.admin_token();
     let (status, _) = app
-        .call(&admin, Method::POST, &format!("/v1/admin/tenants/{gone}/delete"), None)
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/v1/admin/tenants/{gone}/delete"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, report) = app
@@ -553,14 +735,24 @@ async fn the_history_is_purged_with_the_tenant() {
         .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert!(
-        report["purged"].as_array().unwrap().iter().any(|r| r["rows_removed"]["usage_history"].as_i64() >= Some(1)),
+        report["purged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["rows_removed"]["usage_history"].as_i64() >= Some(1)),
         "{report}"
     );
-    assert_eq!(tenantry_tests::count_as(&app.db, gone, "usage_history").await, 0);
+    assert_eq!(
+        tenantry_tests::count_as(&app.db, gone, "usage_history").await,
+        0
+    );
     assert!(tenantry_tests::count_as(&app.db, kept, "usage_history").await >= 1);
     // And a purged tenant is sampled no more.
     into_next_period(Duration::from_millis(600)).await;
     let report = tenantry_ops::usage::sample(&ops, 1).await.unwrap();
     assert_eq!(report.periods[0].1, 1, "{report:?}");
-    assert_eq!(tenantry_tests::count_as(&app.db, gone, "usage_history").await, 0);
+    assert_eq!(
+        tenantry_tests::count_as(&app.db, gone, "usage_history").await,
+        0
+    );
 }
