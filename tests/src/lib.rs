@@ -655,9 +655,12 @@ impl TestAppBuilder {
         if let Some(console) = self.console {
             settings.console = console;
         }
-        if let Some(usage) = self.usage {
-            settings.usage = usage;
-        }
+        // As the scheduled sweeper: off unless a test asks for it (the
+        // charges still write the usage counters).
+        settings.usage = self.usage.unwrap_or(tenantry_ops::usage::UsageSettings {
+            enabled: false,
+            ..tenantry_ops::usage::UsageSettings::default()
+        });
         settings.retention = self
             .retention
             .unwrap_or_else(|| test_retention(Duration::from_secs(90 * 24 * 3600)));
