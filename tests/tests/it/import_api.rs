@@ -294,10 +294,11 @@ async fn an_export_imported_into_an_empty_tenant_is_a_faithful_copy() {
     let (status, problem) = import(&app, copy, "", text_of(&exported)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("not empty"));
-    assert_eq!(
-        content(&lines(&export_text(&app, copy).await)),
-        content(&copied)
-    );
+    let again: Vec<Value> = lines(&export_text(&app, copy).await)
+        .into_iter()
+        .filter(|l| l["table"] != "usage_history")
+        .collect();
+    assert_eq!(content(&again), content(&copied));
 }
 
 #[tokio::test]
