@@ -295,23 +295,21 @@ struct Tenant {
     tenant_id: TenantId,
 }
 
-/// The tenants with sampled history in `[from, to)`, by id, after `after`,
-/// at most `limit` (the finance export's pages). Platform scope.
+/// A page of the tenants whose history the finance export reads: every
+/// tenant not purged (a purged tenant's history went with it), by id,
+/// after `after`, at most `limit`. From the registry, not a scan of the
+/// history: each page's history is then read along the (tenant_id,
+/// period_start) index. Platform scope.
 pub async fn tenants(
     conn: &mut AsyncPgConnection,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
     after: Option<uuid::Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<TenantId>> {
     let rows: Vec<Tenant> = sql_query(
-        "SELECT DISTINCT h.tenant_id FROM usage_history h
-          WHERE h.sampled_at IS NOT NULL AND h.period_start >= $1 AND h.period_start < $2
-            AND ($3::uuid IS NULL OR h.tenant_id > $3)
-          ORDER BY h.tenant_id LIMIT $4",
+        "SELECT id AS tenant_id FROM tenants
+          WHERE purged_at IS NULL AND ($1::uuid IS NULL OR id > $1)
+          ORDER BY id LIMIT $2",
     )
-    .bind::<Timestamptz, _>(from)
-    .bind::<Timestamptz, _>(to)
     .bind::<Nullable<SqlUuid>, _>(after)
     .bind::<BigInt, _>(limit)
     .load(conn)
