@@ -14,8 +14,8 @@
 --       registry;
 --   distributed by tenant_id, all co-located (one tenant, one shard):
 --       tenant_quotas, tenant_usage, users, api_keys, clusters, instances,
---       events, members, idempotency_keys, tenant_settings, webhook_endpoints,
---       webhook_deliveries (sql/0016) — a tenant's request or provisioning transaction stays on
+--       events, members, idempotency_keys, tenant_settings, usage_history (sql/0015),
+--       webhook_endpoints, webhook_deliveries (sql/0016) — a tenant's request or provisioning transaction stays on
 --       one shard;
 --   on the coordinator only (Citus local tables): audit_events,
 --       retention_runs, admin_idempotency_keys and console_sessions — append-mostly control-plane logs read across
@@ -129,7 +129,7 @@ DECLARE
                                   'public.api_keys', 'public.clusters', 'public.instances',
                                   'public.events', 'public.members', 'public.idempotency_keys',
                                   'public.tenant_settings', 'public.webhook_endpoints',
-                                  'public.webhook_deliveries'];
+                                  'public.webhook_deliveries', 'public.usage_history'];
     t text;
     fk record;
     set_aside text[] := '{}';

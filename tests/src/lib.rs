@@ -283,6 +283,7 @@ impl TestDb {
                 tenant_multi_shard: tenantry_db::MultiShardLevel::Error,
                 ..tenantry_db::CitusSettings::default()
             },
+            usage_interval: tenantry_db::default_usage_interval(),
         }
     }
 
@@ -560,6 +561,7 @@ pub struct TestAppBuilder {
     domains: Option<tenantry_api::DomainSettings>,
     tenancy: Option<tenantry::settings::TenancySettings>,
     console: Option<tenantry_api::console::ConsoleSettings>,
+    usage: Option<tenantry_ops::usage::UsageSettings>,
     webhooks: Option<tenantry_ops::webhooks::WebhookSettings>,
 }
 
@@ -598,6 +600,13 @@ impl TestAppBuilder {
             allow_private_targets: allow,
             ..webhooks
         })
+    }
+
+    /// With these `[usage]` settings (a short interval, the sampler off).
+    #[must_use]
+    pub fn usage(mut self, usage: tenantry_ops::usage::UsageSettings) -> Self {
+        self.usage = Some(usage);
+        self
     }
 
     /// With these `[console]` settings (timeouts, sign-in rate, enabled).
@@ -691,6 +700,12 @@ impl TestAppBuilder {
                     enabled: false,
                     ..test_webhooks()
                 });
+        // As the scheduled sweeper: off unless a test asks for it (the
+        // charges still write the usage counters).
+        settings.usage = self.usage.unwrap_or(tenantry_ops::usage::UsageSettings {
+            enabled: false,
+            ..tenantry_ops::usage::UsageSettings::default()
+        });
         settings.retention = self
             .retention
             .unwrap_or_else(|| test_retention(Duration::from_secs(90 * 24 * 3600)));

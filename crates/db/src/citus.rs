@@ -61,6 +61,7 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("webhook_deliveries", Placement::Distributed),
     ("platform_webhook_endpoints", Placement::Coordinator),
     ("platform_webhook_deliveries", Placement::Coordinator),
+    ("usage_history", Placement::Distributed),
     ("audit_events", Placement::Coordinator),
     ("retention_runs", Placement::Coordinator),
     ("tenantry_migrations", Placement::Unplaced),

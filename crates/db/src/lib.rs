@@ -31,4 +31,4 @@ pub use migrate::{Compatibility, MigrateError, MigrateOptions, MigrationReport, 
 pub use pool::{Db, PoolStatus};
 pub use scope::{PlatformScope, TenantScope};
 pub use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
-pub use settings::{CitusSettings, DatabaseSettings, MultiShardLevel};
+pub use settings::{CitusSettings, DatabaseSettings, MultiShardLevel, default_usage_interval};

@@ -60,6 +60,8 @@ struct SessionSettings {
     /// Citus's `multi_task_query_log_level` (a harmless placeholder setting
     /// on plain PostgreSQL).
     multi_shard_level: &'static str,
+    /// `tenantry.usage_interval`: the usage history's period, in seconds.
+    usage_interval_secs: String,
 }
 
 impl Db {
@@ -81,6 +83,7 @@ impl Db {
             idle_in_transaction_timeout_ms: millis(settings.idle_in_transaction_timeout),
             application_name: settings.application_name.clone(),
             multi_shard_level: settings.citus.tenant_multi_shard.as_guc(),
+            usage_interval_secs: settings.usage_interval.as_secs().max(1).to_string(),
         });
         let pool = build_pool(settings, &session, settings.max_connections)?;
         // Told apart in pg_stat_activity by its application_name.
@@ -90,6 +93,7 @@ impl Db {
             application_name: format!("{}-admin", settings.application_name),
             // The admin plane lists across tenants: fan-out is its job.
             multi_shard_level: "off",
+            usage_interval_secs: session.usage_interval_secs.clone(),
         });
         let admin_pool = build_pool(settings, &admin_session, settings.admin_connections.max(1))?;
         Ok(Self {
@@ -206,12 +210,14 @@ async fn apply_session_settings(
                 set_config('idle_in_transaction_session_timeout', $2, false), \
                 set_config('application_name', $3, false), \
                 set_config('citus.propagate_set_commands', 'local', false), \
-                set_config('citus.multi_task_query_log_level', $4, false)",
+                set_config('citus.multi_task_query_log_level', $4, false), \
+                set_config('tenantry.usage_interval', $5, false)",
     )
     .bind::<Text, _>(&session.statement_timeout_ms)
     .bind::<Text, _>(&session.idle_in_transaction_timeout_ms)
     .bind::<Text, _>(&session.application_name)
     .bind::<Text, _>(session.multi_shard_level)
+    .bind::<Text, _>(&session.usage_interval_secs)
     .execute(conn)
     .await
     .map(|_| ())

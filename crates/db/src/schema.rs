@@ -342,6 +342,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Usage history for billing (sql/0015): per tenant and period, the
+    /// usage at its end and what its charges provisioned and released.
+    usage_history (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        period_start -> Timestamptz,
+        users -> Nullable<Int4>,
+        api_keys -> Nullable<Int4>,
+        clusters -> Nullable<Int4>,
+        instances -> Nullable<Int4>,
+        cpu_cores -> Nullable<Int4>,
+        memory_gb -> Nullable<Int4>,
+        storage_gb -> Nullable<Int4>,
+        sampled_at -> Nullable<Timestamptz>,
+        users_provisioned -> Int4,
+        users_released -> Int4,
+        api_keys_provisioned -> Int4,
+        api_keys_released -> Int4,
+        clusters_provisioned -> Int4,
+        clusters_released -> Int4,
+        instances_provisioned -> Int4,
+        instances_released -> Int4,
+        cpu_cores_provisioned -> Int4,
+        cpu_cores_released -> Int4,
+        memory_gb_provisioned -> Int4,
+        memory_gb_released -> Int4,
+        storage_gb_provisioned -> Int4,
+        storage_gb_released -> Int4,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     accounts,
@@ -367,12 +399,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     platform_webhook_endpoints,
     platform_webhook_deliveries,
+    usage_history,
 );
 
 /// The tenant-scoped tables, children before parents (the purge order).
 pub const TENANT_TABLES: &[&str] = &[
     "webhook_deliveries",
     "webhook_endpoints",
+    "usage_history",
     "idempotency_keys",
     "events",
     "instances",

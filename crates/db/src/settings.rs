@@ -52,6 +52,17 @@ pub struct DatabaseSettings {
     /// Used only when the database has the citus extension.
     #[serde(default)]
     pub citus: CitusSettings,
+    /// The usage history's period (`[usage] interval`, not a `[database]`
+    /// key): every connection carries it as `tenantry.usage_interval`, so a
+    /// quota charge adds to the counters of the period it falls in.
+    #[serde(skip, default = "default_usage_interval")]
+    pub usage_interval: Duration,
+}
+
+/// One hour, `[usage] interval`'s default.
+#[must_use]
+pub const fn default_usage_interval() -> Duration {
+    Duration::from_secs(3600)
 }
 
 const fn default_admin_connections() -> usize {

@@ -467,6 +467,9 @@ enum Row {
     Event(EventRow),
     /// A credential: never imported, only counted.
     SkippedApiKey,
+    /// A period of the source's usage history: never imported (the new
+    /// tenant's history starts with its own charges), only counted.
+    SkippedUsage,
 }
 
 impl Row {
@@ -482,6 +485,7 @@ impl Row {
             Self::Instance(_) => "instances",
             Self::Event(_) => "events",
             Self::SkippedApiKey => "api_keys",
+            Self::SkippedUsage => "usage_history",
         }
     }
 }
@@ -870,6 +874,11 @@ impl<'r> Checker<'r> {
                 self.seen.id(&f)?;
                 Row::SkippedApiKey
             }
+            "usage_history" => {
+                let f = Fields::any(line, "usage_history")?;
+                self.tenant(&f)?;
+                Row::SkippedUsage
+            }
             other => {
                 return Err(at_line(
                     line.number,
@@ -878,7 +887,7 @@ impl<'r> Checker<'r> {
                         field: Cow::Owned(shown(other)),
                         detail: "unknown table (an export holds tenant_quotas, tenant_settings, \
                                  tenant_plan, domains, members, users, api_keys, clusters, \
-                                 instances and events)"
+                                 instances, events and usage_history)"
                             .to_owned(),
                     },
                 ));
@@ -1180,7 +1189,7 @@ impl Writer<'_> {
                 )
                 .await?;
             }
-            Row::SkippedApiKey => {}
+            Row::SkippedApiKey | Row::SkippedUsage => {}
         }
         Ok(())
     }
@@ -1292,7 +1301,9 @@ pub async fn run(
                     let table = row.table();
                     writer.write(row).await?;
                     match table {
-                        "api_keys" => *skipped.entry(table.to_owned()).or_default() += 1,
+                        "api_keys" | "usage_history" => {
+                            *skipped.entry(table.to_owned()).or_default() += 1;
+                        }
                         "tenant_quotas" | "tenant_settings" | "tenant_plan" => {}
                         _ => {
                             *rows.entry(table.to_owned()).or_default() += 1;

@@ -37,6 +37,7 @@ pub mod retention;
 pub mod settings;
 pub mod tenant;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 pub mod views;
 pub mod webhooks;
@@ -61,6 +62,8 @@ pub struct Tenancy {
     pub settings: settings::SettingsRules,
     /// The largest import body the API reads (`tenancy.import_max_bytes`).
     pub import_max_bytes: u64,
+    /// The usage history: its period and retention (`[usage]`).
+    pub usage: usage::UsageSettings,
 }
 
 /// What admin-plane operations run against: the database and the rules.

@@ -43,7 +43,7 @@ pub struct Application {
 impl Application {
     /// Checks and binds everything `settings` asks for. Must run inside a
     /// tokio runtime (it starts the background work).
-    pub async fn build(settings: Settings) -> Result<Self, BuildError> {
+    pub async fn build(mut settings: Settings) -> Result<Self, BuildError> {
         // The owner role can disable RLS and rewrite policies: a process
         // that faces the network never holds it. Migrations are their own job.
         if settings.database.owner_url.is_some() {
@@ -55,6 +55,13 @@ impl Application {
             )
             .into());
         }
+        settings
+            .usage
+            .validate()
+            .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
+        // Every connection carries the usage history's period (the quota
+        // charges add to its counters).
+        settings.database.usage_interval = settings.usage.interval;
         let db = Db::new(&settings.database).context("cannot configure the database pool")?;
         let violations = db
             .check_isolation()
@@ -105,6 +112,9 @@ impl Application {
         spawn_housekeeping(&state, settings.quotas.reconcile_interval);
         spawn_webhooks(&state, &settings.webhooks).context("refusing to start")?;
         let sweeper = settings.retention.enabled.then(|| spawn_sweeper(&state));
+        if settings.usage.enabled {
+            spawn_usage_sampler(&state);
+        }
         Ok(Self {
             address: listener.local_addr().context("no local address")?,
             metrics_address: metrics_listener
@@ -316,4 +326,38 @@ fn spawn_sweeper(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Periods the sampler closes when it starts: those missed while no
+/// replica ran (each exact, see `tenantry_ops::usage`).
+const USAGE_CATCH_UP: u32 = 24;
+
+/// The usage sampler inside `serve`: just after each `[usage] interval`
+/// boundary (UTC), closes the period that ended for every tenant (and the
+/// one before, in case a clock was early), and prunes past
+/// `[usage] retention`. Replicas may all run it: a period is written once.
+fn spawn_usage_sampler(state: &AppState) {
+    let ops = state.ops.clone();
+    let mut stop = state.stop.clone();
+    tokio::spawn(async move {
+        let mut periods = USAGE_CATCH_UP;
+        loop {
+            match tenantry_ops::usage::sample(&ops, periods).await {
+                Ok(report) => {
+                    let sampled: usize = report.periods.iter().map(|(_, n)| n).sum();
+                    tracing::debug!(sampled, pruned = report.pruned, "usage sampled");
+                    periods = 2;
+                }
+                Err(e) => tracing::warn!(error = %e, "usage sampling failed; retrying next period"),
+            }
+            let now = chrono::Utc::now();
+            let pause = (ops.tenancy.usage.next_run(now) - now)
+                .to_std()
+                .unwrap_or(Duration::from_secs(1));
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = stop.raised() => return,
+            }
+        }
+    });
 }

@@ -68,6 +68,14 @@ pub enum Command {
     /// Quota maintenance.
     #[command(subcommand, after_help = "Example:\n  tenantry quotas reconcile --fix")]
     Quotas(QuotasCommand),
+    /// The usage history for billing: sample now, or export it as CSV.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+            tenantry usage sample\n  \
+            tenantry usage export --from 2026-01-01T00:00:00Z --to 2026-02-01T00:00:00Z --granularity day > january.csv"
+    )]
+    Usage(UsageCommand),
     /// Manage tenants from the command line.
     #[command(
         subcommand,
@@ -171,6 +179,41 @@ pub enum QuotasCommand {
         /// Set each drifting usage row to what its rows add up to.
         #[arg(long)]
         fix: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Close the periods that ended (the last --periods of them) for every
+    /// tenant, as `serve` does after each `[usage] interval`, and prune
+    /// past `[usage] retention`; idempotent. Prints what it did.
+    #[command(
+        after_help = "Examples:\n  tenantry usage sample\n  tenantry usage sample --periods 24"
+    )]
+    Sample {
+        /// How many of the latest ended periods to close.
+        #[arg(long, default_value_t = 1)]
+        periods: u32,
+    },
+    /// Print the usage history as CSV on stdout (a header, then one record
+    /// per tenant and period), every tenant's or one's; the same report as
+    /// `GET /v1/admin/usage`.
+    #[command(after_help = "Examples:\n  \
+        tenantry usage export > last-24h.csv\n  \
+        tenantry usage export --from 2026-01-01T00:00:00Z --to 2026-02-01T00:00:00Z --granularity day --tenant acme")]
+    Export {
+        /// RFC 3339; default: 24 hours before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339; default: now.
+        #[arg(long)]
+        to: Option<String>,
+        /// hour (default), day or period.
+        #[arg(long)]
+        granularity: Option<String>,
+        /// Only this tenant (id or slug).
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 

@@ -34,6 +34,9 @@ pub struct Settings {
     /// The operator console at `/console` (`[console]`).
     #[serde(default)]
     pub console: tenantry_api::console::ConsoleSettings,
+    /// The usage history for billing (`[usage]`).
+    #[serde(default)]
+    pub usage: tenantry_ops::usage::UsageSettings,
     /// Webhook delivery (`[webhooks]`).
     #[serde(default)]
     pub webhooks: tenantry_ops::webhooks::WebhookSettings,
@@ -192,6 +195,7 @@ impl Settings {
             retention: self.retention.clone(),
             settings: self.tenancy.rules()?,
             import_max_bytes: self.tenancy.import_max_bytes,
+            usage: self.usage.clone(),
         })
     }
 
@@ -236,6 +240,8 @@ impl Settings {
         if self.environment == RunEnvironment::Production {
             self.auth.generate_missing_keys = false;
         }
+        // Every command's connections carry the usage history's period.
+        self.database.usage_interval = self.usage.interval;
         self
     }
 

@@ -15,7 +15,7 @@ use tenantry_db::{DbError, ScopedFutureExt};
 use tenantry_tests::{TestApp, tenantry_bin};
 
 /// Every command of the tree, as `tenantry help` would list them.
-const TOP_LEVEL: [&str; 9] = [
+const TOP_LEVEL: [&str; 10] = [
     "serve",
     "migrate",
     "policies",
@@ -23,14 +23,17 @@ const TOP_LEVEL: [&str; 9] = [
     "sweep",
     "quotas",
     "tenants",
+    "usage",
     "completions",
     "man",
 ];
-const NESTED: [(&str, &str); 4] = [
+const NESTED: [(&str, &str); 6] = [
     ("policies", "check"),
     ("quotas", "reconcile"),
     ("tenants", "create"),
     ("tenants", "import"),
+    ("usage", "sample"),
+    ("usage", "export"),
 ];
 
 /// The binary with no database and a settings environment that cannot
@@ -85,7 +88,7 @@ fn the_man_page_renders_and_names_every_subcommand() {
     // its examples.
     let dir = std::env::temp_dir().join(format!("tenantry-man-{}", uuid::Uuid::new_v4()));
     let (_, stderr) = offline(&["man", "--out", dir.to_str().unwrap()]);
-    assert!(stderr.contains("wrote 14 man pages"), "{stderr}");
+    assert!(stderr.contains("wrote 17 man pages"), "{stderr}");
     let mut names: Vec<String> = TOP_LEVEL.iter().map(|n| format!("tenantry-{n}")).collect();
     names.extend(NESTED.iter().map(|(p, n)| format!("tenantry-{p}-{n}")));
     names.push("tenantry".to_owned());

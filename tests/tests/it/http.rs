@@ -182,10 +182,10 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
             }
         }
     }
-    // 40 tenant-plane operations mounted twice (/v1 and /t/{tenant_slug}/v1),
-    // the API-key exchange, healthz, readyz, jwks, and 55 admin operations.
+    // 41 tenant-plane operations mounted twice (/v1 and /t/{tenant_slug}/v1),
+    // the API-key exchange, healthz, readyz, jwks, and 57 admin operations.
     // Not /metrics: it is not served on this port.
-    assert_eq!(operations.len(), 40 * 2 + 4 + 55, "{operations:#?}");
+    assert_eq!(operations.len(), 41 * 2 + 4 + 57, "{operations:#?}");
     assert!(doc["paths"].get("/metrics").is_none());
     assert_eq!(
         doc["paths"]["/v1/admin/tenants/{id_or_slug}/export"]["get"]["responses"]["410"]["content"]

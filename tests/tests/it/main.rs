@@ -48,4 +48,5 @@ mod tenancy;
 mod tenant_plane;
 mod tokens;
 mod traces;
+mod usage;
 mod webhooks;

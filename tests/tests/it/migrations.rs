@@ -318,6 +318,10 @@ async fn diesel_schema_matches_the_migrated_catalog() {
             "platform_webhook_deliveries",
             diesel_columns(schema::platform_webhook_deliveries::table),
         ),
+        (
+            "usage_history",
+            diesel_columns(schema::usage_history::table),
+        ),
     ];
     for (table, expected) in tables {
         let columns: Vec<Column> = diesel::sql_query(

@@ -13,6 +13,7 @@ pub mod instances;
 pub mod members;
 pub mod settings;
 pub mod tenant;
+pub mod usage;
 pub mod users;
 pub mod webhooks;
 
@@ -68,7 +69,8 @@ fn tenant_plane(cfg: &mut ServiceConfig<'_>) {
         .service(webhooks::delete_webhook)
         .service(webhooks::rotate_webhook_secret)
         .service(webhooks::list_webhook_deliveries)
-        .service(webhooks::replay_webhook_delivery);
+        .service(webhooks::replay_webhook_delivery)
+        .service(usage::get_own_usage);
 }
 
 /// The route table: every route, each documented in the OpenAPI document.
@@ -135,7 +137,9 @@ pub fn configure(cfg: &mut ServiceConfig<'_>, addressing: &Addressing) {
                 .service(admin::webhooks::delete_platform_webhook)
                 .service(admin::webhooks::rotate_platform_webhook_secret)
                 .service(admin::webhooks::list_platform_webhook_deliveries)
-                .service(admin::webhooks::replay_platform_webhook_delivery),
+                .service(admin::webhooks::replay_platform_webhook_delivery)
+                .service(admin::usage::get_tenant_usage)
+                .service(admin::usage::export_usage),
         )
         .service(
             scope::scope("/v1")

@@ -18,20 +18,21 @@ use tokio::sync::mpsc;
 /// purge goes the other way, see `schema::TENANT_TABLES`). Not the webhook
 /// tables (sql/0016): an endpoint's signing secret never leaves the
 /// database, and its deliveries are transient.
-pub const TABLES: [&str; 6] = [
+pub const TABLES: [&str; 7] = [
     "members",
     "users",
     "api_keys",
     "clusters",
     "instances",
     "events",
+    "usage_history",
 ];
 
 /// What an export carries of each table: named columns, never `*`, so a
 /// column added later (a secret, say) stays out until someone adds it here.
 /// No secret is ever listed: `api_keys` goes without `secret_hash` and
 /// `hash_version` (an import never re-creates credentials anyway).
-pub const EXPORTED_COLUMNS: [(&str, &str); 6] = [
+pub const EXPORTED_COLUMNS: [(&str, &str); 7] = [
     (
         "members",
         "tenant_id, id, subject, role, created_at, updated_at",
@@ -53,6 +54,16 @@ pub const EXPORTED_COLUMNS: [(&str, &str); 6] = [
         "tenant_id, id, cluster_id, name, cpu_cores, memory_gb, storage_gb, created_at, updated_at",
     ),
     ("events", "tenant_id, id, kind, actor, subject, data, at"),
+    // The billing history (sql/0015), for the record: an import skips it
+    // (the new tenant's history starts with its own charges).
+    (
+        "usage_history",
+        "tenant_id, id, period_start, users, api_keys, clusters, instances, cpu_cores, \
+         memory_gb, storage_gb, sampled_at, users_provisioned, users_released, \
+         api_keys_provisioned, api_keys_released, clusters_provisioned, clusters_released, \
+         instances_provisioned, instances_released, cpu_cores_provisioned, cpu_cores_released, \
+         memory_gb_provisioned, memory_gb_released, storage_gb_provisioned, storage_gb_released",
+    ),
 ];
 
 /// What an export carries about the tenant besides its rows, before them:
@@ -196,9 +207,13 @@ struct Any {
 }
 
 /// Whether the tenant has no row in any tenant table (the target of an
-/// import must have none).
+/// import must have none). Its usage history does not count: the sampler
+/// writes it for every tenant, data or not.
 pub async fn is_empty(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<bool> {
-    for table in crate::schema::TENANT_TABLES {
+    for table in crate::schema::TENANT_TABLES
+        .iter()
+        .filter(|t| **t != "usage_history")
+    {
         let found: Any = sql_query(format!(
             "SELECT EXISTS (SELECT 1 FROM {table} WHERE tenant_id = $1) AS any"
         ))

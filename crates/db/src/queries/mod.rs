@@ -21,5 +21,6 @@ pub mod quotas;
 pub mod retention;
 pub mod settings;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 pub mod webhooks;

@@ -3,7 +3,8 @@
 //! requests on any number of replicas serialise on the tenant's usage row
 //! and N racers against a limit of L yield exactly L successes. The
 //! tenant's account is charged right after, on its own usage row, in the
-//! same transaction (`accounts::consume`).
+//! same transaction (`accounts::consume`), and the charge is added to the
+//! usage history's counters of its period (`usage::record`).
 
 use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryResult, QueryableByName, sql_query};
@@ -96,7 +97,13 @@ pub async fn consume(
         // The account's quota, in the same transaction: refused there, the
         // caller rolls back (as on a refusal here), the tenant's charge
         // with it.
-        return super::accounts::consume(conn, tenant, delta).await;
+        let charged = super::accounts::consume(conn, tenant, delta).await?;
+        if charged.is_ok() {
+            // The usage history's counters of this period, in the same
+            // transaction (sql/0015): what billing reconciles with.
+            super::usage::record(conn, tenant, delta).await?;
+        }
+        return Ok(charged);
     }
     // Refused: say which resource, from the row as it stands now.
     let (limits, usage) = super::tenants::limits_and_usage(conn, tenant).await?;

@@ -17,6 +17,7 @@ mod quotas;
 mod retention;
 mod settings;
 mod tenants;
+mod usage;
 mod users;
 mod webhooks;
 
@@ -39,6 +40,7 @@ pub use quotas::{
 pub use retention::{InterruptedView, RetentionRunView, SweepReportView, WouldPurgeView};
 pub use settings::SettingsView;
 pub use tenants::{DataHealthView, ImportView, OwnTenantView, TenantView};
+pub use usage::{Granularity, UsageAmountsView, UsagePeriodView, UsageReportView, csv_record};
 pub use users::UserView;
 pub use webhooks::{AttemptView, DeliveryView, OutboxView, WebhookSecretView, WebhookView};
 

@@ -15,6 +15,7 @@ pub mod serve;
 pub mod sweep;
 pub mod tenants;
 pub mod token;
+pub mod usage;
 
 /// Runs a command that needs the settings (and mostly the database).
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
@@ -26,6 +27,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         Command::Sweep(args) => sweep::run(&settings, &args).await,
         Command::Quotas(command) => quotas::run(&settings, &command).await,
         Command::Tenants(command) => tenants::run(&settings, command).await,
+        Command::Usage(command) => usage::run(&settings, command).await,
         Command::Completions(args) => completions::run(&args),
         Command::Man(args) => man::run(&args),
     }

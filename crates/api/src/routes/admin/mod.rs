@@ -15,3 +15,4 @@ pub mod retention;
 pub mod settings;
 pub mod tenants;
 pub mod webhooks;
+pub mod usage;
