@@ -517,7 +517,7 @@ pub fn test_server_settings() -> ServerSettings {
         max_body_bytes: 1024 * 1024,
         tenant_path_prefix: true,
         tenant_base_domain: TEST_BASE_DOMAIN.to_owned(),
-        per_tenant_metrics: true,
+        per_tenant_metrics: None,
         // Off: every test's requests come from 127.0.0.1; the tests of
         // these limits turn them on.
         client_requests_per_second: 0,

@@ -186,6 +186,7 @@ impl FromRequest for TenantPrincipal {
         let state = state(req);
         let token = bearer(req);
         let span = req.extensions().get::<RootSpan>().cloned();
+        let request = req.clone();
         let addressed = state
             .as_ref()
             .map(|s| addressed_slugs(req, s))
@@ -231,6 +232,7 @@ impl FromRequest for TenantPrincipal {
             if let Some(span) = span {
                 span.record("tenant_id", tracing::field::display(tenant_id));
             }
+            request.extensions_mut().insert(tenant_id);
             Ok(Self {
                 tenant_id,
                 sub: principal.sub,
@@ -532,7 +534,7 @@ fn observe<R>(
 ) -> Result<R, ApiError> {
     match &result {
         Err(ApiError::Operation(tenantry_ops::Error::QuotaExceeded(e))) => {
-            state.metrics.quota_rejected(e.resource.as_str())
+            state.metrics.quota_rejected(tenant, e.resource)
         }
         Err(ApiError::RateLimited(_)) => state.metrics.rate_limited(tenant),
         _ => {}
