@@ -558,9 +558,18 @@ pub struct TestAppBuilder {
     domains: Option<tenantry_api::DomainSettings>,
     tenancy: Option<tenantry::settings::TenancySettings>,
     console: Option<tenantry_api::console::ConsoleSettings>,
+    metrics: Option<tenantry_api::MetricsSettings>,
 }
 
 impl TestAppBuilder {
+    /// With these `[metrics]` settings (K, the allow list, the refresh
+    /// interval); `listen` is always a free loopback port.
+    #[must_use]
+    pub fn metrics(mut self, metrics: tenantry_api::MetricsSettings) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// With these `[console]` settings (timeouts, sign-in rate, enabled).
     #[must_use]
     pub fn console(mut self, console: tenantry_api::console::ConsoleSettings) -> Self {
@@ -637,6 +646,9 @@ impl TestAppBuilder {
         settings.server.shutdown_timeout = Duration::from_secs(5);
         if let Some(domains) = self.domains {
             settings.domains = domains;
+        }
+        if let Some(metrics) = self.metrics {
+            settings.metrics = metrics;
         }
         settings.metrics.listen = "127.0.0.1:0".to_owned();
         settings.quotas.default = test_limits().into();

@@ -85,7 +85,8 @@ impl AppState {
             sweep_interval: tenancy.retention.sweep_interval,
             sweeper_enabled: tenancy.retention.enabled,
         };
-        let metrics = metrics::Metrics::with_db(&crate::MetricsSettings::default(), &db, configured);
+        let metrics =
+            metrics::Metrics::with_db(&crate::MetricsSettings::default(), &db, configured);
         Ok(Self {
             ops: Operations::new(db.clone(), tenancy),
             db,

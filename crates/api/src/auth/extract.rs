@@ -233,6 +233,7 @@ impl FromRequest for TenantPrincipal {
                 span.record("tenant_id", tracing::field::display(tenant_id));
             }
             request.extensions_mut().insert(tenant_id);
+            state.metrics.tenants().rank(tenant_id);
             Ok(Self {
                 tenant_id,
                 sub: principal.sub,

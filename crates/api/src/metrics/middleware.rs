@@ -2,7 +2,9 @@
 //! per answered request, labelled with the route template (actix's
 //! `match_pattern()`, `unmatched` when no route matched), the status class
 //! and the tenant the tenant-plane extractor verified (a [`TenantId`] in
-//! the request's extensions; none: `tenant="none"`). Registered inside the
+//! the request's extensions; none: `tenant="none"`), whose request the
+//! extractor already ranked (`TenantSeries::rank`, so that rejections in
+//! the handler are labelled like the request). Registered inside the
 //! root span (`TracingLogger`), so it times what the handler and the inner
 //! middleware do.
 
@@ -43,7 +45,7 @@ pub async fn record(
         let route = route.as_deref().unwrap_or(UNMATCHED);
         metrics
             .tenants()
-            .counted(tenant, |series| series.request(route, status, seconds));
+            .of(tenant, |series| series.request(route, status, seconds));
     }
     result
 }

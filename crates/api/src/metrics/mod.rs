@@ -352,7 +352,10 @@ struct PoolStateLabel {
 impl Collector for Pools {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        let pools = [("tenant", self.db.status()), ("admin", self.db.admin_status())];
+        let pools = [
+            ("tenant", self.db.status()),
+            ("admin", self.db.admin_status()),
+        ];
         let (main_timeouts, admin_timeouts) = self.db.pool_timeouts();
         {
             let mut family = encoder.encode_descriptor(

@@ -180,7 +180,10 @@ impl Series {
             .get(route)
             .map(|c| c[class].inc());
         if counted.is_none() {
-            let mut routes = self.requests.write().unwrap_or_else(PoisonError::into_inner);
+            let mut routes = self
+                .requests
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             routes.entry(route.to_owned()).or_default()[class].inc();
         }
         self.duration.observe(seconds);
@@ -250,7 +253,9 @@ impl TenantSeries {
         Self {
             per_tenant,
             k,
-            stripes: (0..STRIPES).map(|_| Mutex::new(Stripe::new(per_stripe))).collect(),
+            stripes: (0..STRIPES)
+                .map(|_| Mutex::new(Stripe::new(per_stripe)))
+                .collect(),
             set: RwLock::new(Set { tenants, ranked: 0 }),
             threshold: AtomicU64::new(0),
             other: Series::new(OTHER.to_owned(), true),
@@ -274,7 +279,14 @@ impl TenantSeries {
         &self.stripes[index]
     }
 
-    /// `f` with the series of one REQUEST of `tenant` (`None`: no tenant
+    /// Counts one request of `tenant` towards the ranking (once per
+    /// request, when its tenant is verified), entering it into the tracked
+    /// set if it has earned its place.
+    pub fn rank(&self, tenant: TenantId) {
+        self.counted(Some(tenant), |_| ());
+    }
+
+    /// `f` with the series of one request of `tenant` (`None`: no tenant
     /// principal), counting the request towards the ranking.
     pub fn counted<R>(&self, tenant: Option<TenantId>, f: impl FnOnce(&Series) -> R) -> R {
         let Some(tenant) = tenant else {
@@ -310,6 +322,9 @@ impl TenantSeries {
         let Some(tenant) = tenant else {
             return f(&self.none);
         };
+        if !self.per_tenant {
+            return f(&self.other);
+        }
         let set = self.set.read().unwrap_or_else(PoisonError::into_inner);
         match set.tenants.get(&tenant) {
             Some(series) => f(series),
@@ -395,7 +410,10 @@ impl TenantSeries {
                 MetricType::Counter,
             )?;
             for series in &all {
-                let routes = series.requests.read().unwrap_or_else(PoisonError::into_inner);
+                let routes = series
+                    .requests
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
                 for (route, counters) in routes.iter() {
                     for (class, counter) in CLASSES.iter().zip(counters) {
                         let n = counter.get();
@@ -665,11 +683,19 @@ mod tests {
         registry.register_collector(Box::new(std::sync::Arc::new(series)));
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
-            format!("tenantry_http_requests_total{{tenant=\"{t}\",route=\"/v1/users/{{id}}\",status_class=\"4xx\"}} 1"),
-            format!("tenantry_http_requests_total{{tenant=\"{t}\",route=\"/v1/users/{{id}}\",status_class=\"2xx\"}} 1"),
-            format!("tenantry_http_requests_total{{tenant=\"{t}\",route=\"/v1/users\",status_class=\"5xx\"}} 1"),
+            format!(
+                "tenantry_http_requests_total{{tenant=\"{t}\",route=\"/v1/users/{{id}}\",status_class=\"4xx\"}} 1"
+            ),
+            format!(
+                "tenantry_http_requests_total{{tenant=\"{t}\",route=\"/v1/users/{{id}}\",status_class=\"2xx\"}} 1"
+            ),
+            format!(
+                "tenantry_http_requests_total{{tenant=\"{t}\",route=\"/v1/users\",status_class=\"5xx\"}} 1"
+            ),
             format!("tenantry_http_request_duration_seconds_count{{tenant=\"{t}\"}} 3"),
-            format!("tenantry_http_request_duration_seconds_bucket{{le=\"0.25\",tenant=\"{t}\"}} 3"),
+            format!(
+                "tenantry_http_request_duration_seconds_bucket{{le=\"0.25\",tenant=\"{t}\"}} 3"
+            ),
         ] {
             assert!(text.contains(&line), "{line} missing: {text}");
         }

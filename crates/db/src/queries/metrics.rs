@@ -40,10 +40,7 @@ pub struct Globals {
 
 /// Lifecycle counts of tenants not purged, and the quota pressure; the
 /// retention period decides which pending purges are overdue.
-pub async fn globals(
-    conn: &mut AsyncPgConnection,
-    retention_seconds: f64,
-) -> QueryResult<Globals> {
+pub async fn globals(conn: &mut AsyncPgConnection, retention_seconds: f64) -> QueryResult<Globals> {
     diesel::sql_query(
         "SELECT count(*) FILTER (WHERE status = 'active') AS active,
                 count(*) FILTER (WHERE status = 'suspended') AS suspended,
