@@ -238,14 +238,12 @@ impl Metrics {
         &self.tenants
     }
 
+    /// A refusal with `quota_exceeded`; `resource` as the refusal names it
+    /// (`users`, …, `memory_gb`, `storage_gb`: a name, not an amount).
     pub fn quota_rejected(&self, tenant: TenantId, resource: tenantry_core::quota::Resource) {
-        let resource = match resource {
-            tenantry_core::quota::Resource::MemoryGb => "memory_bytes",
-            tenantry_core::quota::Resource::StorageGb => "storage_bytes",
-            other => other.as_str(),
-        };
-        self.tenants
-            .of(Some(tenant), |series| series.quota_rejected(resource));
+        self.tenants.of(Some(tenant), |series| {
+            series.quota_rejected(resource.as_str())
+        });
     }
 
     pub fn rate_limited(&self, tenant: TenantId) {

@@ -274,8 +274,8 @@ impl TenantSeries {
 
     fn stripe(&self, tenant: TenantId) -> &Mutex<Stripe> {
         let bits = tenant.as_uuid().as_u128();
-        #[allow(clippy::cast_possible_truncation)]
-        let index = ((bits ^ (bits >> 64)) as usize) % self.stripes.len();
+        let folded = (bits ^ (bits >> 64)) % (STRIPES as u128);
+        let index = usize::try_from(folded).unwrap_or(0);
         &self.stripes[index]
     }
 
