@@ -25,8 +25,9 @@ pub async fn snapshot(ops: &Operations, tracked: Vec<TenantId>) -> Result<Metric
         .platform()
         .run(move |conn| {
             async move {
-                let globals = queries::metrics::globals(conn, retention).await?;
+                queries::metrics::allow_long_statements(conn).await?;
                 let usage = queries::metrics::usage(conn, &tracked).await?;
+                let globals = queries::metrics::globals(conn, retention).await?;
                 Ok::<_, Error>(MetricsSnapshot { globals, usage })
             }
             .scope_boxed()

@@ -97,7 +97,7 @@ fn quick_refresh() -> MetricsSettings {
 
 /// Scrapes until `done` holds (the refresher runs on its own schedule).
 async fn scrape_until(app: &TestApp, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let samples = parse(&app.metrics().await);
         if done(&samples) {

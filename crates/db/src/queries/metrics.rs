@@ -8,6 +8,16 @@ use diesel::sql_types::{Array, BigInt, Float8, Integer, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tenantry_core::TenantId;
 
+/// The refresher's transaction may take longer than a request's
+/// `statement_timeout`: it reads every tenant (on Citus, across every
+/// shard), in the background, once per refresh interval.
+pub async fn allow_long_statements(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    diesel::sql_query("SET LOCAL statement_timeout = '60s'")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// The platform's lifecycle and quota counts, in one row.
 #[derive(Debug, Clone, Default, PartialEq, QueryableByName)]
 pub struct Globals {
