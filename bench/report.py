@@ -20,10 +20,6 @@ for line in pathlib.Path(records_file).read_text().splitlines():
     r[item["key"]] = item["value"]
 
 
-def ratio(a, b):
-    return round(a / b, 3) if b else None
-
-
 def met(a, b, target):
     """Whether a row meets its target: ratios when there is a database figure, else the value."""
     if not target[0] in "<>":
@@ -35,11 +31,32 @@ def met(a, b, target):
     return "yes" if (value >= float(bound) if op == ">=" else value <= float(bound)) else "no"
 
 
+class Missing(dict):
+    """A scenario this run skipped (BENCH_METRICS_ONLY=1): every figure None."""
+
+    def __getitem__(self, key):
+        return None
+
+
+def get(key):
+    return r[key] if key in r else Missing()
+
+
+def ratio(a, b):
+    return round(a / b, 3) if a is not None and b else None
+
+
+partial = "memory" not in r
+if partial:
+    # A partial run: the rows of the scenarios it skipped are left out.
+    r.setdefault("memory", {"rss_before_kb": 0, "rss_after_kb": 0, "tenants_before": 0, "tenants_after": 0})
+    for key in ("purge", "paced_purge"):
+        r.setdefault(key, {"rows": None, "seconds": 0, "batch_pause": "-"})
 mem = r["memory"]
 touched = max(mem["tenants_after"] - mem["tenants_before"], 1)
-bytes_per_tenant = (mem["rss_after_kb"] - mem["rss_before_kb"]) * 1024 / touched
+bytes_per_tenant = None if partial else (mem["rss_after_kb"] - mem["rss_before_kb"]) * 1024 / touched
 def rows_per_second(key):
-    return round(r[key]["rows"] / r[key]["seconds"]) if r[key]["seconds"] else 0
+    return round(r[key]["rows"] / r[key]["seconds"]) if r[key]["seconds"] and r[key]["rows"] is not None else None
 
 
 pause = r["paced_purge"]["batch_pause"]
@@ -48,28 +65,32 @@ pause = r["paced_purge"]["batch_pause"]
 def backend_writes(key):
     """Buffers written out by backends (not the bgwriter/checkpointer) during the purge."""
     run = r[key]
-    if "buffers_before" not in run:
+    if "buffers_before" not in run or "backend" not in run.get("buffers_after", {}):
         return None
     return run["buffers_after"]["backend"] - run["buffers_before"]["backend"]
 rows = [
-    ("1 read: service req/s vs pgbench simple", r["read_service"]["rps"], r["read_pgbench_simple"]["tps"], ">= 0.8"),
-    ("1 read: service req/s vs pgbench prepared", r["read_service"]["rps"], r["read_pgbench_prepared"]["tps"], "(info)"),
-    ("1 read: service p99 ms", r["read_service"]["p99_ms"], None, "<= 10"),
-    ("2 write: service req/s vs pgbench simple", r["write_service"]["rps"], r["write_pgbench_simple"]["tps"], ">= 0.6"),
-    ("2 write: service req/s vs pgbench prepared", r["write_service"]["rps"], r["write_pgbench_prepared"]["tps"], "(info)"),
-    (f"3 read at {scale} tenants vs at {tenants}", r["read_service_scaled"]["rps"], r["read_service"]["rps"], ">= 0.9"),
-    (f"3 (info) pgbench simple at {scale} tenants vs at {tenants}", r["read_pgbench_simple_scaled"]["tps"], r["read_pgbench_simple"]["tps"], "(info)"),
-    (f"3 (info) service vs pgbench simple at {scale} tenants", r["read_service_scaled"]["rps"], r["read_pgbench_simple_scaled"]["tps"], "(info)"),
-    ("3 RSS bytes per touched tenant", round(bytes_per_tenant), None, "<= 2048"),
-    ("4 RLS on vs off (pgbench simple, same SQL)", r["read_pgbench_simple"]["tps"], r["read_pgbench_rls_off"]["tps"], ">= 0.95"),
-    ("4 RLS on vs off (pgbench prepared, same SQL)", r["read_pgbench_prepared"]["tps"], r["read_pgbench_rls_off_prepared"]["tps"], ">= 0.95"),
+    ("1 read: service req/s vs pgbench simple", get("read_service")["rps"], get("read_pgbench_simple")["tps"], ">= 0.8"),
+    ("1 read: service req/s vs pgbench prepared", get("read_service")["rps"], get("read_pgbench_prepared")["tps"], "(info)"),
+    ("1 read: service p99 ms", get("read_service")["p99_ms"], None, "<= 10"),
+    ("2 write: service req/s vs pgbench simple", get("write_service")["rps"], get("write_pgbench_simple")["tps"], ">= 0.6"),
+    ("2 write: service req/s vs pgbench prepared", get("write_service")["rps"], get("write_pgbench_prepared")["tps"], "(info)"),
+    (f"3 read at {scale} tenants vs at {tenants}", get("read_service_scaled")["rps"], get("read_service")["rps"], ">= 0.9"),
+    (f"3 (info) pgbench simple at {scale} tenants vs at {tenants}", get("read_pgbench_simple_scaled")["tps"], get("read_pgbench_simple")["tps"], "(info)"),
+    (f"3 (info) service vs pgbench simple at {scale} tenants", get("read_service_scaled")["rps"], get("read_pgbench_simple_scaled")["tps"], "(info)"),
+    ("3 RSS bytes per touched tenant", None if bytes_per_tenant is None else round(bytes_per_tenant), None, "<= 2048"),
+    ("4 RLS on vs off (pgbench simple, same SQL)", get("read_pgbench_simple")["tps"], get("read_pgbench_rls_off")["tps"], ">= 0.95"),
+    ("4 RLS on vs off (pgbench prepared, same SQL)", get("read_pgbench_prepared")["tps"], get("read_pgbench_rls_off_prepared")["tps"], ">= 0.95"),
     ("5 purge rows/s", rows_per_second("purge"), None, ">= 50000"),
-    ("5 read p99 during purge vs without (ms)", r["read_during_purge"]["p99_ms"], r["read_before_purge"]["p99_ms"], "<= 2.0"),
+    ("5 read p99 during purge vs without (ms)", get("read_during_purge")["p99_ms"], get("read_before_purge")["p99_ms"], "<= 2.0"),
     (f"5 paced purge (batch_pause {pause}) rows/s", rows_per_second("paced_purge"), None, ">= 50000"),
     ("5 (info) buffers written by backends during the purge", backend_writes("purge"), None, "(info)"),
     ("5 (info) buffers written by backends during the paced purge", backend_writes("paced_purge"), None, "(info)"),
-    (f"5 read p99 during paced purge vs without (ms)", r["read_during_paced_purge"]["p99_ms"], r["read_before_paced_purge"]["p99_ms"], "<= 2.0"),
+    (f"5 read p99 during paced purge vs without (ms)", get("read_during_paced_purge")["p99_ms"], get("read_before_paced_purge")["p99_ms"], "<= 2.0"),
+    ("6 read: per-tenant metrics on vs off (req/s)", get("read_metrics_on")["rps"], get("read_metrics_off")["rps"], ">= 0.95"),
+    ("6 (info) tenant values in tenantry_http_requests_total (<= 52)", get("metrics_series")["tenant_values"], None, "<= 52"),
 ]
+# Rows of scenarios this run skipped.
+rows = [row for row in rows if row[1] is not None]
 now = datetime.datetime.now(datetime.timezone.utc)
 stamp = now.strftime("%Y-%m-%d-%H%M") + (f"-{label}" if label else "")
 out = pathlib.Path("bench/results")

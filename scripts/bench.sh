@@ -5,6 +5,8 @@
 # service sends, stops everything, and writes bench/results/<date>.{md,json}.
 #
 # Knobs (env): BENCH_DURATION (s per run, 10), BENCH_TENANTS (1000),
+# BENCH_METRICS_ONLY (1: scenarios 1 and 6 only, then the report: a quick
+# check of the per-tenant metrics' cost),
 # BENCH_SCALE_TENANTS (100000), BENCH_INSTANCES (100), BENCH_PURGE_ROWS (1000000),
 # BENCH_PURGE_PAUSE (15ms: retention.batch_pause for the paced purge).
 #
@@ -24,6 +26,7 @@ per=${BENCH_INSTANCES:-100}
 purge_rows=${BENCH_PURGE_ROWS:-1000000}
 purge_pause=${BENCH_PURGE_PAUSE:-15ms}
 citus=${BENCH_CITUS:-0}
+metrics_only=${BENCH_METRICS_ONLY:-0}
 shards=${BENCH_SHARDS:-32}
 clients=32
 threads=2
@@ -203,6 +206,13 @@ warm_up() { # tokens
         die "the warm-up failed: $(tail -3 "$tmp/warm-up.out")"
 }
 limiter_tenants() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '/^tenantry_rate_limiter_tenants / {print $2}'; }
+stop_service() {
+    kill "$service_pid" 2>/dev/null || true
+    wait "$service_pid" 2>/dev/null || true
+    service_pid=""
+}
+# Distinct `tenant` values of the request counter (the bound: tenant_series + allow list + 2).
+tenant_series() { curl -s "http://127.0.0.1:$metrics_port/metrics" | sed -n 's/^tenantry_http_requests_total{tenant="\([^"]*\)".*/\1/p' | sort -u | wc -l; }
 
 # --- Scenario 1 and 4: tenant reads; RLS overhead -----------------------------
 log "seeding $tenants tenants x $per instances"
@@ -229,6 +239,30 @@ pgbench_run read_pgbench_simple read.sql "$app_url" simple "$tenants"
 pgbench_run read_pgbench_prepared read.sql "$app_url" prepared "$tenants"
 pgbench_run read_pgbench_rls_off read.sql "$su_url" simple "$tenants"
 pgbench_run read_pgbench_rls_off_prepared read.sql "$su_url" prepared "$tenants"
+
+# --- Scenario 6: per-tenant metrics on vs off -------------------------------------
+# The same reads against a fresh service with [metrics] per_tenant = false
+# (every tenant is tenant="other": no ranking, no tracked set), then against
+# a fresh one with it on (the default: the $tenants tenants compete for
+# tenant_series = 50 series, so the Space-Saving table and the tracked set
+# churn as they would in production), each after its own warm-up. The ratio
+# is what the bounded per-tenant series cost on the hot path.
+stop_service
+export TENANTRY__METRICS__PER_TENANT=false
+start_service
+warm_up "$tmp/tokens-1k"
+wrk_run read_metrics_off read.lua "$tmp/tokens-1k"
+stop_service
+unset TENANTRY__METRICS__PER_TENANT
+start_service
+warm_up "$tmp/tokens-1k"
+wrk_run read_metrics_on read.lua "$tmp/tokens-1k"
+record metrics_series "{\"tenant_values\":$(tenant_series)}"
+log "metrics_series: $(tenant_series) tenant values in tenantry_http_requests_total"
+if [[ "$metrics_only" == 1 ]]; then
+    python3 bench/report.py "$results" "$tenants" "$scale" "$per" "$clients" "$duration" metrics "BENCH_METRICS_ONLY=1: scenarios 1 and 6 only."
+    exit 0
+fi
 
 # --- Scenario 2: provisioning writes ---------------------------------------------
 wrk_run write_service write.lua "$tmp/tokens-1k"

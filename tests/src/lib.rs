@@ -520,7 +520,7 @@ pub fn test_server_settings() -> ServerSettings {
         max_body_bytes: 1024 * 1024,
         tenant_path_prefix: true,
         tenant_base_domain: TEST_BASE_DOMAIN.to_owned(),
-        per_tenant_metrics: true,
+        per_tenant_metrics: None,
         // Off: every test's requests come from 127.0.0.1; the tests of
         // these limits turn them on.
         client_requests_per_second: 0,
@@ -563,6 +563,7 @@ pub struct TestAppBuilder {
     console: Option<tenantry_api::console::ConsoleSettings>,
     usage: Option<tenantry_ops::usage::UsageSettings>,
     webhooks: Option<tenantry_ops::webhooks::WebhookSettings>,
+    metrics: Option<tenantry_api::MetricsSettings>,
 }
 
 /// `[webhooks]` for tests: the worker on, polling every 100 ms, a 1 s
@@ -606,6 +607,14 @@ impl TestAppBuilder {
     #[must_use]
     pub fn usage(mut self, usage: tenantry_ops::usage::UsageSettings) -> Self {
         self.usage = Some(usage);
+        self
+    }
+
+    /// With these `[metrics]` settings (K, the allow list, the refresh
+    /// interval); `listen` is always a free loopback port.
+    #[must_use]
+    pub fn metrics(mut self, metrics: tenantry_api::MetricsSettings) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -685,6 +694,9 @@ impl TestAppBuilder {
         settings.server.shutdown_timeout = Duration::from_secs(5);
         if let Some(domains) = self.domains {
             settings.domains = domains;
+        }
+        if let Some(metrics) = self.metrics {
+            settings.metrics = metrics;
         }
         settings.metrics.listen = "127.0.0.1:0".to_owned();
         settings.quotas.default = test_limits().into();

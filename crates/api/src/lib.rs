@@ -82,6 +82,8 @@ pub fn server(
             .wrap(actix_web::middleware::from_fn(telemetry::limit_clients))
             .wrap(actix_web::middleware::from_fn(telemetry::limit_head))
             .wrap(actix_web::middleware::from_fn(telemetry::echo_request_id))
+            // Inside the root span: counts and times every request.
+            .wrap(actix_web::middleware::from_fn(metrics::middleware::record))
             .wrap(TracingLogger::<telemetry::TenantrySpan>::new())
             .default_service(web::to(routes::not_found))
     })

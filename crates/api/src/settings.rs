@@ -19,9 +19,11 @@ pub struct ServerSettings {
     /// or an IP literal is refused.
     #[serde(default, deserialize_with = "base_domain")]
     pub tenant_base_domain: String,
-    /// Label rate-limit metrics by tenant (cardinality grows with tenants).
+    /// Retired (per-tenant series are `[metrics] per_tenant`, bounded by
+    /// `[metrics] tenant_series`): still accepted so old configurations
+    /// start; setting it only logs a deprecation warning.
     #[serde(default)]
-    pub per_tenant_metrics: bool,
+    pub per_tenant_metrics: Option<bool>,
     /// Requests per second (and burst) from one client address to the
     /// routes that need no token (`/healthz`, `/readyz`, `/openapi.json`,
     /// the JWKS, `POST /v1/auth/token`) and to any request without an
@@ -56,6 +58,45 @@ pub struct MetricsSettings {
     /// API's port; empty = not served.
     #[serde(default)]
     pub listen: String,
+    /// Per-tenant series for the tracked set; `false`: every tenant's
+    /// requests are `tenant="other"`.
+    #[serde(default = "default_per_tenant")]
+    pub per_tenant: bool,
+    /// K: how many of the busiest tenants (by requests since start) get
+    /// series of their own, besides the allow list.
+    #[serde(default = "default_tenant_series")]
+    pub tenant_series: usize,
+    /// Tenants that always get series of their own (not counted in K).
+    #[serde(default)]
+    pub tenant_allow_list: Vec<tenantry_core::TenantId>,
+    /// How often the background refresher reads the lifecycle counts and
+    /// the tracked tenants' usage (one transaction on the admin pool).
+    #[serde(with = "humantime_serde", default = "default_refresh_interval")]
+    pub refresh_interval: std::time::Duration,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            per_tenant: default_per_tenant(),
+            tenant_series: default_tenant_series(),
+            tenant_allow_list: Vec::new(),
+            refresh_interval: default_refresh_interval(),
+        }
+    }
+}
+
+const fn default_per_tenant() -> bool {
+    true
+}
+
+const fn default_tenant_series() -> usize {
+    50
+}
+
+const fn default_refresh_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(15)
 }
 
 const fn default_shutdown_timeout() -> std::time::Duration {

@@ -84,6 +84,13 @@ impl AppState {
             tenancy.default_limits.requests_per_second,
             tenancy.default_limits.burst,
         );
+        let configured = metrics::Configured {
+            retention_period: tenancy.retention.period,
+            sweep_interval: tenancy.retention.sweep_interval,
+            sweeper_enabled: tenancy.retention.enabled,
+        };
+        let metrics =
+            metrics::Metrics::with_db(&crate::MetricsSettings::default(), &db, configured);
         Ok(Self {
             ops: Operations::new(db.clone(), tenancy),
             db,
@@ -98,7 +105,7 @@ impl AppState {
                 base_domain: host::base_domain(&server.tenant_base_domain).ok().flatten(),
             },
             max_body_bytes: server.max_body_bytes,
-            metrics: Arc::new(metrics::Metrics::new(server.per_tenant_metrics)),
+            metrics: Arc::new(metrics),
             rate_limits: Arc::new(ratelimit::RateLimits::new(RATE_LIMIT_IDLE, default_rate)),
             addressed_tenants: Arc::default(),
             exchange_limits: Arc::new(ratelimit::KeyedLimits::new(
@@ -140,6 +147,20 @@ impl AppState {
     #[must_use]
     pub fn with_webhooks(mut self, settings: tenantry_ops::webhooks::WebhookSettings) -> Self {
         self.webhooks = Arc::new(settings);
+        self
+    }
+
+    /// With these `[metrics]` settings (the defaults otherwise): per-tenant
+    /// series, K, the allow list. Call before serving (it starts the
+    /// metrics afresh).
+    #[must_use]
+    pub fn with_metrics(mut self, settings: &crate::MetricsSettings) -> Self {
+        let configured = metrics::Configured {
+            retention_period: self.ops.tenancy.retention.period,
+            sweep_interval: self.ops.tenancy.retention.sweep_interval,
+            sweeper_enabled: self.ops.tenancy.retention.enabled,
+        };
+        self.metrics = Arc::new(metrics::Metrics::with_db(settings, &self.db, configured));
         self
     }
 

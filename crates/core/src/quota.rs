@@ -4,6 +4,11 @@
 
 use std::fmt;
 
+/// Bytes in one GB of the quotas (`max_memory_gb`, `max_storage_gb`, an
+/// instance's `memory_gb`/`storage_gb`): a GB here is a gibibyte, 2^30
+/// bytes, as memory sizes are. `/metrics` reports these resources in bytes.
+pub const BYTES_PER_GB: i64 = 1 << 30;
+
 /// Something a tenant's limits count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resource {

@@ -35,6 +35,9 @@ pub struct Db {
     checkouts: Arc<AtomicU64>,
     /// How this pool uses a Citus cluster (dedicated placement reads it).
     citus: Arc<CitusSettings>,
+    /// Checkouts that waited past `acquire_timeout` (answered 503):
+    /// `[main pool, admin pool]`, for `tenantry_db_pool_timeouts_total`.
+    timeouts: Arc<[AtomicU64; 2]>,
 }
 
 impl std::fmt::Debug for Db {
@@ -49,6 +52,19 @@ pub struct PoolStatus {
     pub max_size: usize,
     pub size: usize,
     pub available: usize,
+    /// Tasks waiting for a connection.
+    pub waiting: usize,
+}
+
+impl PoolStatus {
+    fn of(status: deadpool::Status) -> Self {
+        Self {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
 }
 
 /// Session settings applied once to every new connection.
@@ -104,6 +120,7 @@ impl Db {
             key,
             checkouts: Arc::new(AtomicU64::new(0)),
             citus: Arc::new(settings.citus.clone()),
+            timeouts: Arc::default(),
         })
     }
 
@@ -138,27 +155,54 @@ impl Db {
         PlatformScope::new(self.clone())
     }
 
+    /// The main (tenant-plane) pool.
     #[must_use]
     pub fn status(&self) -> PoolStatus {
-        let status = self.pool.status();
-        PoolStatus {
-            max_size: status.max_size,
-            size: status.size,
-            available: status.available,
-        }
+        PoolStatus::of(self.pool.status())
+    }
+
+    /// The platform scope's own pool.
+    #[must_use]
+    pub fn admin_status(&self) -> PoolStatus {
+        PoolStatus::of(self.admin_pool.status())
+    }
+
+    /// Checkouts that timed out waiting for a connection so far (each one
+    /// answered 503): `(main pool, admin pool)`.
+    #[must_use]
+    pub fn pool_timeouts(&self) -> (u64, u64) {
+        (
+            AtomicU64::load(&self.timeouts[0], Ordering::Relaxed),
+            AtomicU64::load(&self.timeouts[1], Ordering::Relaxed),
+        )
     }
 
     /// A pooled connection with no tenant context. Crate-private: outside
     /// this crate, connections come only through the scopes.
     pub(crate) async fn checkout(&self) -> Result<Object<AsyncPgConnection>, DbError> {
         self.checkouts.fetch_add(1, Ordering::Relaxed);
-        Ok(self.pool.get().await?)
+        let got = self.pool.get().await;
+        Ok(self.count_timeout(got, 0)?)
     }
 
     /// A connection from the platform scope's own pool.
     pub(crate) async fn checkout_admin(&self) -> Result<Object<AsyncPgConnection>, DbError> {
         self.checkouts.fetch_add(1, Ordering::Relaxed);
-        Ok(self.admin_pool.get().await?)
+        let got = self.admin_pool.get().await;
+        Ok(self.count_timeout(got, 1)?)
+    }
+
+    fn count_timeout<T>(
+        &self,
+        got: Result<T, diesel_async::pooled_connection::deadpool::PoolError>,
+        pool: usize,
+    ) -> Result<T, diesel_async::pooled_connection::deadpool::PoolError> {
+        if let Err(deadpool::managed::PoolError::Timeout(_)) = &got
+            && let Some(counter) = self.timeouts.get(pool)
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        got
     }
 }
 

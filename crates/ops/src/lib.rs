@@ -29,6 +29,7 @@ pub mod idempotency;
 pub mod import;
 pub mod instances;
 pub mod members;
+pub mod metrics;
 pub mod overview;
 pub mod placement;
 pub mod plans;

@@ -102,15 +102,23 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,
         };
+        if settings.server.per_tenant_metrics.is_some() {
+            tracing::warn!(
+                "server.per_tenant_metrics is retired and ignored: per-tenant series are \
+                 [metrics] per_tenant, bounded by [metrics] tenant_series and tenant_allow_list"
+            );
+        }
         let tenancy: Tenancy = settings.tenancy().context("refusing to start")?;
         let state = AppState::new(db, &settings.auth, &settings.server, tenancy)
             .context("cannot load the auth keys")?
             .with_domains(&settings.domains)
             .context("invalid [domains] settings")?
             .with_console(settings.console.clone())
-            .with_webhooks(settings.webhooks.clone());
+            .with_webhooks(settings.webhooks.clone())
+            .with_metrics(&settings.metrics);
         spawn_housekeeping(&state, settings.quotas.reconcile_interval);
         spawn_webhooks(&state, &settings.webhooks).context("refusing to start")?;
+        spawn_metrics_refresher(&state, settings.metrics.refresh_interval);
         let sweeper = settings.retention.enabled.then(|| spawn_sweeper(&state));
         if settings.usage.enabled {
             spawn_usage_sampler(&state);
@@ -298,6 +306,27 @@ fn spawn_housekeeping(state: &AppState, reconcile_every: Duration) {
                     metrics.reconciled(drifts.len());
                 }
                 Err(e) => tracing::warn!(error = %e, "quota reconcile failed"),
+            }
+        }
+    });
+}
+
+/// The database gauges of `/metrics` (lifecycle counts, pending purges,
+/// quota pressure, the tracked tenants' usage): one platform-scope
+/// transaction on the admin pool every `[metrics] refresh_interval`, the
+/// first at startup. Scrapes never query.
+fn spawn_metrics_refresher(state: &AppState, every: Duration) {
+    let ops = state.ops.clone();
+    let metrics = Arc::clone(&state.metrics);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let tracked = metrics.tenants().tracked();
+            match tenantry_ops::metrics::snapshot(&ops, tracked).await {
+                Ok(snapshot) => metrics.refreshed(&snapshot),
+                Err(e) => tracing::warn!(error = %e, "metrics refresh failed"),
             }
         }
     });

@@ -282,6 +282,15 @@ mod tests {
         // section's absence means.
         assert!(!settings.traces.enabled);
         assert_eq!(settings.traces, TraceSettings::default());
+        // Bounded per-tenant series, refreshed gauges.
+        assert!(settings.metrics.per_tenant);
+        assert_eq!(settings.metrics.tenant_series, 50);
+        assert!(settings.metrics.tenant_allow_list.is_empty());
+        assert_eq!(
+            settings.metrics.refresh_interval,
+            std::time::Duration::from_secs(15)
+        );
+        assert!(settings.server.per_tenant_metrics.is_none());
         // Development by default: `make run` generates its keys.
         assert_eq!(settings.environment, RunEnvironment::Development);
         assert!(settings.apply_environment().auth.generate_missing_keys);
@@ -309,6 +318,40 @@ mod tests {
     fn an_unknown_environment_is_refused() {
         let bad = DEFAULTS.replace("environment = \"development\"", "environment = \"staging\"");
         assert_ne!(bad, DEFAULTS);
+        let result = Config::builder()
+            .add_source(File::from_str(&bad, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize::<Settings>);
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn the_retired_per_tenant_metrics_key_is_still_accepted() {
+        let old = DEFAULTS.replace("[server]\n", "[server]\nper_tenant_metrics = true\n");
+        assert_ne!(old, DEFAULTS);
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(&old, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize)
+            .unwrap();
+        assert_eq!(settings.server.per_tenant_metrics, Some(true));
+    }
+
+    #[test]
+    fn metrics_allow_list_holds_tenant_ids() {
+        let id = tenantry_core::TenantId::new();
+        let with = DEFAULTS.replace(
+            "tenant_allow_list = []",
+            &format!("tenant_allow_list = [\"{id}\"]"),
+        );
+        assert_ne!(with, DEFAULTS);
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(&with, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize)
+            .unwrap();
+        assert_eq!(settings.metrics.tenant_allow_list, vec![id]);
+        let bad = DEFAULTS.replace("tenant_allow_list = []", "tenant_allow_list = [\"acme\"]");
         let result = Config::builder()
             .add_source(File::from_str(&bad, FileFormat::Toml))
             .build()

@@ -96,13 +96,21 @@ async fn unknown_routes_answer_a_problem_json_404() {
 
 /// Metric families every `/metrics` answer carries (labelled families
 /// appear with their first series).
-const FAMILIES: [&str; 6] = [
+const FAMILIES: [&str; 14] = [
     "# TYPE tenantry_rate_limited counter",
+    "# TYPE tenantry_quota_rejections counter",
+    "# TYPE tenantry_http_requests counter",
+    "# TYPE tenantry_http_request_duration_seconds histogram",
     "# TYPE tenantry_quota_drift_found counter",
     "# TYPE tenantry_rate_limiter_tenants gauge",
     "# TYPE tenantry_quota_drift gauge",
     "# TYPE tenantry_tenants_purged counter",
     "# TYPE tenantry_sweep_last_success_timestamp_seconds gauge",
+    "# TYPE tenantry_sweep_duration_seconds gauge",
+    "# TYPE tenantry_tenants gauge",
+    "# TYPE tenantry_db_pool_connections gauge",
+    "# TYPE tenantry_db_pool_timeouts counter",
+    "# TYPE tenantry_build_info gauge",
 ];
 
 #[tokio::test]

@@ -31,6 +31,7 @@ mod import;
 mod import_api;
 mod limits;
 mod members;
+mod metrics;
 mod migrations;
 mod operations;
 mod parsers;

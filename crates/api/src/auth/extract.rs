@@ -186,6 +186,7 @@ impl FromRequest for TenantPrincipal {
         let state = state(req);
         let token = bearer(req);
         let span = req.extensions().get::<RootSpan>().cloned();
+        let request = req.clone();
         let addressed = state
             .as_ref()
             .map(|s| addressed_slugs(req, s))
@@ -239,6 +240,8 @@ impl FromRequest for TenantPrincipal {
                     );
                 }
             }
+            request.extensions_mut().insert(tenant_id);
+            state.metrics.tenants().rank(tenant_id);
             Ok(Self {
                 tenant_id,
                 sub: principal.sub,
@@ -540,7 +543,7 @@ fn observe<R>(
 ) -> Result<R, ApiError> {
     match &result {
         Err(ApiError::Operation(tenantry_ops::Error::QuotaExceeded(e))) => {
-            state.metrics.quota_rejected(e.resource.as_str())
+            state.metrics.quota_rejected(tenant, e.resource)
         }
         Err(ApiError::RateLimited(_)) => state.metrics.rate_limited(tenant),
         _ => {}

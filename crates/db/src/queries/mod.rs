@@ -14,6 +14,7 @@ pub mod export;
 pub mod idempotency;
 pub mod instances;
 pub mod members;
+pub mod metrics;
 pub mod overview;
 pub mod placement;
 pub mod plans;
