@@ -89,8 +89,13 @@ impl AppState {
             sweep_interval: tenancy.retention.sweep_interval,
             sweeper_enabled: tenancy.retention.enabled,
         };
-        let metrics =
-            metrics::Metrics::with_db(&crate::MetricsSettings::default(), &db, configured);
+        let webhook_stats = Arc::<tenantry_ops::webhooks::DeliveryStats>::default();
+        let metrics = metrics::Metrics::with_db(
+            &crate::MetricsSettings::default(),
+            &db,
+            configured,
+            Arc::clone(&webhook_stats),
+        );
         Ok(Self {
             ops: Operations::new(db.clone(), tenancy),
             db,
@@ -128,7 +133,7 @@ impl AppState {
                 crate::console::ConsoleSettings::default(),
             )),
             webhooks: Arc::default(),
-            webhook_stats: Arc::default(),
+            webhook_stats,
             stop,
             stop_sender: Arc::new(stop_sender),
             draining: Arc::default(),
@@ -160,7 +165,12 @@ impl AppState {
             sweep_interval: self.ops.tenancy.retention.sweep_interval,
             sweeper_enabled: self.ops.tenancy.retention.enabled,
         };
-        self.metrics = Arc::new(metrics::Metrics::with_db(settings, &self.db, configured));
+        self.metrics = Arc::new(metrics::Metrics::with_db(
+            settings,
+            &self.db,
+            configured,
+            Arc::clone(&self.webhook_stats),
+        ));
         self
     }
 

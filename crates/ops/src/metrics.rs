@@ -1,10 +1,12 @@
 //! What the metrics refresher reads: the platform's lifecycle and quota
-//! counts and the usage of the tenants `/metrics` tracks, in one
+//! counts, the usage of the tenants `/metrics` tracks and the webhook
+//! outbox's counts, in one
 //! platform-scope transaction (the admin pool), every
 //! `[metrics] refresh_interval` — never per scrape.
 
 use tenantry_core::TenantId;
 use tenantry_db::queries::metrics::{Globals, TenantUsage};
+use tenantry_db::queries::webhooks::OutboxCounts;
 use tenantry_db::{ScopedFutureExt, queries};
 
 use crate::{Error, Operations};
@@ -15,6 +17,8 @@ pub struct MetricsSnapshot {
     pub globals: Globals,
     /// One row per tracked tenant that has usage rows.
     pub usage: Vec<TenantUsage>,
+    /// The webhook outbox, every tenant's and the platform's.
+    pub outbox: OutboxCounts,
 }
 
 /// Reads the global counts and the usage of `tracked`, in one transaction
@@ -28,7 +32,12 @@ pub async fn snapshot(ops: &Operations, tracked: Vec<TenantId>) -> Result<Metric
                 queries::metrics::allow_long_statements(conn).await?;
                 let usage = queries::metrics::usage(conn, &tracked).await?;
                 let globals = queries::metrics::globals(conn, retention).await?;
-                Ok::<_, Error>(MetricsSnapshot { globals, usage })
+                let outbox = queries::webhooks::outbox_counts(conn).await?;
+                Ok::<_, Error>(MetricsSnapshot {
+                    globals,
+                    usage,
+                    outbox,
+                })
             }
             .scope_boxed()
         })

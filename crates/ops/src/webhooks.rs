@@ -711,7 +711,7 @@ pub async fn outbox(ops: &Operations, stats: &DeliveryStats) -> Result<OutboxVie
 
 // ---- the delivery worker ---------------------------------------------------
 
-/// What the worker did since the process started (the lead wires these to
+/// What the worker did since the process started (`/metrics` shows them as
 /// `tenantry_webhook_deliveries_total{outcome}`).
 #[derive(Debug, Default)]
 pub struct DeliveryStats {

@@ -299,6 +299,21 @@ async fn after_max_attempts_a_delivery_fails_and_a_replay_delivers_it() {
     assert_eq!(done["attempts"], 1, "a fresh budget: {done}");
     assert_eq!(done["attempt_log"].as_array().unwrap().len(), 4, "{done}");
     assert_eq!(receiver.received().len(), 4);
+    // The worker's totals on /metrics: two failed attempts, one that gave
+    // up (the third), one delivery (the replay).
+    let metrics = app.metrics().await;
+    for (outcome, n) in [("delivered", 1), ("failed_attempt", 2), ("gave_up", 1)] {
+        let line = format!("tenantry_webhook_deliveries_total{{outcome=\"{outcome}\"}} {n}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} in:\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("webhook"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
 
     // A delivery of another endpoint, or none at all: 404, nothing changes.
     let (other, _) = register(&app, &token, &receiver.url, Value::Null).await;

@@ -29,6 +29,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 use tenantry_core::TenantId;
 use tenantry_db::Db;
+use tenantry_ops::webhooks::DeliveryStats;
 
 use crate::{AppState, MetricsSettings};
 pub use tracked::TenantSeries;
@@ -66,6 +67,8 @@ pub struct Metrics {
     oldest_pending_purge_age: SecondsGauge,
     purge_overdue: Gauge,
     quota_over_limit: Gauge,
+    webhook_outbox_pending: Gauge,
+    webhook_outbox_failed: Gauge,
 }
 
 /// Configuration the alerts read, so they need no constants.
@@ -85,12 +88,33 @@ impl Metrics {
 
     /// With the pool gauges of `db`.
     #[must_use]
-    pub fn with_db(settings: &MetricsSettings, db: &Db, configured: Configured) -> Self {
-        Self::build(settings, Some(db), configured)
+    pub fn with_db(
+        settings: &MetricsSettings,
+        db: &Db,
+        configured: Configured,
+        webhooks: Arc<DeliveryStats>,
+    ) -> Self {
+        let mut metrics = Self::build(settings, Some(db), configured);
+        metrics
+            .registry
+            .register_collector(Box::new(WebhookTotals { stats: webhooks }));
+        metrics
     }
 
     fn build(settings: &MetricsSettings, db: Option<&Db>, configured: Configured) -> Self {
         let mut registry = Registry::with_prefix("tenantry");
+        let webhook_outbox_pending = Gauge::default();
+        registry.register(
+            "webhook_outbox_pending",
+            "Webhook deliveries waiting to be sent (every tenant's and the platform's)",
+            webhook_outbox_pending.clone(),
+        );
+        let webhook_outbox_failed = Gauge::default();
+        registry.register(
+            "webhook_outbox_failed",
+            "Webhook deliveries that used up their attempts (replay sends them again)",
+            webhook_outbox_failed.clone(),
+        );
         let tenants = Arc::new(TenantSeries::new(
             settings.per_tenant,
             settings.tenant_series,
@@ -229,6 +253,8 @@ impl Metrics {
             oldest_pending_purge_age,
             purge_overdue,
             quota_over_limit,
+            webhook_outbox_pending,
+            webhook_outbox_failed,
         }
     }
 
@@ -292,6 +318,14 @@ impl Metrics {
             .set(g.oldest_pending_purge_age_seconds.max(0.0));
         self.purge_overdue.set(g.purge_overdue);
         self.quota_over_limit.set(g.quota_over_limit);
+        let outbox = &snapshot.outbox;
+        self.webhook_outbox_pending.set(
+            outbox
+                .tenant_pending
+                .saturating_add(outbox.platform_pending),
+        );
+        self.webhook_outbox_failed
+            .set(outbox.tenant_failed.saturating_add(outbox.platform_failed));
         self.tenants.set_usage(snapshot.usage.iter().map(|u| {
             let gb = |n: i32| i64::from(n).saturating_mul(BYTES_PER_GB);
             (
@@ -327,6 +361,38 @@ fn unix_now() -> i64 {
 impl Collector for TenantSeries {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         TenantSeries::encode(self, &mut encoder)
+    }
+}
+
+/// This process's webhook delivery totals (the worker counts them),
+/// read when scraped.
+#[derive(Debug)]
+struct WebhookTotals {
+    stats: Arc<DeliveryStats>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+impl Collector for WebhookTotals {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (delivered, failed_attempts, gave_up) = self.stats.totals();
+        let mut family = encoder.encode_descriptor(
+            "webhook_deliveries",
+            "Webhook delivery attempts by this process, by outcome (gave_up: the last attempt failed)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in [
+            ("delivered", delivered),
+            ("failed_attempt", failed_attempts),
+            ("gave_up", gave_up),
+        ] {
+            ConstCounter::new(n).encode(family.encode_family(&OutcomeLabel { outcome })?)?;
+        }
+        Ok(())
     }
 }
 

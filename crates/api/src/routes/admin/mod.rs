@@ -14,5 +14,5 @@ pub mod quotas;
 pub mod retention;
 pub mod settings;
 pub mod tenants;
-pub mod webhooks;
 pub mod usage;
+pub mod webhooks;
