@@ -261,7 +261,11 @@ async fn a_deleted_tenant_is_purged_after_the_period_and_no_other_tenant_is_touc
 
 #[tokio::test]
 async fn nothing_is_purged_early_under_legal_hold_after_restore_or_in_a_dry_run() {
-    let app = TestApp::spawn_with_retention(Duration::from_secs(2)).await;
+    // "early" is deleted after the others' period has run out and must
+    // still be inside its own when the real sweep runs: a period long
+    // enough that a loaded machine (Citus, a build beside it) does not
+    // reach it between the two.
+    let app = TestApp::spawn_with_retention(Duration::from_secs(6)).await;
     let held = create(&app, "held").await;
     let restored = create(&app, "restored").await;
     let aged = create(&app, "aged").await;
@@ -280,7 +284,7 @@ async fn nothing_is_purged_early_under_legal_hold_after_restore_or_in_a_dry_run(
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(act(&app, restored, "restore").await.0, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(Duration::from_millis(6200)).await;
     let early = create(&app, "early").await;
     populate(&app, early, 1).await;
     act(&app, early, "delete").await;
