@@ -1019,7 +1019,7 @@ struct Count {
 
 /// `SELECT count(*) FROM <table>` on `conn`, in whatever context it has.
 pub async fn count_rows(
-    conn: &mut AsyncPgConnection,
+    conn: &mut tenantry_db::Conn<'_>,
     table: &str,
 ) -> Result<i64, diesel::result::Error> {
     allow_fan_out(conn).await?;
@@ -1035,7 +1035,7 @@ pub async fn count_rows(
 /// "error"`); this allows it for the rest of the transaction, one shard at a
 /// time (so that a write to a reference table may follow in the same
 /// transaction). Placeholder settings on plain PostgreSQL.
-pub async fn allow_fan_out(conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
+pub async fn allow_fan_out(conn: &mut tenantry_db::Conn<'_>) -> Result<(), diesel::result::Error> {
     conn.batch_execute(
         "SET LOCAL citus.multi_task_query_log_level = off;
          SET LOCAL citus.multi_shard_modify_mode = 'sequential';",
@@ -1048,7 +1048,7 @@ pub async fn allow_fan_out(conn: &mut AsyncPgConnection) -> Result<(), diesel::r
 /// bulk insert Citus accepts under RLS (it refuses `INSERT … SELECT` from
 /// `generate_series`).
 pub async fn insert_events(
-    conn: &mut AsyncPgConnection,
+    conn: &mut tenantry_db::Conn<'_>,
     tenant: TenantId,
     n: i64,
 ) -> Result<(), diesel::result::Error> {
@@ -1075,7 +1075,7 @@ pub async fn seed_events(db: &TestDb, tenant: TenantId, n: i64) {
     conn.batch_execute(&format!("BEGIN; {};", tenant_context_sql(tenant)))
         .await
         .expect("open a transaction in the tenant's context");
-    insert_events(&mut conn, tenant, n)
+    insert_events(&mut &conn, tenant, n)
         .await
         .expect("insert the events");
     conn.batch_execute("COMMIT").await.expect("commit");
@@ -1089,7 +1089,7 @@ struct TenantRow {
 
 /// The `tenant_id` of every row of `table` visible on `conn`.
 pub async fn visible_tenants(
-    conn: &mut AsyncPgConnection,
+    conn: &mut tenantry_db::Conn<'_>,
     table: &str,
 ) -> Result<Vec<uuid::Uuid>, diesel::result::Error> {
     let rows: Vec<TenantRow> = diesel::sql_query(format!("SELECT tenant_id FROM {table}"))

@@ -16,6 +16,7 @@
 //! ```
 
 use std::future::{Ready, ready};
+use tenantry_db::Conn;
 
 use actix_web::body::MessageBody as _;
 use actix_web::dev::Payload;
@@ -25,7 +26,7 @@ use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use tenantry_db::{AsyncPgConnection, ScopedBoxFuture};
+use tenantry_db::ScopedBoxFuture;
 use tenantry_ops::idempotency::{self, Outcome, Request, Response};
 
 use crate::{ApiError, AppState};
@@ -282,9 +283,7 @@ pub async fn admin_create<'a, T, F>(
     respond: impl FnOnce(T) -> HttpResponse + Send + 'a,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: for<'r> FnOnce(
-            &'r mut AsyncPgConnection,
-        ) -> ScopedBoxFuture<'a, 'r, Result<T, tenantry_ops::Error>>
+    F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<T, tenantry_ops::Error>>
         + Send
         + 'a,
     T: Serialize + Send + 'a,

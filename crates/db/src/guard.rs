@@ -97,7 +97,7 @@ impl Db {
     /// verifies. Otherwise every request would see nothing (fail closed), so
     /// the server refuses to start instead.
     async fn context_key_matches(&self) -> Result<Vec<Violation>, DbError> {
-        async fn ask(conn: &mut AsyncPgConnection) -> Result<ContextSeen, DbError> {
+        async fn ask(conn: &mut crate::Conn<'_>) -> Result<ContextSeen, DbError> {
             Ok(sql_query(
                 "SELECT context_tenant_id() AS tenant, context_is_platform_admin() AS admin",
             )
@@ -120,7 +120,7 @@ impl Db {
 
 /// Every check, on any connection (the service's, in production).
 pub async fn check(conn: &mut AsyncPgConnection) -> Result<Vec<Violation>, diesel::result::Error> {
-    let citus = crate::migrate::is_citus(conn).await?;
+    let citus = crate::migrate::is_citus(&mut &*conn).await?;
     let predicates = if citus {
         Predicates::CITUS
     } else {

@@ -25,6 +25,9 @@ mod settings;
 
 pub use context::{ContextKey, ContextKeyTooShort};
 pub use diesel_async::AsyncPgConnection;
+/// The connection a unit of work is handed: shared, so the scope can
+/// pipeline its own statements (BEGIN, the context) with the work's.
+pub type Conn<'c> = &'c AsyncPgConnection;
 pub use error::DbError;
 pub use guard::Violation;
 pub use migrate::{Compatibility, MigrateError, MigrateOptions, MigrationReport, SchemaState};

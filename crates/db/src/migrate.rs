@@ -143,7 +143,7 @@ impl Default for MigrateOptions {
 
 /// Whether the database has the citus extension (then `migrate` distributes
 /// the schema, and the guard checks the distribution).
-pub async fn is_citus(conn: &mut AsyncPgConnection) -> Result<bool, diesel::result::Error> {
+pub async fn is_citus(conn: &mut crate::Conn<'_>) -> Result<bool, diesel::result::Error> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -361,7 +361,7 @@ pub async fn run(
 ) -> Result<MigrationReport, MigrateError> {
     let retire_other_keys = options.retire_other_keys;
     let mut conn = connect_owner(owner_url).await?;
-    let citus = is_citus(&mut conn).await?;
+    let citus = is_citus(&mut &conn).await?;
     conn.transaction(async |conn| {
         let applied = lock_and_read(conn).await?;
         for version in applied.keys() {
@@ -486,7 +486,7 @@ pub async fn run(
 /// migrate` distributed the tables after the migrations ran).
 pub async fn revert_last(owner_url: &SecretString) -> Result<String, MigrateError> {
     let mut conn = connect_owner(owner_url).await?;
-    if is_citus(&mut conn).await? {
+    if is_citus(&mut &conn).await? {
         return Err(MigrateError::RevertOnCitus);
     }
     conn.transaction(async |conn| {

@@ -1,7 +1,9 @@
 //! The only way to run SQL as the service: a transaction with its context
 //! set as the first statement.
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use crate::Conn;
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use scoped_futures::ScopedBoxFuture;
 use tenantry_core::TenantId;
 use tracing::Instrument as _;
@@ -18,6 +20,7 @@ pub struct TenantScope {
     db: Db,
     tenant: TenantId,
     writes: bool,
+    read_only: bool,
 }
 
 impl TenantScope {
@@ -26,6 +29,7 @@ impl TenantScope {
             db,
             tenant,
             writes: false,
+            read_only: false,
         }
     }
 
@@ -36,6 +40,15 @@ impl TenantScope {
     #[must_use]
     pub fn writing(mut self) -> Self {
         self.writes = true;
+        self
+    }
+
+    /// A scope whose transaction is `READ ONLY`: a statement that writes
+    /// fails, and the result is handed back without waiting for the
+    /// `COMMIT` (there is nothing to make durable).
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
         self
     }
 
@@ -54,9 +67,7 @@ impl TenantScope {
     /// ```
     pub async fn run<'a, R, E, F>(&self, work: F) -> Result<R, E>
     where
-        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-            + Send
-            + 'a,
+        F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
@@ -65,20 +76,23 @@ impl TenantScope {
         } else {
             Context::Tenant(self.tenant)
         };
-        run_in_context(&self.db, context, false, work).await
+        let mode = if self.read_only && !self.writes {
+            Mode::ReadOnly
+        } else {
+            Mode::ReadWrite
+        };
+        run_in_context(&self.db, context, mode, work).await
     }
 
     /// As [`TenantScope::run`], in a read-only REPEATABLE READ transaction:
     /// one consistent snapshot across every statement (exports).
     pub async fn read_snapshot<'a, R, E, F>(&self, work: F) -> Result<R, E>
     where
-        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-            + Send
-            + 'a,
+        F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
-        run_in_context(&self.db, Context::Tenant(self.tenant), true, work).await
+        run_in_context(&self.db, Context::Tenant(self.tenant), Mode::Snapshot, work).await
     }
 }
 
@@ -98,13 +112,11 @@ impl PlatformScope {
     /// As [`TenantScope::run`], with the platform-admin context instead.
     pub async fn run<'a, R, E, F>(&self, work: F) -> Result<R, E>
     where
-        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-            + Send
-            + 'a,
+        F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
-        run_in_context(&self.db, Context::Platform, false, work).await
+        run_in_context(&self.db, Context::Platform, Mode::ReadWrite, work).await
     }
 
     /// Creates a tenant's registry rows and its first data in ONE
@@ -113,13 +125,11 @@ impl PlatformScope {
     /// are (imports: all or nothing).
     pub async fn provision<'a, R, E, F>(&self, tenant: TenantId, work: F) -> Result<R, E>
     where
-        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-            + Send
-            + 'a,
+        F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
-        run_in_context(&self.db, Context::Provision(tenant), false, work).await
+        run_in_context(&self.db, Context::Provision(tenant), Mode::ReadWrite, work).await
     }
 }
 
@@ -144,74 +154,158 @@ impl Context {
     }
 }
 
-/// The one place a transaction begins: check out, then [`run_on`].
-async fn run_in_context<'a, R, E, F>(
-    db: &Db,
-    context: Context,
-    snapshot: bool,
-    work: F,
-) -> Result<R, E>
+/// How a unit of work's transaction begins and ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `BEGIN` … `COMMIT`, the result after the commit.
+    ReadWrite,
+    /// `BEGIN READ ONLY`: nothing to commit but the end of the transaction,
+    /// so the result is returned as soon as the work has it and the
+    /// `COMMIT` completes after, before the connection is pooled again.
+    ReadOnly,
+    /// `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: one snapshot for
+    /// every statement (exports); committed before the result is returned.
+    Snapshot,
+}
+
+/// The transaction-control statements, as cached prepared statements (one
+/// type each: the statement cache is keyed by type). They go through the
+/// same path, and the same FIFO statement lock, as every other statement,
+/// so they are sent in the order they are first polled — which is what
+/// lets `BEGIN` and the context ride in one flight with the work's first
+/// statement.
+mod control {
+    macro_rules! control_statement {
+        ($name:ident, $sql:literal) => {
+            #[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+            pub(super) struct $name;
+
+            impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for $name {
+                fn walk_ast<'b>(
+                    &'b self,
+                    mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+                ) -> diesel::QueryResult<()> {
+                    out.push_sql($sql);
+                    Ok(())
+                }
+            }
+        };
+    }
+    control_statement!(Begin, "BEGIN");
+    control_statement!(BeginReadOnly, "BEGIN READ ONLY");
+    control_statement!(
+        BeginSnapshot,
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    );
+    control_statement!(Commit, "COMMIT");
+    control_statement!(Rollback, "ROLLBACK");
+}
+
+/// A checked-out connection that goes back to the pool only when its
+/// transaction has ended. Dropped while one may still be open (a request
+/// cancelled midway, a `ROLLBACK` that failed), the connection is taken out
+/// of the pool and closed, and the server rolls back: the next checkout
+/// can never find itself inside someone else's transaction.
+struct Checkout {
+    conn: Option<Object<AsyncPgConnection>>,
+    idle: bool,
+}
+
+impl Checkout {
+    fn new(conn: Object<AsyncPgConnection>) -> Self {
+        Self {
+            conn: Some(conn),
+            idle: false,
+        }
+    }
+}
+
+impl Checkout {
+    /// Done with: pooled again if `idle`, closed otherwise.
+    fn release(mut self, idle: bool) {
+        self.idle = idle;
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if !self.idle
+            && let Some(conn) = self.conn.take()
+        {
+            tracing::debug!("a connection left inside a transaction is closed, not pooled");
+            drop(Object::take(conn));
+        }
+    }
+}
+
+/// The one place a transaction begins: check out, then run the work in a
+/// pipelined transaction.
+async fn run_in_context<'a, R, E, F>(db: &Db, context: Context, mode: Mode, work: F) -> Result<R, E>
 where
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-        + Send
-        + 'a,
+    F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
     E: From<DbError> + From<diesel::result::Error> + Send + 'a,
     R: Send + 'a,
 {
-    let mut pooled = match context {
+    let pooled = match context {
         Context::Platform | Context::Provision(_) => db.checkout_admin().await?,
         Context::Tenant(_) | Context::TenantWrites(_) => db.checkout().await?,
     };
-    run_on(&mut pooled, db.context_key(), context, snapshot, work).await
+    let mut checkout = Checkout::new(pooled);
+    let Some(conn) = checkout.conn.as_deref() else {
+        return Err(DbError::Config("a checkout without its connection".to_owned()).into());
+    };
+    let (result, end) = pipelined(conn, db.context_key(), context, mode, work).await;
+    match end {
+        End::Idle => checkout.idle = true,
+        End::Open => {}
+        End::CommitPending => {
+            // A read-only transaction: its result is final already. The
+            // COMMIT is sent now and completes off the request's path; the
+            // connection is pooled again once it has.
+            tokio::spawn(async move {
+                let idle = match checkout.conn.as_deref() {
+                    Some(conn) => {
+                        let mut shared: &AsyncPgConnection = conn;
+                        control::Commit.execute(&mut shared).await.is_ok()
+                    }
+                    None => false,
+                };
+                checkout.release(idle);
+            });
+        }
+    }
+    result
 }
 
-/// BEGIN, set the context (with its proof) as the first statement, run the
-/// work, COMMIT on `Ok`, ROLLBACK on `Err`.
-pub(crate) async fn run_on<'a, R, E, F>(
-    conn: &mut AsyncPgConnection,
+/// How the connection was left.
+enum End {
+    /// No transaction open: it may be pooled.
+    Idle,
+    /// Possibly still inside a transaction: it must be closed.
+    Open,
+    /// A read-only transaction whose work is done: COMMIT it, then pool it.
+    CommitPending,
+}
+
+/// BEGIN, the context (with its proof) as the first statement, and the
+/// work, all sent in one flight: the scope's statements are first polled
+/// before the work's, so the server receives BEGIN, the context, then the
+/// work's statements, in that order, in one transaction. An error in any
+/// of them rolls the whole back: the work's result counts only if BEGIN
+/// and the context succeeded, and COMMIT is sent only once every result is
+/// in and `Ok` (a refusal decided in Rust must be able to roll back).
+async fn pipelined<'a, R, E, F>(
+    conn: &AsyncPgConnection,
     key: &ContextKey,
     context: Context,
-    snapshot: bool,
+    mode: Mode,
     work: F,
-) -> Result<R, E>
+) -> (Result<R, E>, End)
 where
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>>
-        + Send
-        + 'a,
+    F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
     E: From<DbError> + From<diesel::result::Error> + Send + 'a,
     R: Send + 'a,
 {
-    // The proofs are made before the transaction: the work closure owns
-    // nothing of the key.
-    let tenant_proof = match context {
-        Context::Tenant(t) | Context::TenantWrites(t) | Context::Provision(t) => {
-            Some(key.tenant_proof(t))
-        }
-        Context::Platform => None,
-    };
-    let platform_proof = match context {
-        Context::Platform | Context::Provision(_) => Some(key.platform_proof()),
-        Context::Tenant(_) | Context::TenantWrites(_) => None,
-    };
-    let body = async move |conn: &mut AsyncPgConnection| {
-        match (context, tenant_proof, platform_proof) {
-            (Context::Tenant(tenant), Some(proof), _) => {
-                set_tenant_context(conn, tenant, proof, false).await?;
-            }
-            (Context::TenantWrites(tenant), Some(proof), _) => {
-                set_tenant_context(conn, tenant, proof, true).await?;
-            }
-            (Context::Platform, _, Some(proof)) => set_platform_admin_context(conn, proof).await?,
-            (Context::Provision(tenant), Some(tenant_proof), Some(platform_proof)) => {
-                set_platform_admin_context(conn, platform_proof).await?;
-                set_tenant_context(conn, tenant, tenant_proof, false).await?;
-            }
-            _ => {
-                return Err(DbError::Config("a context without its proof".to_owned()).into());
-            }
-        }
-        work(conn).await
-    };
     // The transaction's span: with traces on, a child of the request's
     // span (see tenantry::telemetry). DEBUG, so the log lines carry it only
     // when asked. Never SQL text or parameters.
@@ -221,15 +315,110 @@ where
         otel.kind = "client",
         tenantry.context = context.name(),
     );
-    if snapshot {
-        conn.build_transaction()
-            .repeatable_read()
-            .read_only()
-            .run(body)
-            .instrument(span)
-            .await
+    async move {
+        let opened = open(conn, key, context, mode);
+        let mut shared: &AsyncPgConnection = conn;
+        let body = work(&mut shared);
+        let (opened, done) = futures_util::future::join(opened, body).await;
+        let outcome = match (opened, done) {
+            (Err(e), _) => Err(E::from(e)),
+            (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(r)) => Ok(r),
+        };
+        let mut shared: &AsyncPgConnection = conn;
+        match outcome {
+            Ok(r) if mode == Mode::ReadOnly => (Ok(r), End::CommitPending),
+            Ok(r) => match control::Commit.execute(&mut shared).await {
+                Ok(_) => (Ok(r), End::Idle),
+                // A failed COMMIT (a serialization failure, a deferred
+                // constraint) has rolled back; the connection is idle.
+                Err(e) => (Err(E::from(e)), End::Idle),
+            },
+            Err(e) => {
+                // After an error the transaction is aborted (or was never
+                // begun: ROLLBACK then only warns).
+                let end = match control::Rollback.execute(&mut shared).await {
+                    Ok(_) => End::Idle,
+                    Err(_) => End::Open,
+                };
+                (Err(e), end)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// BEGIN and the context statements, polled together so they are sent
+/// together (in this order).
+async fn open(
+    conn: &AsyncPgConnection,
+    key: &ContextKey,
+    context: Context,
+    mode: Mode,
+) -> Result<(), DbError> {
+    use futures_util::future::{try_join, try_join3};
+    let (mut c0, mut c1, mut c2) = (conn, conn, conn);
+    let begin = match mode {
+        Mode::ReadWrite => control::Begin.execute(&mut c0),
+        Mode::ReadOnly => control::BeginReadOnly.execute(&mut c0),
+        Mode::Snapshot => control::BeginSnapshot.execute(&mut c0),
+    };
+    match context {
+        Context::Tenant(tenant) => {
+            let proof = key.tenant_proof(tenant);
+            try_join(begin, set_tenant_context(&mut c1, tenant, proof, false)).await?;
+        }
+        Context::TenantWrites(tenant) => {
+            let proof = key.tenant_proof(tenant);
+            try_join(begin, set_tenant_context(&mut c1, tenant, proof, true)).await?;
+        }
+        Context::Platform => {
+            let proof = key.platform_proof();
+            try_join(begin, set_platform_admin_context(&mut c1, proof)).await?;
+        }
+        Context::Provision(tenant) => {
+            let (platform, tenant_proof) = (key.platform_proof(), key.tenant_proof(tenant));
+            try_join3(
+                begin,
+                set_platform_admin_context(&mut c1, platform),
+                set_tenant_context(&mut c2, tenant, tenant_proof, false),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// As the scopes do, on a connection the caller holds (the purge's
+/// dedicated session): BEGIN, the context, the work, COMMIT on `Ok`,
+/// ROLLBACK on `Err`. `snapshot`: one REPEATABLE READ snapshot.
+pub(crate) async fn run_on<'a, R, E, F>(
+    conn: &mut AsyncPgConnection,
+    key: &ContextKey,
+    context: Context,
+    snapshot: bool,
+    work: F,
+) -> Result<R, E>
+where
+    F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
+    E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+    R: Send + 'a,
+{
+    let mode = if snapshot {
+        Mode::Snapshot
     } else {
-        conn.transaction(body).instrument(span).await
+        Mode::ReadWrite
+    };
+    let (result, end) = pipelined(conn, key, context, mode, work).await;
+    match end {
+        End::Idle => result,
+        // The caller's connection must not be reused inside a transaction
+        // it does not know about.
+        End::Open | End::CommitPending => Err(DbError::Unavailable(
+            "the connection's transaction could not be ended".to_owned(),
+        )
+        .into()),
     }
 }
 
@@ -252,7 +441,7 @@ mod context_functions {
 }
 
 async fn set_tenant_context(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     proof: String,
     writes: bool,
@@ -271,7 +460,7 @@ async fn set_tenant_context(
 }
 
 async fn set_platform_admin_context(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     proof: String,
 ) -> Result<(), diesel::result::Error> {
     diesel::select(context_functions::set_platform_admin_context(proof))
@@ -285,7 +474,7 @@ async fn set_platform_admin_context(
 /// in flight; writes that arrive later queue behind it and then see the new
 /// status.
 pub(crate) async fn lock_tenant_lifecycle(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
 ) -> Result<(), diesel::result::Error> {
     diesel::select(context_functions::lock_tenant_lifecycle(tenant))

@@ -12,9 +12,10 @@ use diesel::result::DatabaseErrorKind;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use tenantry_core::{AccountId, Action, Name, Slug, TenantStatus, transition};
+use tenantry_db::Conn;
 use tenantry_db::models::{Account, AccountLimits, Tenant};
 use tenantry_db::queries::accounts::DEFAULT_ACCOUNT;
-use tenantry_db::{AsyncPgConnection, ScopedFutureExt, queries};
+use tenantry_db::{ScopedFutureExt, queries};
 
 use crate::error::on_constraint;
 use crate::views::{AccountLimitsView, AccountTransitionView, AccountView, List, TenantView};
@@ -125,7 +126,7 @@ pub struct AccountChange {
 /// `{id_or_slug}`: a key that parses as a UUID is only ever an id, anything
 /// else only ever a slug (no account slug parses as a UUID:
 /// `accounts_slug_not_uuid`).
-pub async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Account, Error> {
+pub async fn resolve(conn: &mut Conn<'_>, key: &str) -> Result<Account, Error> {
     match key.parse::<AccountId>() {
         Ok(id) => Ok(queries::accounts::get(conn, id).await?),
         Err(_) if !crate::could_name_a_row(key) => Err(Error::NotFound),
@@ -133,7 +134,7 @@ pub async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Account,
     }
 }
 
-async fn view(conn: &mut AsyncPgConnection, account: Account) -> Result<AccountView, Error> {
+async fn view(conn: &mut Conn<'_>, account: Account) -> Result<AccountView, Error> {
     let (limits, usage) = queries::accounts::limits_and_usage(conn, account.id).await?;
     Ok(AccountView::new(account, limits, usage))
 }
@@ -158,7 +159,7 @@ pub async fn create(
 /// [`create`] on the connection of a platform-scope transaction the caller
 /// holds (an idempotent create claims its key in it first).
 pub async fn create_on(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     actor: &Actor,
     new: NewAccount,
 ) -> Result<AccountView, Error> {
@@ -424,7 +425,7 @@ fn refusal(action: Action, blocked: &[&Tenant]) -> Error {
 /// The account a new tenant goes into (`None`: the default), which must
 /// exist; takes one of its `max_tenants` in the creating transaction.
 pub(crate) async fn admit_tenant(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     account: Option<AccountId>,
 ) -> Result<AccountId, Error> {
     let account = account.unwrap_or(DEFAULT_ACCOUNT);

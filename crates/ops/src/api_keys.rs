@@ -6,7 +6,7 @@
 
 use serde_json::json;
 use tenantry_core::{ApiKeyId, Name, Resource, Scope, Scopes, TenantId};
-use tenantry_db::AsyncPgConnection;
+use tenantry_db::Conn;
 use tenantry_db::queries::api_keys::{self, StoredHash};
 
 use crate::views::{ApiKeyView, List};
@@ -71,7 +71,7 @@ fn require_admin(authority: &Authority) -> Result<(), Error> {
 
 /// Active (unrevoked) keys.
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     authority: &Authority,
     page: Page,
@@ -84,7 +84,7 @@ pub async fn list(
 /// Creates a key whose scopes are a subset of `authority`'s (refused with
 /// a validation error naming `scopes` otherwise, before anything is written).
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     authority: &Authority,
     new: NewApiKey,
@@ -126,7 +126,7 @@ pub async fn create(
 }
 
 pub async fn revoke(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     authority: &Authority,
     id: ApiKeyId,

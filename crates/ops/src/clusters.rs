@@ -4,7 +4,7 @@
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
 use tenantry_core::{ClusterId, Name, Region, Resource, TenantId};
-use tenantry_db::AsyncPgConnection;
+use tenantry_db::Conn;
 use tenantry_db::queries::clusters;
 
 use crate::error::on_constraint;
@@ -19,7 +19,7 @@ pub struct NewCluster {
 }
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> Result<List<ClusterView>, Error> {
@@ -28,7 +28,7 @@ pub async fn list(
 }
 
 pub async fn get(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: ClusterId,
 ) -> Result<ClusterView, Error> {
@@ -36,7 +36,7 @@ pub async fn get(
 }
 
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     new: NewCluster,
 ) -> Result<ClusterView, Error> {
@@ -65,11 +65,7 @@ pub async fn create(
 }
 
 /// Refused (`409`) while the cluster still has instances.
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    who: &TenantActor,
-    id: ClusterId,
-) -> Result<(), Error> {
+pub async fn delete(conn: &mut Conn<'_>, who: &TenantActor, id: ClusterId) -> Result<(), Error> {
     let tenant = who.tenant;
     let deleted = clusters::delete(conn, tenant, id).await.map_err(|e| {
         on_constraint(

@@ -13,11 +13,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
+use tenantry_db::Conn;
 
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
 use tenantry_core::{DomainId, Hostname, TenantId};
-use tenantry_db::AsyncPgConnection;
 use tenantry_db::ScopedFutureExt;
 use tenantry_db::models::Domain;
 use tenantry_db::queries::{self, domains};
@@ -86,7 +86,7 @@ fn token() -> String {
 }
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> Result<List<DomainView>, Error> {
@@ -94,11 +94,7 @@ pub async fn list(
     Ok(List::new(items, more, |d| *d.id.as_uuid()).map(Into::into))
 }
 
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: DomainId,
-) -> Result<DomainView, Error> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId, id: DomainId) -> Result<DomainView, Error> {
     domains::get(conn, tenant, id)
         .await?
         .map(Into::into)
@@ -108,7 +104,7 @@ pub async fn get(
 /// Registers `hostname` for the tenant, pending. A name any tenant already
 /// holds — this one or another — is a conflict that says no more.
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     hostname: &Hostname,
 ) -> Result<DomainView, Error> {
@@ -130,7 +126,7 @@ pub async fn create(
 
 /// What to look for to verify the domain.
 pub async fn challenge(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: DomainId,
 ) -> Result<Challenge, Error> {
@@ -219,7 +215,7 @@ fn trimmed(body: &[u8]) -> &[u8] {
 /// the token that was found; otherwise it changed meanwhile and is a
 /// conflict, or gone).
 pub async fn verify(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     proof: Proof,
 ) -> Result<DomainView, Error> {
@@ -244,11 +240,7 @@ pub async fn verify(
 
 /// Removes the domain: its name routes nothing from now on and is free for
 /// anyone to register. Returns the name (for the caller's cache).
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    who: &TenantActor,
-    id: DomainId,
-) -> Result<String, Error> {
+pub async fn delete(conn: &mut Conn<'_>, who: &TenantActor, id: DomainId) -> Result<String, Error> {
     let domain = domains::delete(conn, who.tenant, id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -258,7 +250,7 @@ pub async fn delete(
 
 /// The tenant's event and the audit entry.
 async fn record(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     kind: &str,
     domain: &Domain,

@@ -4,14 +4,14 @@
 
 use serde_json::json;
 use tenantry_core::TenantId;
-use tenantry_db::AsyncPgConnection;
+use tenantry_db::Conn;
 use tenantry_db::queries;
 
 use crate::views::{EventView, List};
 use crate::{Error, Page};
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> Result<List<EventView>, Error> {

@@ -14,8 +14,9 @@
 //! after fixing the input runs anew.
 
 use tenantry_core::TenantId;
+use tenantry_db::Conn;
 use tenantry_db::queries::idempotency::{self as queries, Plane};
-use tenantry_db::{AsyncPgConnection, Db, ScopedBoxFuture, ScopedFutureExt as _};
+use tenantry_db::{Db, ScopedBoxFuture, ScopedFutureExt as _};
 
 pub use queries::RETENTION_HOURS;
 
@@ -89,7 +90,7 @@ enum Claim {
 /// housekeeping deleted it, or a racing request renewed it).
 const CLAIM_ATTEMPTS: usize = 3;
 
-async fn claim(conn: &mut AsyncPgConnection, plane: Plane, req: &Request) -> Result<Claim, Error> {
+async fn claim(conn: &mut Conn<'_>, plane: Plane, req: &Request) -> Result<Claim, Error> {
     for _ in 0..CLAIM_ATTEMPTS {
         if queries::claim(conn, plane, &req.key, &req.operation, &req.hash).await? {
             return Ok(Claim::Fresh);
@@ -134,7 +135,7 @@ async fn claim(conn: &mut AsyncPgConnection, plane: Plane, req: &Request) -> Res
 /// caller answered, minus anything that may only be shown once (an API
 /// key's secret is never stored).
 pub async fn run<'a, 'c, T, P, F, G>(
-    conn: &'c mut AsyncPgConnection,
+    conn: &'c mut Conn<'_>,
     plane: Plane,
     req: Option<&Request>,
     work: F,
@@ -142,15 +143,13 @@ pub async fn run<'a, 'c, T, P, F, G>(
 ) -> Result<Outcome<P>, Error>
 where
     'a: 'c,
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<T, Error>>
-        + Send
-        + 'a,
+    F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<T, Error>> + Send + 'a,
     G: FnOnce(T) -> Result<(P, Response), Error> + Send + 'a,
     T: Send + 'a,
     P: Send + 'a,
 {
     let Some(req) = req else {
-        let item = work(conn).await?;
+        let item = work(&mut &**conn).await?;
         return Ok(Outcome::Done(present(item)?.0));
     };
     match claim(conn, plane, req).await? {
@@ -158,7 +157,7 @@ where
         Claim::Replay(response) => return Ok(Outcome::Replay(response)),
         Claim::Reused => return Ok(Outcome::Reused),
     }
-    let item = work(conn).await?;
+    let item = work(&mut &**conn).await?;
     let (presented, stored) = present(item)?;
     queries::answer(
         conn,
@@ -181,9 +180,7 @@ pub async fn platform<'a, T, P, F, G>(
     present: G,
 ) -> Result<Outcome<P>, Error>
 where
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<T, Error>>
-        + Send
-        + 'a,
+    F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<T, Error>> + Send + 'a,
     G: FnOnce(T) -> Result<(P, Response), Error> + Send + 'a,
     T: Send + 'a,
     P: Send + 'a,

@@ -57,6 +57,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use tenantry_db::Conn;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::result::DatabaseErrorKind;
@@ -67,7 +68,7 @@ use tenantry_core::{
 };
 use tenantry_db::models::{Limits, QuotaOrigin};
 use tenantry_db::queries::instances::Size;
-use tenantry_db::{AsyncPgConnection, ScopedFutureExt, queries};
+use tenantry_db::{ScopedFutureExt, queries};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -959,7 +960,7 @@ pub struct Options {
 /// Takes `delta` from the target's quota, as the API's `charge` does, or
 /// refuses the row that asked for it.
 async fn charge(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     delta: Amounts,
     line: u64,
@@ -980,7 +981,7 @@ fn refused(line: u64, table: &str) -> impl FnOnce(diesel::result::Error) -> Erro
 /// The target's rows so far: old id → new id, for instances' clusters
 /// and events' subjects.
 struct Writer<'c> {
-    conn: &'c mut AsyncPgConnection,
+    conn: Conn<'c>,
     id: TenantId,
     importer: &'c str,
     /// Who imports: the target's domains are registered in its name.
@@ -1001,7 +1002,7 @@ impl Writer<'_> {
     /// Writes the file's limits, if they wait to be.
     async fn flush_limits(&mut self) -> Result<(), Error> {
         if let Some((line, limits)) = self.pending_limits.take() {
-            queries::tenants::set_limits(self.conn, self.id, &(&limits).into())
+            queries::tenants::set_limits(&mut self.conn, self.id, &(&limits).into())
                 .await
                 .map_err(|e| at_line(line, Some("tenant_quotas"), e.into()))?;
         }
@@ -1014,7 +1015,7 @@ impl Writer<'_> {
         if !matches!(row, Row::Limits(..) | Row::Settings { .. } | Row::Plan(_)) {
             self.flush_limits().await?;
         }
-        let (conn, id) = (&mut *self.conn, self.id);
+        let (conn, id) = (&mut self.conn, self.id);
         match row {
             Row::Limits(line, limits) => {
                 let outcome = if self.restore_limits {
@@ -1056,7 +1057,7 @@ impl Writer<'_> {
                     None => None,
                 };
                 self.flush_limits().await?;
-                let conn = &mut *self.conn;
+                let conn = &mut self.conn;
                 crate::quotas::lock(conn, id)
                     .await
                     .map_err(|e| at_line(line, Some("tenant_plan"), e))?;
@@ -1202,7 +1203,7 @@ fn one(resource: Resource) -> Amounts {
 /// The target inside the provision transaction: created (new), or
 /// locked and found empty (existing).
 async fn open_target(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     id: TenantId,
     target: &Target,
     default_limits: &LimitsView,
@@ -1282,7 +1283,7 @@ pub async fn run(
                 let mut reader = Reader::new(input);
                 let mut checker = Checker::new(rules, base_domain.as_deref());
                 let mut writer = Writer {
-                    conn,
+                    conn: *conn,
                     id,
                     importer,
                     actor,
@@ -1313,7 +1314,7 @@ pub async fn run(
                 }
                 writer.flush_limits().await?;
                 let sections = writer.sections;
-                let conn = writer.conn;
+                let conn = &mut writer.conn;
                 queries::audit::record(
                     conn,
                     Some(id),

@@ -5,7 +5,7 @@
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
 use tenantry_core::{ClusterId, InstanceId, Name, Resource, TenantId};
-use tenantry_db::AsyncPgConnection;
+use tenantry_db::Conn;
 use tenantry_db::queries::instances::{self, Size};
 
 use crate::error::violated_constraint;
@@ -55,7 +55,7 @@ fn size_event(size: Size) -> serde_json::Value {
 }
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> Result<List<InstanceView>, Error> {
@@ -64,7 +64,7 @@ pub async fn list(
 }
 
 pub async fn get(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: InstanceId,
 ) -> Result<InstanceView, Error> {
@@ -72,32 +72,46 @@ pub async fn get(
 }
 
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     new: NewInstance,
 ) -> Result<InstanceView, Error> {
     let tenant = who.tenant;
     let size = new.size;
-    let instance = instances::create(conn, tenant, new.cluster, new.name.as_str(), size)
-        .await
-        .map_err(name_taken)?;
-    quotas::charge(conn, tenant, size.footprint()).await?;
+    let id = InstanceId::new();
     let mut data = size_event(size);
-    data["name"] = json!(instance.name);
-    tenantry_db::queries::events::record(
-        conn,
-        tenant,
-        "instance.created",
-        who.actor.as_str(),
-        Some(*instance.id.as_uuid()),
-        data,
+    data["name"] = json!(new.name.as_str());
+    // The row, the quota charge and the activity event do not depend on
+    // each other's answers: they are sent together, in this order, and the
+    // first error (in that order) is the answer — after an error the
+    // server refuses the rest, and the whole rolls back.
+    let (mut c0, mut c1, mut c2): (Conn<'_>, Conn<'_>, Conn<'_>) = (&**conn, &**conn, &**conn);
+    let (instance, (), ()) = futures_util::future::try_join3(
+        async {
+            instances::create_with_id(&mut c0, tenant, id, new.cluster, new.name.as_str(), size)
+                .await
+                .map_err(name_taken)
+        },
+        quotas::charge(&mut c1, tenant, size.footprint()),
+        async {
+            tenantry_db::queries::events::record(
+                &mut c2,
+                tenant,
+                "instance.created",
+                who.actor.as_str(),
+                Some(*id.as_uuid()),
+                data,
+            )
+            .await
+            .map_err(Error::from)
+        },
     )
     .await?;
     Ok(instance.into())
 }
 
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     id: InstanceId,
     change: InstanceChange,
@@ -134,11 +148,7 @@ pub async fn update(
     Ok(updated.into())
 }
 
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    who: &TenantActor,
-    id: InstanceId,
-) -> Result<(), Error> {
+pub async fn delete(conn: &mut Conn<'_>, who: &TenantActor, id: InstanceId) -> Result<(), Error> {
     let tenant = who.tenant;
     let deleted = instances::delete(conn, tenant, id)
         .await?

@@ -11,8 +11,9 @@
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
 use tenantry_core::{MemberId, Role, Scope, Scopes, TenantId};
+use tenantry_db::Conn;
+use tenantry_db::ScopedFutureExt;
 use tenantry_db::queries::{self, members};
-use tenantry_db::{AsyncPgConnection, ScopedFutureExt};
 
 use crate::error::on_constraint;
 use crate::views::{List, MemberView};
@@ -122,7 +123,7 @@ fn snapshot(view: &MemberView) -> serde_json::Value {
 
 /// The audit entry and the tenant's event of one change, in its transaction.
 async fn record(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     actor: &Actor,
     action: &str,
@@ -153,7 +154,7 @@ async fn record(
 /// context (the tenant plane's, the admin plane's, or a provisioning one).
 /// `owners`: whether the caller may make someone an owner.
 pub(crate) async fn add_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     actor: &Actor,
     owners: bool,
@@ -171,7 +172,7 @@ pub(crate) async fn add_in(
 }
 
 async fn change_role_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     actor: &Actor,
     owners: bool,
@@ -206,7 +207,7 @@ async fn change_role_in(
 }
 
 async fn remove_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     actor: &Actor,
     owners: bool,
@@ -234,7 +235,7 @@ async fn remove_in(
 // --- tenant plane: on the caller's transaction, gate already passed ---
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> Result<List<MemberView>, Error> {
@@ -242,11 +243,7 @@ pub async fn list(
     Ok(List::new(items, more, |m| *m.id.as_uuid()).map(Into::into))
 }
 
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: MemberId,
-) -> Result<MemberView, Error> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId, id: MemberId) -> Result<MemberView, Error> {
     Ok(members::get(conn, tenant, id).await?.into())
 }
 
@@ -259,7 +256,7 @@ fn require_admin(authority: &Authority) -> Result<(), Error> {
 }
 
 pub async fn add(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     authority: &Authority,
     new: NewMember,
@@ -276,7 +273,7 @@ pub async fn add(
 }
 
 pub async fn change_role(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     authority: &Authority,
     id: MemberId,
@@ -295,7 +292,7 @@ pub async fn change_role(
 }
 
 pub async fn remove(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     authority: &Authority,
     id: MemberId,
@@ -335,7 +332,7 @@ pub async fn admin_list(
 /// `tenant` the caller holds (an idempotent create claims its key in it
 /// first); `tenant` comes from [`live`].
 pub async fn admin_add_on(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     actor: &Actor,
     tenant: TenantId,
     new: NewMember,

@@ -4,9 +4,10 @@
 
 use diesel::result::Error as DieselError;
 use serde_json::json;
+use tenantry_db::Conn;
 use tenantry_db::models::Tenant;
 use tenantry_db::queries::placement::{self, Outcome, Placement};
-use tenantry_db::{AsyncPgConnection, ScopedFutureExt, queries};
+use tenantry_db::{ScopedFutureExt, queries};
 
 use crate::tenants::resolve;
 use crate::views::{PlacementChange, PlacementView};
@@ -53,7 +54,7 @@ pub struct PlacementRequest {
 }
 
 /// The tenant and, on Citus, its placement; `CitusRequired` elsewhere.
-async fn current(conn: &mut AsyncPgConnection, key: &str) -> Result<(Tenant, Placement), Error> {
+async fn current(conn: &mut Conn<'_>, key: &str) -> Result<(Tenant, Placement), Error> {
     let tenant = resolve(conn, key).await?;
     if !placement::is_citus(conn).await? {
         return Err(Error::CitusRequired);

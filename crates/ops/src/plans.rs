@@ -21,12 +21,13 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use tenantry_db::Conn;
 
 use diesel::result::DatabaseErrorKind;
 use serde_json::{Value, json};
 use tenantry_core::{PlanId, Slug, TenantId};
 use tenantry_db::models::{Limits, Plan};
-use tenantry_db::{AsyncPgConnection, DbError, ScopedBoxFuture, ScopedFutureExt, queries};
+use tenantry_db::{DbError, ScopedBoxFuture, ScopedFutureExt, queries};
 
 use crate::error::on_constraint;
 use crate::quotas::{LimitsPatch, current, lock};
@@ -53,7 +54,7 @@ pub struct PlanChange {
 
 /// `{id_or_name}`: a key that parses as a UUID is only ever an id, anything
 /// else only ever a name (no name parses as a UUID: `Slug::parse`).
-async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Plan, Error> {
+async fn resolve(conn: &mut Conn<'_>, key: &str) -> Result<Plan, Error> {
     match key.parse::<uuid::Uuid>() {
         Ok(id) => Ok(queries::plans::get(conn, PlanId::from_uuid(id)).await?),
         Err(_) if !crate::could_name_a_row(key) => Err(Error::NotFound),
@@ -63,7 +64,7 @@ async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Plan, Error>
 
 /// A plan named in a request body (by id or name), locked shared: an
 /// unknown one is the body's fault (422 naming `plan`), not a missing page.
-pub(crate) async fn named(conn: &mut AsyncPgConnection, key: &str) -> Result<Plan, Error> {
+pub(crate) async fn named(conn: &mut Conn<'_>, key: &str) -> Result<Plan, Error> {
     let found = resolve(conn, key).await.map_err(|e| match e {
         Error::NotFound => Error::validation("plan", "no such plan"),
         other => other,
@@ -80,7 +81,7 @@ fn name_taken(e: diesel::result::Error) -> Error {
     )
 }
 
-async fn tenants_on(conn: &mut AsyncPgConnection, plan: PlanId) -> Result<i64, Error> {
+async fn tenants_on(conn: &mut Conn<'_>, plan: PlanId) -> Result<i64, Error> {
     Ok(queries::plans::tenant_counts(conn, &[plan])
         .await?
         .first()
@@ -130,9 +131,7 @@ pub(crate) async fn commit_or_rehearse<'a, T, F>(
     work: F,
 ) -> Result<T, Error>
 where
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<T, Error>>
-        + Send
-        + 'a,
+    F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<T, Error>> + Send + 'a,
     T: Send + 'a,
 {
     let outcome = ops
@@ -167,7 +166,7 @@ pub async fn create(ops: &Operations, actor: &Actor, new: NewPlan) -> Result<Pla
 /// [`create`] on the connection of a platform-scope transaction the caller
 /// holds (an idempotent create claims its key in it first).
 pub async fn create_on(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenancy: &crate::Tenancy,
     actor: &Actor,
     new: NewPlan,
@@ -376,7 +375,7 @@ pub async fn delete(ops: &Operations, actor: &Actor, key: &str) -> Result<(), Er
 /// recorded as their source. [`assign`] and the import both move a tenant
 /// this way.
 pub(crate) async fn put_on(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     plan: Option<&Plan>,
     defaults: &Limits,

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tenantry_core::quota::{fits, over_limit};
 use tenantry_core::{Amounts, Resource, TenantId};
+use tenantry_db::Conn;
 use tenantry_db::models::{Limits, QuotaOrigin, Usage};
-use tenantry_db::{AsyncPgConnection, ScopedFutureExt, queries};
+use tenantry_db::{ScopedFutureExt, queries};
 
 use crate::plans::commit_or_rehearse;
 use crate::tenants::resolve;
@@ -21,11 +22,7 @@ use crate::{Actor, Error, Operations};
 
 /// Takes `delta` from the tenant's quota in the current transaction, or
 /// refuses with `QuotaExceeded` (the transaction then rolls back).
-pub async fn charge(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    delta: Amounts,
-) -> Result<(), Error> {
+pub async fn charge(conn: &mut Conn<'_>, tenant: TenantId, delta: Amounts) -> Result<(), Error> {
     queries::quotas::consume(conn, tenant, delta)
         .await?
         .map_err(Error::QuotaExceeded)
@@ -39,10 +36,7 @@ pub fn one(resource: Resource) -> Amounts {
 
 /// The tenant's usage as the current transaction sees it (a rehearsal's
 /// "usage after").
-pub async fn usage(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-) -> Result<Option<UsageView>, Error> {
+pub async fn usage(conn: &mut Conn<'_>, tenant: TenantId) -> Result<Option<UsageView>, Error> {
     Ok(queries::tenants::limits_and_usage(conn, tenant)
         .await?
         .1
@@ -138,7 +132,7 @@ pub enum QuotaChange {
 /// The tenant's limits, usage and where the limits come from. Run after
 /// [`lock`] when the limits are about to change.
 pub(crate) async fn current(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
 ) -> Result<(Limits, Usage, QuotaOrigin), Error> {
     let origin = queries::plans::origin(conn, tenant).await?;
@@ -156,7 +150,7 @@ pub(crate) async fn current(
 /// limits (here, a plan's change, a move to another plan) takes it first,
 /// so they follow one another and none overwrites another's limits; the
 /// new stamp makes every replica read the tenant's rate limits again.
-pub(crate) async fn lock(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<(), Error> {
+pub(crate) async fn lock(conn: &mut Conn<'_>, tenant: TenantId) -> Result<(), Error> {
     queries::plans::stamp_tenant(conn, tenant).await?;
     Ok(())
 }

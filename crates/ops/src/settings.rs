@@ -9,11 +9,12 @@
 //! it in `GET /v1/events` — in one transaction.
 
 use std::sync::Arc;
+use tenantry_db::Conn;
 
 use diesel::result::DatabaseErrorKind;
 use serde_json::{Value, json};
 use tenantry_core::TenantId;
-use tenantry_db::{AsyncPgConnection, ScopedFutureExt, queries};
+use tenantry_db::{ScopedFutureExt, queries};
 
 use crate::error::{DocumentError, on_constraint};
 use crate::tenants::resolve;
@@ -134,14 +135,14 @@ pub struct SettingsChange {
 }
 
 /// The tenant's settings (tenant plane, in the caller's transaction).
-pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<SettingsView, Error> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId) -> Result<SettingsView, Error> {
     Ok(queries::settings::get(conn, tenant).await?.into())
 }
 
 /// Replaces the tenant's settings (tenant plane, in the caller's writing
 /// transaction): validated, versioned, audited.
 pub async fn put(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     rules: &SettingsRules,
     who: &TenantActor,
     change: SettingsChange,
@@ -150,7 +151,7 @@ pub async fn put(
 }
 
 async fn write(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     rules: &SettingsRules,
     tenant: TenantId,
     actor: &Actor,

@@ -4,8 +4,9 @@
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
 use tenantry_core::{AccountId, Action, Name, Slug, TenantId, TenantStatus, transition};
+use tenantry_db::Conn;
 use tenantry_db::models::{Limits, QuotaOrigin, Tenant};
-use tenantry_db::{AsyncPgConnection, DbError, ScopedFutureExt, queries};
+use tenantry_db::{DbError, ScopedFutureExt, queries};
 
 use crate::error::on_constraint;
 use crate::quotas::LimitsPatch;
@@ -41,7 +42,7 @@ pub struct TenantChange {
 /// `{id_or_slug}`: a key that parses as a UUID, in any form, is only ever
 /// an id; anything else only ever a slug. Unambiguous because no slug
 /// parses as a UUID (`Slug::parse`, and the `tenants_slug_not_uuid` CHECK).
-pub async fn resolve(conn: &mut AsyncPgConnection, key: &str) -> Result<Tenant, Error> {
+pub async fn resolve(conn: &mut Conn<'_>, key: &str) -> Result<Tenant, Error> {
     match key.parse::<TenantId>() {
         Ok(id) => Ok(queries::tenants::get(conn, id).await?),
         Err(_) if !crate::could_name_a_row(key) => Err(Error::NotFound),
@@ -72,7 +73,7 @@ pub async fn create(ops: &Operations, actor: &Actor, new: NewTenant) -> Result<T
 /// the caller holds (an idempotent create claims its key in it first,
 /// `crate::idempotency::platform`).
 pub async fn create_on(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenancy: &crate::Tenancy,
     actor: &Actor,
     id: TenantId,

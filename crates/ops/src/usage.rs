@@ -10,12 +10,13 @@
 //! each boundary so that a charge that began just before it has committed.
 
 use std::time::Duration;
+use tenantry_db::Conn;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tenantry_core::TenantId;
 use tenantry_db::queries::usage::{self as history, ORIGIN_UNIX, Range};
-use tenantry_db::{AsyncPgConnection, ScopedFutureExt, queries};
+use tenantry_db::{ScopedFutureExt, queries};
 
 use crate::tenants::resolve;
 use crate::views::{Granularity, UsagePeriodView, UsageReportView};
@@ -222,7 +223,7 @@ impl Window {
 
 /// The tenant's own history (tenant plane, in the caller's transaction).
 pub async fn own(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     window: &Window,
     settings: &UsageSettings,

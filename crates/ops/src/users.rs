@@ -4,7 +4,7 @@
 use diesel::result::DatabaseErrorKind;
 use serde_json::json;
 use tenantry_core::{Email, Name, Resource, TenantId, UserId};
-use tenantry_db::AsyncPgConnection;
+use tenantry_db::Conn;
 use tenantry_db::queries::users;
 
 use crate::error::on_constraint;
@@ -40,7 +40,7 @@ fn name_str(name: Option<&Name>) -> &str {
 }
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> Result<List<UserView>, Error> {
@@ -48,16 +48,12 @@ pub async fn list(
     Ok(List::new(items, more, |u| *u.id.as_uuid()).map(Into::into))
 }
 
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: UserId,
-) -> Result<UserView, Error> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId, id: UserId) -> Result<UserView, Error> {
     Ok(users::get(conn, tenant, id).await?.into())
 }
 
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     new: NewUser,
 ) -> Result<UserView, Error> {
@@ -84,7 +80,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     id: UserId,
     change: UserChange,
@@ -111,11 +107,7 @@ pub async fn update(
     Ok(user.into())
 }
 
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    who: &TenantActor,
-    id: UserId,
-) -> Result<(), Error> {
+pub async fn delete(conn: &mut Conn<'_>, who: &TenantActor, id: UserId) -> Result<(), Error> {
     let tenant = who.tenant;
     if !users::delete(conn, tenant, id).await? {
         return Err(Error::NotFound);

@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tenantry_db::Conn;
 
 use chrono::Utc;
 use hmac::{Hmac, Mac};
@@ -26,7 +27,7 @@ use tenantry_db::queries::webhooks::{
     self as q, AttemptRecord, Claimed, EndpointChange, NewEndpoint, Plane,
 };
 use tenantry_db::queries::{self};
-use tenantry_db::{AsyncPgConnection, Db, DbError, ScopedFutureExt};
+use tenantry_db::{Db, DbError, ScopedFutureExt};
 
 use crate::views::{DeliveryView, List, OutboxView, WebhookSecretView, WebhookView};
 use crate::{Actor, Error, Operations, Page, TenantActor};
@@ -341,7 +342,7 @@ fn audit_view(v: &WebhookView) -> serde_json::Value {
 }
 
 async fn create_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     actor: &Actor,
     c: Checked,
@@ -377,7 +378,7 @@ async fn create_in(
 }
 
 async fn update_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     actor: &Actor,
     id: WebhookId,
@@ -410,7 +411,7 @@ async fn update_in(
 }
 
 async fn rotate_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     actor: &Actor,
     id: WebhookId,
@@ -440,7 +441,7 @@ async fn rotate_in(
 }
 
 async fn delete_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     actor: &Actor,
     id: WebhookId,
@@ -461,7 +462,7 @@ async fn delete_in(
 }
 
 async fn deliveries_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     id: WebhookId,
     page: Page,
@@ -474,7 +475,7 @@ async fn deliveries_in(
 }
 
 async fn replay_in(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     actor: &Actor,
     id: WebhookId,
@@ -496,7 +497,7 @@ async fn replay_in(
 }
 
 async fn audit(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     actor: &Actor,
     action: &str,
@@ -514,7 +515,7 @@ async fn audit(
 // ---- tenant plane (the caller's transaction, the tenant's context) -------
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> Result<List<WebhookView>, Error> {
@@ -523,7 +524,7 @@ pub async fn list(
 }
 
 pub async fn get(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: WebhookId,
 ) -> Result<WebhookView, Error> {
@@ -536,7 +537,7 @@ pub async fn get(
 /// Registers an endpoint for the tenant's events; the answer carries its
 /// secret (shown this once). Validated before any write.
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     settings: &WebhookSettings,
     new: NewWebhook,
@@ -551,7 +552,7 @@ pub fn check(settings: &WebhookSettings, new: &NewWebhook) -> Result<(), Error> 
 }
 
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     settings: &WebhookSettings,
     id: WebhookId,
@@ -562,23 +563,19 @@ pub async fn update(
 }
 
 pub async fn rotate_secret(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     id: WebhookId,
 ) -> Result<WebhookSecretView, Error> {
     rotate_in(conn, Plane::Tenant(who.tenant), &who.actor, id).await
 }
 
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    who: &TenantActor,
-    id: WebhookId,
-) -> Result<(), Error> {
+pub async fn delete(conn: &mut Conn<'_>, who: &TenantActor, id: WebhookId) -> Result<(), Error> {
     delete_in(conn, Plane::Tenant(who.tenant), &who.actor, id).await
 }
 
 pub async fn deliveries(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: WebhookId,
     page: Page,
@@ -587,7 +584,7 @@ pub async fn deliveries(
 }
 
 pub async fn replay(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     who: &TenantActor,
     id: WebhookId,
     delivery: DeliveryId,

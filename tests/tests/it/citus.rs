@@ -167,7 +167,7 @@ async fn a_context_set_with_set_config_reaches_no_worker() {
     ))
     .await
     .unwrap();
-    let seen = count_rows(&mut conn, "instances").await.unwrap();
+    let seen = count_rows(&mut &conn, "instances").await.unwrap();
     conn.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(seen, if citus() { 0 } else { 3 });
 }

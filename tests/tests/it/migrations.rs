@@ -388,7 +388,7 @@ async fn every_tenant_table_follows_rule_two() {
     // And the owner, too, is subject to RLS (FORCE): with no context it sees nothing.
     conn.batch_execute("SELECT 1").await.unwrap();
     assert_eq!(
-        tenantry_tests::count_rows(&mut conn, "tenants")
+        tenantry_tests::count_rows(&mut &conn, "tenants")
             .await
             .unwrap(),
         0

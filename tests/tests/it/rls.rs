@@ -53,9 +53,9 @@ async fn a_tenant_scope_sees_only_its_own_rows_with_no_where_clause() {
 async fn without_a_tenant_context_every_tenant_table_is_empty() {
     let test_db = TestDb::new().await;
     let (_db, _a, _b) = two_tenants(&test_db).await;
-    let mut conn = test_db.app_conn().await;
+    let conn = test_db.app_conn().await;
     for table in TENANT_TABLES.iter().chain(CONTROL_PLANE) {
-        assert_eq!(count_rows(&mut conn, table).await.unwrap(), 0, "{table}");
+        assert_eq!(count_rows(&mut &conn, table).await.unwrap(), 0, "{table}");
     }
 }
 
@@ -72,15 +72,15 @@ async fn a_connection_that_served_a_tenant_sees_nothing_once_its_transaction_end
         .execute(&mut conn)
         .await
         .unwrap();
-    assert_eq!(count_rows(&mut conn, "instances").await.unwrap(), 3);
+    assert_eq!(count_rows(&mut &conn, "instances").await.unwrap(), 3);
     conn.batch_execute("COMMIT").await.unwrap();
 
     // The setting now exists but reads '' (not NULL): the policies' NULLIF
     // turns that into "no tenant", so zero rows and no cast error.
-    assert_eq!(count_rows(&mut conn, "instances").await.unwrap(), 0);
+    assert_eq!(count_rows(&mut &conn, "instances").await.unwrap(), 0);
     conn.batch_execute("RESET app.tenant_id").await.unwrap();
     for table in TENANT_TABLES {
-        assert_eq!(count_rows(&mut conn, table).await.unwrap(), 0, "{table}");
+        assert_eq!(count_rows(&mut &conn, table).await.unwrap(), 0, "{table}");
     }
 }
 
@@ -96,7 +96,7 @@ async fn setting_the_context_outside_a_transaction_lasts_for_no_later_statement(
         .execute(&mut conn)
         .await
         .unwrap();
-    assert_eq!(count_rows(&mut conn, "instances").await.unwrap(), 0);
+    assert_eq!(count_rows(&mut &conn, "instances").await.unwrap(), 0);
 }
 
 #[tokio::test]

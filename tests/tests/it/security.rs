@@ -610,7 +610,7 @@ async fn visible_after(test_db: &TestDb, context: &str) -> Vec<(String, i64)> {
         .unwrap();
     let mut seen = Vec::new();
     for table in tables {
-        let n = count_rows(&mut conn, &table).await.unwrap();
+        let n = count_rows(&mut &conn, &table).await.unwrap();
         seen.push((table, n));
     }
     conn.batch_execute("ROLLBACK").await.unwrap();
@@ -674,7 +674,7 @@ async fn sql_as_the_service_role_cannot_forge_a_tenant_context() {
     ))
     .await
     .unwrap();
-    tenantry_tests::allow_fan_out(&mut conn).await.unwrap();
+    tenantry_tests::allow_fan_out(&mut &conn).await.unwrap();
     for statement in [
         "UPDATE clusters SET name = 'renamed'",
         "UPDATE tenant_usage SET users = 0",
@@ -715,10 +715,10 @@ async fn the_service_role_sees_only_the_proofs_it_presents() {
     if tenantry_tests::citus() {
         // Citus checks each proof against the key on every node (sql/citus.sql):
         // the registry stays empty, and the key is as far out of reach.
-        let mut owner = test_db.owner_conn().await;
-        assert_eq!(count_rows(&mut owner, "context_proofs").await.unwrap(), 0);
-        let mut conn = test_db.app_conn().await;
-        let err = count_rows(&mut conn, "tenantry_private.context_keys")
+        let owner = test_db.owner_conn().await;
+        assert_eq!(count_rows(&mut &owner, "context_proofs").await.unwrap(), 0);
+        let conn = test_db.app_conn().await;
+        let err = count_rows(&mut &conn, "tenantry_private.context_keys")
             .await
             .unwrap_err();
         assert!(db_message(&err).contains("permission denied"), "{err}");
@@ -731,7 +731,7 @@ async fn the_service_role_sees_only_the_proofs_it_presents() {
             conn.batch_execute(&format!("BEGIN; {context};"))
                 .await
                 .unwrap();
-            let n = count_rows(&mut conn, "context_proofs").await.unwrap();
+            let n = count_rows(&mut &conn, "context_proofs").await.unwrap();
             conn.batch_execute("ROLLBACK").await.unwrap();
             n
         }
@@ -754,8 +754,8 @@ async fn the_service_role_sees_only_the_proofs_it_presents() {
         1
     );
     // The owner sees every context: the platform's and both tenants'.
-    let mut owner = test_db.owner_conn().await;
-    assert_eq!(count_rows(&mut owner, "context_proofs").await.unwrap(), 3);
+    let owner = test_db.owner_conn().await;
+    assert_eq!(count_rows(&mut &owner, "context_proofs").await.unwrap(), 3);
 }
 
 /// Item 9, the admin side: `app.platform_admin = 'on'` used to open every

@@ -15,13 +15,14 @@
 //!   lowered by the token's `role` claim, are checked there.
 
 use std::sync::Arc;
+use tenantry_db::Conn;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{AUTHORIZATION, HOST};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use tenantry_core::{AccountId, ApiKeyId, Role, Scope, Scopes, TenantId, TenantStatus};
-use tenantry_db::{AsyncPgConnection, ScopedBoxFuture, ScopedFutureExt, queries};
+use tenantry_db::{ScopedBoxFuture, ScopedFutureExt, queries};
 use tenantry_ops::Authority;
 use tracing_actix_web::RootSpan;
 
@@ -69,20 +70,14 @@ fn is_tenant_scope(scope: Scope) -> bool {
 
 /// A tenant-plane unit of work that is told what its caller may do.
 pub trait Work<'a, R>:
-    for<'r> FnOnce(
-        &'r mut AsyncPgConnection,
-        Authority,
-    ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+    for<'r> FnOnce(&'r mut Conn<'r>, Authority) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
     + Send
     + 'a
 {
 }
 
 impl<'a, R, F> Work<'a, R> for F where
-    F: for<'r> FnOnce(
-            &'r mut AsyncPgConnection,
-            Authority,
-        ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+    F: for<'r> FnOnce(&'r mut Conn<'r>, Authority) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
         + Send
         + 'a
 {
@@ -301,9 +296,7 @@ impl TenantPrincipal {
     /// A read-only unit of work (scope `tenant:read`).
     pub async fn read<'a, R, F>(&self, state: &AppState, work: F) -> Result<R, ApiError>
     where
-        F: for<'r> FnOnce(
-                &'r mut AsyncPgConnection,
-            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+        F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
             + Send
             + 'a,
         R: Send + 'a,
@@ -332,9 +325,7 @@ impl TenantPrincipal {
     /// waits for it and no write commits after a suspension.
     pub async fn write<'a, R, F>(&self, state: &AppState, work: F) -> Result<R, ApiError>
     where
-        F: for<'r> FnOnce(
-                &'r mut AsyncPgConnection,
-            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+        F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
             + Send
             + 'a,
         R: Send + 'a,
@@ -368,9 +359,7 @@ impl TenantPrincipal {
         work: F,
     ) -> Result<R, ApiError>
     where
-        F: for<'r> FnOnce(
-                &'r mut AsyncPgConnection,
-            ) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
+        F: for<'r> FnOnce(&'r mut Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, ApiError>>
             + Send
             + 'a,
         R: Send + 'a,
@@ -485,19 +474,59 @@ impl TenantPrincipal {
         self.admit(state).await?;
         let gate = self.gate_input(state);
         let grant = self.grant();
+        let machine = self.caller == Caller::Machine;
         let scope = state.db.tenant(tenant);
-        let scope = if writes { scope.writing() } else { scope };
+        let scope = if writes {
+            scope.writing()
+        } else {
+            scope.read_only()
+        };
         let result = scope
             .run(move |conn| {
                 async move {
-                    let role = gate.run(conn).await?;
-                    let authority = grant.authority(role, required)?;
-                    work(conn, authority).await
+                    if machine {
+                        // A machine credential's authority is its scopes,
+                        // known before the gate: the work's statements go
+                        // out in the same flight as the gate's, right
+                        // behind them, and the gate's verdict still decides
+                        // before anything is answered or committed.
+                        let authority = grant.authority(None, required)?;
+                        let (mut g, mut w): (Conn<'_>, Conn<'_>) = (&**conn, &**conn);
+                        gate_first(gate.run(&mut g), work(&mut w, authority)).await
+                    } else {
+                        // A member's authority is the role the gate reads.
+                        let role = gate.run(conn).await?;
+                        let authority = grant.authority(role, required)?;
+                        work(conn, authority).await
+                    }
                 }
                 .scope_boxed()
             })
             .await;
         observe(state, tenant, result)
+    }
+}
+
+/// Drives the gate and the work together (the gate first, so its
+/// statements are sent first) and answers as if the gate had run alone
+/// before the work: a refusal wins over whatever the work found, and the
+/// work's result counts only once the gate has let the caller through. A
+/// refused request's work is dropped; its transaction rolls back.
+async fn gate_first<R>(
+    gate: impl Future<Output = Result<Option<Role>, ApiError>>,
+    work: impl Future<Output = Result<R, ApiError>>,
+) -> Result<R, ApiError> {
+    use futures_util::future::{Either, select};
+    let (gate, work) = (std::pin::pin!(gate), std::pin::pin!(work));
+    match select(gate, work).await {
+        Either::Left((verdict, work)) => {
+            verdict?;
+            work.await
+        }
+        Either::Right((done, gate)) => {
+            gate.await?;
+            done
+        }
     }
 }
 
@@ -569,14 +598,28 @@ struct Gate {
 }
 
 impl Gate {
-    /// Returns a member token's role in the tenant.
-    async fn run(&self, conn: &mut AsyncPgConnection) -> Result<Option<Role>, ApiError> {
+    /// Returns a member token's role in the tenant. Its statements are
+    /// independent of each other, so they are sent together; the checks
+    /// then run on their answers in the order that decides what a refused
+    /// caller may learn.
+    async fn run(&self, conn: &mut Conn<'_>) -> Result<Option<Role>, ApiError> {
+        let (mut c0, mut c1, mut c2): (Conn<'_>, Conn<'_>, Conn<'_>) = (&**conn, &**conn, &**conn);
         // A token confined to an account reaches only that account's
         // tenants: the database compares (a tenant of another account is
         // answered as one that does not exist).
-        let Some(row) =
-            queries::tenants::gate(conn, self.tenant, self.api_key, self.account).await?
-        else {
+        let row = queries::tenants::gate(&mut c0, self.tenant, self.api_key, self.account);
+        let member = self.membership(&mut c1);
+        // A request at a custom domain must be at a verified domain of THIS
+        // tenant, as its own transaction sees them (not as a cache says).
+        let domains = async {
+            if self.custom_hosts.is_empty() {
+                Ok(true)
+            } else {
+                queries::domains::all_verified_for(&mut c2, self.tenant, &self.custom_hosts).await
+            }
+        };
+        let (row, member, domains) = futures_util::future::join3(row, member, domains).await;
+        let Some(row) = row? else {
             return Err(no_such_tenant());
         };
         // The limits are read again only when the registry row changed
@@ -589,7 +632,7 @@ impl Gate {
             self.limits
                 .learn_stamped(self.tenant, rate, Some(row.stamp));
         }
-        let role = self.membership(conn).await?;
+        let role = member?;
         if !row.credential_valid {
             tracing::debug!(api_key = ?self.api_key, "token refused: its API key was revoked");
             return Err(ApiError::Unauthorized);
@@ -597,11 +640,7 @@ impl Gate {
         if self.addressed.iter().any(|a| *a != row.slug) {
             return Err(ApiError::TenantMismatch);
         }
-        // A request at a custom domain must be at a verified domain of THIS
-        // tenant, as its own transaction sees them (not as a cache says).
-        if !self.custom_hosts.is_empty()
-            && !queries::domains::all_verified_for(conn, self.tenant, &self.custom_hosts).await?
-        {
+        if !domains? {
             return Err(ApiError::TenantMismatch);
         }
         if row.status != TenantStatus::Active {
@@ -614,7 +653,7 @@ impl Gate {
     /// only this tenant's rows are visible). None: refused exactly as a
     /// tenant that does not exist, before anything else about the tenant
     /// (its status, its slug) can show.
-    async fn membership(&self, conn: &mut AsyncPgConnection) -> Result<Option<Role>, ApiError> {
+    async fn membership(&self, conn: &mut Conn<'_>) -> Result<Option<Role>, ApiError> {
         let Some(subject) = self.member.as_deref() else {
             return Ok(None);
         };

@@ -246,7 +246,7 @@ pub async fn create_or_rehearse<'a, T, F>(
 ) -> Result<HttpResponse, ApiError>
 where
     F: for<'r> FnOnce(
-            &'r mut tenantry_db::AsyncPgConnection,
+            &'r mut tenantry_db::Conn<'r>,
         )
             -> tenantry_db::ScopedBoxFuture<'a, 'r, Result<T, tenantry_ops::Error>>
         + Send
@@ -278,7 +278,7 @@ pub async fn create_or_rehearse_as<'a, T, F>(
 ) -> Result<HttpResponse, ApiError>
 where
     F: for<'r> FnOnce(
-            &'r mut tenantry_db::AsyncPgConnection,
+            &'r mut tenantry_db::Conn<'r>,
             tenantry_ops::Authority,
         )
             -> tenantry_db::ScopedBoxFuture<'a, 'r, Result<T, tenantry_ops::Error>>
@@ -313,7 +313,7 @@ where
     let (item, usage_after) = who
         .write_or_rehearse_as(state, true, scope, move |conn, authority| {
             async move {
-                let item = work(conn, authority).await?;
+                let item = work(&mut &**conn, authority).await?;
                 let usage = tenantry_ops::quotas::usage(conn, tenant).await?;
                 Ok((item, usage))
             }

@@ -8,10 +8,11 @@
 //! The default account has no quota or usage row: it is unmetered, and its
 //! tenants' charges touch no shared row.
 
+use crate::Conn;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryResult, QueryableByName, sql_query};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::quota::{Amounts, Exceeded, Resource};
 use tenantry_core::{AccountId, TenantId};
 
@@ -56,7 +57,7 @@ impl AccountUsage {
 
 /// Creates an account with its quota and (zero) usage rows.
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     id: AccountId,
     slug: &str,
     name: &str,
@@ -82,7 +83,7 @@ pub async fn create(
     Ok(account)
 }
 
-pub async fn get(conn: &mut AsyncPgConnection, id: AccountId) -> QueryResult<Account> {
+pub async fn get(conn: &mut Conn<'_>, id: AccountId) -> QueryResult<Account> {
     accounts::table
         .filter(accounts::id.eq(id))
         .select(Account::as_select())
@@ -90,7 +91,7 @@ pub async fn get(conn: &mut AsyncPgConnection, id: AccountId) -> QueryResult<Acc
         .await
 }
 
-pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> QueryResult<Account> {
+pub async fn find_by_slug(conn: &mut Conn<'_>, slug: &str) -> QueryResult<Account> {
     accounts::table
         .filter(accounts::slug.eq(slug))
         .select(Account::as_select())
@@ -99,7 +100,7 @@ pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> QueryResu
 }
 
 /// Accounts in id order.
-pub async fn list(conn: &mut AsyncPgConnection, page: Page) -> QueryResult<(Vec<Account>, bool)> {
+pub async fn list(conn: &mut Conn<'_>, page: Page) -> QueryResult<(Vec<Account>, bool)> {
     let mut query = accounts::table
         .select(Account::as_select())
         .order(accounts::id.asc())
@@ -113,7 +114,7 @@ pub async fn list(conn: &mut AsyncPgConnection, page: Page) -> QueryResult<(Vec<
 
 /// Renames (and moves `updated_at`).
 pub async fn rename(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     id: AccountId,
     name: Option<&str>,
 ) -> QueryResult<Account> {
@@ -131,7 +132,7 @@ pub async fn rename(
 /// The account's limits and usage; both `None` for the unmetered default
 /// account.
 pub async fn limits_and_usage(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     id: AccountId,
 ) -> QueryResult<(Option<AccountLimits>, Option<AccountUsage>)> {
     let limits = account_quotas::table
@@ -152,7 +153,7 @@ pub async fn limits_and_usage(
 /// Replaces the account's limits; `None` when it has no quota row (the
 /// default account).
 pub async fn set_limits(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     id: AccountId,
     limits: &AccountLimits,
 ) -> QueryResult<Option<AccountLimits>> {
@@ -172,10 +173,7 @@ struct Touched {
 }
 
 /// The account of the tenant of this context (its own registry row).
-pub async fn of_tenant(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-) -> QueryResult<Option<AccountId>> {
+pub async fn of_tenant(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<Option<AccountId>> {
     tenants::table
         .filter(tenants::id.eq(tenant))
         .select(tenants::account_id)
@@ -188,7 +186,7 @@ pub async fn of_tenant(
 /// scope, in the creating transaction). `Err((limit, used))` when full; an
 /// unmetered account always has room.
 pub async fn take_tenant(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     account: AccountId,
 ) -> QueryResult<Result<(), (i64, i64)>> {
     let touched: Option<Touched> = sql_query(
@@ -220,7 +218,7 @@ pub async fn take_tenant(
 /// refused and changes nothing; giving back always succeeds (never below
 /// zero). An unmetered account (no usage row) always has room.
 pub async fn consume(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     delta: Amounts,
 ) -> QueryResult<Result<(), Exceeded>> {
@@ -297,7 +295,7 @@ pub async fn consume(
 /// its usage row before that row goes) to its account (provision context,
 /// in the purge's finishing transaction).
 pub async fn release_tenant(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     usage: Amounts,
 ) -> QueryResult<()> {
@@ -340,7 +338,7 @@ pub async fn release_tenant(
 /// Every tenant of the account, purged ones included, in id order (the
 /// order an account-wide lifecycle action takes their locks in).
 pub async fn tenants_of(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     account: AccountId,
 ) -> QueryResult<Vec<crate::models::Tenant>> {
     tenants::table
@@ -355,11 +353,7 @@ pub async fn tenants_of(
 /// (never below zero): `tenantry quotas reconcile` correcting a tenant's
 /// usage row corrects its account's by the same amounts, in the same
 /// transaction. Nothing for an unmetered account.
-pub async fn adjust(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    delta: Amounts,
-) -> QueryResult<()> {
+pub async fn adjust(conn: &mut Conn<'_>, tenant: TenantId, delta: Amounts) -> QueryResult<()> {
     if delta.is_zero() {
         return Ok(());
     }

@@ -1,6 +1,7 @@
+use crate::Conn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::{ApiKeyId, TenantId};
 
 use crate::models::{ApiKey, Page};
@@ -8,7 +9,7 @@ use crate::schema::api_keys;
 
 /// Active (unrevoked) keys.
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> QueryResult<(Vec<ApiKey>, bool)> {
@@ -44,7 +45,7 @@ impl std::fmt::Debug for StoredHash {
 }
 
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: ApiKeyId,
     name: &str,
@@ -68,11 +69,7 @@ pub async fn create(
 }
 
 /// Revokes an active key; returns whether one was revoked.
-pub async fn revoke(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: ApiKeyId,
-) -> QueryResult<bool> {
+pub async fn revoke(conn: &mut Conn<'_>, tenant: TenantId, id: ApiKeyId) -> QueryResult<bool> {
     let n = diesel::update(
         api_keys::table.filter(
             api_keys::tenant_id
@@ -101,7 +98,7 @@ type ExchangeColumns = (Vec<u8>, i16, Option<DateTime<Utc>>, Option<String>);
 /// The stored hash of an active key (and its version) and its scopes, for
 /// the exchange.
 pub async fn hash_for_exchange(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: ApiKeyId,
 ) -> QueryResult<Option<ExchangeKey>> {
@@ -125,11 +122,7 @@ pub async fn hash_for_exchange(
     }
 }
 
-pub async fn touch(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: ApiKeyId,
-) -> QueryResult<()> {
+pub async fn touch(conn: &mut Conn<'_>, tenant: TenantId, id: ApiKeyId) -> QueryResult<()> {
     diesel::update(api_keys::table.filter(api_keys::tenant_id.eq(tenant).and(api_keys::id.eq(id))))
         .set(api_keys::last_used_at.eq(Some(Utc::now())))
         .execute(conn)

@@ -1,6 +1,7 @@
+use crate::Conn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 
 use crate::models::{AuditEntry, Page};
@@ -15,7 +16,7 @@ use crate::schema::audit_events;
 /// only) and to the tenant's own endpoints (visible only when the
 /// tenant's own context is set too, as `PlatformScope::provision` does).
 pub async fn record(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: Option<TenantId>,
     actor: &str,
     action: &str,
@@ -99,7 +100,7 @@ fn prefix_pattern(s: &str) -> String {
 /// Entries in id (time) order, optionally for one tenant. In a tenant's own
 /// context RLS limits this to that tenant whatever the filter.
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: Option<TenantId>,
     page: Page,
 ) -> QueryResult<(Vec<AuditEntry>, bool)> {
@@ -117,7 +118,7 @@ pub async fn list(
 /// Entries matching `q`, in id (time) order, oldest or newest first; every
 /// value is a bound parameter.
 pub async fn search(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     q: &AuditQuery<'_>,
     page: Page,
 ) -> QueryResult<(Vec<AuditEntry>, bool)> {

@@ -1,12 +1,13 @@
+use crate::Conn;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::{ClusterId, TenantId};
 
 use crate::models::{Cluster, Page};
 use crate::schema::clusters;
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> QueryResult<(Vec<Cluster>, bool)> {
@@ -22,11 +23,7 @@ pub async fn list(
     Ok(page.finish(query.load(conn).await?))
 }
 
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: ClusterId,
-) -> QueryResult<Cluster> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId, id: ClusterId) -> QueryResult<Cluster> {
     clusters::table
         .filter(clusters::tenant_id.eq(tenant).and(clusters::id.eq(id)))
         .select(Cluster::as_select())
@@ -35,7 +32,7 @@ pub async fn get(
 }
 
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     name: &str,
     region: &str,
@@ -52,11 +49,7 @@ pub async fn create(
         .await
 }
 
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: ClusterId,
-) -> QueryResult<bool> {
+pub async fn delete(conn: &mut Conn<'_>, tenant: TenantId, id: ClusterId) -> QueryResult<bool> {
     let n = diesel::delete(
         clusters::table.filter(clusters::tenant_id.eq(tenant).and(clusters::id.eq(id))),
     )

@@ -2,10 +2,11 @@
 //! the platform-admin context. Sessions are found by the SHA-256 of their
 //! token; the token itself is never stored.
 
+use crate::Conn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 
 use crate::schema::console_sessions;
 
@@ -23,7 +24,7 @@ pub struct ConsoleSession {
 
 /// Begins a session for `subject`, ending at `expires_at` at the latest.
 pub async fn insert(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     token_hash: &[u8; 32],
     subject: &str,
     expires_at: DateTime<Utc>,
@@ -44,7 +45,7 @@ pub async fn insert(
 /// statement: `None` once it was ended, passed its expiry, or sat unused
 /// for `idle_seconds`.
 pub async fn touch(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     token_hash: &[u8; 32],
     idle_seconds: i64,
 ) -> QueryResult<Option<ConsoleSession>> {
@@ -68,7 +69,7 @@ pub async fn touch(
 
 /// Ends the session with this token (sign-out); `false` when none was
 /// live.
-pub async fn end(conn: &mut AsyncPgConnection, token_hash: &[u8; 32]) -> QueryResult<bool> {
+pub async fn end(conn: &mut Conn<'_>, token_hash: &[u8; 32]) -> QueryResult<bool> {
     let ended = diesel::update(console_sessions::table)
         .filter(console_sessions::token_hash.eq(token_hash.as_slice()))
         .filter(console_sessions::ended_at.is_null())
@@ -81,7 +82,7 @@ pub async fn end(conn: &mut AsyncPgConnection, token_hash: &[u8; 32]) -> QueryRe
 /// Deletes up to `batch` sessions that ended, expired or went idle more
 /// than a day ago (housekeeping).
 pub async fn delete_stale(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     idle_seconds: i64,
     batch: i64,
 ) -> QueryResult<usize> {

@@ -2,9 +2,10 @@
 //! context, which RLS confines to its own rows; [`tenant_for_host`] and
 //! the admin plane's [`list`] run in the platform context.
 
+use crate::Conn;
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::{DomainId, TenantId};
 
 use crate::models::{Domain, Page};
@@ -12,7 +13,7 @@ use crate::schema::domains;
 
 /// The tenant's domains, by id.
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> QueryResult<(Vec<Domain>, bool)> {
@@ -29,7 +30,7 @@ pub async fn list(
 }
 
 pub async fn get(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: DomainId,
 ) -> QueryResult<Option<Domain>> {
@@ -43,7 +44,7 @@ pub async fn get(
 
 /// Fails on `domains_hostname_key` when any tenant holds the name.
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: DomainId,
     hostname: &str,
@@ -65,7 +66,7 @@ pub async fn create(
 /// when there is no such pending domain (gone, verified meanwhile, or
 /// re-issued).
 pub async fn mark_verified(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: DomainId,
     token: &str,
@@ -92,7 +93,7 @@ pub async fn mark_verified(
 
 /// Deletes a domain; returns it, if there was one.
 pub async fn delete(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: DomainId,
 ) -> QueryResult<Option<Domain>> {
@@ -107,7 +108,7 @@ pub async fn delete(
 /// `tenant`? (Run in the tenant's own transaction: its context sees only
 /// its own domains.)
 pub async fn all_verified_for(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     hosts: &[String],
 ) -> QueryResult<bool> {
@@ -129,10 +130,7 @@ pub async fn all_verified_for(
 
 /// Routing's lookup, in the platform context: the tenant whose VERIFIED
 /// domain `hostname` is.
-pub async fn tenant_for_host(
-    conn: &mut AsyncPgConnection,
-    hostname: &str,
-) -> QueryResult<Option<TenantId>> {
+pub async fn tenant_for_host(conn: &mut Conn<'_>, hostname: &str) -> QueryResult<Option<TenantId>> {
     domains::table
         .filter(
             domains::hostname

@@ -1,5 +1,6 @@
+use crate::Conn;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::{EventId, TenantId};
 
 use crate::models::{Event, Page};
@@ -10,7 +11,7 @@ use crate::schema::events;
 /// endpoints subscribed to it (the outbox: same transaction, so a rollback
 /// sends nothing).
 pub async fn record(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     kind: &str,
     actor: &str,
@@ -43,7 +44,7 @@ pub async fn record(
 }
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> QueryResult<(Vec<Event>, bool)> {
@@ -60,11 +61,7 @@ pub async fn list(
 }
 
 /// The tenant's `limit` latest events, newest first (tenant scope).
-pub async fn latest(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    limit: i64,
-) -> QueryResult<Vec<Event>> {
+pub async fn latest(conn: &mut Conn<'_>, tenant: TenantId, limit: i64) -> QueryResult<Vec<Event>> {
     events::table
         .filter(events::tenant_id.eq(tenant))
         .select(Event::as_select())

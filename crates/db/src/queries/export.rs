@@ -4,12 +4,13 @@
 //! here: `tenantry_ops::import` parses each row like the API and writes it
 //! through the API's own queries.)
 
+use crate::Conn;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Timestamptz, Uuid as SqlUuid};
 use diesel::{QueryResult, QueryableByName, sql_query};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use futures_util::StreamExt as _;
 use tenantry_core::TenantId;
 use tokio::sync::mpsc;
@@ -128,7 +129,7 @@ pub struct DataHealth {
     pub last_activity_at: Option<DateTime<Utc>>,
 }
 
-pub async fn health(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<DataHealth> {
+pub async fn health(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<DataHealth> {
     let mut counts = BTreeMap::new();
     let mut approx_bytes = 0;
     for table in TABLES {
@@ -164,7 +165,7 @@ struct JsonRow {
 /// early, without error, when the receiver is gone (the client
 /// disconnected). Run it in a snapshot for a consistent export.
 pub async fn export(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     sink: mpsc::Sender<(&'static str, serde_json::Value)>,
 ) -> QueryResult<()> {
@@ -209,7 +210,7 @@ struct Any {
 /// Whether the tenant has no row in any tenant table (the target of an
 /// import must have none). Its usage history does not count: the sampler
 /// writes it for every tenant, data or not.
-pub async fn is_empty(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<bool> {
+pub async fn is_empty(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<bool> {
     for table in crate::schema::TENANT_TABLES
         .iter()
         .filter(|t| **t != "usage_history")
@@ -228,7 +229,7 @@ pub async fn is_empty(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryRe
 }
 
 /// Sets the tenant's usage row to what its rows add up to.
-pub async fn recompute_usage(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<()> {
+pub async fn recompute_usage(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<()> {
     sql_query(
         "UPDATE tenant_usage SET
              users      = (SELECT count(*) FROM users WHERE tenant_id = $1),

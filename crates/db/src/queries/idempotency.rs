@@ -4,12 +4,13 @@
 //! [`Plane`]; the rules (what a stored row means) are in
 //! `tenantry_ops::idempotency`.
 
+use crate::Conn;
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{
     BigInt, Bytea, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel::{QueryResult, QueryableByName, sql_query};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 
 /// How long a stored response is replayed. Older keys count as unused (a
@@ -56,7 +57,7 @@ struct Claimed {
 /// back (then `true`): the unique index serialises every retry of a key,
 /// across replicas.
 pub async fn claim(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     key: &str,
     operation: &str,
@@ -98,11 +99,7 @@ pub async fn claim(
 }
 
 /// The stored key, if there is one.
-pub async fn find(
-    conn: &mut AsyncPgConnection,
-    plane: Plane,
-    key: &str,
-) -> QueryResult<Option<StoredKey>> {
+pub async fn find(conn: &mut Conn<'_>, plane: Plane, key: &str) -> QueryResult<Option<StoredKey>> {
     let columns = "operation, request_hash, response_status, response_body, location, created_at,
                    created_at > now() - make_interval(hours => $2) AS live";
     let rows: Vec<StoredKey> = match plane {
@@ -133,7 +130,7 @@ pub async fn find(
 /// Two retries racing for the same expired key: the second waits for the
 /// first's row lock, then finds the row no longer expired (`false`).
 pub async fn renew(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     key: &str,
     operation: &str,
@@ -173,7 +170,7 @@ pub async fn renew(
 /// Stores the response of the request that claimed the key (in its
 /// transaction, so it commits with the create or not at all).
 pub async fn answer(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     key: &str,
     status: i32,
@@ -215,11 +212,7 @@ pub async fn answer(
 
 /// Deletes up to `batch` keys older than [`RETENTION_HOURS`]; returns how
 /// many it deleted.
-pub async fn expire_batch(
-    conn: &mut AsyncPgConnection,
-    plane: Plane,
-    batch: i64,
-) -> QueryResult<usize> {
+pub async fn expire_batch(conn: &mut Conn<'_>, plane: Plane, batch: i64) -> QueryResult<usize> {
     match plane {
         // `x.tenant_id = $1` too: it keeps the delete on the tenant's shard
         // on Citus.
@@ -261,7 +254,7 @@ struct TenantRow {
 /// A page of the tenants whose data is not purged (in id order, after
 /// `after`): whose keys the housekeeping expires. Platform context.
 pub async fn tenants_page(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     after: Option<TenantId>,
     limit: i64,
 ) -> QueryResult<Vec<TenantId>> {

@@ -1,6 +1,7 @@
+use crate::Conn;
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::{Amounts, ClusterId, InstanceId, Resource, TenantId};
 
 use crate::models::{Instance, Page};
@@ -27,7 +28,7 @@ impl Size {
 }
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> QueryResult<(Vec<Instance>, bool)> {
@@ -43,11 +44,7 @@ pub async fn list(
     Ok(page.finish(query.load(conn).await?))
 }
 
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: InstanceId,
-) -> QueryResult<Instance> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId, id: InstanceId) -> QueryResult<Instance> {
     instances::table
         .filter(instances::tenant_id.eq(tenant).and(instances::id.eq(id)))
         .select(Instance::as_select())
@@ -58,7 +55,7 @@ pub async fn get(
 /// The instance, row-locked until the transaction ends: a resize computes
 /// its quota delta from a size no concurrent resize can change meanwhile.
 pub async fn get_for_update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: InstanceId,
 ) -> QueryResult<Instance> {
@@ -71,8 +68,21 @@ pub async fn get_for_update(
 }
 
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
+    cluster: ClusterId,
+    name: &str,
+    size: Size,
+) -> QueryResult<Instance> {
+    create_with_id(conn, tenant, InstanceId::new(), cluster, name, size).await
+}
+
+/// [`create`] with the id chosen by the caller (so statements that name the
+/// new instance can be sent with it, in one flight).
+pub async fn create_with_id(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    id: InstanceId,
     cluster: ClusterId,
     name: &str,
     size: Size,
@@ -80,7 +90,7 @@ pub async fn create(
     diesel::insert_into(instances::table)
         .values((
             instances::tenant_id.eq(tenant),
-            instances::id.eq(InstanceId::new()),
+            instances::id.eq(id),
             instances::cluster_id.eq(cluster),
             instances::name.eq(name),
             instances::cpu_cores.eq(size.cpu_cores),
@@ -93,7 +103,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: InstanceId,
     name: &str,
@@ -115,7 +125,7 @@ pub async fn update(
 }
 
 pub async fn delete(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: InstanceId,
 ) -> QueryResult<Option<Instance>> {

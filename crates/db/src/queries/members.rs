@@ -2,16 +2,17 @@
 //! roles. Tenant-scoped: every statement runs in the tenant's own context,
 //! so RLS shows a member row only to its own tenant.
 
+use crate::Conn;
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::{MemberId, TenantId};
 
 use crate::models::{Member, Page};
 use crate::schema::members;
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> QueryResult<(Vec<Member>, bool)> {
@@ -27,11 +28,7 @@ pub async fn list(
     Ok(page.finish(query.load(conn).await?))
 }
 
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: MemberId,
-) -> QueryResult<Member> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId, id: MemberId) -> QueryResult<Member> {
     members::table
         .filter(members::tenant_id.eq(tenant).and(members::id.eq(id)))
         .select(Member::as_select())
@@ -42,7 +39,7 @@ pub async fn get(
 /// The role of `subject` in the tenant, if it is a member: the tenant
 /// gate's membership check, in the request's own transaction.
 pub async fn role_of(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     subject: &str,
 ) -> QueryResult<Option<String>> {
@@ -59,7 +56,7 @@ pub async fn role_of(
 }
 
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     subject: &str,
     role: &str,
@@ -77,7 +74,7 @@ pub async fn create(
 }
 
 pub async fn set_role(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: MemberId,
     role: &str,
@@ -90,11 +87,7 @@ pub async fn set_role(
 }
 
 /// Removes a member; returns whether one was removed.
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: MemberId,
-) -> QueryResult<bool> {
+pub async fn delete(conn: &mut Conn<'_>, tenant: TenantId, id: MemberId) -> QueryResult<bool> {
     let n = diesel::delete(
         members::table.filter(members::tenant_id.eq(tenant).and(members::id.eq(id))),
     )
@@ -108,10 +101,7 @@ pub async fn delete(
 /// first, so two of them never both see "another owner remains": the
 /// second waits, then (READ COMMITTED re-reads a locked row that changed)
 /// no longer counts the owner the first one demoted or removed.
-pub async fn lock_owners(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-) -> QueryResult<Vec<MemberId>> {
+pub async fn lock_owners(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<Vec<MemberId>> {
     members::table
         .filter(members::tenant_id.eq(tenant).and(members::role.eq("owner")))
         .select(members::id)

@@ -2,16 +2,17 @@
 //! every `[metrics] refresh_interval` (platform scope, the admin pool):
 //! never per scrape.
 
+use crate::Conn;
 use diesel::QueryResult;
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Float8, Integer, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 
 /// The refresher's transaction may take longer than a request's
 /// `statement_timeout`: it reads every tenant (on Citus, across every
 /// shard), in the background, once per refresh interval.
-pub async fn allow_long_statements(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+pub async fn allow_long_statements(conn: &mut Conn<'_>) -> QueryResult<()> {
     diesel::sql_query("SET LOCAL statement_timeout = '60s'")
         .execute(conn)
         .await
@@ -50,7 +51,7 @@ pub struct Globals {
 
 /// Lifecycle counts of tenants not purged, and the quota pressure; the
 /// retention period decides which pending purges are overdue.
-pub async fn globals(conn: &mut AsyncPgConnection, retention_seconds: f64) -> QueryResult<Globals> {
+pub async fn globals(conn: &mut Conn<'_>, retention_seconds: f64) -> QueryResult<Globals> {
     diesel::sql_query(
         "SELECT count(*) FILTER (WHERE status = 'active') AS active,
                 count(*) FILTER (WHERE status = 'suspended') AS suspended,
@@ -121,10 +122,7 @@ pub struct TenantUsage {
 
 /// Usage and limits of these tenants (the metrics' tracked set: a few
 /// dozen); tenants without rows are absent.
-pub async fn usage(
-    conn: &mut AsyncPgConnection,
-    tenants: &[TenantId],
-) -> QueryResult<Vec<TenantUsage>> {
+pub async fn usage(conn: &mut Conn<'_>, tenants: &[TenantId]) -> QueryResult<Vec<TenantUsage>> {
     if tenants.is_empty() {
         return Ok(Vec::new());
     }

@@ -1,4 +1,4 @@
-//! Query functions. Each takes `&mut AsyncPgConnection` from a scope and
+//! Query functions. Each takes `&mut Conn<'_>` from a scope and
 //! never opens its own transaction. Tenant-plane queries name `tenant_id`
 //! in their WHERE clause (so a Citus deployment routes them to one shard)
 //! even though RLS would confine them anyway.

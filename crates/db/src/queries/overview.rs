@@ -1,9 +1,10 @@
 //! The platform at a glance (the console's overview; platform scope).
 
+use crate::Conn;
 use diesel::QueryResult;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 
 /// How many tenants have one status, and how many of them are purged.
@@ -18,7 +19,7 @@ pub struct StatusCount {
 }
 
 /// Tenants per status (statuses with none are absent).
-pub async fn status_counts(conn: &mut AsyncPgConnection) -> QueryResult<Vec<StatusCount>> {
+pub async fn status_counts(conn: &mut Conn<'_>) -> QueryResult<Vec<StatusCount>> {
     diesel::sql_query(
         "SELECT status, count(*) AS tenants,
                 count(*) FILTER (WHERE purged_at IS NOT NULL) AS purged
@@ -50,7 +51,7 @@ pub struct OverQuota {
 /// by usage/limit, highest first (a limit of 0 with usage above it first
 /// of all); unused resources and purged tenants are left out. One query
 /// over `tenant_quotas` and `tenant_usage`.
-pub async fn over_quota(conn: &mut AsyncPgConnection, top: i64) -> QueryResult<Vec<OverQuota>> {
+pub async fn over_quota(conn: &mut Conn<'_>, top: i64) -> QueryResult<Vec<OverQuota>> {
     diesel::sql_query(
         "SELECT t.id AS tenant_id, t.slug, t.status, r.resource,
                 r.used::bigint AS used, r.lim::bigint AS \"limit\"

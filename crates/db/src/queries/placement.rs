@@ -3,16 +3,17 @@
 //! done by `tenant_place` (sql/citus.sql), the one SECURITY DEFINER function
 //! that may split and move shards; these run in the platform scope.
 
+use crate::Conn;
 use diesel::QueryableByName;
 use diesel::sql_query;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 
 use crate::CitusSettings;
 
 /// Whether the database has the citus extension: placement needs it.
-pub async fn is_citus(conn: &mut AsyncPgConnection) -> Result<bool, diesel::result::Error> {
+pub async fn is_citus(conn: &mut Conn<'_>) -> Result<bool, diesel::result::Error> {
     crate::migrate::is_citus(conn).await
 }
 
@@ -103,7 +104,7 @@ struct HashRow {
 /// Where `tenant`'s rows live now. Citus only (see [`is_citus`]): reads
 /// Citus's metadata, which every role may.
 pub async fn of_tenant(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
 ) -> Result<Placement, diesel::result::Error> {
     let HashRow { hash } = sql_query("SELECT worker_hash($1::uuid) AS hash")
@@ -193,7 +194,7 @@ struct PlaceRow {
 /// (`SET LOCAL`: the pooled connection's own comes back with the
 /// transaction's end).
 pub async fn place(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     node: Option<(&str, i32)>,
     citus: &CitusSettings,

@@ -7,9 +7,10 @@
 //! admin's override of one of its limits, and the new stamp makes every
 //! replica's gate read the limits again.
 
+use crate::Conn;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Integer, Nullable, Text, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::{PlanId, TenantId};
 
 use crate::models::{Limits, Page, Plan, PlanLimits, QuotaOrigin, Tenant, Usage};
@@ -69,7 +70,7 @@ impl Limits {
 }
 
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     id: PlanId,
     name: &str,
     limits: &Limits,
@@ -94,7 +95,7 @@ pub async fn create(
 }
 
 /// Plans in id (creation) order.
-pub async fn list(conn: &mut AsyncPgConnection, page: Page) -> QueryResult<(Vec<Plan>, bool)> {
+pub async fn list(conn: &mut Conn<'_>, page: Page) -> QueryResult<(Vec<Plan>, bool)> {
     let mut query = plans::table
         .select(Plan::as_select())
         .order(plans::id.asc())
@@ -106,7 +107,7 @@ pub async fn list(conn: &mut AsyncPgConnection, page: Page) -> QueryResult<(Vec<
     Ok(page.finish(query.load(conn).await?))
 }
 
-pub async fn get(conn: &mut AsyncPgConnection, id: PlanId) -> QueryResult<Plan> {
+pub async fn get(conn: &mut Conn<'_>, id: PlanId) -> QueryResult<Plan> {
     plans::table
         .filter(plans::id.eq(id))
         .select(Plan::as_select())
@@ -114,7 +115,7 @@ pub async fn get(conn: &mut AsyncPgConnection, id: PlanId) -> QueryResult<Plan> 
         .await
 }
 
-pub async fn find_by_name(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<Plan> {
+pub async fn find_by_name(conn: &mut Conn<'_>, name: &str) -> QueryResult<Plan> {
     plans::table
         .filter(plans::name.eq(name))
         .select(Plan::as_select())
@@ -126,7 +127,7 @@ pub async fn find_by_name(conn: &mut AsyncPgConnection, name: &str) -> QueryResu
 /// for a change or a delete of the plan, shared for moving a tenant onto
 /// it (so the limits read are the ones the tenant keeps: a change of the
 /// plan waits, then carries its new limits to the tenant too).
-pub async fn lock(conn: &mut AsyncPgConnection, id: PlanId, exclusive: bool) -> QueryResult<Plan> {
+pub async fn lock(conn: &mut Conn<'_>, id: PlanId, exclusive: bool) -> QueryResult<Plan> {
     let query = plans::table
         .filter(plans::id.eq(id))
         .select(Plan::as_select());
@@ -138,7 +139,7 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: PlanId, exclusive: bool) -> 
 }
 
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     id: PlanId,
     name: &str,
     limits: &Limits,
@@ -162,7 +163,7 @@ pub async fn update(
         .await
 }
 
-pub async fn delete(conn: &mut AsyncPgConnection, id: PlanId) -> QueryResult<usize> {
+pub async fn delete(conn: &mut Conn<'_>, id: PlanId) -> QueryResult<usize> {
     diesel::delete(plans::table.filter(plans::id.eq(id)))
         .execute(conn)
         .await
@@ -170,10 +171,7 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: PlanId) -> QueryResult<usi
 
 /// How many tenants not yet purged are on each of `ids` (plans no tenant
 /// is on are left out).
-pub async fn tenant_counts(
-    conn: &mut AsyncPgConnection,
-    ids: &[PlanId],
-) -> QueryResult<Vec<(PlanId, i64)>> {
+pub async fn tenant_counts(conn: &mut Conn<'_>, ids: &[PlanId]) -> QueryResult<Vec<(PlanId, i64)>> {
     let rows: Vec<(Option<PlanId>, i64)> = tenants::table
         .filter(tenants::plan_id.eq_any(ids.iter().copied().map(Some)))
         .filter(tenants::purged_at.is_null())
@@ -189,7 +187,7 @@ pub async fn tenant_counts(
 
 /// One page of the tenants not yet purged on the plan, in id order.
 pub async fn tenants_on(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plan: PlanId,
     page: Page,
 ) -> QueryResult<(Vec<Tenant>, bool)> {
@@ -207,10 +205,7 @@ pub async fn tenants_on(
 }
 
 /// The plan the tenant is on.
-pub async fn plan_of(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-) -> QueryResult<Option<PlanId>> {
+pub async fn plan_of(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<Option<PlanId>> {
     tenants::table
         .filter(tenants::id.eq(tenant))
         .select(tenants::plan_id)
@@ -226,7 +221,7 @@ pub async fn plan_of(
 /// reverse of the order a plan's change takes them in. (An update, not a
 /// `SELECT … FOR UPDATE`: on Citus the registry is a reference table, whose
 /// updates also take a lock on its shard, and that must come with the row's.)
-pub async fn stamp_tenant(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<usize> {
+pub async fn stamp_tenant(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<usize> {
     diesel::update(tenants::table.filter(tenants::id.eq(tenant)))
         .set(tenants::updated_at.eq(diesel::dsl::now))
         .execute(conn)
@@ -236,7 +231,7 @@ pub async fn stamp_tenant(conn: &mut AsyncPgConnection, tenant: TenantId) -> Que
 /// Writes the tenant's limits and where they come from (after
 /// [`stamp_tenant`] in the same transaction).
 pub async fn write_quotas(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     limits: &Limits,
     origin: &QuotaOrigin,
@@ -264,7 +259,7 @@ pub async fn write_quotas(
 /// Stamps (and locks) the registry row of every tenant on the plan that is
 /// not purged; returns them in id order, with their slugs.
 pub async fn stamp_tenants_on(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plan: PlanId,
 ) -> QueryResult<Vec<(TenantId, String)>> {
     let mut rows: Vec<(TenantId, String)> = diesel::update(
@@ -280,7 +275,7 @@ pub async fn stamp_tenants_on(
 
 /// Puts the tenant on `plan` (or on none).
 pub async fn set_plan(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     plan: Option<PlanId>,
 ) -> QueryResult<usize> {
@@ -296,7 +291,7 @@ pub async fn set_plan(
 /// Records which limits an admin set for the tenant, and the plan the
 /// others came from.
 pub async fn set_origin(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     origin: &QuotaOrigin,
 ) -> QueryResult<usize> {
@@ -310,10 +305,7 @@ pub async fn set_origin(
 }
 
 /// Where the tenant's limits come from (its own context may read it).
-pub async fn origin(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-) -> QueryResult<Option<QuotaOrigin>> {
+pub async fn origin(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<Option<QuotaOrigin>> {
     tenant_quotas::table
         .filter(tenant_quotas::tenant_id.eq(tenant))
         .select(QuotaOrigin::as_select())
@@ -337,7 +329,7 @@ type QuotasColumns = (TenantId, Limits, QuotaOrigin, Usage);
 /// purged tenant has none), in tenant id order. Co-located on Citus: the
 /// join stays on each tenant's shard.
 pub async fn quotas_of(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenants: &[TenantId],
 ) -> QueryResult<Vec<TenantQuotas>> {
     if tenants.is_empty() {
@@ -371,7 +363,7 @@ pub async fn quotas_of(
 /// service defaults). One statement for all of them; an overridden limit
 /// keeps its value.
 pub async fn apply(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenants: &[TenantId],
     plan_name: Option<&str>,
     limits: &Limits,

@@ -6,9 +6,10 @@
 //! same transaction (`accounts::consume`), and the charge is added to the
 //! usage history's counters of its period (`usage::record`).
 
+use crate::Conn;
 use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryResult, QueryableByName, sql_query};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 use tenantry_core::quota::{Amounts, Exceeded, Resource, fits};
 
@@ -53,7 +54,7 @@ struct Touched {
 /// Growth beyond a limit is refused and changes nothing; giving back always
 /// succeeds (and never takes usage below zero).
 pub async fn consume(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     delta: Amounts,
 ) -> QueryResult<Result<(), Exceeded>> {

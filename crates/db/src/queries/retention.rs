@@ -1,21 +1,19 @@
+use crate::Conn;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 
 use crate::models::{Page, RetentionRun, Tenant};
 use crate::schema::retention_runs;
 
 /// Receipts in id order (platform scope).
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    page: Page,
-) -> QueryResult<(Vec<RetentionRun>, bool)> {
+pub async fn list(conn: &mut Conn<'_>, page: Page) -> QueryResult<(Vec<RetentionRun>, bool)> {
     list_ordered(conn, false, page).await
 }
 
 /// Receipts in id (start) order, oldest or newest first (platform scope).
 pub async fn list_ordered(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     newest_first: bool,
     page: Page,
 ) -> QueryResult<(Vec<RetentionRun>, bool)> {
@@ -39,7 +37,7 @@ pub async fn list_ordered(
 }
 
 /// The receipt of the purge started last, if any (platform scope).
-pub async fn latest(conn: &mut AsyncPgConnection) -> QueryResult<Option<RetentionRun>> {
+pub async fn latest(conn: &mut Conn<'_>) -> QueryResult<Option<RetentionRun>> {
     retention_runs::table
         .select(RetentionRun::as_select())
         .order(retention_runs::id.desc())
@@ -52,7 +50,7 @@ pub async fn latest(conn: &mut AsyncPgConnection) -> QueryResult<Option<Retentio
 /// `deleted_at`, then id; the cursor is the last one's id). `on_hold`:
 /// `Some(false)` leaves out those on legal hold (platform scope).
 pub async fn deleted(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     on_hold: Option<bool>,
     page: Page,
 ) -> QueryResult<(Vec<Tenant>, bool)> {
@@ -77,10 +75,7 @@ pub async fn deleted(
 
 /// How many deleted tenants await their purge (`on_hold` as in
 /// [`deleted`]).
-pub async fn deleted_count(
-    conn: &mut AsyncPgConnection,
-    on_hold: Option<bool>,
-) -> QueryResult<i64> {
+pub async fn deleted_count(conn: &mut Conn<'_>, on_hold: Option<bool>) -> QueryResult<i64> {
     use crate::schema::tenants;
     let mut query = tenants::table
         .filter(tenants::status.eq("deleted"))

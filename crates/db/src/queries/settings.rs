@@ -3,18 +3,16 @@
 //! the tenant's own scope; the operations layer validates the document and
 //! audits the change in the same transaction.
 
+use crate::Conn;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 
 use crate::models::TenantSettings;
 use crate::schema::tenant_settings;
 
 /// The tenant's settings, `None` before the first write.
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-) -> QueryResult<Option<TenantSettings>> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<Option<TenantSettings>> {
     tenant_settings::table
         .filter(tenant_settings::tenant_id.eq(tenant))
         .select(TenantSettings::as_select())
@@ -26,7 +24,7 @@ pub async fn get(
 /// As [`get`], the row locked until the transaction ends: the version a
 /// write compares against cannot move under it.
 pub async fn get_for_update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
 ) -> QueryResult<Option<TenantSettings>> {
     tenant_settings::table
@@ -43,7 +41,7 @@ pub async fn get_for_update(
 /// (`tenant_settings_one_per_tenant`); a concurrent later one waits on the
 /// row lock of [`get_for_update`].
 pub async fn put(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     version: i32,
     document: &serde_json::Value,
@@ -67,7 +65,7 @@ pub async fn put(
 /// Inserts the tenant's row as `version` (a first write, or an imported
 /// document with its version into a tenant that has none yet).
 pub async fn insert(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     version: i32,
     document: &serde_json::Value,

@@ -1,6 +1,7 @@
+use crate::Conn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::{AccountId, ApiKeyId, TenantId, TenantStatus};
 
 use crate::models::{Limits, Tenant, Usage};
@@ -34,7 +35,7 @@ type GateColumns = (TenantStatus, String, DateTime<Utc>, bool);
 /// account reads as no row at all, exactly as a tenant that does not exist
 /// (the refusal reveals nothing about it).
 pub async fn gate(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     api_key: Option<ApiKeyId>,
     account: Option<AccountId>,
@@ -74,10 +75,7 @@ pub async fn gate(
 
 /// The tenant's request rate and burst (its own context may read its quota
 /// row), for the gate when its cached limits may be stale.
-pub async fn rate_limits(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-) -> QueryResult<Option<(i32, i32)>> {
+pub async fn rate_limits(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<Option<(i32, i32)>> {
     tenant_quotas::table
         .filter(tenant_quotas::tenant_id.eq(tenant))
         .select((tenant_quotas::requests_per_second, tenant_quotas::burst))
@@ -86,7 +84,7 @@ pub async fn rate_limits(
         .optional()
 }
 
-pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<Tenant> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<Tenant> {
     tenants::table
         .filter(tenants::id.eq(tenant))
         .select(Tenant::as_select())
@@ -95,7 +93,7 @@ pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<
 }
 
 pub async fn limits_and_usage(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
 ) -> QueryResult<(Option<Limits>, Option<Usage>)> {
     let limits = tenant_quotas::table
@@ -116,7 +114,7 @@ pub async fn limits_and_usage(
 /// Creates a tenant with its quota and usage rows (platform scope), in the
 /// default account.
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     id: TenantId,
     slug: &str,
     name: &str,
@@ -129,7 +127,7 @@ pub async fn create(
 /// default). Charging the account's tenant count is the caller's
 /// (`queries::accounts::take_tenant`).
 pub async fn create_in_account(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     id: TenantId,
     slug: &str,
     name: &str,
@@ -170,7 +168,7 @@ pub async fn create_in_account(
 
 /// Tenants in id order, optionally of one status (platform scope).
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     status: Option<TenantStatus>,
     page: crate::models::Page,
 ) -> QueryResult<(Vec<Tenant>, bool)> {
@@ -179,7 +177,7 @@ pub async fn list(
 
 /// [`list`], optionally only the tenants of one account.
 pub async fn list_in_account(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     status: Option<TenantStatus>,
     account: Option<AccountId>,
     page: crate::models::Page,
@@ -206,7 +204,7 @@ pub fn contains_pattern(s: &str) -> String {
 /// [`list_in_account`], optionally only the tenants whose slug or name
 /// contains `q` (case-insensitive, taken literally).
 pub async fn search(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     status: Option<TenantStatus>,
     account: Option<AccountId>,
     q: Option<&str>,
@@ -239,7 +237,7 @@ pub async fn search(
 }
 
 /// By slug: the tenant currently holding it (platform scope).
-pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> QueryResult<Tenant> {
+pub async fn find_by_slug(conn: &mut Conn<'_>, slug: &str) -> QueryResult<Tenant> {
     tenants::table
         .filter(
             tenants::slug
@@ -253,7 +251,7 @@ pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> QueryResu
 
 /// Renames and/or sets the legal hold (platform scope).
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     name: Option<&str>,
     legal_hold: Option<bool>,
@@ -278,7 +276,7 @@ pub async fn update(
 /// the tenant commits after this change does (its gate reads the new
 /// status once the lock is released at commit).
 pub async fn transition(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     from: TenantStatus,
     to: TenantStatus,
@@ -317,7 +315,7 @@ pub async fn transition(
 /// the tenant's row first, as the sweeper does before it opens one, so the
 /// answer holds until this transaction ends: a purge that starts later
 /// waits, then finds the tenant no longer deleted.
-async fn purge_started(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<bool> {
+async fn purge_started(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<bool> {
     #[derive(QueryableByName)]
     struct Open {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -339,7 +337,7 @@ async fn purge_started(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryR
 
 /// Replaces the tenant's limits (platform scope).
 pub async fn set_limits(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     limits: &Limits,
 ) -> QueryResult<Limits> {
@@ -369,7 +367,7 @@ pub async fn set_limits(
 
 /// Takes the tenant's lifecycle lock exclusively until the transaction
 /// ends: no write of the tenant's runs meanwhile (an import into it).
-pub async fn lock_lifecycle(conn: &mut AsyncPgConnection, tenant: TenantId) -> QueryResult<()> {
+pub async fn lock_lifecycle(conn: &mut Conn<'_>, tenant: TenantId) -> QueryResult<()> {
     crate::scope::lock_tenant_lifecycle(conn, tenant).await
 }
 

@@ -17,12 +17,13 @@
 //! - [`prune`] drops periods past the retention; [`buckets`] reads the
 //!   history aggregated to a granularity.
 
+use crate::Conn;
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{
     Array, BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel::{QueryResult, QueryableByName, sql_query};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 use tenantry_core::quota::{Amounts, Resource};
 
@@ -38,11 +39,7 @@ fn clamp(v: i64) -> i32 {
 /// Adds `delta` (positive: provisioned, negative: released) to the
 /// counters of the tenant's current period. One statement; run it in the
 /// charge's transaction, after the charge succeeded.
-pub async fn record(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    delta: Amounts,
-) -> QueryResult<()> {
+pub async fn record(conn: &mut Conn<'_>, tenant: TenantId, delta: Amounts) -> QueryResult<()> {
     if delta.is_zero() {
         return Ok(());
     }
@@ -93,7 +90,7 @@ pub async fn record(
 /// statement, in the platform scope. Answers how many tenants it sampled
 /// (0 when another replica was first).
 pub async fn sample(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     period_start: DateTime<Utc>,
     period_end: DateTime<Utc>,
 ) -> QueryResult<usize> {
@@ -134,7 +131,7 @@ pub async fn sample(
 /// Deletes every tenant's periods that started before `before` (the
 /// retention), tenant by tenant along the (tenant_id, period_start) index,
 /// in one statement. Answers how many periods went.
-pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+pub async fn prune(conn: &mut Conn<'_>, before: DateTime<Utc>) -> QueryResult<usize> {
     sql_query(
         "DELETE FROM usage_history h USING tenant_usage u
           WHERE h.tenant_id = u.tenant_id AND h.period_start < $1",
@@ -244,7 +241,7 @@ pub struct Range {
 /// The history of `tenants` in `range` (in a tenant's scope, the tenant
 /// itself; in the platform scope, any).
 pub async fn buckets(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenants: &[TenantId],
     range: Range,
 ) -> QueryResult<Vec<Bucket>> {
@@ -301,7 +298,7 @@ struct Tenant {
 /// history: each page's history is then read along the (tenant_id,
 /// period_start) index. Platform scope.
 pub async fn tenants(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     after: Option<uuid::Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<TenantId>> {
@@ -324,7 +321,7 @@ struct Clock {
 }
 
 /// The database's clock (the one the charges' periods are read from).
-pub async fn clock(conn: &mut AsyncPgConnection) -> QueryResult<DateTime<Utc>> {
+pub async fn clock(conn: &mut Conn<'_>) -> QueryResult<DateTime<Utc>> {
     let c: Clock = sql_query("SELECT clock_timestamp() AS now")
         .get_result(conn)
         .await?;

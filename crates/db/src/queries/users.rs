@@ -1,13 +1,14 @@
+use crate::Conn;
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::{TenantId, UserId};
 
 use crate::models::{Page, User};
 use crate::schema::users;
 
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     page: Page,
 ) -> QueryResult<(Vec<User>, bool)> {
@@ -23,7 +24,7 @@ pub async fn list(
     Ok(page.finish(query.load(conn).await?))
 }
 
-pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId, id: UserId) -> QueryResult<User> {
+pub async fn get(conn: &mut Conn<'_>, tenant: TenantId, id: UserId) -> QueryResult<User> {
     users::table
         .filter(users::tenant_id.eq(tenant).and(users::id.eq(id)))
         .select(User::as_select())
@@ -32,7 +33,7 @@ pub async fn get(conn: &mut AsyncPgConnection, tenant: TenantId, id: UserId) -> 
 }
 
 pub async fn create(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     email: &str,
     name: &str,
@@ -50,7 +51,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     id: UserId,
     email: Option<&str>,
@@ -69,11 +70,7 @@ pub async fn update(
 }
 
 /// Returns whether a row was deleted.
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: UserId,
-) -> QueryResult<bool> {
+pub async fn delete(conn: &mut Conn<'_>, tenant: TenantId, id: UserId) -> QueryResult<bool> {
     let n = diesel::delete(users::table.filter(users::tenant_id.eq(tenant).and(users::id.eq(id))))
         .execute(conn)
         .await?;

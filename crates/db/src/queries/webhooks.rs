@@ -9,13 +9,14 @@
 //! endpoints (another tenant's are not visible to the SELECT that picks
 //! them), and a rollback takes the deliveries with it.
 
+use crate::Conn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{
     Array, BigInt, Bool, Integer, Interval, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel::{QueryableByName, sql_query};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 use uuid::Uuid;
 
@@ -101,7 +102,7 @@ impl OutEvent<'_> {
 /// RLS context: in a context that is not `tenant`'s own, no endpoint is
 /// visible and nothing is written.
 pub async fn enqueue_tenant(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     tenant: TenantId,
     event: &OutEvent<'_>,
 ) -> QueryResult<usize> {
@@ -144,10 +145,7 @@ pub async fn enqueue_tenant(
 /// One delivery row per enabled platform endpoint subscribed to the event.
 /// Only the platform-admin context sees platform endpoints: in any other,
 /// nothing is written.
-pub async fn enqueue_platform(
-    conn: &mut AsyncPgConnection,
-    event: &OutEvent<'_>,
-) -> QueryResult<usize> {
+pub async fn enqueue_platform(conn: &mut Conn<'_>, event: &OutEvent<'_>) -> QueryResult<usize> {
     let endpoints: Vec<Uuid> = platform_webhook_endpoints::table
         .filter(platform_webhook_endpoints::enabled.eq(true))
         .filter(
@@ -261,7 +259,7 @@ pub struct NewEndpoint<'a> {
 }
 
 pub async fn create_endpoint(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     new: &NewEndpoint<'_>,
 ) -> QueryResult<Endpoint> {
@@ -293,7 +291,7 @@ pub async fn create_endpoint(
 
 /// Endpoints in id order.
 pub async fn list_endpoints(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     page: Page,
 ) -> QueryResult<(Vec<Endpoint>, bool)> {
@@ -312,7 +310,7 @@ pub async fn list_endpoints(
 }
 
 pub async fn get_endpoint(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     id: Uuid,
 ) -> QueryResult<Option<Endpoint>> {
@@ -341,7 +339,7 @@ pub struct EndpointChange<'a> {
 }
 
 pub async fn update_endpoint(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     id: Uuid,
     change: &EndpointChange<'_>,
@@ -377,7 +375,7 @@ pub async fn update_endpoint(
 
 /// Deletes the endpoint and (cascade) its deliveries.
 pub async fn delete_endpoint(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     id: Uuid,
 ) -> QueryResult<Option<Endpoint>> {
@@ -395,7 +393,7 @@ pub async fn delete_endpoint(
 
 /// An endpoint's deliveries, newest first (the cursor pages to older ones).
 pub async fn list_deliveries(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     endpoint: Uuid,
     page: Page,
@@ -417,7 +415,7 @@ pub async fn list_deliveries(
 }
 
 pub async fn get_delivery(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     id: Uuid,
 ) -> QueryResult<Option<Delivery>> {
@@ -437,7 +435,7 @@ pub async fn get_delivery(
 /// Makes a delivery of `endpoint` due now, with a fresh attempt budget
 /// (its attempt log is kept). `None`: no such delivery of that endpoint.
 pub async fn replay(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     endpoint: Uuid,
     id: Uuid,
@@ -466,10 +464,7 @@ struct TenantRow {
 
 /// Tenants with deliveries due now (platform context: it may read, not
 /// write, tenants' deliveries), at most `limit`.
-pub async fn tenants_with_due(
-    conn: &mut AsyncPgConnection,
-    limit: i64,
-) -> QueryResult<Vec<TenantId>> {
+pub async fn tenants_with_due(conn: &mut Conn<'_>, limit: i64) -> QueryResult<Vec<TenantId>> {
     let rows: Vec<TenantRow> = sql_query(
         "SELECT DISTINCT tenant_id FROM webhook_deliveries
           WHERE status = 'pending' AND next_attempt_at <= now() LIMIT $1",
@@ -494,7 +489,7 @@ pub struct Claimed {
 /// leaves them due again once the lease ends: at least once). Commit the
 /// transaction before sending.
 pub async fn claim(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     limit: i64,
     lease: std::time::Duration,
@@ -572,7 +567,7 @@ pub struct AttemptRecord {
 /// Records an attempt on a claimed delivery (still pending: a replay or a
 /// delete meanwhile wins). `false`: the row was no longer there to record.
 pub async fn record_attempt(
-    conn: &mut AsyncPgConnection,
+    conn: &mut Conn<'_>,
     plane: Plane,
     id: Uuid,
     attempt: &AttemptRecord,
@@ -622,7 +617,7 @@ pub struct OutboxCounts {
     pub platform_failed: i64,
 }
 
-pub async fn outbox_counts(conn: &mut AsyncPgConnection) -> QueryResult<OutboxCounts> {
+pub async fn outbox_counts(conn: &mut Conn<'_>) -> QueryResult<OutboxCounts> {
     // One statement per table: Citus plans a distributed and a local table
     // apart.
     let count = |table: &str| {
