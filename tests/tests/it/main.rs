@@ -35,6 +35,7 @@ mod metrics;
 mod migrations;
 mod operations;
 mod parsers;
+mod pipeline;
 mod placement;
 mod plans;
 mod pool_hygiene;

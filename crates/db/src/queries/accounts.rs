@@ -231,8 +231,9 @@ pub async fn consume(
     if account == DEFAULT_ACCOUNT {
         return Ok(Ok(()));
     }
-    let d = |r: Resource| delta.get(r);
-    let touched: Option<Touched> = sql_query(
+    /// The account charge's statement-cache key.
+    struct ConsumeAccount;
+    let touched: Option<Touched> = super::fixed::Fixed::<ConsumeAccount>::new(
         "UPDATE account_usage u SET
              users      = GREATEST(u.users + $2, 0),
              api_keys   = GREATEST(u.api_keys + $3, 0),
@@ -252,15 +253,8 @@ pub async fn consume(
             AND ($7 <= 0 OR q.max_memory_gb IS NULL OR u.memory_gb + $7 <= q.max_memory_gb)
             AND ($8 <= 0 OR q.max_storage_gb IS NULL OR u.storage_gb + $8 <= q.max_storage_gb)
       RETURNING u.account_id",
+        super::quotas::deltas(super::fixed::Bind::Uuid(account.into()), &delta),
     )
-    .bind::<SqlUuid, _>(account)
-    .bind::<BigInt, _>(d(Resource::Users))
-    .bind::<BigInt, _>(d(Resource::ApiKeys))
-    .bind::<BigInt, _>(d(Resource::Clusters))
-    .bind::<BigInt, _>(d(Resource::Instances))
-    .bind::<BigInt, _>(d(Resource::CpuCores))
-    .bind::<BigInt, _>(d(Resource::MemoryGb))
-    .bind::<BigInt, _>(d(Resource::StorageGb))
     .get_result(conn)
     .await
     .optional()?;

@@ -6,9 +6,10 @@
 //! same transaction (`accounts::consume`), and the charge is added to the
 //! usage history's counters of its period (`usage::record`).
 
+use super::fixed::{Bind, Fixed};
 use crate::Conn;
-use diesel::sql_types::{BigInt, Uuid as SqlUuid};
-use diesel::{OptionalExtension, QueryResult, QueryableByName, sql_query};
+use diesel::sql_types::Uuid as SqlUuid;
+use diesel::{OptionalExtension, QueryResult, QueryableByName};
 use diesel_async::RunQueryDsl;
 use tenantry_core::TenantId;
 use tenantry_core::quota::{Amounts, Exceeded, Resource, fits};
@@ -50,6 +51,24 @@ struct Touched {
     tenant_id: uuid::Uuid,
 }
 
+/// `first`, then the seven deltas in `Resource::ALL`'s column order.
+pub(crate) fn deltas(first: Bind, delta: &Amounts) -> Vec<Bind> {
+    let mut binds = vec![first];
+    binds.extend(
+        [
+            Resource::Users,
+            Resource::ApiKeys,
+            Resource::Clusters,
+            Resource::Instances,
+            Resource::CpuCores,
+            Resource::MemoryGb,
+            Resource::StorageGb,
+        ]
+        .map(|r| Bind::BigInt(delta.get(r))),
+    );
+    binds
+}
+
 /// Takes `delta` from the tenant's quota (negative amounts give back).
 /// Growth beyond a limit is refused and changes nothing; giving back always
 /// succeeds (and never takes usage below zero).
@@ -61,8 +80,9 @@ pub async fn consume(
     if delta.is_zero() {
         return Ok(Ok(()));
     }
-    let d = |r: Resource| delta.get(r);
-    let touched: Option<Touched> = sql_query(
+    /// The charge's statement-cache key.
+    struct ConsumeTenant;
+    let touched: Option<Touched> = Fixed::<ConsumeTenant>::new(
         "UPDATE tenant_usage u SET
              users      = GREATEST(u.users + $2, 0),
              api_keys   = GREATEST(u.api_keys + $3, 0),
@@ -82,15 +102,8 @@ pub async fn consume(
             AND ($7 <= 0 OR u.memory_gb + $7 <= q.max_memory_gb)
             AND ($8 <= 0 OR u.storage_gb + $8 <= q.max_storage_gb)
       RETURNING u.tenant_id",
+        deltas(Bind::Uuid(tenant.into()), &delta),
     )
-    .bind::<SqlUuid, _>(tenant)
-    .bind::<BigInt, _>(d(Resource::Users))
-    .bind::<BigInt, _>(d(Resource::ApiKeys))
-    .bind::<BigInt, _>(d(Resource::Clusters))
-    .bind::<BigInt, _>(d(Resource::Instances))
-    .bind::<BigInt, _>(d(Resource::CpuCores))
-    .bind::<BigInt, _>(d(Resource::MemoryGb))
-    .bind::<BigInt, _>(d(Resource::StorageGb))
     .get_result(conn)
     .await
     .optional()?;

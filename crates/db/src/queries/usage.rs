@@ -43,7 +43,23 @@ pub async fn record(conn: &mut Conn<'_>, tenant: TenantId, delta: Amounts) -> Qu
     if delta.is_zero() {
         return Ok(());
     }
-    sql_query(
+    use super::fixed::{Bind, Fixed};
+    /// The counters' statement-cache key.
+    struct RecordUsage;
+    let mut binds = vec![Bind::Uuid(tenant.into())];
+    for r in [
+        Resource::Users,
+        Resource::ApiKeys,
+        Resource::Clusters,
+        Resource::Instances,
+        Resource::CpuCores,
+        Resource::MemoryGb,
+        Resource::StorageGb,
+    ] {
+        binds.push(Bind::Int(clamp(delta.get(r).max(0))));
+        binds.push(Bind::Int(clamp((-delta.get(r)).max(0))));
+    }
+    Fixed::<RecordUsage>::new(
         "INSERT INTO usage_history AS h (tenant_id, id, period_start, users_provisioned, users_released, api_keys_provisioned, api_keys_released, clusters_provisioned, clusters_released, instances_provisioned, instances_released, cpu_cores_provisioned, cpu_cores_released, memory_gb_provisioned, memory_gb_released, storage_gb_provisioned, storage_gb_released)
          VALUES ($1, gen_random_uuid(),
                  date_bin(make_interval(secs => coalesce(nullif(current_setting('tenantry.usage_interval', true), ''), '3600')::double precision),
@@ -64,22 +80,8 @@ pub async fn record(conn: &mut Conn<'_>, tenant: TenantId, delta: Amounts) -> Qu
              memory_gb_released = h.memory_gb_released + EXCLUDED.memory_gb_released,
              storage_gb_provisioned = h.storage_gb_provisioned + EXCLUDED.storage_gb_provisioned,
              storage_gb_released = h.storage_gb_released + EXCLUDED.storage_gb_released",
+        binds,
     )
-    .bind::<SqlUuid, _>(tenant)
-    .bind::<Integer, _>(clamp(delta.get(Resource::Users).max(0)))
-    .bind::<Integer, _>(clamp((-delta.get(Resource::Users)).max(0)))
-    .bind::<Integer, _>(clamp(delta.get(Resource::ApiKeys).max(0)))
-    .bind::<Integer, _>(clamp((-delta.get(Resource::ApiKeys)).max(0)))
-    .bind::<Integer, _>(clamp(delta.get(Resource::Clusters).max(0)))
-    .bind::<Integer, _>(clamp((-delta.get(Resource::Clusters)).max(0)))
-    .bind::<Integer, _>(clamp(delta.get(Resource::Instances).max(0)))
-    .bind::<Integer, _>(clamp((-delta.get(Resource::Instances)).max(0)))
-    .bind::<Integer, _>(clamp(delta.get(Resource::CpuCores).max(0)))
-    .bind::<Integer, _>(clamp((-delta.get(Resource::CpuCores)).max(0)))
-    .bind::<Integer, _>(clamp(delta.get(Resource::MemoryGb).max(0)))
-    .bind::<Integer, _>(clamp((-delta.get(Resource::MemoryGb)).max(0)))
-    .bind::<Integer, _>(clamp(delta.get(Resource::StorageGb).max(0)))
-    .bind::<Integer, _>(clamp((-delta.get(Resource::StorageGb)).max(0)))
     .execute(conn)
     .await
     .map(|_| ())
