@@ -8,10 +8,12 @@
 # Knobs (env): BENCH_DURATION (s per run, 10), BENCH_TENANTS (1000),
 # BENCH_INSTANCES (100), BENCH_CITUS (0), BENCH_SHARDS (32).
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-cd "$root"
+cd "$root" || exit 1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 duration=${BENCH_DURATION:-10}
+# shellcheck disable=SC2034 # tenants and per: used by the scripts that source this
 tenants=${BENCH_TENANTS:-1000}
+# shellcheck disable=SC2034
 per=${BENCH_INSTANCES:-100}
 citus=${BENCH_CITUS:-0}
 shards=${BENCH_SHARDS:-32}
