@@ -57,6 +57,7 @@ start_service
 warm_up "$tmp/tokens"
 
 postmaster=$(head -1 "$tmp/data/postmaster.pid")
+# shellcheck disable=SC2046 # one pid a word
 pg_pids() { echo "$postmaster" $(ps -o pid= --ppid "$postmaster"); }
 ticks() { # pids... — their utime + stime, in clock ticks
     local total=0 pid
@@ -107,6 +108,7 @@ profile_one() { # scenario lua
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" || true
     else
+        # shellcheck disable=SC2046 # one pid a word
         gdb_sample "$tmp/gdb-$name.folded" "$duration" "$service_pid" $(ps -o pid= --ppid "$postmaster") &
         perf_pid=$!
         children_seconds >"$tmp/c_before"
