@@ -18,7 +18,7 @@ DB_NAME ?= $(or $(TENANTRY_DB_NAME),tenantry)
 
 export TENANTRY_PG_PORT := $(PG_PORT)
 
-.PHONY: help db-up db-down db-psql migrate run test test-citus deploy-check test-compat fuzz bench lint fmt build clean-db
+.PHONY: help db-up db-down db-psql migrate run test test-citus deploy-check test-compat fuzz bench profile lint fmt build clean-db
 
 help: ## List the targets
 	@echo "Usage: make <target>"
@@ -67,6 +67,9 @@ fuzz: ## Longer fuzzing: parsers (proptest) and every API route (schemathesis), 
 
 bench: ## Measure the service against pgbench on a throwaway cluster (writes bench/results/; BENCH_CITUS=1: on Citus)
 	@scripts/bench.sh
+
+profile: ## perf profile of the release build under wrk (reads, writes): bench/results/<date>-profile.md
+	@scripts/profile.sh
 
 lint: ## rustfmt check + clippy (warnings are errors)
 	cargo fmt --all -- --check

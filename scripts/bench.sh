@@ -7,8 +7,14 @@
 # Knobs (env): BENCH_DURATION (s per run, 10), BENCH_TENANTS (1000),
 # BENCH_METRICS_ONLY (1: scenarios 1 and 6 only, then the report: a quick
 # check of the per-tenant metrics' cost),
-# BENCH_SCALE_TENANTS (100000), BENCH_INSTANCES (100), BENCH_PURGE_ROWS (1000000),
-# BENCH_PURGE_PAUSE (15ms: retention.batch_pause for the paced purge).
+# BENCH_SCALE_TENANTS (100000), BENCH_INSTANCES (100), BENCH_PURGE_ROWS (1000000:
+# rows per purged tenant; scenario 5 purges 2 or 3), BENCH_PURGE_FIXED (1: also
+# the fixed-pace purge, info; 0 skips it), BENCH_PURGE_PAUSE (15ms:
+# retention.batch_pause of that fixed-pace purge).
+# Time: about 25-35 min on the 2-core machine with the defaults (most of it
+# seeding 100,000 tenants and touching each); BENCH_DURATION=5
+# BENCH_SCALE_TENANTS=2000 BENCH_PURGE_ROWS=100000 runs every scenario in a
+# few minutes (the figures then only prove the script).
 #
 # BENCH_CITUS=1: the same scenarios on a throwaway Citus cluster (a
 # coordinator and 2 workers on this machine, BENCH_SHARDS shards, 32), the
@@ -16,203 +22,12 @@
 # bench/results/<date>-citus.{md,json}.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd -P)
-cd "$root"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-duration=${BENCH_DURATION:-10}
-tenants=${BENCH_TENANTS:-1000}
 scale=${BENCH_SCALE_TENANTS:-100000}
-per=${BENCH_INSTANCES:-100}
 purge_rows=${BENCH_PURGE_ROWS:-1000000}
 purge_pause=${BENCH_PURGE_PAUSE:-15ms}
-citus=${BENCH_CITUS:-0}
 metrics_only=${BENCH_METRICS_ONLY:-0}
-shards=${BENCH_SHARDS:-32}
-clients=32
-threads=2
-
-log() { echo "bench: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-# --- Tools ------------------------------------------------------------------
-if ! command -v wrk >/dev/null; then
-    [[ $(id -u) -eq 0 ]] || die "wrk is missing: apt-get install wrk"
-    log "installing wrk"
-    (apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }) ||
-        die "could not install wrk"
-fi
-pgbench=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -1 || true)
-[[ -x "$pgbench" ]] || die "pgbench is missing: apt-get install postgresql-client"
-psql=$(command -v psql) || die "psql is missing: apt-get install postgresql-client"
-if [[ "$citus" == 1 ]]; then
-    pg_config=$(command -v pg_config || ls /usr/lib/postgresql/*/bin/pg_config 2>/dev/null | sort -V | tail -1 || true)
-    [[ -n "$pg_config" && -f "$("$pg_config" --pkglibdir)/citus.so" ]] ||
-        die "BENCH_CITUS=1 needs the citus extension: make test-citus builds it (../shared/citus/build.sh), or install Citus 13 for your PostgreSQL"
-fi
-
-log "building the release binary"
-cargo build --release -q -p tenantry
-bin="$CARGO_TARGET_DIR/release/tenantry"
-
-# --- Cluster ----------------------------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-tmp=$(mktemp -d /tmp/tenantry-bench.XXXXXX)
-chmod 755 "$tmp"
-[[ $(id -u) -eq 0 ]] && chown postgres: "$tmp"
-service_pid=""
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [[ -n "$service_pid" ]]; then
-        if [[ $rc -ne 0 ]] && ! kill -0 "$service_pid" 2>/dev/null; then
-            local status=0
-            wait "$service_pid" 2>/dev/null || status=$?
-            log "the service had stopped (exit status $status; 128+n: signal n): $(tail -5 "$tmp/service.log")"
-        fi
-        kill "$service_pid" 2>/dev/null || true
-        wait "$service_pid" 2>/dev/null || true
-    fi
-    scripts/pg.sh down "$tmp" >/dev/null 2>&1 || true
-    rm -rf -- "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-ports=()
-while ((${#ports[@]} < 5)); do
-    p=$(free_port)
-    [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
-done
-pg_port=${ports[0]} app_port=${ports[1]} metrics_port=${ports[2]} workers=("${ports[@]:3}")
-owner_pw=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
-app_pw=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
-su_pw=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
-db=tenantry_bench
-if [[ "$citus" == 1 ]]; then
-    log "starting Citus: coordinator on port $pg_port, workers on ${workers[*]}"
-    TENANTRY_DB_NAME=$db TENANTRY_OWNER_PASSWORD=$owner_pw TENANTRY_APP_PASSWORD=$app_pw \
-        TENANTRY_SUPERUSER_PASSWORD=$su_pw scripts/pg.sh citus-up "$tmp" "$pg_port" "${workers[@]}" >/dev/null
-    export TENANTRY__DATABASE__CITUS__SHARD_COUNT=$shards
-    # As in the tests: a tenant-plane statement that would fan out to every
-    # shard is refused, so it would show as non-2xx (or a failed pgbench).
-    export TENANTRY__DATABASE__CITUS__TENANT_MULTI_SHARD=error
-else
-    log "starting PostgreSQL on port $pg_port"
-    TENANTRY_DB_NAME=$db TENANTRY_OWNER_PASSWORD=$owner_pw TENANTRY_APP_PASSWORD=$app_pw \
-        scripts/pg.sh up "$tmp" "$pg_port" >/dev/null
-    scripts/pg.sh psql "$tmp" "$pg_port" -q -c "ALTER ROLE postgres PASSWORD '$su_pw'" >/dev/null
-fi
-app_url="postgres://tenantry_app:$app_pw@127.0.0.1:$pg_port/$db"
-su_url="postgres://postgres:$su_pw@127.0.0.1:$pg_port/$db"
-export TENANTRY__DATABASE__URL="$app_url"
-owner_url="postgres://tenantry_owner:$owner_pw@127.0.0.1:$pg_port/$db"
-export TENANTRY__DATABASE__MAX_CONNECTIONS=$clients
-export TENANTRY__SERVER__PORT=$app_port
-export TENANTRY__METRICS__LISTEN=127.0.0.1:$metrics_port
-export TENANTRY__SERVER__WORKERS=$threads
-export TENANTRY__LOG__LEVEL=warn
-export TENANTRY__AUTH__SIGNING_KEY_FILE="$tmp/signing-key.pem"
-export TENANTRY__AUTH__API_KEY_SECRET_FILE="$tmp/api-key-secret"
-export TENANTRY__RETENTION__ENABLED=false
-# A throwaway service: stopped at once, no drain for load balancers.
-export TENANTRY__SERVER__SHUTDOWN_DRAIN=0s
-export TENANTRY__QUOTAS__RECONCILE_INTERVAL=0s
-export TENANTRY__DATABASE__CONTEXT_KEY_FILE="$tmp/context-key"
-# The owner's URL for the migration only: `serve` refuses to hold it.
-TENANTRY__DATABASE__OWNER_URL="$owner_url" "$bin" migrate 2>/dev/null
-# pgbench replays the service's statements, proofs included: it computes
-# each proof in SQL from the installed key's pads, copied here for it (a
-# throwaway bench database only: this hands the service role the key).
-if [[ "$citus" == 1 ]]; then
-    # On Citus the isolation guard refuses to serve a table it has no
-    # placement for; a view (security_invoker, as the guard wants) of the
-    # same copied values leaves the pgbench scripts unchanged.
-    "$psql" "$su_url" -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
-DO $$
-BEGIN
-    EXECUTE (SELECT format('CREATE VIEW bench_context WITH (security_invoker = true) AS '
-                           'SELECT * FROM (VALUES %s) k(id, inner_pad, outer_pad)',
-                           string_agg(format('(%L, %L::bytea, %L::bytea)', id, inner_pad, outer_pad), ', '))
-               FROM tenantry_private.context_keys);
-END
-$$;
-GRANT SELECT ON bench_context TO tenantry_service;
-SQL
-else
-    "$psql" "$su_url" -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
-CREATE TABLE bench_context AS SELECT id, inner_pad, outer_pad FROM tenantry_private.context_keys;
-GRANT SELECT ON bench_context TO tenantry_service;
-SQL
-fi
-# pgbench's connections on Citus: SET LOCAL (how set_tenant_context places
-# the context) reaches the workers only with propagate_set_commands =
-# 'local', which the service's pool sets on its own connections; and, as
-# for the service, a statement that would fan out to every shard is an error.
-citus_options="-c citus.propagate_set_commands=local -c citus.multi_task_query_log_level=error"
-pgbench_env() { # [more PGOPTIONS on Citus] — the env(1) arguments for pgbench's connections
-    [[ "$citus" != 1 ]] || echo "PGOPTIONS=$citus_options${1:+ $1}"
-}
-
-seed() { # first last per
-    local args=()
-    [[ "$citus" == 1 ]] && args=(-v citus=1)
-    "$psql" "$su_url" -q -v first="$1" -v last="$2" -v per="$3" "${args[@]}" -f bench/seed.sql >/dev/null
-}
-tokens_for() { # first last sample out — tokens (and cluster ids) for a sample of tenants
-    python3 - "$1" "$2" "$3" >"$tmp/ids" <<'PY'
-import random, sys
-first, last, sample = map(int, sys.argv[1:])
-ids = range(first, last + 1)
-pick = ids if sample >= len(ids) else sorted(random.sample(ids, sample))
-for g in pick:
-    print(f"00000000-0000-7000-8000-{g:012x}")
-PY
-    "$bin" token --tenants-file "$tmp/ids" --ttl 2h >"$tmp/tok"
-    sed 's/-8000-/-9000-/' "$tmp/ids" | paste -d' ' "$tmp/tok" - >"$4"
-}
-results="$tmp/results.jsonl"
-: >"$results"
-record() { echo "{\"key\":\"$1\",\"value\":$2}" >>"$results"; }
-wrk_run() { # key lua tokens [duration]
-    BENCH_TOKENS="$3" BENCH_THREADS=$threads wrk -t$threads -c$clients -d"${4:-$duration}s" --latency \
-        -s "bench/$2" "http://127.0.0.1:$app_port" 2>"$tmp/wrk.err" | sed -n 's/^BENCH //p' | tail -1 >"$tmp/wrk.json" ||
-        die "wrk $2 failed: $(tail -3 "$tmp/wrk.err")"
-    record "$1" "$(cat "$tmp/wrk.json")"
-    log "$1: $(cat "$tmp/wrk.json")"
-}
-pgbench_run() { # key script url mode tenants [more PGOPTIONS on Citus]
-    local tps opts
-    opts=$(pgbench_env "${6:-}")
-    tps=$(env ${opts:+"$opts"} "$pgbench" -n -c $clients -j $threads -T "$duration" -M "$4" -D tenants="$5" -f "bench/$2" "$3" 2>"$tmp/pgbench.err" |
-        sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -1) || die "pgbench $2 ($4) failed: $(grep -m3 error "$tmp/pgbench.err")"
-    record "$1" "{\"tps\":${tps:-0}}"
-    log "$1: ${tps:-0} tx/s"
-}
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$service_pid/status"; }
-start_service() {
-    "$bin" serve >"$tmp/service.log" 2>&1 &
-    service_pid=$!
-    for _ in $(seq 1 100); do
-        curl -sf "http://127.0.0.1:$app_port/readyz" >/dev/null && return 0
-        sleep 0.1
-    done
-    die "the service did not start: $(tail -5 "$tmp/service.log")"
-}
-warm_up() { # tokens
-    log "warm-up"
-    BENCH_TOKENS="$1" wrk -t$threads -c$clients -d5s -s bench/read.lua "http://127.0.0.1:$app_port" >"$tmp/warm-up.out" 2>&1 ||
-        die "the warm-up failed: $(tail -3 "$tmp/warm-up.out")"
-}
-limiter_tenants() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '/^tenantry_rate_limiter_tenants / {print $2}'; }
-stop_service() {
-    kill "$service_pid" 2>/dev/null || true
-    wait "$service_pid" 2>/dev/null || true
-    service_pid=""
-}
-# Distinct `tenant` values of the request counter (the bound: tenant_series + allow list + 2).
-tenant_series() { curl -s "http://127.0.0.1:$metrics_port/metrics" | sed -n 's/^tenantry_http_requests_total{tenant="\([^"]*\)".*/\1/p' | sort -u | wc -l; }
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 
 # --- Scenario 1 and 4: tenant reads; RLS overhead -----------------------------
 log "seeding $tenants tenants x $per instances"
@@ -237,6 +52,9 @@ warm_up "$tmp/tokens-1k"
 wrk_run read_service read.lua "$tmp/tokens-1k"
 pgbench_run read_pgbench_simple read.sql "$app_url" simple "$tenants"
 pgbench_run read_pgbench_prepared read.sql "$app_url" prepared "$tenants"
+# The new limit (#18): the same statements in one pipeline, one round trip.
+pipelined read.sql "$tmp/read-pipeline.sql"
+pgbench_run read_pgbench_pipeline "$tmp/read-pipeline.sql" "$app_url" prepared "$tenants"
 pgbench_run read_pgbench_rls_off read.sql "$su_url" simple "$tenants"
 pgbench_run read_pgbench_rls_off_prepared read.sql "$su_url" prepared "$tenants"
 
@@ -271,6 +89,8 @@ pgbench_run write_pgbench_simple write.sql "$app_url" simple "$tenants"
 # FROM (after five executions) cannot be pruned to a shard and fans out,
 # which is refused; custom plans, as the service's one-off statement gets.
 pgbench_run write_pgbench_prepared write.sql "$app_url" prepared "$tenants" "-c plan_cache_mode=force_custom_plan"
+pipelined write.sql "$tmp/write-pipeline.sql"
+pgbench_run write_pgbench_pipeline "$tmp/write-pipeline.sql" "$app_url" prepared "$tenants" "-c plan_cache_mode=force_custom_plan"
 
 # --- Scenario 3: 100,000 tenants; memory per tenant --------------------------------
 log "seeding up to $scale tenants"
@@ -290,9 +110,17 @@ after_kb=$(rss_kb)
 after_tenants=$(limiter_tenants)
 record memory "{\"rss_before_kb\":$before_kb,\"rss_after_kb\":$after_kb,\"tenants_before\":${before_tenants:-0},\"tenants_after\":${after_tenants:-0}}"
 
-# --- Scenario 5: purge under load ---------------------------------------------------
-# Once at full speed, once paced by retention.batch_pause; reads run against
-# other tenants meanwhile. Each purge is a fresh deleted tenant of its own.
+# --- Scenario 5: purge under load, and idle ----------------------------------------
+# `tenantry sweep --once` (as cron runs it: no request-latency signal) purges
+# a fresh deleted tenant of $purge_rows rows, each run its own tenant, at
+# $scale tenants on the bench cluster's PostgreSQL defaults:
+# - purge: with the sweeper's default settings (adaptive pacing, #18, when
+#   the binary has it) while reads run against other tenants for exactly as
+#   long as the purge (wrk starts first and is stopped when the sweep ends),
+#   against the same reads right before it;
+# - idle_purge: the same defaults with no traffic at all;
+# - paced_purge (info; BENCH_PURGE_FIXED=0 skips it): the fixed pace,
+#   `batch_pause = $purge_pause` (and `adaptive = false`), under reads.
 # Who writes dirty buffers out while the purge runs: the checkpointer, the
 # background writer, or backends (including the readers) themselves. On
 # Citus the rows are on the workers: there, summed, and every node checkpoints.
@@ -305,9 +133,14 @@ if [[ "$citus" == 1 ]]; then
                     FROM (SELECT result::json AS r FROM run_command_on_workers(\$q\$$bgwriter_sql\$q\$)) w"
 fi
 bgwriter() { "$psql" "$su_url" -At -c "$bgwriter_sql"; }
-purge_once() { # key tenant-suffix pause
+# A binary from before #18 refuses an unknown [retention] key
+# (deny_unknown_fields): `adaptive` is set only where it exists.
+adaptive=false
+grep -qF target_batch_latency "$bin" && adaptive=true
+record purge_binary "{\"adaptive\":$adaptive}"
+seed_purge() { # tenant-suffix
     log "seeding a deleted tenant with $purge_rows rows"
-    "$psql" "$su_url" -q -v rows="$purge_rows" -v id="00000000-0000-7000-8000-$2" -v slug="bench-purge-$2" >/dev/null <<'SQL'
+    "$psql" "$su_url" -q -v rows="$purge_rows" -v id="00000000-0000-7000-8000-$1" -v slug="bench-purge-$1" >/dev/null <<'SQL'
 \set ON_ERROR_STOP on
 INSERT INTO tenants (id, slug, name, status, deleted_at)
 VALUES (:'id', :'slug', 'Purge me', 'deleted', now() - interval '1 day');
@@ -315,29 +148,53 @@ INSERT INTO events (tenant_id, id, kind, actor)
 SELECT :'id', gen_random_uuid(), 'bulk', 'bench' FROM generate_series(1, :rows);
 SQL
     # Settle the seeding's after-effects (autovacuum, a checkpoint) before
-    # any figure is taken, then the baseline on the same tenants, right before.
+    # any figure is taken.
     "$psql" "$su_url" -q -c "VACUUM (ANALYZE) events" -c "$checkpoint_sql" >/dev/null
-    wrk_run "read_before_$1" read.lua "$tmp/tokens-sample"
-    local before_writes
-    before_writes=$(bgwriter)
-    (
-        start=$(date +%s.%N)
-        TENANTRY__RETENTION__PERIOD=1s TENANTRY__RETENTION__BATCH_PAUSE="$3" \
-            "$bin" sweep --once >"$tmp/sweep.json" 2>/dev/null
-        end=$(date +%s.%N)
-        echo "$start $end" >"$tmp/sweep.time"
-    ) &
-    local sweep_pid=$!
-    sleep 0.5
-    wrk_run "read_during_$1" read.lua "$tmp/tokens-sample"
-    wait "$sweep_pid"
-    local start end removed
+}
+sweep_timed() { # [VAR=value ...: the sweep's settings] — writes $tmp/sweep.{json,time}
+    local start end
+    start=$(date +%s.%N)
+    env TENANTRY__RETENTION__PERIOD=1s "$@" "$bin" sweep --once >"$tmp/sweep.json" 2>"$tmp/sweep.err" ||
+        die "the sweep failed: $(tail -3 "$tmp/sweep.err")"
+    end=$(date +%s.%N)
+    echo "$start $end" >"$tmp/sweep.time"
+}
+purge_once() { # key tenant-suffix traffic|idle [VAR=value ...: the sweep's settings]
+    local key=$1 suffix=$2 mode=$3
+    shift 3
+    seed_purge "$suffix"
+    local before_writes wrk_pid start end removed
+    if [[ "$mode" == traffic ]]; then
+        wrk_run "read_before_$key" read.lua "$tmp/tokens-sample"
+        before_writes=$(bgwriter)
+        # wrk stops on SIGINT and still reports (its done() runs).
+        BENCH_TOKENS="$tmp/tokens-sample" wrk -t$threads -c$clients -d600s --latency -s bench/read.lua \
+            "http://127.0.0.1:$app_port" >"$tmp/wrk-during.out" 2>"$tmp/wrk.err" &
+        wrk_pid=$!
+        sleep 1
+        sweep_timed "$@"
+        kill -INT "$wrk_pid" 2>/dev/null || true
+        wait "$wrk_pid" || die "wrk during the purge failed: $(tail -3 "$tmp/wrk.err")"
+        sed -n 's/^BENCH //p' "$tmp/wrk-during.out" | tail -1 >"$tmp/wrk.json"
+        [[ -s "$tmp/wrk.json" ]] || die "wrk during the purge reported nothing: $(tail -3 "$tmp/wrk-during.out")"
+        record "read_during_$key" "$(cat "$tmp/wrk.json")"
+        log "read_during_$key: $(cat "$tmp/wrk.json")"
+    else
+        before_writes=$(bgwriter)
+        sweep_timed "$@"
+    fi
     read -r start end <"$tmp/sweep.time"
     removed=$(python3 -c "import json; r=json.load(open('$tmp/sweep.json')); print(r['rows_removed'])")
-    record "$1" "{\"rows\":$removed,\"seconds\":$(python3 -c "print($end - $start)"),\"batch_pause\":\"$3\",\"buffers_before\":$before_writes,\"buffers_after\":$(bgwriter)}"
+    record "$key" "{\"rows\":$removed,\"seconds\":$(python3 -c "print(round($end - $start, 3))"),\"mode\":\"$mode\",\"settings\":\"${*:-defaults}\",\"buffers_before\":$before_writes,\"buffers_after\":$(bgwriter)}"
+    log "$key ($mode, ${*:-defaults}): $removed rows in $(python3 -c "print(round($end - $start, 1))") s"
 }
-purge_once purge ffffffffffff 0s
-purge_once paced_purge fffffffffffe "$purge_pause"
+purge_once purge ffffffffffff traffic
+purge_once idle_purge fffffffffffd idle
+if [[ "${BENCH_PURGE_FIXED:-1}" == 1 ]]; then
+    fixed=(TENANTRY__RETENTION__BATCH_PAUSE="$purge_pause")
+    [[ "$adaptive" == true ]] && fixed+=(TENANTRY__RETENTION__ADAPTIVE=false)
+    purge_once paced_purge fffffffffffe traffic "${fixed[@]}"
+fi
 
 # --- Report ---------------------------------------------------------------------------
 mode=()
