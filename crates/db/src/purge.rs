@@ -143,7 +143,8 @@ pub struct PurgeSession {
 /// The database's load as the purge's pacer sees it ([`PurgeSession::load`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
 pub struct DbLoad {
-    /// Other sessions of this role running a statement right now.
+    /// Other sessions of this role on this database running a statement
+    /// right now (Citus's own connections between nodes left out).
     #[diesel(sql_type = BigInt)]
     pub other_active: i64,
     /// Buffers client backends have written out (evicting dirty pages)
@@ -249,7 +250,8 @@ impl PurgeSession {
         Ok(sql_query(format!(
             "SELECT (SELECT count(*) FROM pg_stat_activity
                       WHERE state = 'active' AND usename = current_user
-                        AND pid <> pg_backend_pid())::bigint AS other_active,
+                        AND datname = current_database() AND pid <> pg_backend_pid()
+                        AND left(application_name, 14) <> 'citus_internal')::bigint AS other_active,
                     {writes}::bigint AS backend_writes"
         ))
         .get_result(&mut self.conn)
