@@ -341,6 +341,8 @@ pub struct RequestLoad {
     recent: AtomicU64,
     baseline: AtomicU64,
     purging: AtomicU32,
+    /// When a request was last recorded (ms since the Unix epoch).
+    last: AtomicU64,
 }
 
 static PROCESS_LOAD: RequestLoad = RequestLoad::new();
@@ -355,6 +357,16 @@ impl Default for RequestLoad {
 /// export or an import is not the service slowing down).
 const SAMPLE_CEILING: f64 = 1.0;
 
+/// With no request for this long there is no traffic to yield to: the
+/// recent mean (a mean per request, not per second) is stale.
+pub const REQUESTS_STALE_AFTER: Duration = Duration::from_secs(10);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl RequestLoad {
     #[must_use]
     pub const fn new() -> Self {
@@ -362,6 +374,7 @@ impl RequestLoad {
             recent: AtomicU64::new(0),
             baseline: AtomicU64::new(0),
             purging: AtomicU32::new(0),
+            last: AtomicU64::new(0),
         }
     }
 
@@ -377,6 +390,7 @@ impl RequestLoad {
             return;
         }
         let seconds = seconds.min(SAMPLE_CEILING);
+        self.last.store(now_ms(), Ordering::Relaxed);
         ewma(&self.recent, seconds, 1.0 / 16.0);
         if self.purging.load(Ordering::Relaxed) == 0 {
             ewma(&self.baseline, seconds, 1.0 / 256.0);
@@ -393,12 +407,20 @@ impl RequestLoad {
     }
 
     /// Requests have slowed: the recent mean is [`REQUEST_SLOWDOWN`] times
-    /// the baseline and [`REQUEST_SLOWDOWN_MIN`] above it. Never before a
-    /// baseline exists.
+    /// the baseline and [`REQUEST_SLOWDOWN_MIN`] above it, and a request
+    /// came in the last [`REQUESTS_STALE_AFTER`]. Never before a baseline
+    /// exists.
     #[must_use]
     pub fn slowed(&self) -> bool {
+        self.slowed_at(now_ms())
+    }
+
+    fn slowed_at(&self, now_ms: u64) -> bool {
         let (recent, baseline) = self.means();
-        baseline > 0.0
+        let last = self.last.load(Ordering::Relaxed);
+        let stale = u64::try_from(REQUESTS_STALE_AFTER.as_millis()).unwrap_or(u64::MAX);
+        now_ms.saturating_sub(last) <= stale
+            && baseline > 0.0
             && recent > baseline * REQUEST_SLOWDOWN
             && recent - baseline > REQUEST_SLOWDOWN_MIN.as_secs_f64()
     }
@@ -704,6 +726,16 @@ mod tests {
             load.record(0.004);
         }
         assert!(!load.slowed(), "recovered");
+        // Slowed, but no request for longer than the staleness bound.
+        {
+            let _purge = load.purging();
+            for _ in 0..200 {
+                load.record(0.010);
+            }
+        }
+        let last = load.last.load(Ordering::Relaxed);
+        assert!(load.slowed_at(last + 9_000));
+        assert!(!load.slowed_at(last + 11_000), "stale");
         // Sub-millisecond noise does not count, nor one huge request.
         let fast = RequestLoad::new();
         for _ in 0..1000 {
