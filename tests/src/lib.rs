@@ -479,6 +479,9 @@ pub fn test_retention(period: Duration) -> tenantry_sweeper::RetentionSettings {
         slug_cooling_off: Duration::ZERO,
         lock_timeout: Duration::from_secs(2),
         batch_pause: Duration::ZERO,
+        adaptive: true,
+        max_batch_pause: Duration::from_millis(250),
+        target_batch_latency: Duration::from_millis(50),
     }
 }
 

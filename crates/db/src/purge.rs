@@ -43,12 +43,6 @@ struct Id {
 }
 
 #[derive(QueryableByName)]
-struct Flag {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    ok: bool,
-}
-
-#[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -112,15 +106,26 @@ impl Db {
 
     /// The purge lock on `tenant`, or `None` when another sweeper holds it.
     pub async fn purge_session(&self, tenant: TenantId) -> Result<Option<PurgeSession>, DbError> {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            ok: bool,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            version: i32,
+        }
         let mut conn = self.dedicated().await?;
-        let locked: Flag = sql_query("SELECT pg_try_advisory_lock($1) AS ok")
-            .bind::<BigInt, _>(lock_key(tenant))
-            .get_result(&mut conn)
-            .await?;
+        let locked: Locked = sql_query(
+            "SELECT pg_try_advisory_lock($1) AS ok,
+                    current_setting('server_version_num')::int AS version",
+        )
+        .bind::<BigInt, _>(lock_key(tenant))
+        .get_result(&mut conn)
+        .await?;
         Ok(locked.ok.then_some(PurgeSession {
             conn,
             tenant,
             key: self.context_key().clone(),
+            server_version: locked.version,
         }))
     }
 }
@@ -131,6 +136,22 @@ pub struct PurgeSession {
     conn: AsyncPgConnection,
     tenant: TenantId,
     key: ContextKey,
+    /// `server_version_num`: where the backend-write counter lives.
+    server_version: i32,
+}
+
+/// The database's load as the purge's pacer sees it ([`PurgeSession::load`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct DbLoad {
+    /// Other sessions of this role on this database running a statement
+    /// right now (Citus's own connections between nodes left out).
+    #[diesel(sql_type = BigInt)]
+    pub other_active: i64,
+    /// Buffers client backends have written out (evicting dirty pages)
+    /// since the statistics were reset: `pg_stat_bgwriter.buffers_backend`
+    /// before PostgreSQL 16, `pg_stat_io` from 16 on.
+    #[diesel(sql_type = BigInt)]
+    pub backend_writes: i64,
 }
 
 impl std::fmt::Debug for PurgeSession {
@@ -212,6 +233,29 @@ impl PurgeSession {
             },
         )
         .await
+    }
+
+    /// One look at the database's load, for the pacer: a single statement
+    /// on this session's own connection (the service's role, never the
+    /// owner), outside any transaction: it reads only the statistics views,
+    /// which carry no tenant's rows, so no context is needed; every
+    /// statement is its own snapshot of them. `pg_stat_activity` shows this
+    /// role its own sessions.
+    pub async fn load(&mut self) -> Result<DbLoad, DbError> {
+        let writes = if self.server_version >= 160_000 {
+            "(SELECT COALESCE(sum(writes), 0) FROM pg_stat_io WHERE backend_type = 'client backend')"
+        } else {
+            "(SELECT buffers_backend FROM pg_stat_bgwriter)"
+        };
+        Ok(sql_query(format!(
+            "SELECT (SELECT count(*) FROM pg_stat_activity
+                      WHERE state = 'active' AND usename = current_user
+                        AND datname = current_database() AND pid <> pg_backend_pid()
+                        AND left(application_name, 14) <> 'citus_internal')::bigint AS other_active,
+                    {writes}::bigint AS backend_writes"
+        ))
+        .get_result(&mut self.conn)
+        .await?)
     }
 
     /// Rows of `table` still there (a dry run's report).

@@ -5,8 +5,15 @@
 //! progress recorded so a crash resumes; one sweeper per tenant across
 //! replicas; a receipt per purge. Runs inside `serve` on a schedule, as
 //! `tenantry sweep --once`, and from `POST /v1/admin/retention/sweep`.
+//! The batches are paced by [`pace::Pacer`]: as fast as `batch_size` and
+//! `batch_pause` allow while nothing else needs the database, backing off
+//! when live traffic does.
 
-use std::time::Duration;
+pub mod pace;
+
+use std::time::{Duration, Instant};
+
+pub use pace::{Pacing, RequestLoad};
 
 use serde::Deserialize;
 use tenantry_core::TenantId;
@@ -24,7 +31,8 @@ pub struct RetentionSettings {
     /// How often `serve` sweeps (±10 % jitter so replicas spread out).
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
-    /// Rows per batch (each batch is one short transaction).
+    /// The largest batch (each batch is one short transaction); with
+    /// `adaptive = false`, every batch's size.
     pub batch_size: i64,
     /// Sweep inside `serve` at all.
     pub enabled: bool,
@@ -36,11 +44,48 @@ pub struct RetentionSettings {
     /// How long a batch waits for row locks before yielding to live traffic.
     #[serde(with = "humantime_serde")]
     pub lock_timeout: Duration,
-    /// A pause after every batch, leaving the database to live traffic
-    /// (`0s`: purge at full speed). Trades purge speed for read latency
-    /// while a purge runs; see bench/NOTES.md.
+    /// The shortest pause after a batch (`0s`: none when nothing else needs
+    /// the database), a cap on speed; with `adaptive = false`, the pause
+    /// after every batch. See bench/NOTES.md.
     #[serde(with = "humantime_serde", default)]
     pub batch_pause: Duration,
+    /// Pace the purge by the database's load (see [`pace`]); `false`:
+    /// fixed `batch_size` batches with `batch_pause` between them.
+    #[serde(default = "default_adaptive")]
+    pub adaptive: bool,
+    /// The longest pause the pacer backs off to.
+    #[serde(with = "humantime_serde", default = "default_max_batch_pause")]
+    pub max_batch_pause: Duration,
+    /// A batch slower than this is pressure: the pacer backs off.
+    #[serde(with = "humantime_serde", default = "default_target_batch_latency")]
+    pub target_batch_latency: Duration,
+}
+
+fn default_adaptive() -> bool {
+    true
+}
+
+fn default_max_batch_pause() -> Duration {
+    Duration::from_millis(250)
+}
+
+fn default_target_batch_latency() -> Duration {
+    Duration::from_millis(50)
+}
+
+impl RetentionSettings {
+    /// What the pacer works within.
+    #[must_use]
+    pub fn limits(&self) -> pace::Limits {
+        pace::Limits {
+            adaptive: self.adaptive,
+            cap: self.batch_size.clamp(1, 100_000),
+            min_pause: self.batch_pause,
+            max_pause: self.max_batch_pause,
+            target_latency: self.target_batch_latency,
+            busy_backends: pace::busy_backends(),
+        }
+    }
 }
 
 /// What a dry run found for one tenant.
@@ -65,6 +110,8 @@ pub struct SweepReport {
     pub interrupted: Vec<Interrupted>,
     pub rows_removed: i64,
     pub slugs_released: usize,
+    /// How the batches were paced.
+    pub pacing: Pacing,
 }
 
 #[derive(Debug, Clone)]
@@ -153,7 +200,7 @@ pub async fn sweep(
     dry_run: bool,
     stop: &Stop,
 ) -> Result<SweepReport, DbError> {
-    sweep_reporting(db, settings, sweeper, dry_run, stop, |_| {}).await
+    sweep_paced(db, settings, sweeper, dry_run, stop, None, |_| {}).await
 }
 
 /// [`sweep`], telling `progress` what it does as it does it.
@@ -163,13 +210,32 @@ pub async fn sweep_reporting(
     sweeper: &str,
     dry_run: bool,
     stop: &Stop,
+    progress: impl FnMut(Progress<'_>) + Send,
+) -> Result<SweepReport, DbError> {
+    sweep_paced(db, settings, sweeper, dry_run, stop, None, progress).await
+}
+
+/// [`sweep_reporting`], with the service's own request latency as one more
+/// signal for the pacer (`serve` passes [`RequestLoad::process`]; a sweep
+/// outside `serve` has none).
+pub async fn sweep_paced(
+    db: &Db,
+    settings: &RetentionSettings,
+    sweeper: &str,
+    dry_run: bool,
+    stop: &Stop,
+    requests: Option<&RequestLoad>,
     mut progress: impl FnMut(Progress<'_>) + Send,
 ) -> Result<SweepReport, DbError> {
     let mut report = SweepReport {
         dry_run,
         ..SweepReport::default()
     };
-    let batch = settings.batch_size.clamp(1, 100_000);
+    let mut pacer = pace::Pacer::new(settings.limits());
+    // The load is sampled only when it steers something; a sample that
+    // fails (a view this server lacks) turns sampling off for the sweep.
+    let mut sampling = settings.adaptive;
+    let _purging = requests.filter(|_| !dry_run).map(RequestLoad::purging);
     let candidates = db.purge_candidates(settings.period, 10_000).await?;
     let of = candidates.len();
     progress(Progress::Candidates(of));
@@ -215,12 +281,14 @@ pub async fn sweep_reporting(
                     stopped = Some(STOPPED_FOR_SHUTDOWN.to_owned());
                     break 'tables;
                 }
+                let started = Instant::now();
                 match session
-                    .delete_batch(run.id, table, batch, settings.lock_timeout)
+                    .delete_batch(run.id, table, pacer.batch(), settings.lock_timeout)
                     .await
                 {
                     Ok(0) => break,
                     Ok(n) => {
+                        let latency = started.elapsed();
                         report.rows_removed += n;
                         removed += n;
                         progress(Progress::Batch {
@@ -229,8 +297,34 @@ pub async fn sweep_reporting(
                             rows: n,
                             removed,
                         });
-                        if !settings.batch_pause.is_zero() {
-                            tokio::time::sleep(settings.batch_pause).await;
+                        let load = if sampling {
+                            match session.load().await {
+                                Ok(load) => Some(load),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "cannot sample the database's load; pacing by batch latency alone");
+                                    sampling = false;
+                                    None
+                                }
+                            }
+                        } else {
+                            None
+                        };
+                        pacer.observe(
+                            n,
+                            &pace::Observation {
+                                at: Instant::now(),
+                                latency,
+                                other_active: load
+                                    .map(|l| u32::try_from(l.other_active).unwrap_or(u32::MAX)),
+                                backend_writes: load
+                                    .map(|l| u64::try_from(l.backend_writes).unwrap_or(0)),
+                                requests_slowed: requests.is_some_and(RequestLoad::slowed),
+                            },
+                        );
+                        let pause = pacer.pause();
+                        if !pause.is_zero() {
+                            tokio::time::sleep(pause).await;
+                            pacer.paused(pause);
                         }
                     }
                     Err(e) => {
@@ -255,7 +349,13 @@ pub async fn sweep_reporting(
         let receipt = session
             .finish(run.id, &format!("sweeper:{sweeper}"))
             .await?;
-        tracing::info!(%tenant, slug = %receipt.slug, rows = %receipt.rows_removed, "tenant purged");
+        let pacing = pacer.pacing();
+        tracing::info!(
+            %tenant, slug = %receipt.slug, rows = %receipt.rows_removed,
+            batch = pacing.last_batch, min_batch = pacing.min_batch,
+            paused_ms = pacing.paused.as_millis(), backoffs = pacing.backoffs(),
+            "tenant purged"
+        );
         progress(Progress::Purged {
             tenant,
             rows: removed,
@@ -265,6 +365,7 @@ pub async fn sweep_reporting(
     if !dry_run && !stop.is_raised() {
         report.slugs_released = db.release_slugs(settings.slug_cooling_off).await?;
     }
+    report.pacing = pacer.pacing();
     Ok(report)
 }
 
@@ -317,6 +418,9 @@ mod tests {
             slug_cooling_off: Duration::ZERO,
             lock_timeout: Duration::from_secs(2),
             batch_pause: Duration::ZERO,
+            adaptive: true,
+            max_batch_pause: Duration::from_millis(250),
+            target_batch_latency: Duration::from_millis(50),
         };
         assert_eq!(effective_interval(&settings), Duration::from_secs(3600));
         settings.period = Duration::from_secs(10);

@@ -349,7 +349,19 @@ fn spawn_sweeper(state: &AppState) -> tokio::task::JoinHandle<()> {
                 () = stop.raised() => return,
             }
             let started = std::time::Instant::now();
-            match tenantry_sweeper::sweep(&db, &settings, &name, settings.dry_run, &stop).await {
+            // Paced by the service's own request latency too (recorded by
+            // the request metrics middleware), besides the database's load.
+            let requests = Some(tenantry_sweeper::RequestLoad::process());
+            let swept = tenantry_sweeper::sweep_paced(
+                &db,
+                &settings,
+                &name,
+                settings.dry_run,
+                &stop,
+                requests,
+                |_| {},
+            );
+            match swept.await {
                 Ok(report) => metrics.swept(&report.into(), started.elapsed()),
                 Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next interval"),
             }

@@ -41,6 +41,7 @@ mod plans;
 mod pool_hygiene;
 mod quotas;
 mod retention;
+mod retention_pace;
 mod rls;
 mod roles;
 mod rolling;

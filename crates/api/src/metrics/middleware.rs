@@ -34,6 +34,8 @@ pub async fn record(
     let result = next.call(req).await;
     if let Some(metrics) = metrics {
         let seconds = started.elapsed().as_secs_f64();
+        // The live-load signal the sweeper inside `serve` paces itself by.
+        tenantry_sweeper::RequestLoad::process().record(seconds);
         let (request, status) = match &result {
             Ok(res) => (Some(res.request()), res.status().as_u16()),
             // An error no handler turned into a response: actix answers it

@@ -37,7 +37,9 @@ pub use plans::{OverLimitView, PlanChangeView, PlanView, TenantPlanView};
 pub use quotas::{
     LimitSource, LimitSourceKind, LimitSourcesView, LimitsView, QuotasView, UsageView,
 };
-pub use retention::{InterruptedView, RetentionRunView, SweepReportView, WouldPurgeView};
+pub use retention::{
+    BackoffsView, InterruptedView, PacingView, RetentionRunView, SweepReportView, WouldPurgeView,
+};
 pub use settings::SettingsView;
 pub use tenants::{DataHealthView, ImportView, OwnTenantView, TenantView};
 pub use usage::{Granularity, UsageAmountsView, UsagePeriodView, UsageReportView, csv_record};

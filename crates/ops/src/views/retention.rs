@@ -68,6 +68,60 @@ pub struct SweepReportView {
     pub interrupted: Vec<InterruptedView>,
     pub rows_removed: i64,
     pub slugs_released: usize,
+    /// How the sweep paced its batches.
+    pub pacing: PacingView,
+}
+
+/// How a sweep paced its batches (`[retention] adaptive`): the batch sizes
+/// it used, the time it paused, and how often live load made it back off.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PacingView {
+    /// Paced by the load (`false`: fixed `batch_size` and `batch_pause`).
+    pub adaptive: bool,
+    /// Batches that removed rows.
+    pub batches: u64,
+    /// The smallest, largest and last batch size asked for (0: no batch).
+    pub min_batch: i64,
+    pub max_batch: i64,
+    pub last_batch: i64,
+    /// All pauses together, and the longest one, in seconds.
+    pub paused_seconds: f64,
+    pub longest_pause_seconds: f64,
+    /// Backoffs, by the signal that caused them.
+    pub backoffs: BackoffsView,
+}
+
+/// Backoffs of a sweep's pacer, by cause.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BackoffsView {
+    /// A batch slower than `target_batch_latency`.
+    pub batch_latency: u64,
+    /// Too many other active sessions of the service's role.
+    pub active_backends: u64,
+    /// Backends writing dirty buffers out while traffic ran.
+    pub backend_writes: u64,
+    /// The service's request latency above its baseline (inside `serve`).
+    pub request_latency: u64,
+}
+
+impl From<tenantry_sweeper::Pacing> for PacingView {
+    fn from(p: tenantry_sweeper::Pacing) -> Self {
+        Self {
+            adaptive: p.adaptive,
+            batches: p.batches,
+            min_batch: p.min_batch,
+            max_batch: p.max_batch,
+            last_batch: p.last_batch,
+            paused_seconds: p.paused.as_secs_f64(),
+            longest_pause_seconds: p.longest_pause.as_secs_f64(),
+            backoffs: BackoffsView {
+                batch_latency: p.backoffs_latency,
+                active_backends: p.backoffs_backends,
+                backend_writes: p.backoffs_backend_writes,
+                request_latency: p.backoffs_requests,
+            },
+        }
+    }
 }
 
 impl From<SweepReport> for SweepReportView {
@@ -94,6 +148,7 @@ impl From<SweepReport> for SweepReportView {
                 .collect(),
             rows_removed: r.rows_removed,
             slugs_released: r.slugs_released,
+            pacing: r.pacing.into(),
         }
     }
 }
