@@ -230,7 +230,12 @@ fn build_pool(
             let session = Arc::clone(session);
             move |conn, _metrics| {
                 let session = Arc::clone(&session);
-                Box::pin(async move { apply_session_settings(conn, &session).await })
+                Box::pin(async move {
+                    apply_session_settings(conn, &session).await?;
+                    crate::scope::warm(conn)
+                        .await
+                        .map_err(|e| HookError::Backend(ConnError::QueryError(e)))
+                })
             }
         }))
         .build()
@@ -289,6 +294,7 @@ impl Db {
         apply_session_settings(&mut conn, &self.session)
             .await
             .map_err(|e| DbError::Unavailable(format!("{e:?}")))?;
+        crate::scope::warm(&conn).await?;
         Ok(conn)
     }
 }

@@ -349,6 +349,28 @@ where
     .await
 }
 
+/// Prepares the statements every unit of work begins with, once per new
+/// connection (the pool's post-create hook). A statement waiting for its
+/// prepare holds its place in the statement queue, but `batch_execute`
+/// does not take that queue: with these prepared, BEGIN and the context
+/// are on the wire at the first poll, before anything the work sends.
+pub(crate) async fn warm(conn: &AsyncPgConnection) -> Result<(), diesel::result::Error> {
+    let mut c: Conn<'_> = conn;
+    let nil = TenantId::from(uuid::Uuid::nil());
+    control::Begin.execute(&mut c).await?;
+    // Executed only to be prepared: set in a transaction rolled back at
+    // once, for a tenant that does not exist, with no valid proof.
+    set_tenant_context(&mut c, nil, String::new(), false).await?;
+    set_tenant_context(&mut c, nil, String::new(), true).await?;
+    set_platform_admin_context(&mut c, String::new()).await?;
+    control::Rollback.execute(&mut c).await?;
+    control::BeginReadOnly.execute(&mut c).await?;
+    control::Commit.execute(&mut c).await?;
+    control::BeginSnapshot.execute(&mut c).await?;
+    control::Rollback.execute(&mut c).await?;
+    Ok(())
+}
+
 /// BEGIN and the context statements, polled together so they are sent
 /// together (in this order).
 async fn open(

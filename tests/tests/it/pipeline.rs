@@ -319,3 +319,27 @@ async fn a_suspended_tenants_write_sent_with_its_gate_creates_nothing() {
     assert_eq!(count_as(&app.db, tenant, "instances").await, 0);
     assert_eq!(instance_events(&app, &token).await, 0);
 }
+
+#[tokio::test]
+async fn a_first_statement_that_skips_the_statement_queue_still_runs_inside_the_transaction() {
+    let test_db = TestDb::new().await;
+    let setup = test_db.db(1);
+    let tenant = create_tenant(&setup, "acme").await;
+    drop(setup);
+    // A new pool, a new connection: `batch_execute` does not wait behind
+    // statements still being prepared, so BEGIN and the context must
+    // already be prepared (the pool's post-create hook) to be sent first.
+    let db = test_db.db(1);
+    db.tenant(tenant)
+        .writing()
+        .run(move |conn| {
+            async move {
+                tenantry_tests::insert_events(conn, tenant, 3).await?;
+                Ok::<_, DbError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("a simple-protocol insert as a unit's first statement");
+    assert_eq!(count_as(&db, tenant, "events").await, 3);
+}

@@ -603,7 +603,8 @@ impl Gate {
     /// then run on their answers in the order that decides what a refused
     /// caller may learn.
     async fn run(&self, conn: &mut Conn<'_>) -> Result<Option<Role>, ApiError> {
-        let (mut c0, mut c1, mut c2): (Conn<'_>, Conn<'_>, Conn<'_>) = (&**conn, &**conn, &**conn);
+        let (mut c0, mut c1, mut c2, mut c3): (Conn<'_>, Conn<'_>, Conn<'_>, Conn<'_>) =
+            (&**conn, &**conn, &**conn, &**conn);
         // A token confined to an account reaches only that account's
         // tenants: the database compares (a tenant of another account is
         // answered as one that does not exist).
@@ -618,19 +619,42 @@ impl Gate {
                 queries::domains::all_verified_for(&mut c2, self.tenant, &self.custom_hosts).await
             }
         };
-        let (row, member, domains) = futures_util::future::join3(row, member, domains).await;
+        // The tenant's rate limits, in the same flight when none are
+        // cached; when cached, read again below only if the registry row
+        // moved since (an admin's change of them moves it).
+        let unknown = self.limits.stamp(self.tenant).is_none();
+        let limits = async {
+            if unknown {
+                queries::tenants::rate_limits(&mut c3, self.tenant)
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (row, member, domains, limits) =
+            futures_util::future::join4(row, member, domains, limits).await;
         let Some(row) = row? else {
             return Err(no_such_tenant());
         };
-        // The limits are read again only when the registry row changed
-        // since they were cached (an admin's change of them moves it).
         if self.limits.stamp(self.tenant) != Some(row.stamp) {
-            // No quota row: the default rate, not "unlimited".
-            let rate = queries::tenants::rate_limits(conn, self.tenant)
-                .await?
-                .map(|(rps, burst)| Rate::from_columns(rps, burst));
-            self.limits
-                .learn_stamped(self.tenant, rate, Some(row.stamp));
+            let limits = match limits {
+                Ok(Some(limits)) => Ok(limits),
+                _ => queries::tenants::rate_limits(conn, self.tenant).await,
+            };
+            // Best effort: the limits only decide later admissions. Read
+            // after statements the work sent with the gate, this may find
+            // the transaction aborted by them — then the work's own error
+            // is the answer, and the limits are learnt next time.
+            match limits {
+                Ok(limits) => {
+                    // No quota row: the default rate, not "unlimited".
+                    let rate = limits.map(|(rps, burst)| Rate::from_columns(rps, burst));
+                    self.limits
+                        .learn_stamped(self.tenant, rate, Some(row.stamp));
+                }
+                Err(e) => tracing::debug!(error = %e, "rate limits not refreshed"),
+            }
         }
         let role = member?;
         if !row.credential_valid {
