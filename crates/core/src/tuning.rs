@@ -262,6 +262,24 @@ pub fn pg_duration_ms(setting: &str, unit: Option<&str>) -> Option<u64> {
     })
 }
 
+/// A memory size as people write it (`16GB`, `16GiB`, `16G`, `512MB`,
+/// `512M`; binary units either way), in MiB. `None` for anything else,
+/// or less than 1 MiB.
+#[must_use]
+pub fn parse_memory_mib(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "m" | "mb" | "mib" => 1,
+        "g" | "gb" | "gib" => 1024,
+        "t" | "tb" | "tib" => 1024 * 1024,
+        _ => return None,
+    };
+    number.checked_mul(scale).filter(|mib| *mib > 0)
+}
+
 /// A size for people and for postgresql.conf: whole GB when it is one,
 /// else whole MB, else kB.
 #[must_use]
@@ -446,5 +464,13 @@ mod tests {
         assert_eq!(format_duration_ms(10_000), "10s");
         assert_eq!(format_duration_ms(50), "50ms");
         assert_eq!(format_duration_ms(0), "0");
+        assert_eq!(parse_memory_mib("16GB"), Some(16 * 1024));
+        assert_eq!(parse_memory_mib("16GiB"), Some(16 * 1024));
+        assert_eq!(parse_memory_mib("512M"), Some(512));
+        assert_eq!(parse_memory_mib("1 TB"), Some(1024 * 1024));
+        assert_eq!(parse_memory_mib("0GB"), None);
+        assert_eq!(parse_memory_mib("16"), None);
+        assert_eq!(parse_memory_mib("lots"), None);
+        assert_eq!(parse_memory_mib("16kB"), None);
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod citus;
 mod context;
+pub mod doctor;
 #[cfg(test)]
 mod contract;
 mod error;
