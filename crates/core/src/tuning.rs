@@ -218,10 +218,7 @@ pub fn bgwriter_rate(delay_ms: u64, maxpages: u64, block_size: u64) -> u64 {
     if delay_ms == 0 {
         return u64::MAX;
     }
-    maxpages
-        .saturating_mul(block_size)
-        .saturating_mul(1000)
-        / delay_ms
+    maxpages.saturating_mul(block_size).saturating_mul(1000) / delay_ms
 }
 
 /// A size in bytes from `pg_settings` (`setting` in `unit`: `8kB`, `kB`,
@@ -287,7 +284,7 @@ pub fn format_size(bytes: u64) -> String {
     const KB: u64 = 1024;
     const MB: u64 = KB * 1024;
     const GB: u64 = MB * 1024;
-    if bytes >= GB && bytes % GB == 0 {
+    if bytes >= GB && bytes.is_multiple_of(GB) {
         format!("{}GB", bytes / GB)
     } else if bytes >= MB {
         format!("{}MB", bytes / MB)
@@ -301,9 +298,9 @@ pub fn format_size(bytes: u64) -> String {
 pub fn format_duration_ms(ms: u64) -> String {
     if ms == 0 {
         "0".to_owned()
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}min", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -9,9 +9,9 @@
 
 pub mod citus;
 mod context;
-pub mod doctor;
 #[cfg(test)]
 mod contract;
+pub mod doctor;
 mod error;
 pub mod guard;
 pub mod migrate;

@@ -195,7 +195,7 @@ struct Checker<'a> {
 }
 
 /// Bytes per second in decimal MB/s, one decimal.
-#[allow(clippy::cast_precision_loss)]
+#[expect(clippy::cast_precision_loss, reason = "a rate shown to one decimal")]
 fn format_rate(bytes_per_second: u64) -> String {
     format!("{:.1} MB/s", bytes_per_second as f64 / 1e6)
 }
@@ -326,7 +326,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "one finding's fields")]
     fn push(
         &mut self,
         check: &str,
@@ -610,8 +610,11 @@ impl<'a> Checker<'a> {
             );
             return;
         };
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let rate = tuning::bgwriter_rate(d, p.max(0.0) as u64, block);
+        let pages = self
+            .setting("bgwriter_lru_maxpages")
+            .and_then(|s| s.value.parse::<u64>().ok())
+            .unwrap_or(0);
+        let rate = tuning::bgwriter_rate(d, pages, block);
         let evidence = match (self.facts.backend_writes, self.facts.bgwriter_writes) {
             (Some(b), Some(c)) => format!(
                 "; since the statistics were reset, backends wrote {b} buffers themselves and the bgwriter {c}{}",
@@ -630,7 +633,10 @@ impl<'a> Checker<'a> {
         if bad {
             let fix = format!(
                 "{} {} {} SELECT pg_reload_conf();",
-                alter("bgwriter_delay", &format!("{}ms", self.plan.bgwriter_delay_ms)),
+                alter(
+                    "bgwriter_delay",
+                    &format!("{}ms", self.plan.bgwriter_delay_ms)
+                ),
                 alter(
                     "bgwriter_lru_maxpages",
                     &self.plan.bgwriter_lru_maxpages.to_string()
@@ -664,9 +670,7 @@ impl<'a> Checker<'a> {
 
     fn wal(&mut self) {
         let rec = format!("{}MB", self.plan.max_wal_size_mib);
-        let bad = self
-            .bytes("max_wal_size")
-            .map(|b| b < 2048 * MIB);
+        let bad = self.bytes("max_wal_size").map(|b| b < 2048 * MIB);
         let summary = format!(
             "max_wal_size = {}: bursts of writes force checkpoints early",
             self.shown("max_wal_size").unwrap_or_default()
@@ -694,12 +698,11 @@ impl<'a> Checker<'a> {
             "Each checkpoint makes the next write of every page a full-page image in the WAL; fewer checkpoints, less WAL and less I/O competing with requests (recovery takes longer, within minutes).",
         );
         let target = self.plan.checkpoint_completion_target;
-        let bad = self
-            .number("checkpoint_completion_target")
-            .map(|t| t < 0.9);
+        let bad = self.number("checkpoint_completion_target").map(|t| t < 0.9);
         let summary = format!(
             "checkpoint_completion_target = {}: checkpoints write in bursts",
-            self.shown("checkpoint_completion_target").unwrap_or_default()
+            self.shown("checkpoint_completion_target")
+                .unwrap_or_default()
         );
         self.setting_check(
             "checkpoint_completion_target",
@@ -713,7 +716,11 @@ impl<'a> Checker<'a> {
             .setting("wal_compression")
             .and_then(|s| s.enumvals.as_ref())
             .is_some_and(|v| v.iter().any(|e| e == "lz4"));
-        let rec = if lz4 { "lz4" } else { self.plan.wal_compression };
+        let rec = if lz4 {
+            "lz4"
+        } else {
+            self.plan.wal_compression
+        };
         let bad = self.text("wal_compression").map(|v| v == "off");
         self.setting_check(
             "wal_compression",
@@ -799,9 +806,7 @@ impl<'a> Checker<'a> {
             self.push(
                 "max_connections",
                 Status::Fail,
-                format!(
-                    "max_connections = {max} is less than the pools need: {formula}"
-                ),
+                format!("max_connections = {max} is less than the pools need: {formula}"),
                 WHY,
                 current,
                 Some(b.required.to_string()),
@@ -846,8 +851,7 @@ impl<'a> Checker<'a> {
                 Some("set database.statement_timeout (TENANTRY__DATABASE__STATEMENT_TIMEOUT=5s)".to_owned()),
             );
         } else {
-            #[allow(clippy::cast_possible_truncation)]
-            let ms = configured.as_millis() as u64;
+            let ms = u64::try_from(configured.as_millis()).unwrap_or(u64::MAX);
             self.push(
                 "statement_timeout",
                 Status::Ok,
@@ -866,8 +870,7 @@ impl<'a> Checker<'a> {
             .millis("idle_in_transaction_session_timeout")
             .map(|ms| ms == 0);
         let service = self.options.idle_in_transaction_timeout;
-        #[allow(clippy::cast_possible_truncation)]
-        let service_ms = service.as_millis() as u64;
+        let service_ms = u64::try_from(service.as_millis()).unwrap_or(u64::MAX);
         let summary = format!(
             "idle_in_transaction_session_timeout is 0 on the server: the service sets {} on its own connections, but any other session (psql, a job) left idle in a transaction keeps its locks and its snapshot forever",
             format_duration_ms(service_ms)
@@ -905,10 +908,20 @@ impl<'a> Checker<'a> {
                 WHY,
                 current,
                 Some("on".to_owned()),
-                Some(format!("{} SELECT pg_reload_conf();", alter("track_io_timing", "on"))),
+                Some(format!(
+                    "{} SELECT pg_reload_conf();",
+                    alter("track_io_timing", "on")
+                )),
             );
         } else {
-            self.setting_check("track_io_timing", Status::Info, off, "on", String::new(), WHY);
+            self.setting_check(
+                "track_io_timing",
+                Status::Info,
+                off,
+                "on",
+                String::new(),
+                WHY,
+            );
         }
         let pgss = self.facts.extensions.get("pg_stat_statements");
         self.push(
@@ -943,11 +956,7 @@ impl<'a> Checker<'a> {
         let prepared = self.number("max_prepared_transactions");
         let need = f64::from(self.budget.max_connections.unwrap_or(100));
         let bad = prepared.map(|p| p < need);
-        let rec = self
-            .budget
-            .max_connections
-            .unwrap_or(100)
-            .to_string();
+        let rec = self.budget.max_connections.unwrap_or(100).to_string();
         let summary = format!(
             "max_prepared_transactions = {} is below max_connections: a write that reaches more than one node (an admin change, a placement) commits with two-phase commit and can fail",
             self.shown("max_prepared_transactions").unwrap_or_default()
@@ -1037,7 +1046,12 @@ mod tests {
             setting("wal_compression", "off", None, "default"),
             setting("random_page_cost", "4", None, "default"),
             setting("effective_io_concurrency", "1", None, "default"),
-            setting("idle_in_transaction_session_timeout", "0", Some("ms"), "default"),
+            setting(
+                "idle_in_transaction_session_timeout",
+                "0",
+                Some("ms"),
+                "default",
+            ),
             setting("statement_timeout", "0", Some("ms"), "default"),
             setting("track_io_timing", "off", None, "default"),
             setting("fsync", "on", None, "default"),
@@ -1208,9 +1222,10 @@ mod tests {
             problem: "row level security is not enabled".to_owned(),
         }];
         let mut facts = defaults();
-        facts
-            .settings
-            .insert("fsync".to_owned(), setting("fsync", "off", None, "command line").1);
+        facts.settings.insert(
+            "fsync".to_owned(),
+            setting("fsync", "off", None, "command line").1,
+        );
         let report = assess(&facts, &violations, &options());
         assert_eq!(report.status, Status::Fail);
         let iso = finding(&report, "isolation");

@@ -15,10 +15,11 @@ use tenantry_db::{DbError, ScopedFutureExt};
 use tenantry_tests::{TestApp, tenantry_bin};
 
 /// Every command of the tree, as `tenantry help` would list them.
-const TOP_LEVEL: [&str; 10] = [
+const TOP_LEVEL: [&str; 11] = [
     "serve",
     "migrate",
     "policies",
+    "doctor",
     "token",
     "sweep",
     "quotas",

@@ -4,6 +4,7 @@
 //! database could not be checked.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use tenantry_db::Db;
@@ -40,10 +41,13 @@ pub async fn run(settings: &Settings, args: &DoctorArgs) -> anyhow::Result<ExitC
             eprintln!("doctor: --ignore {name}: no such check in this report");
         }
     }
-    match args.format {
-        DoctorFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        DoctorFormat::Text => print!("{}", text(&report)),
-    }
+    let printed = match args.format {
+        DoctorFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        DoctorFormat::Text => text(&report),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(printed.as_bytes())?;
+    out.flush()?;
     let failed = report.status == Status::Fail || (args.strict && report.status == Status::Warn);
     Ok(if failed {
         ExitCode::FAILURE
