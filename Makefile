@@ -18,7 +18,7 @@ DB_NAME ?= $(or $(TENANTRY_DB_NAME),tenantry)
 
 export TENANTRY_PG_PORT := $(PG_PORT)
 
-.PHONY: help db-up db-down db-psql migrate run test test-citus deploy-check test-compat fuzz bench profile lint fmt build clean-db
+.PHONY: help db-up db-down db-psql migrate run doctor test test-citus deploy-check test-compat fuzz bench profile lint fmt build clean-db
 
 help: ## List the targets
 	@echo "Usage: make <target>"
@@ -27,12 +27,12 @@ help: ## List the targets
 	@echo
 	@echo "Variables: PG_PORT=$(PG_PORT) (dev cluster port), DB_NAME=$(DB_NAME)"
 
-db-up: ## Start the dev PostgreSQL cluster (.tenantry/pg), creating it if needed
+db-up: ## Start the dev PostgreSQL cluster (.tenantry/pg), creating it if needed, tuned for this machine (TENANTRY_PG_TUNE=0: defaults)
 	@if [[ -n "$${TENANTRY__DATABASE__URL:-}" ]]; then \
 		safe=$$(printf '%s' "$$TENANTRY__DATABASE__URL" | sed -E 's#^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):.*@#\1:***@#'); \
 		echo "db-up: TENANTRY__DATABASE__URL is set; using $$safe's server; no local cluster started"; \
 	else \
-		scripts/pg.sh up $(PG_DIR) $(PG_PORT); \
+		TENANTRY_PG_TUNE=$${TENANTRY_PG_TUNE:-1} scripts/pg.sh up $(PG_DIR) $(PG_PORT); \
 	fi
 
 db-down: ## Stop the dev cluster
@@ -47,6 +47,9 @@ migrate: ## Build and run `tenantry migrate` against the dev database (CITUS=1: 
 
 run: ## Start the dev cluster, build, migrate and serve (CITUS=1: on a local Citus cluster)
 	@CITUS=$(CITUS) scripts/run.sh
+
+doctor: ## Check the dev database's roles, RLS and server settings (tenantry doctor; ARGS=--strict, --format json, ...)
+	@cargo run -q -p tenantry -- doctor $(ARGS)
 
 test: ## Run all tests against a throwaway cluster (extra nextest args: ARGS=...)
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest

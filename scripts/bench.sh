@@ -21,6 +21,9 @@
 # service and pgbench both through the coordinator; writes
 # bench/results/<date>-citus.{md,json}.
 set -euo pipefail
+# The bench cluster runs PostgreSQL's defaults (the targets are defined on
+# them), whatever the caller's shell exports.
+unset TENANTRY_PG_TUNE
 
 scale=${BENCH_SCALE_TENANTS:-100000}
 purge_rows=${BENCH_PURGE_ROWS:-1000000}

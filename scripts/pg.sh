@@ -13,6 +13,10 @@
 #                                        workers added to the coordinator's metadata
 #   scripts/pg.sh down   DIR             also stops the workers in DIR/worker-*
 #   scripts/pg.sh remove DIR             stop it and DELETE its data (and DIR's link, below)
+#   scripts/pg.sh tune-plan [--memory-mib N] [--cpus N] [--app-connections N]
+#                 [--admin-connections N] [--replicas N] [--reserved N] [--profile P]
+#                                        print the settings TENANTRY_PG_TUNE=1 writes (this
+#                                        machine and config/default.toml's pools unless given)
 #
 # Layout: DIR/data (PGDATA), DIR/run (Unix socket), DIR/log (initdb.log, postgres.log).
 #
@@ -26,6 +30,15 @@
 #
 # Environment:
 #   PG_FAST=1                  fsync/synchronous_commit/full_page_writes off (test clusters only)
+#   TENANTRY_PG_TUNE=1         (up, citus-up) configure the cluster for this machine: memory
+#                              (MemTotal, or the cgroup limit), cores, and [database]'s pool
+#                              sizes, in DATA/postgresql.tenantry.conf (included from
+#                              postgresql.conf), re-written on every `up` and restarted when
+#                              it changed. Only the dev cluster (scripts/run.sh, make db-up);
+#                              ignored with PG_FAST=1, so throwaway clusters keep the defaults.
+#   TENANTRY_PG_TUNE_MEMORY_MIB, TENANTRY_PG_TUNE_CPUS  instead of what the machine says
+#   TENANTRY_PG_TUNE_REPLICAS  serve replicas the connections are sized for (default 2)
+#   TENANTRY_PG_TUNE_NODES     nodes sharing the machine's memory (citus-up sets it)
 #   TENANTRY_OWNER_PASSWORD    password for tenantry_owner   (default tenantry-owner-dev)
 #   TENANTRY_APP_PASSWORD      password for tenantry_app     (default tenantry-app-dev)
 #   TENANTRY_DB_NAME           database to create            (default tenantry)
@@ -57,6 +70,8 @@ usage: $prog up DIR PORT
        $prog status DIR
        $prog psql DIR PORT [psql args...]
        $prog citus-up DIR PORT WORKER_PORT...
+       $prog tune-plan [--memory-mib N] [--cpus N] [--app-connections N] [--admin-connections N]
+                       [--replicas N] [--reserved N] [--profile development|production]
 EOF
     exit 2
 }
@@ -307,6 +322,204 @@ running_port() {
 }
 
 # ---------------------------------------------------------------------------
+# Tuning for the machine (TENANTRY_PG_TUNE=1, and `tune-plan`)
+# ---------------------------------------------------------------------------
+# The formula is crates/core/src/tuning.rs's (`Plan::new`), line for line
+# (tests/tests/it/doctor.rs compares `tune-plan` with it); DEPLOYMENT.md
+# explains each value.
+TUNE_HEADROOM=10
+TUNE_SUMMARY=""
+
+is_count() { [[ "$1" =~ ^[0-9]{1,9}$ ]]; }
+
+# Memory in MiB: MemTotal, or the cgroup's limit when smaller.
+machine_memory_mib() {
+    if [[ -n "${TENANTRY_PG_TUNE_MEMORY_MIB:-}" ]]; then
+        is_count "$TENANTRY_PG_TUNE_MEMORY_MIB" || die "TENANTRY_PG_TUNE_MEMORY_MIB must be a number of MiB"
+        printf '%s\n' "$TENANTRY_PG_TUNE_MEMORY_MIB"
+        return
+    fi
+    local kb limit
+    kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null || true)
+    is_count "${kb:-}" || kb=$((1024 * 1024)) # unknown: assume 1 GiB
+    for limit in /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes; do
+        if [[ -r "$limit" ]]; then
+            limit=$(<"$limit")
+            if [[ "$limit" =~ ^[0-9]+$ ]] && ((${#limit} <= 18)) && ((limit / 1024 < kb)); then
+                kb=$((limit / 1024))
+            fi
+            break
+        fi
+    done
+    printf '%s\n' $((kb / 1024))
+}
+
+# Cores: nproc (the CPU affinity), or the cgroup's CPU quota when smaller.
+machine_cpus() {
+    if [[ -n "${TENANTRY_PG_TUNE_CPUS:-}" ]]; then
+        is_count "$TENANTRY_PG_TUNE_CPUS" || die "TENANTRY_PG_TUNE_CPUS must be a number"
+        printf '%s\n' "$TENANTRY_PG_TUNE_CPUS"
+        return
+    fi
+    local cpus quota period
+    cpus=$(nproc 2>/dev/null || echo 1)
+    if [[ -r /sys/fs/cgroup/cpu.max ]]; then
+        read -r quota period </sys/fs/cgroup/cpu.max || true
+    elif [[ -r /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
+        quota=$(</sys/fs/cgroup/cpu/cpu.cfs_quota_us)
+        period=$(</sys/fs/cgroup/cpu/cpu.cfs_period_us)
+    fi
+    if [[ "${quota:-max}" =~ ^[0-9]+$ && "${period:-}" =~ ^[1-9][0-9]*$ ]]; then
+        quota=$(((quota + period - 1) / period))
+        ((quota >= 1 && quota < cpus)) && cpus=$quota
+    fi
+    printf '%s\n' "$cpus"
+}
+
+# config_database KEY: `[database] KEY` of config/default.toml, or its
+# TENANTRY__DATABASE__KEY override.
+config_database() {
+    local key=$1 env value
+    env=TENANTRY__DATABASE__${key^^}
+    value=${!env:-}
+    if [[ -z "$value" ]]; then
+        value=$(awk -v key="$key" '
+            /^\[/ { section = $0; next }
+            section == "[database]" && $1 == key && $2 == "=" { print $3; exit }
+        ' "$script_dir/../config/default.toml" 2>/dev/null || true)
+    fi
+    is_count "${value:-}" || die "cannot read database.$key (config/default.toml or $env): '${value:-}'"
+    printf '%s\n' "$value"
+}
+
+clamp() { # clamp V LO HI
+    local v=$1
+    ((v < $2)) && v=$2
+    ((v > $3)) && v=$3
+    ((v < $2)) && v=$2
+    printf '%s\n' "$v"
+}
+
+# tune_plan MEMORY_MIB CPUS APP ADMIN REPLICAS RESERVED PROFILE: the
+# settings, one `name = value` a line.
+tune_plan() {
+    local mem=$1 cpus=$2 app=$3 admin=$4 replicas=$5 reserved=$6 profile=$7
+    local sb_cap ecs mwm_cap wal idle
+    ((cpus >= 1)) || cpus=1
+    ((replicas >= 1)) || replicas=1
+    if [[ "$profile" == development ]]; then
+        sb_cap=2048 ecs=$((mem / 2)) mwm_cap=512 wal=2048 idle=300
+    else
+        # shellcheck disable=SC2017 # the same integer steps as tuning.rs
+        sb_cap=$((1 << 62)) ecs=$((mem / 4 * 3)) mwm_cap=2048 wal=4096 idle=60
+    fi
+    ((ecs >= 256)) || ecs=256
+    local sb mwm conns wm half
+    sb=$(clamp $((mem / 4)) 128 "$sb_cap")
+    mwm=$(clamp $((mem / 16)) 64 "$mwm_cap")
+    conns=$((replicas * (app + admin) + TUNE_HEADROOM + reserved))
+    wm=0
+    ((mem > sb)) && wm=$(((mem - sb) / (conns * 4)))
+    wm=$(clamp "$wm" 4 64)
+    half=$((cpus / 2))
+    ((half >= 1)) || half=1
+    ((half <= 4)) || half=4
+    cat <<PLAN
+shared_buffers = ${sb}MB
+effective_cache_size = ${ecs}MB
+work_mem = ${wm}MB
+maintenance_work_mem = ${mwm}MB
+max_connections = $conns
+bgwriter_delay = 50ms
+bgwriter_lru_maxpages = 1000
+bgwriter_lru_multiplier = 4.0
+max_wal_size = ${wal}MB
+min_wal_size = $((wal / 4))MB
+checkpoint_timeout = 15min
+checkpoint_completion_target = 0.9
+wal_compression = on
+random_page_cost = 1.1
+effective_io_concurrency = 200
+idle_in_transaction_session_timeout = ${idle}s
+track_io_timing = on
+max_worker_processes = $((cpus > 8 ? cpus : 8))
+max_parallel_workers = $cpus
+max_parallel_workers_per_gather = $half
+max_parallel_maintenance_workers = $half
+PLAN
+}
+
+# tune_inputs: MEMORY_MIB CPUS APP ADMIN REPLICAS RESERVED of this machine
+# and configuration (a Citus cluster's nodes share the machine's memory).
+tune_inputs() {
+    local mem cpus nodes=${TENANTRY_PG_TUNE_NODES:-1} replicas=${TENANTRY_PG_TUNE_REPLICAS:-2}
+    if ! is_count "$nodes" || ((nodes < 1)); then die "TENANTRY_PG_TUNE_NODES must be a number >= 1"; fi
+    is_count "$replicas" || die "TENANTRY_PG_TUNE_REPLICAS must be a number"
+    mem=$(machine_memory_mib)
+    cpus=$(machine_cpus)
+    printf '%s %s %s %s %s %s\n' $((mem / nodes)) "$cpus" "$(config_database max_connections)" \
+        "$(config_database admin_connections)" "$replicas" 3
+}
+
+tune_value() { awk -v n="$1" '$1 == n {print $3}' <<<"$2"; }
+
+# write_tuning DATA: (re)writes DATA/postgresql.tenantry.conf for this
+# machine and includes it from postgresql.conf; sets TUNE_SUMMARY. Status 0
+# when the file changed.
+write_tuning() {
+    local data=$1 conf=$1/postgresql.tenantry.conf
+    local mem cpus app admin replicas reserved plan
+    read -r mem cpus app admin replicas reserved < <(tune_inputs)
+    plan=$(tune_plan "$mem" "$cpus" "$app" "$admin" "$replicas" "$reserved" development)
+    if [[ "${PG_CITUS:-}" == 1 ]]; then
+        # A Citus node's connections and workers are set on its command line.
+        plan=$(grep -v -E '^(max_connections|max_worker_processes) ' <<<"$plan")
+    fi
+    local text
+    text="# Written by scripts/pg.sh (TENANTRY_PG_TUNE=1) on every \`up\` for this machine:
+# ${mem} MiB of memory for this node, ${cpus} cpu(s), pools ${replicas} x (${app} + ${admin}) + ${TUNE_HEADROOM} headroom + ${reserved} reserved.
+# Edits are overwritten; see DEPLOYMENT.md and scripts/pg.sh tune-plan.
+$plan"
+    local conns
+    conns=$(tune_value max_connections "$plan")
+    [[ "${PG_CITUS:-}" != 1 ]] || conns="(citus: command line)"
+    TUNE_SUMMARY="tuned for ${mem} MiB, ${cpus} cpu(s): shared_buffers=$(tune_value shared_buffers "$plan") effective_cache_size=$(tune_value effective_cache_size "$plan") work_mem=$(tune_value work_mem "$plan") max_connections=$conns bgwriter_delay=50ms bgwriter_lru_maxpages=1000 max_wal_size=$(tune_value max_wal_size "$plan") ($conf)"
+    if ! grep -q "^include_if_exists = 'postgresql.tenantry.conf'" "$data/postgresql.conf"; then
+        printf "\n# The machine's settings (scripts/pg.sh, TENANTRY_PG_TUNE=1).\ninclude_if_exists = 'postgresql.tenantry.conf'\n" >>"$data/postgresql.conf"
+    fi
+    if [[ -f "$conf" && "$(<"$conf")" == "$text" ]]; then
+        return 1
+    fi
+    printf '%s\n' "$text" >"$conf"
+    [[ $IS_ROOT -eq 0 ]] || chown postgres: -- "$conf"
+    return 0
+}
+
+cmd_tune_plan() {
+    local mem cpus app admin replicas reserved profile=development
+    read -r mem cpus app admin replicas reserved < <(tune_inputs)
+    while [[ $# -gt 0 ]]; do
+        [[ $# -ge 2 ]] || usage
+        case "$1" in
+        --memory-mib) mem=$2 ;;
+        --cpus) cpus=$2 ;;
+        --app-connections) app=$2 ;;
+        --admin-connections) admin=$2 ;;
+        --replicas) replicas=$2 ;;
+        --reserved) reserved=$2 ;;
+        --profile)
+            [[ "$2" == development || "$2" == production ]] || die "--profile: development or production"
+            profile=$2
+            ;;
+        *) usage ;;
+        esac
+        [[ "$1" == --profile ]] || is_count "$2" || die "$1: not a number: '$2'"
+        shift 2
+    done
+    tune_plan "$mem" "$cpus" "$app" "$admin" "$replicas" "$reserved" "$profile"
+}
+
+# ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
 cmd_up() {
@@ -376,25 +589,48 @@ cmd_up() {
         die "cluster in $data is PostgreSQL $data_ver but the binaries found ($PG_BINDIR) are $bin_ver. Install PostgreSQL $data_ver, or remove $dir to recreate the cluster (dev cluster: make clean-db)."
     fi
 
-    # 3. Start if needed.
+    # 3. The machine's settings (TENANTRY_PG_TUNE=1: the dev cluster of
+    #    `make run` / `make db-up`), re-written on every `up` so a machine
+    #    change is followed. Never for a throwaway cluster (PG_FAST=1).
+    local tuned=0 tune_changed=0
+    if [[ "${TENANTRY_PG_TUNE:-}" == 1 && "${PG_FAST:-}" != 1 ]]; then
+        tuned=1
+        write_tuning "$data" && tune_changed=1
+    fi
+
+    # 4. Start if needed (restart when running with other tuned settings:
+    #    most of them, shared_buffers first, need one).
+    local opts="-p $port -k '$run' -c listen_addresses=127.0.0.1"
+    # A tuned cluster's max_connections is in its conf include (the command
+    # line would win over it).
+    [[ $tuned -eq 1 && "${PG_CITUS:-}" != 1 ]] || opts+=" -c max_connections=200"
+    opts+=" -c unix_socket_permissions=0700"
+    if [[ "${PG_FAST:-}" == 1 ]]; then
+        opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    if [[ "${PG_CITUS:-}" == 1 ]]; then
+        # Citus runs a maintenance daemon (a background worker) per
+        # database; a test run has many databases at once.
+        opts+=" -c shared_preload_libraries=citus -c max_worker_processes=128"
+        opts+=" -c max_connections=400 -c max_prepared_transactions=400"
+    fi
     if pg_running "$data"; then
         local rport
         rport=$(running_port "$data")
         if [[ "$rport" != "$port" ]]; then
             die "the cluster in $data is already running on port ${rport:-?}, not $port. Stop it first: $prog down $dir"
         fi
+        if [[ $tune_changed -eq 1 ]]; then
+            echo "postgres: restarting to apply the settings for this machine (postgresql.tenantry.conf)"
+            if ! as_pg_in_root "$PG_CTL" -D "$data" -l "$log/postgres.log" -m fast -w -t 60 -o "$opts" \
+                restart >/dev/null 2>"$log/pg_ctl.err"; then
+                echo "$prog: could not restart PostgreSQL (port $port). pg_ctl said:" >&2
+                sed 's/^/  /' "$log/pg_ctl.err" >&2 || true
+                tail -n 30 "$log/postgres.log" | sed 's/^/  /' >&2 || true
+                exit 1
+            fi
+        fi
     else
-        local opts="-p $port -k '$run' -c listen_addresses=127.0.0.1 -c max_connections=200"
-        opts+=" -c unix_socket_permissions=0700"
-        if [[ "${PG_FAST:-}" == 1 ]]; then
-            opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        fi
-        if [[ "${PG_CITUS:-}" == 1 ]]; then
-            # Citus runs a maintenance daemon (a background worker) per
-            # database; a test run has many databases at once.
-            opts+=" -c shared_preload_libraries=citus -c max_worker_processes=128"
-            opts+=" -c max_connections=400 -c max_prepared_transactions=400"
-        fi
         local pglog=$log/postgres.log
         touch "$pglog"
         [[ $IS_ROOT -eq 0 ]] || chown postgres: -- "$pglog"
@@ -407,7 +643,7 @@ cmd_up() {
         fi
     fi
 
-    # 4. Bootstrap roles and database (idempotent).
+    # 5. Bootstrap roles and database (idempotent).
     local sql=$script_dir/bootstrap-roles.sql
     [[ -r "$sql" ]] || die "missing $sql"
     # The file is fed on stdin so the cluster's OS user need not be able to read the checkout.
@@ -425,7 +661,7 @@ cmd_up() {
         die "bootstrapping roles/database failed (see the psql error above; server log: $log/postgres.log)"
     fi
 
-    # 5. Citus: the extension in the database (superuser only).
+    # 6. Citus: the extension in the database (superuser only).
     if [[ "${PG_CITUS:-}" == 1 ]]; then
         as_pg_in_root "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$run" -p "$port" -U postgres \
             -d "${TENANTRY_DB_NAME:-tenantry}" -c "SET client_min_messages = warning" \
@@ -433,7 +669,8 @@ cmd_up() {
             die "CREATE EXTENSION citus failed: is Citus installed? (../shared/citus/build.sh, or the Citus packages)"
     fi
 
-    # 6. Done.
+    # 7. Done.
+    [[ $tuned -eq 0 ]] || echo "postgres: $TUNE_SUMMARY"
     echo "postgres: up on 127.0.0.1:$port (data $data)"
 }
 
@@ -464,7 +701,8 @@ cmd_citus_up() {
     local app_pw=${TENANTRY_APP_PASSWORD:-tenantry-app-dev}
     local node
     for node in "$port:$dir" $(for wport in "$@"; do printf '%s:%s\n' "$wport" "$dir/worker-$wport"; done); do
-        PG_CITUS=1 cmd_up "${node#*:}" "${node%%:*}" | sed 's/^postgres:/citus node:/'
+        PG_CITUS=1 TENANTRY_PG_TUNE_NODES=${TENANTRY_PG_TUNE_NODES:-$(($# + 1))} \
+            cmd_up "${node#*:}" "${node%%:*}" | sed 's/^postgres:/citus node:/'
         # Every node knows the superuser's password: the coordinator reaches
         # the workers over TCP (scram-sha-256) as the connected role.
         # Dedicated placement: Citus copies a tenant's shards as the tables'
@@ -604,6 +842,7 @@ remove) cmd_remove "$@" ;;
 status) cmd_status "$@" ;;
 psql) cmd_psql "$@" ;;
 citus-up) cmd_citus_up "$@" ;;
+tune-plan) cmd_tune_plan "$@" ;;
 -h | --help | help) usage ;;
 *) usage ;;
 esac

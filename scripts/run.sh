@@ -10,6 +10,9 @@
 #     because migrations run as the owner role.
 #   - Otherwise the dev cluster in .tenantry/pg is started on port
 #     ${TENANTRY_PG_PORT:-54329} and both URLs are pointed at its "tenantry" db.
+#   - The dev cluster is configured for this machine (memory, cores, the
+#     pools of [database]; scripts/pg.sh, TENANTRY_PG_TUNE=1) on every start;
+#     TENANTRY_PG_TUNE=0 keeps PostgreSQL's defaults.
 #   - With CITUS=1 (`make run CITUS=1`), a local Citus cluster instead:
 #     .tenantry/citus, the coordinator on the same port (so the CLI's default
 #     configuration reaches it) and two workers on the next two ports;
@@ -70,11 +73,12 @@ else
                 die "CITUS=1 needs the citus extension: install Citus 13 for your PostgreSQL (https://docs.citusdata.com/en/stable/installation/)"
             "$root/../shared/citus/build.sh"
         fi
-        "$root/scripts/pg.sh" citus-up "$root/.tenantry/citus" "$port" $((port + 1)) $((port + 2))
+        TENANTRY_PG_TUNE=${TENANTRY_PG_TUNE:-1} \
+            "$root/scripts/pg.sh" citus-up "$root/.tenantry/citus" "$port" $((port + 1)) $((port + 2))
     else
         [[ "$("$root/scripts/pg.sh" status "$root/.tenantry/citus")" != running* ]] ||
             die "the Citus dev cluster (.tenantry/citus) is running on port $port; stop it first (make db-down), or make run CITUS=1"
-        "$root/scripts/pg.sh" up "$root/.tenantry/pg" "$port"
+        TENANTRY_PG_TUNE=${TENANTRY_PG_TUNE:-1} "$root/scripts/pg.sh" up "$root/.tenantry/pg" "$port"
     fi
     TENANTRY__DATABASE__URL="postgres://tenantry_app:$(urlencode "$app_pw")@127.0.0.1:${port}/${db}"
     export TENANTRY__DATABASE__URL

@@ -11,6 +11,7 @@ pub mod role;
 pub mod scope;
 pub mod slug;
 pub mod status;
+pub mod tuning;
 
 pub use cursor::Cursor;
 pub use host::{Hostname, HostnameError};

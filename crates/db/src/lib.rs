@@ -11,6 +11,7 @@ pub mod citus;
 mod context;
 #[cfg(test)]
 mod contract;
+pub mod doctor;
 mod error;
 pub mod guard;
 pub mod migrate;

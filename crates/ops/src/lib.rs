@@ -21,6 +21,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod clusters;
 pub mod console;
+pub mod doctor;
 pub mod domains;
 mod error;
 pub mod events;

@@ -58,6 +58,17 @@ pub enum Command {
         tenantry token --tenant 0190c3a6-7b1c-7d3e-9f00-000000000001 --ttl 1h\n  \
         tenantry token --tenants-file tenants.txt --scope tenant:read > tokens.txt")]
     Token(TokenArgs),
+    /// Check the configured database for this service: roles and RLS (as
+    /// `policies check`) and the server settings that matter (memory,
+    /// bgwriter, WAL, connections versus pools, timeouts), each finding with
+    /// what is wrong, why it matters and the setting to use. Exit 1 on a
+    /// failing check (or, with --strict, a warning), 2 if the database
+    /// cannot be reached.
+    #[command(after_help = "Examples:\n  \
+        tenantry doctor\n  \
+        tenantry doctor --replicas 3 --server-memory 16GB --strict\n  \
+        tenantry doctor --format json --ignore random_page_cost > doctor.json")]
+    Doctor(DoctorArgs),
     /// Purge deleted tenants whose retention period has passed; progress
     /// on stderr, each sweep's report as JSON on stdout.
     #[command(after_help = "Examples:\n  \
@@ -155,6 +166,43 @@ pub struct TokenArgs {
     /// under auth.role_claim); it can only lower a member's role.
     #[arg(long, value_name = "ROLE", conflicts_with = "admin")]
     pub role: Option<Role>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// How to print the report: text (for people) or json (one document).
+    #[arg(long, value_enum, default_value_t = DoctorFormat::Text)]
+    pub format: DoctorFormat,
+    /// Exit 1 on warnings too, not only on failing checks.
+    #[arg(long)]
+    pub strict: bool,
+    /// Replicas of `tenantry serve` sharing this database: max_connections
+    /// must cover replicas x (database.max_connections +
+    /// database.admin_connections) + headroom + reserved.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub replicas: u32,
+    /// The database server's memory, e.g. 16GB (PostgreSQL cannot tell it;
+    /// without this it is assumed from effective_cache_size).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub server_memory: Option<u64>,
+    /// A check whose finding does not count towards the exit code (listed
+    /// as ignored), e.g. random_page_cost on spinning disks. Repeatable.
+    #[arg(long, value_name = "CHECK")]
+    pub ignore: Vec<String>,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    tenantry_core::tuning::parse_memory_mib(text)
+        .ok_or_else(|| format!("not a memory size: {text:?} (e.g. 16GB, 512MB)"))
+}
+
+/// `tenantry doctor --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorFormat {
+    /// One block per finding, for people.
+    Text,
+    /// The report as one JSON document on stdout.
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +430,7 @@ mod tests {
             "tenantry serve",
             "tenantry migrate",
             "tenantry policies check",
+            "tenantry doctor",
             "tenantry token",
             "tenantry sweep",
             "tenantry quotas reconcile",

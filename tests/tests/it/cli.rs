@@ -15,10 +15,11 @@ use tenantry_db::{DbError, ScopedFutureExt};
 use tenantry_tests::{TestApp, tenantry_bin};
 
 /// Every command of the tree, as `tenantry help` would list them.
-const TOP_LEVEL: [&str; 10] = [
+const TOP_LEVEL: [&str; 11] = [
     "serve",
     "migrate",
     "policies",
+    "doctor",
     "token",
     "sweep",
     "quotas",
@@ -88,7 +89,7 @@ fn the_man_page_renders_and_names_every_subcommand() {
     // its examples.
     let dir = std::env::temp_dir().join(format!("tenantry-man-{}", uuid::Uuid::new_v4()));
     let (_, stderr) = offline(&["man", "--out", dir.to_str().unwrap()]);
-    assert!(stderr.contains("wrote 17 man pages"), "{stderr}");
+    assert!(stderr.contains("wrote 18 man pages"), "{stderr}");
     let mut names: Vec<String> = TOP_LEVEL.iter().map(|n| format!("tenantry-{n}")).collect();
     names.extend(NESTED.iter().map(|(p, n)| format!("tenantry-{p}-{n}")));
     names.push("tenantry".to_owned());

@@ -20,6 +20,7 @@ mod console_tenants;
 mod contract;
 mod dashboard;
 mod docs;
+mod doctor;
 mod domains;
 mod environment;
 mod faults;

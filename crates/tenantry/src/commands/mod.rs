@@ -7,6 +7,7 @@ use crate::cli::Command;
 use crate::settings::Settings;
 
 pub mod completions;
+pub mod doctor;
 pub mod man;
 pub mod migrate;
 pub mod policies;
@@ -23,6 +24,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         Command::Serve => serve::run(settings).await,
         Command::Migrate(args) => migrate::run(&settings, &args).await,
         Command::Policies(command) => policies::run(&settings, &command).await,
+        Command::Doctor(args) => doctor::run(&settings, &args).await,
         Command::Token(args) => token::run(&settings, args),
         Command::Sweep(args) => sweep::run(&settings, &args).await,
         Command::Quotas(command) => quotas::run(&settings, &command).await,
