@@ -1283,7 +1283,7 @@ pub async fn run(
                 let mut reader = Reader::new(input);
                 let mut checker = Checker::new(rules, base_domain.as_deref());
                 let mut writer = Writer {
-                    conn: *conn,
+                    conn,
                     id,
                     importer,
                     actor,
