@@ -254,20 +254,13 @@ async fn apply_session_settings(
     // On Citus, SET LOCAL (how the context setters place the context)
     // reaches the workers only with propagate_set_commands = 'local';
     // without it every distributed read finds nothing (it fails closed).
-    // On Citus, cached statements are planned for their parameters every
-    // time: a generic plan of a multi-table statement (the quota charge's
-    // UPDATE … FROM) cannot be routed to one shard and would fan out.
     diesel::sql_query(
         "SELECT set_config('statement_timeout', $1, false), \
                 set_config('idle_in_transaction_session_timeout', $2, false), \
                 set_config('application_name', $3, false), \
                 set_config('citus.propagate_set_commands', 'local', false), \
                 set_config('citus.multi_task_query_log_level', $4, false), \
-                set_config('tenantry.usage_interval', $5, false), \
-                set_config('plan_cache_mode', \
-                    CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') \
-                         THEN 'force_custom_plan' \
-                         ELSE current_setting('plan_cache_mode') END, false)",
+                set_config('tenantry.usage_interval', $5, false)",
     )
     .bind::<Text, _>(&session.statement_timeout_ms)
     .bind::<Text, _>(&session.idle_in_transaction_timeout_ms)
@@ -276,8 +269,16 @@ async fn apply_session_settings(
     .bind::<Text, _>(&session.usage_interval_secs)
     .execute(conn)
     .await
-    .map(|_| ())
-    .map_err(|e| HookError::Backend(ConnError::QueryError(e)))
+    .map_err(|e| HookError::Backend(ConnError::QueryError(e)))?;
+    // On Citus, the hand-written multi-table statements are planned for
+    // their parameters every time (see `queries::fixed`).
+    if crate::migrate::is_citus(&mut &*conn)
+        .await
+        .map_err(|e| HookError::Backend(ConnError::QueryError(e)))?
+    {
+        crate::queries::fixed::on_citus();
+    }
+    Ok(())
 }
 
 impl Db {

@@ -4,11 +4,23 @@
 //! statements on the request path that the query builder cannot express.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Integer, Untyped, Uuid as SqlUuid};
+
+/// Whether this process talks to Citus: a generic plan of a multi-table
+/// statement (the quota charge's `UPDATE … FROM`) cannot be routed to one
+/// shard there, so these statements are then prepared afresh for their
+/// parameters each time, as `sql_query` would be.
+static ON_CITUS: AtomicBool = AtomicBool::new(false);
+
+/// Set by the pool when a connection finds the citus extension.
+pub(crate) fn on_citus() {
+    ON_CITUS.store(true, Ordering::Relaxed);
+}
 
 /// One bound value.
 #[derive(Debug, Clone)]
@@ -48,6 +60,9 @@ impl<K> Query for Fixed<K> {
 
 impl<K> QueryFragment<Pg> for Fixed<K> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if ON_CITUS.load(Ordering::Relaxed) {
+            out.unsafe_to_cache_prepared();
+        }
         // Each `$n` becomes the next placeholder, bound to `binds[n - 1]`
         // (a value used twice is bound twice).
         let mut rest = self.sql;

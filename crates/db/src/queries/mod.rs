@@ -11,7 +11,7 @@ pub mod console_sessions;
 pub mod domains;
 pub mod events;
 pub mod export;
-mod fixed;
+pub(crate) mod fixed;
 pub mod idempotency;
 pub mod instances;
 pub mod members;
