@@ -196,7 +196,7 @@ pipelined() { # script out — the same statements in one pipeline (pgbench 15: 
     # pgbench aborts the client on an error inside a pipeline and allows no
     # \gset there; the scripts have neither (every statement always succeeds).
     ! grep -q '\\[ag]set' "bench/$1" || die "bench/$1 uses \\gset/\\aset, which a pipeline cannot"
-    awk '/^BEGIN;/ {print "\\startpipeline"} {print} /^COMMIT;/ {print "\\endpipeline"}' "bench/$1" >"$2"
+    awk '/^BEGIN( READ ONLY)?;/ {print "\\startpipeline"} {print} /^COMMIT;/ {print "\\endpipeline"}' "bench/$1" >"$2"
     [[ $(grep -c '^\\startpipeline' "$2") == 1 && $(grep -c '^\\endpipeline' "$2") == 1 ]] ||
         die "bench/$1: no single BEGIN; ... COMMIT; to pipeline"
 }
