@@ -54,18 +54,7 @@ struct Touched {
 /// `first`, then the seven deltas in `Resource::ALL`'s column order.
 pub(crate) fn deltas(first: Bind, delta: &Amounts) -> Vec<Bind> {
     let mut binds = vec![first];
-    binds.extend(
-        [
-            Resource::Users,
-            Resource::ApiKeys,
-            Resource::Clusters,
-            Resource::Instances,
-            Resource::CpuCores,
-            Resource::MemoryGb,
-            Resource::StorageGb,
-        ]
-        .map(|r| Bind::BigInt(delta.get(r))),
-    );
+    binds.extend(Resource::ALL.map(|r| Bind::BigInt(delta.get(r))));
     binds
 }
 

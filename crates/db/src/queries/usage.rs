@@ -47,15 +47,7 @@ pub async fn record(conn: &mut Conn<'_>, tenant: TenantId, delta: Amounts) -> Qu
     /// The counters' statement-cache key.
     struct RecordUsage;
     let mut binds = vec![Bind::Uuid(tenant.into())];
-    for r in [
-        Resource::Users,
-        Resource::ApiKeys,
-        Resource::Clusters,
-        Resource::Instances,
-        Resource::CpuCores,
-        Resource::MemoryGb,
-        Resource::StorageGb,
-    ] {
+    for r in Resource::ALL {
         binds.push(Bind::Int(clamp(delta.get(r).max(0))));
         binds.push(Bind::Int(clamp((-delta.get(r)).max(0))));
     }
