@@ -48,7 +48,8 @@
 //!
 //! It all runs in one transaction (`PlatformScope::provision`), and the file
 //! is streamed through it: a line is read, checked and written before the
-//! next is read, so memory holds one line (at most [`MAX_LINE_BYTES`]) and
+//! next is read (events, [`EVENT_FLIGHT`] at a time), so memory
+//! holds one line (at most [`MAX_LINE_BYTES`]), one batch of events and
 //! the ids seen so far, never the file. A refusal on any line, or a missing
 //! trailer at the end, rolls the whole import back; the error names the
 //! line ([`Error::AtLine`]). Rows refer only to rows before them, as in an
@@ -996,9 +997,34 @@ struct Writer<'c> {
     new_ids: HashMap<Uuid, Uuid>,
     /// What the sections did: restored, or checked and skipped.
     sections: BTreeMap<String, String>,
+    /// Checked events not yet written (subject already mapped, data
+    /// built): written [`EVENT_FLIGHT`] at a time, in file order.
+    pending_events: Vec<(Option<Uuid>, Value)>,
 }
 
+/// How many imported events are written together
+/// (`queries::events::record_many`: three statements for all of them).
+/// An event is its insert and its webhook outbox rows; written one by
+/// one, a history of thousands costs seconds on Citus, where every
+/// statement is planned for and sent to a worker. Bounds what the import
+/// holds: this many events of at most [`MAX_EVENT_DATA_BYTES`] each.
+const EVENT_FLIGHT: usize = 256;
+
 impl Writer<'_> {
+    /// Writes the events that wait, in order, in one flight.
+    async fn flush_events(&mut self) -> Result<(), Error> {
+        let events = std::mem::take(&mut self.pending_events);
+        queries::events::record_many(
+            &mut self.conn,
+            self.id,
+            IMPORTED_EVENT,
+            self.importer,
+            events,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Writes the file's limits, if they wait to be.
     async fn flush_limits(&mut self) -> Result<(), Error> {
         if let Some((line, limits)) = self.pending_limits.take() {
@@ -1014,6 +1040,9 @@ impl Writer<'_> {
     async fn write(&mut self, row: Row) -> Result<(), Error> {
         if !matches!(row, Row::Limits(..) | Row::Settings { .. } | Row::Plan(_)) {
             self.flush_limits().await?;
+        }
+        if !matches!(row, Row::Event(_)) {
+            self.flush_events().await?;
         }
         let (conn, id) = (&mut self.conn, self.id);
         match row {
@@ -1180,15 +1209,11 @@ impl Writer<'_> {
                 let subject = event
                     .old_subject
                     .and_then(|old| self.new_ids.get(&old).copied());
-                queries::events::record(
-                    conn,
-                    id,
-                    IMPORTED_EVENT,
-                    self.importer,
-                    subject,
-                    json!({ "original": event.original }),
-                )
-                .await?;
+                self.pending_events
+                    .push((subject, json!({ "original": event.original })));
+                if self.pending_events.len() >= EVENT_FLIGHT {
+                    self.flush_events().await?;
+                }
             }
             Row::SkippedApiKey | Row::SkippedUsage => {}
         }
@@ -1292,6 +1317,7 @@ pub async fn run(
                     pending_limits: None,
                     new_ids: HashMap::new(),
                     sections: BTreeMap::new(),
+                    pending_events: Vec::new(),
                 };
                 let mut rows: BTreeMap<String, u64> = BTreeMap::new();
                 let mut skipped: BTreeMap<String, u64> =
@@ -1313,6 +1339,7 @@ pub async fn run(
                     }
                 }
                 writer.flush_limits().await?;
+                writer.flush_events().await?;
                 let sections = writer.sections;
                 let conn = &mut writer.conn;
                 queries::audit::record(

@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tenantry_core::TenantId;
+use tenantry_db::ScopedFutureExt;
 use tenantry_tests::webhook_receiver::{Answer, Received, Receiver};
 use tenantry_tests::{TestApp, tenant_context_sql, test_retention, test_webhooks};
 
@@ -734,4 +735,76 @@ async fn webhook_routes_need_tenant_admin() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
     let _: TenantId = tenant;
+}
+
+#[tokio::test]
+async fn events_recorded_together_keep_their_order_and_reach_each_subscribed_endpoint_once() {
+    // The receivers outlive the app: 300 deliveries are still in flight
+    // when the test ends, and with the receivers dropped first this test
+    // took 60 s to stop instead of one.
+    let (all, users_only) = (Receiver::start().await, Receiver::start().await);
+    let app = app().await;
+    let (tenant, token) = app.tenant_with("batched", json!({})).await;
+    let (to_all, _) = register(&app, &token, &all.url, Value::Null).await;
+    register(&app, &token, &users_only.url, json!(["user.created"])).await;
+
+    // More than one insert's worth for the import (256), in one call.
+    let items: Vec<(Option<uuid::Uuid>, Value)> =
+        (0..300).map(|n| (None, json!({ "n": n }))).collect();
+    app.db
+        .tenant(tenant)
+        .run(|conn| {
+            async move {
+                tenantry_db::queries::events::record_many(
+                    conn,
+                    tenant,
+                    "event.imported",
+                    "import:test",
+                    items,
+                )
+                .await
+                .map_err(tenantry_db::DbError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+        #[diesel(sql_type = BigInt)]
+        deliveries: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        endpoint: String,
+    }
+    let mut conn = app.test_db.app_conn().await;
+    let rows: Vec<Row> = conn
+        .transaction(async |conn| {
+            conn.batch_execute(&tenant_context_sql(tenant)).await?;
+            diesel::sql_query(
+                "SELECT (e.data->>'n')::bigint AS n, count(d.id) AS deliveries,
+                        coalesce(min(d.endpoint_id::text), '') AS endpoint
+                   FROM events e LEFT JOIN webhook_deliveries d
+                     ON d.tenant_id = e.tenant_id AND d.event_id = e.id
+                  WHERE e.kind = 'event.imported'
+                  GROUP BY e.tenant_id, e.id, e.data ORDER BY e.id",
+            )
+            .load(conn)
+            .await
+        })
+        .await
+        .unwrap();
+    let order: Vec<i64> = rows.iter().map(|r| r.n).collect();
+    assert_eq!(
+        order,
+        (0..300).collect::<Vec<i64>>(),
+        "ids follow the input"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.deliveries == 1 && r.endpoint == to_all),
+        "one delivery each, to the endpoint that takes every type"
+    );
 }

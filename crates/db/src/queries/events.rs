@@ -43,6 +43,60 @@ pub async fn record(
         .map(|_| ())
 }
 
+/// [`record`] for many events of one kind by one actor, in order: one
+/// insert of every row, one lookup of the subscribed endpoints, one
+/// insert of every delivery, whatever their number (the import's
+/// history, where a statement per event costs a hop each on Citus).
+pub async fn record_many(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    kind: &str,
+    actor: &str,
+    items: Vec<(Option<uuid::Uuid>, serde_json::Value)>,
+) -> QueryResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<EventId> = items.iter().map(|_| EventId::new()).collect();
+    let rows: Vec<_> = ids
+        .iter()
+        .zip(&items)
+        .map(|(id, (subject, data))| {
+            (
+                events::tenant_id.eq(tenant),
+                events::id.eq(*id),
+                events::kind.eq(kind),
+                events::actor.eq(actor),
+                events::subject.eq(*subject),
+                events::data.eq(data),
+            )
+        })
+        .collect();
+    let written: Vec<(EventId, chrono::DateTime<chrono::Utc>)> = diesel::insert_into(events::table)
+        .values(rows)
+        .returning((events::id, events::at))
+        .get_results(conn)
+        .await?;
+    let at: std::collections::HashMap<EventId, chrono::DateTime<chrono::Utc>> =
+        written.into_iter().collect();
+    let out: Vec<super::webhooks::OutEvent<'_>> = ids
+        .iter()
+        .zip(items)
+        .filter_map(|(id, (subject, data))| {
+            Some(super::webhooks::OutEvent {
+                id: *id.as_uuid(),
+                kind,
+                tenant: Some(tenant),
+                occurred_at: *at.get(id)?,
+                data: serde_json::json!({ "actor": actor, "subject": subject, "details": data }),
+            })
+        })
+        .collect();
+    super::webhooks::enqueue_tenant_all(conn, tenant, kind, &out)
+        .await
+        .map(|_| ())
+}
+
 pub async fn list(
     conn: &mut Conn<'_>,
     tenant: TenantId,

@@ -106,6 +106,24 @@ pub async fn enqueue_tenant(
     tenant: TenantId,
     event: &OutEvent<'_>,
 ) -> QueryResult<usize> {
+    enqueue_tenant_all(conn, tenant, event.kind, std::slice::from_ref(event)).await
+}
+
+/// Deliveries in one insert at most: six parameters each, under the
+/// protocol's 65,535 per statement.
+const MAX_DELIVERIES_PER_INSERT: usize = 10_000;
+
+/// [`enqueue_tenant`] for many events of one kind: one lookup of the
+/// subscribed endpoints, one insert of every delivery.
+pub async fn enqueue_tenant_all(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    kind: &str,
+    events: &[OutEvent<'_>],
+) -> QueryResult<usize> {
+    if events.is_empty() {
+        return Ok(0);
+    }
     let endpoints: Vec<Uuid> = webhook_endpoints::table
         .filter(webhook_endpoints::tenant_id.eq(tenant))
         .filter(webhook_endpoints::enabled.eq(true))
@@ -114,7 +132,7 @@ pub async fn enqueue_tenant(
                 .is_null()
                 .or(webhook_endpoints::event_types
                     .assume_not_null()
-                    .contains(vec![event.kind.to_owned()])),
+                    .contains(vec![kind.to_owned()])),
         )
         .select(webhook_endpoints::id)
         .load(conn)
@@ -122,24 +140,30 @@ pub async fn enqueue_tenant(
     if endpoints.is_empty() {
         return Ok(0);
     }
-    let payload = event.payload();
-    let rows: Vec<_> = endpoints
-        .into_iter()
-        .map(|endpoint| {
-            (
-                webhook_deliveries::tenant_id.eq(tenant),
-                webhook_deliveries::id.eq(Uuid::now_v7()),
-                webhook_deliveries::endpoint_id.eq(endpoint),
-                webhook_deliveries::event_id.eq(event.id),
-                webhook_deliveries::event_type.eq(event.kind),
-                webhook_deliveries::payload.eq(payload.clone()),
-            )
-        })
-        .collect();
-    diesel::insert_into(webhook_deliveries::table)
-        .values(rows)
-        .execute(conn)
-        .await
+    // A statement takes at most 65,535 parameters, six per delivery.
+    let per_statement = (MAX_DELIVERIES_PER_INSERT / endpoints.len()).max(1);
+    let mut written = 0;
+    for chunk in events.chunks(per_statement) {
+        let mut rows = Vec::with_capacity(chunk.len() * endpoints.len());
+        for event in chunk {
+            let payload = event.payload();
+            for endpoint in &endpoints {
+                rows.push((
+                    webhook_deliveries::tenant_id.eq(tenant),
+                    webhook_deliveries::id.eq(Uuid::now_v7()),
+                    webhook_deliveries::endpoint_id.eq(*endpoint),
+                    webhook_deliveries::event_id.eq(event.id),
+                    webhook_deliveries::event_type.eq(event.kind),
+                    webhook_deliveries::payload.eq(payload.clone()),
+                ));
+            }
+        }
+        written += diesel::insert_into(webhook_deliveries::table)
+            .values(rows)
+            .execute(conn)
+            .await?;
+    }
+    Ok(written)
 }
 
 /// One delivery row per enabled platform endpoint subscribed to the event.
