@@ -96,8 +96,6 @@ pub struct PacingView {
 pub struct BackoffsView {
     /// A batch slower than `target_batch_latency`.
     pub batch_latency: u64,
-    /// Too many other active sessions of the service's role.
-    pub active_backends: u64,
     /// Backends writing dirty buffers out while traffic ran.
     pub backend_writes: u64,
     /// The service's request latency above its baseline (inside `serve`).
@@ -116,7 +114,6 @@ impl From<tenantry_sweeper::Pacing> for PacingView {
             longest_pause_seconds: p.longest_pause.as_secs_f64(),
             backoffs: BackoffsView {
                 batch_latency: p.backoffs_latency,
-                active_backends: p.backoffs_backends,
                 backend_writes: p.backoffs_backend_writes,
                 request_latency: p.backoffs_requests,
             },
