@@ -48,6 +48,23 @@ struct Count {
     n: i64,
 }
 
+/// A batch deleted: how many rows, and the highest id among them.
+#[derive(QueryableByName)]
+struct Deleted {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<SqlUuid>)]
+    last: Option<uuid::Uuid>,
+}
+
+/// What one batch removed: its rows, and the id to go on after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    pub rows: i64,
+    /// The highest id deleted; `None` when nothing was.
+    pub last: Option<uuid::Uuid>,
+}
+
 impl Db {
     /// Deleted tenants whose retention period has passed, not under legal
     /// hold, not yet purged: oldest deletion first.
@@ -282,55 +299,77 @@ impl PurgeSession {
         .await
     }
 
-    /// Deletes up to `batch` rows of `table` and adds them to the receipt,
-    /// in one transaction that waits at most `lock_timeout` for row locks
-    /// (it yields to live traffic rather than stall it).
+    /// Deletes up to `batch` rows of `table` (the lowest ids above `after`,
+    /// when given) and adds them to the receipt, in one transaction that
+    /// waits at most `lock_timeout` for row locks (it yields to live traffic
+    /// rather than stall it).
+    ///
+    /// `after` is the previous batch's [`Batch::last`]: without it every
+    /// batch's index scan would start at the tenant's first entry and step
+    /// over the entries of every row deleted so far (dead until VACUUM), so
+    /// the later batches of a large tenant would cost more than the first.
     pub async fn delete_batch(
         &mut self,
         run: uuid::Uuid,
         table: &'static str,
         batch: i64,
         lock_timeout: Duration,
-    ) -> Result<i64, DbError> {
+        after: Option<uuid::Uuid>,
+    ) -> Result<Batch, DbError> {
         let tenant = self.tenant;
         if !TENANT_TABLES.contains(&table) {
             return Err(DbError::Config(format!("{table} is not a tenant table")));
         }
-        run_on(&mut self.conn, &self.key, Context::Provision(tenant), false, |conn| {
-            async move {
-                sql_query("SELECT set_config('lock_timeout', $1, true)")
-                    .bind::<Text, _>(format!("{}ms", lock_timeout.as_millis()))
-                    .execute(conn)
-                    .await?;
-                // `x.tenant_id = $1` too: it keeps the delete on the tenant's
-                // shard on Citus (the join alone would reach every shard).
-                let deleted = sql_query(format!(
-                    "WITH doomed AS (SELECT tenant_id, id FROM {table} WHERE tenant_id = $1 ORDER BY id LIMIT $2)
-                     DELETE FROM {table} x USING doomed d
-                      WHERE x.tenant_id = $1 AND x.tenant_id = d.tenant_id AND x.id = d.id"
-                ))
-                .bind::<SqlUuid, _>(tenant)
-                .bind::<BigInt, _>(batch)
-                .execute(conn)
-                .await?;
-                let deleted = i64::try_from(deleted).unwrap_or(i64::MAX);
-                if deleted > 0 {
-                    sql_query(
-                        "UPDATE retention_runs
+        let above = if after.is_some() { " AND id > $3" } else { "" };
+        // `x.tenant_id = $1` too: it keeps the delete on the tenant's
+        // shard on Citus (the join alone would reach every shard).
+        let statement = format!(
+            "WITH doomed AS (SELECT tenant_id, id FROM {table}
+                              WHERE tenant_id = $1{above} ORDER BY id LIMIT $2),
+                  gone AS (DELETE FROM {table} x USING doomed d
+                            WHERE x.tenant_id = $1 AND x.tenant_id = d.tenant_id AND x.id = d.id
+                        RETURNING x.id)
+             SELECT count(*) AS n, (SELECT id FROM gone ORDER BY id DESC LIMIT 1) AS last FROM gone"
+        );
+        run_on(
+            &mut self.conn,
+            &self.key,
+            Context::Provision(tenant),
+            false,
+            |conn| {
+                async move {
+                    sql_query("SELECT set_config('lock_timeout', $1, true)")
+                        .bind::<Text, _>(format!("{}ms", lock_timeout.as_millis()))
+                        .execute(conn)
+                        .await?;
+                    let query = sql_query(statement)
+                        .bind::<SqlUuid, _>(tenant)
+                        .bind::<BigInt, _>(batch);
+                    let deleted: Deleted = match after {
+                        Some(after) => query.bind::<SqlUuid, _>(after).get_result(conn).await?,
+                        None => query.get_result(conn).await?,
+                    };
+                    if deleted.n > 0 {
+                        sql_query(
+                            "UPDATE retention_runs
                             SET rows_removed = jsonb_set(rows_removed, ARRAY[$2],
                                     to_jsonb(COALESCE((rows_removed ->> $2)::bigint, 0) + $3))
                           WHERE id = $1",
-                    )
-                    .bind::<SqlUuid, _>(run)
-                    .bind::<Text, _>(table)
-                    .bind::<BigInt, _>(deleted)
-                    .execute(conn)
-                    .await?;
+                        )
+                        .bind::<SqlUuid, _>(run)
+                        .bind::<Text, _>(table)
+                        .bind::<BigInt, _>(deleted.n)
+                        .execute(conn)
+                        .await?;
+                    }
+                    Ok::<_, DbError>(Batch {
+                        rows: deleted.n,
+                        last: deleted.last,
+                    })
                 }
-                Ok::<_, DbError>(deleted)
-            }
-            .scope_boxed()
-        })
+                .scope_boxed()
+            },
+        )
         .await
     }
 

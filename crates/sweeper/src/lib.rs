@@ -18,6 +18,7 @@ pub use pace::{Pacing, RequestLoad};
 use serde::Deserialize;
 use tenantry_core::TenantId;
 use tenantry_db::models::RetentionRun;
+use tenantry_db::purge::Batch;
 use tenantry_db::schema::TENANT_TABLES;
 use tenantry_db::{Db, DbError};
 
@@ -83,7 +84,6 @@ impl RetentionSettings {
             min_pause: self.batch_pause,
             max_pause: self.max_batch_pause,
             target_latency: self.target_batch_latency,
-            busy_backends: pace::busy_backends(),
         }
     }
 }
@@ -276,6 +276,10 @@ pub async fn sweep_paced(
         let mut stopped = None;
         let mut removed = 0;
         'tables: for table in TENANT_TABLES {
+            // Each batch goes on after the last id the one before deleted;
+            // the table is done when a batch from its start finds nothing
+            // (so a row that arrived below that id is not left behind).
+            let mut after = None;
             loop {
                 if stop.is_raised() {
                     stopped = Some(STOPPED_FOR_SHUTDOWN.to_owned());
@@ -283,11 +287,13 @@ pub async fn sweep_paced(
                 }
                 let started = Instant::now();
                 match session
-                    .delete_batch(run.id, table, pacer.batch(), settings.lock_timeout)
+                    .delete_batch(run.id, table, pacer.batch(), settings.lock_timeout, after)
                     .await
                 {
-                    Ok(0) => break,
-                    Ok(n) => {
+                    Ok(Batch { rows: 0, .. }) if after.is_none() => break,
+                    Ok(Batch { rows: 0, .. }) => after = None,
+                    Ok(Batch { rows: n, last }) => {
+                        after = last;
                         let latency = started.elapsed();
                         report.rows_removed += n;
                         removed += n;
