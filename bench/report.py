@@ -74,6 +74,19 @@ def backend_writes(key):
     if "buffers_before" not in run or "backend" not in run.get("buffers_after", {}):
         return None
     return run["buffers_after"]["backend"] - run["buffers_before"]["backend"]
+def backend_writes_per_second(key):
+    written, run = backend_writes(key), r.get(key, {})
+    return round(written / run["seconds"]) if written is not None and run.get("seconds") else None
+
+
+def reads_alone_writes(key):
+    """Backend writes per second over the reads right before the purge (no purge running)."""
+    run = r.get(f"buffers_read_before_{key}")
+    if not run or "backend" not in run.get("after", {}):
+        return None
+    return round((run["after"]["backend"] - run["before"]["backend"]) / max(run["seconds"], 1))
+
+
 rows = [
     ("1 read: service req/s vs pgbench simple", get("read_service")["rps"], get("read_pgbench_simple")["tps"], ">= 1.3"),
     ("1 read: service req/s vs pgbench prepared", get("read_service")["rps"], get("read_pgbench_prepared")["tps"], ">= 0.8"),
@@ -95,6 +108,8 @@ rows = [
     (f"5 purge rows/s while reads run ({sweeper})", rows_per_second("purge"), None, ">= 20000"),
     (f"5 purge rows/s idle, no traffic ({sweeper})", rows_per_second("idle_purge"), None, ">= 50000"),
     ("5 (info) buffers written by backends during the purge", backend_writes("purge"), None, "(info)"),
+    ("5 (info) buffers written by backends per second, reads alone before it", reads_alone_writes("purge"), None, "(info)"),
+    ("5 (info) buffers written by backends per second during the purge", backend_writes_per_second("purge"), None, "(info)"),
     (f"5 (info) fixed-pace purge ({pause}) rows/s while reads run", rows_per_second("paced_purge"), None, "(info)"),
     (f"5 (info) read p99 during the fixed-pace purge vs without (ms)", get("read_during_paced_purge")["p99_ms"], get("read_before_paced_purge")["p99_ms"], "(info)"),
     ("5 (info) buffers written by backends during the fixed-pace purge", backend_writes("paced_purge"), None, "(info)"),
@@ -133,6 +148,11 @@ lines = [
 for s, a, b, t in rows:
     lines.append(f"| {s} | {a} | {'' if b is None else b} | {'' if b is None else ratio(a, b)} | {t} | {met(a, b, t)} |")
 lines += ["", f"Non-2xx responses: {summary['non2xx']}", ""]
+paced = {k: r[k]["pacing"] for k in ("purge", "idle_purge", "paced_purge") if r.get(k, {}).get("pacing")}
+if paced:
+    lines += ["How each purge paced itself (the sweep report's `pacing`):", ""]
+    lines += [f"- {k}: {json.dumps(v)}" for k, v in paced.items()]
+    lines += [""]
 missed = [s for s, a, b, t in rows if met(a, b, t) == "no"]
 if missed:
     lines += ["## Missed targets", "", *[f"- {s}" for s in missed], ""]

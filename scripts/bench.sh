@@ -168,8 +168,13 @@ purge_once() { # key tenant-suffix traffic|idle [VAR=value ...: the sweep's sett
     seed_purge "$suffix"
     local before_writes wrk_pid start end removed
     if [[ "$mode" == traffic ]]; then
+        local quiet_writes
+        quiet_writes=$(bgwriter)
         wrk_run "read_before_$key" read.lua "$tmp/tokens-sample"
         before_writes=$(bgwriter)
+        # The same counters over the reads alone: what backends write out
+        # with no purge running (the pacer's backend-write signal's floor).
+        record "buffers_read_before_$key" "{\"before\":$quiet_writes,\"after\":$before_writes,\"seconds\":$duration}"
         # wrk stops on SIGINT and still reports (its done() runs).
         BENCH_TOKENS="$tmp/tokens-sample" wrk -t$threads -c$clients -d600s --latency -s bench/read.lua \
             "http://127.0.0.1:$app_port" >"$tmp/wrk-during.out" 2>"$tmp/wrk.err" &
@@ -188,7 +193,10 @@ purge_once() { # key tenant-suffix traffic|idle [VAR=value ...: the sweep's sett
     fi
     read -r start end <"$tmp/sweep.time"
     removed=$(python3 -c "import json; r=json.load(open('$tmp/sweep.json')); print(r['rows_removed'])")
-    record "$key" "{\"rows\":$removed,\"seconds\":$(python3 -c "print(round($end - $start, 3))"),\"mode\":\"$mode\",\"settings\":\"${*:-defaults}\",\"buffers_before\":$before_writes,\"buffers_after\":$(bgwriter)}"
+    # How the sweeper paced itself (batches, sizes, pauses, backoffs by
+    # cause), from its own report; {} from a binary without pacing.
+    pacing=$(python3 -c "import json; print(json.dumps(json.load(open('$tmp/sweep.json')).get('pacing', {})))")
+    record "$key" "{\"rows\":$removed,\"seconds\":$(python3 -c "print(round($end - $start, 3))"),\"mode\":\"$mode\",\"settings\":\"${*:-defaults}\",\"buffers_before\":$before_writes,\"buffers_after\":$(bgwriter),\"pacing\":$pacing}"
     log "$key ($mode, ${*:-defaults}): $removed rows in $(python3 -c "print(round($end - $start, 1))") s"
 }
 purge_once purge ffffffffffff traffic

@@ -746,6 +746,11 @@ impl TestAppBuilder {
             test_db,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                // Under the server's 5 s keep-alive (actix's default): a
+                // pooled connection the server is closing just then would
+                // take the next request with it (a reset, seen under load
+                // in tenant_plane::host_addressing_…).
+                .pool_idle_timeout(Duration::from_secs(3))
                 .build()
                 .expect("http client"),
             auth,

@@ -1,8 +1,8 @@
 //! The adaptive purge (`[retention] adaptive`): against the real database,
-//! a purge backs off (smaller batches, longer pauses) while live sessions
-//! keep the database busy or the service's requests slow down, runs at its
-//! cap when nothing else needs the database, and removes exactly the same
-//! either way.
+//! a purge backs off (smaller batches, longer pauses) when its batches
+//! run slow or the service's requests slow down, runs at its cap when
+//! nothing suffers (an idle database, or one merely busy with other
+//! sessions), and removes exactly the same either way.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -104,28 +104,9 @@ fn receipt(report: &Value, tenant: TenantId) -> &Value {
         .unwrap_or_else(|| panic!("{tenant} not purged: {report}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_purge_backs_off_while_live_sessions_keep_the_database_busy() {
-    let app = TestApp::spawn().await;
-    let quiet = deleted_tenant(&app, "quiet").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-
-    // Nothing else running: it grows to its cap and never pauses.
-    let report = run(sweeper(&app));
-    let pacing = &report["pacing"];
-    assert_eq!(receipt(&report, quiet)["rows_removed"]["events"], EVENTS);
-    assert_eq!(pacing["adaptive"], true, "{pacing}");
-    assert_eq!(pacing["max_batch"], 200, "{pacing}");
-    assert_eq!(pacing["last_batch"], 200, "{pacing}");
-    assert_eq!(pacing["backoffs"]["active_backends"], 0, "{pacing}");
-    assert_eq!(pacing["paused_seconds"], 0.0, "{pacing}");
-    assert_eq!(count_as(&app.db, quiet, "events").await, 0);
-
-    // Twice as many sessions of the service's role as there are CPUs, each
-    // running a statement (pg_sleep) throughout the purge.
-    let busy = deleted_tenant(&app, "busy").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let held = 2 * tenantry_sweeper::pace::busy_backends();
+/// Runs `command` while `held` sessions of the service's role each run a
+/// statement (`pg_sleep`) from before the purge starts until it ends.
+async fn run_beside_busy_sessions(app: &TestApp, held: u32, command: Command) -> Value {
     let mut tasks = Vec::new();
     for _ in 0..held {
         let mut conn = app.test_db.app_conn().await;
@@ -142,17 +123,12 @@ async fn a_purge_backs_off_while_live_sessions_keep_the_database_busy() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let started = Instant::now();
-    let report = tokio::task::spawn_blocking({
-        let command = sweeper(&app);
-        move || run(command)
-    })
-    .await
-    .unwrap();
-    let took = started.elapsed();
+    let report = tokio::task::spawn_blocking(move || run(command))
+        .await
+        .unwrap();
     assert!(
         sleepers(&mut watcher).await >= i64::from(held),
-        "the pressure ended before the purge did"
+        "the sessions ended before the purge did"
     );
     sql_query(
         "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
@@ -165,18 +141,56 @@ async fn a_purge_backs_off_while_live_sessions_keep_the_database_busy() {
     for task in tasks {
         task.await.unwrap();
     }
+    report
+}
 
-    // The same receipt, but reached in floor-sized batches with the pauses
-    // at their longest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_sessions_alone_do_not_slow_the_purge_but_slow_batches_do() {
+    let app = TestApp::spawn().await;
+    let quiet = deleted_tenant(&app, "quiet").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // Nothing else running: it grows to its cap and never pauses.
+    let report = run(sweeper(&app));
+    let pacing = &report["pacing"];
+    assert_eq!(receipt(&report, quiet)["rows_removed"]["events"], EVENTS);
+    assert_eq!(pacing["adaptive"], true, "{pacing}");
+    assert_eq!(pacing["max_batch"], 200, "{pacing}");
+    assert_eq!(pacing["last_batch"], 200, "{pacing}");
+    assert_eq!(pacing["paused_seconds"], 0.0, "{pacing}");
+    assert_eq!(count_as(&app.db, quiet, "events").await, 0);
+
+    // Eight sessions of the service's role busy throughout: traffic, but
+    // nothing it suffers from (fast batches, no buffers written out for
+    // it). The purge still reaches its cap without a pause.
+    let busy = deleted_tenant(&app, "busy").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let report = run_beside_busy_sessions(&app, 8, sweeper(&app)).await;
     let pacing = &report["pacing"];
     assert_eq!(receipt(&report, busy)["rows_removed"]["events"], EVENTS);
+    assert_eq!(pacing["max_batch"], 200, "{pacing}");
+    assert_eq!(pacing["backoffs"]["batch_latency"], 0, "{pacing}");
+    assert_eq!(pacing["paused_seconds"], 0.0, "{pacing}");
     assert_eq!(count_as(&app.db, busy, "events").await, 0);
+
+    // Every batch slower than the target: the same receipt, reached in
+    // floor-sized batches with the pauses at their longest.
+    let slow = deleted_tenant(&app, "slow").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut command = sweeper(&app);
+    command.env("TENANTRY__RETENTION__TARGET_BATCH_LATENCY", "1us");
+    let started = Instant::now();
+    let report = run(command);
+    let took = started.elapsed();
+    let pacing = &report["pacing"];
+    assert_eq!(receipt(&report, slow)["rows_removed"]["events"], EVENTS);
+    assert_eq!(count_as(&app.db, slow, "events").await, 0);
     let batches = pacing["batches"].as_u64().unwrap();
     assert!(batches >= 30, "{pacing}");
     assert_eq!(pacing["max_batch"], 100, "never grew: {pacing}");
     assert_eq!(pacing["min_batch"], 100, "{pacing}");
     assert!(
-        pacing["backoffs"]["active_backends"].as_u64().unwrap() >= batches - 1,
+        pacing["backoffs"]["batch_latency"].as_u64().unwrap() >= batches - 1,
         "{pacing}"
     );
     assert_eq!(pacing["longest_pause_seconds"], 0.04, "{pacing}");
@@ -190,22 +204,13 @@ async fn adaptive_off_keeps_fixed_batches_whatever_the_load() {
     let app = TestApp::spawn().await;
     let tenant = deleted_tenant(&app, "fixed").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let held = 2 * tenantry_sweeper::pace::busy_backends();
-    let mut conns = Vec::new();
-    let mut tasks = Vec::new();
-    for _ in 0..held {
-        conns.push(app.test_db.app_conn().await);
-    }
-    for mut conn in conns {
-        tasks.push(tokio::spawn(async move {
-            let _ = sql_query("SELECT pg_sleep(5)").execute(&mut conn).await;
-        }));
-    }
+    // Every batch over its latency target, and busy sessions about: a
+    // fixed pace moves for neither.
     let mut command = sweeper(&app);
-    command.env("TENANTRY__RETENTION__ADAPTIVE", "false");
-    let report = tokio::task::spawn_blocking(move || run(command))
-        .await
-        .unwrap();
+    command
+        .env("TENANTRY__RETENTION__ADAPTIVE", "false")
+        .env("TENANTRY__RETENTION__TARGET_BATCH_LATENCY", "1us");
+    let report = run_beside_busy_sessions(&app, 4, command).await;
     let pacing = &report["pacing"];
     assert_eq!(receipt(&report, tenant)["rows_removed"]["events"], EVENTS);
     assert_eq!(pacing["adaptive"], false, "{pacing}");
@@ -216,9 +221,6 @@ async fn adaptive_off_keeps_fixed_batches_whatever_the_load() {
         "{pacing}"
     );
     assert_eq!(pacing["paused_seconds"], 0.0, "{pacing}");
-    for task in tasks {
-        task.abort();
-    }
 }
 
 /// Inside `serve` the pacer also reads the service's own request latency:
@@ -286,4 +288,91 @@ async fn a_purge_in_serve_backs_off_when_the_services_requests_slow_down() {
         "{pacing:?}"
     );
     assert_eq!(count_as(&app.db, slowed, "events").await, 0);
+}
+
+/// The lowest id still in `tenant`'s events (`None`: none left).
+async fn lowest_event(app: &TestApp, tenant: TenantId) -> Option<uuid::Uuid> {
+    #[derive(QueryableByName)]
+    struct Lowest {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+        id: Option<uuid::Uuid>,
+    }
+    app.db
+        .platform()
+        .provision(tenant, |conn| {
+            async move {
+                let row: Lowest =
+                    sql_query("SELECT id FROM events WHERE tenant_id = $1 ORDER BY id LIMIT 1")
+                        .bind::<diesel::sql_types::Uuid, _>(tenant)
+                        .get_result(conn)
+                        .await?;
+                Ok::<_, DbError>(row.id)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_goes_on_after_the_last_id_deleted_and_a_pass_from_the_start_finds_latecomers() {
+    let app = TestApp::spawn().await;
+    let tenant = deleted_tenant(&app, "keyset").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut session = app.db.purge_session(tenant).await.unwrap().unwrap();
+    let run = session
+        .claim(Duration::from_secs(1), "test")
+        .await
+        .unwrap()
+        .unwrap();
+    let lock = Duration::from_secs(2);
+
+    // The 1,000 lowest ids go, and the batch names the highest of them.
+    let first = session
+        .delete_batch(run.id, "events", 1000, lock, None)
+        .await
+        .unwrap();
+    assert_eq!(first.rows, 1000);
+    let last = first.last.unwrap();
+    assert!(lowest_event(&app, tenant).await.unwrap() > last);
+
+    // A row arriving below that id is not what the next batch sees…
+    let late = uuid::Uuid::from_u128(1);
+    app.db
+        .platform()
+        .provision(tenant, |conn| {
+            async move {
+                sql_query(
+                    "INSERT INTO events (tenant_id, id, kind, actor) VALUES ($1, $2, 'late', 't')",
+                )
+                .bind::<diesel::sql_types::Uuid, _>(tenant)
+                .bind::<diesel::sql_types::Uuid, _>(late)
+                .execute(conn)
+                .await?;
+                Ok::<_, DbError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    let rest = session
+        .delete_batch(run.id, "events", 5000, lock, Some(last))
+        .await
+        .unwrap();
+    assert_eq!(rest.rows, EVENTS - 1000);
+    assert!(rest.last.unwrap() > last);
+    let past_the_end = session
+        .delete_batch(run.id, "events", 5000, lock, rest.last)
+        .await
+        .unwrap();
+    assert_eq!((past_the_end.rows, past_the_end.last), (0, None));
+    assert_eq!(lowest_event(&app, tenant).await, Some(late));
+
+    // …but a batch from the start is: the sweeper ends a table with one.
+    let from_start = session
+        .delete_batch(run.id, "events", 5000, lock, None)
+        .await
+        .unwrap();
+    assert_eq!((from_start.rows, from_start.last), (1, Some(late)));
+    assert_eq!(count_as(&app.db, tenant, "events").await, 0);
 }
