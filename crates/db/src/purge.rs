@@ -338,10 +338,18 @@ impl PurgeSession {
             false,
             |conn| {
                 async move {
-                    sql_query("SELECT set_config('lock_timeout', $1, true)")
-                        .bind::<Text, _>(format!("{}ms", lock_timeout.as_millis()))
-                        .execute(conn)
-                        .await?;
+                    // A batch's COMMIT does not wait for its WAL to reach
+                    // disk: a batch lost in a crash is lost whole (its rows
+                    // and its progress together) and the next sweep redoes
+                    // it. The closing transaction (tombstone, receipt,
+                    // audit) keeps synchronous commit.
+                    sql_query(
+                        "SELECT set_config('lock_timeout', $1, true),
+                                set_config('synchronous_commit', 'off', true)",
+                    )
+                    .bind::<Text, _>(format!("{}ms", lock_timeout.as_millis()))
+                    .execute(conn)
+                    .await?;
                     let query = sql_query(statement)
                         .bind::<SqlUuid, _>(tenant)
                         .bind::<BigInt, _>(batch);
