@@ -257,6 +257,28 @@ async fn a_deleted_tenant_is_purged_after_the_period_and_no_other_tenant_is_touc
         metrics.contains("tenantry_tenants_purged_total 1"),
         "{metrics}"
     );
+    // The pacer's work shows in the metrics as the sweep reported it.
+    let pacing = &report["pacing"];
+    let batches = pacing["batches"].as_u64().unwrap();
+    assert!(batches > 0, "{report}");
+    assert!(
+        metrics.contains(&format!("tenantry_sweep_batches_total {batches}\n")),
+        "{metrics}"
+    );
+    for signal in ["batch_latency", "backend_writes", "request_latency"] {
+        let n = pacing["backoffs"][signal].as_u64().unwrap();
+        let line = format!("tenantry_sweep_backoffs_total{{signal=\"{signal}\"}} {n}\n");
+        assert!(metrics.contains(&line), "{line} missing: {metrics}");
+    }
+    assert!(
+        metrics.contains("# TYPE tenantry_sweep_paused_seconds counter"),
+        "{metrics}"
+    );
+    // The second sweep ran no batch.
+    assert!(
+        metrics.contains("tenantry_sweep_batch_rows 0\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

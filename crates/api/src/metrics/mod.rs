@@ -43,12 +43,22 @@ struct StatusLabel {
     status: &'static str,
 }
 
+/// The pacer's signal behind a backoff (`tenantry_sweep_backoffs_total`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabel {
+    signal: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: &'static str,
 }
 
 type SecondsGauge = Gauge<f64, AtomicU64>;
+
+/// The `signal` values of `tenantry_sweep_backoffs_total`, in the order of
+/// the sweep report's `pacing.backoffs`.
+const BACKOFF_SIGNALS: [&str; 3] = ["batch_latency", "backend_writes", "request_latency"];
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -60,6 +70,10 @@ pub struct Metrics {
     tenants_purged: Counter,
     rows_purged: Counter,
     sweep_duration: SecondsGauge,
+    sweep_batches: Counter,
+    sweep_paused: Counter<f64, AtomicU64>,
+    sweep_backoffs: Family<SignalLabel, Counter>,
+    sweep_batch_rows: Gauge,
     sweep_last_success: Gauge,
     tenants_by_status: Family<StatusLabel, Gauge>,
     awaiting_purge: Gauge,
@@ -160,6 +174,37 @@ impl Metrics {
             "Duration of the last sweep",
             sweep_duration.clone(),
         );
+        // How the pacer ran the sweeps: what an operator looks at when a
+        // purge goes slower than its rows would take at full speed.
+        let sweep_batches = Counter::default();
+        registry.register(
+            "sweep_batches",
+            "Purge batches that removed rows",
+            sweep_batches.clone(),
+        );
+        let sweep_paused = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "sweep_paused_seconds",
+            "Time the sweeper paused between purge batches",
+            sweep_paused.clone(),
+        );
+        let sweep_backoffs = Family::<SignalLabel, Counter>::default();
+        for signal in BACKOFF_SIGNALS {
+            sweep_backoffs
+                .get_or_create(&SignalLabel { signal })
+                .inc_by(0);
+        }
+        registry.register(
+            "sweep_backoffs",
+            "Times the pacer halved its batch and doubled its pause, by the signal that made it",
+            sweep_backoffs.clone(),
+        );
+        let sweep_batch_rows = Gauge::default();
+        registry.register(
+            "sweep_batch_rows",
+            "Rows the last purge batch of the last sweep asked for (0: it ran none)",
+            sweep_batch_rows.clone(),
+        );
         let sweep_last_success = Gauge::default();
         registry.register(
             "sweep_last_success_timestamp_seconds",
@@ -246,6 +291,10 @@ impl Metrics {
             tenants_purged,
             rows_purged,
             sweep_duration,
+            sweep_batches,
+            sweep_paused,
+            sweep_backoffs,
+            sweep_batch_rows,
             sweep_last_success,
             tenants_by_status,
             awaiting_purge,
@@ -294,6 +343,20 @@ impl Metrics {
         self.rows_purged
             .inc_by(u64::try_from(report.rows_removed).unwrap_or(0));
         self.sweep_duration.set(took.as_secs_f64());
+        let pacing = &report.pacing;
+        self.sweep_batches.inc_by(pacing.batches);
+        self.sweep_paused.inc_by(pacing.paused_seconds);
+        let b = &pacing.backoffs;
+        for (signal, n) in
+            BACKOFF_SIGNALS
+                .into_iter()
+                .zip([b.batch_latency, b.backend_writes, b.request_latency])
+        {
+            self.sweep_backoffs
+                .get_or_create(&SignalLabel { signal })
+                .inc_by(n);
+        }
+        self.sweep_batch_rows.set(pacing.last_batch);
         if report.interrupted.is_empty() {
             self.sweep_last_success.set(unix_now());
         }
