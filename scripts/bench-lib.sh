@@ -61,6 +61,7 @@ cleanup() {
         kill "$service_pid" 2>/dev/null || true
         wait "$service_pid" 2>/dev/null || true
     fi
+    [[ -z "${sampler_pid:-}" ]] || kill "$sampler_pid" 2>/dev/null || true
     scripts/pg.sh down "$tmp" >/dev/null 2>&1 || true
     rm -rf -- "$tmp"
     exit "$rc"

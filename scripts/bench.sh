@@ -10,7 +10,9 @@
 # BENCH_SCALE_TENANTS (100000), BENCH_INSTANCES (100), BENCH_PURGE_ROWS (1000000:
 # rows per purged tenant; scenario 5 purges 2 or 3), BENCH_PURGE_FIXED (1: also
 # the fixed-pace purge, info; 0 skips it), BENCH_PURGE_PAUSE (15ms:
-# retention.batch_pause of that fixed-pace purge).
+# retention.batch_pause of that fixed-pace purge), BENCH_PURGE_TARGET (unset:
+# e.g. 20ms, also an adaptive purge with this target_batch_latency under
+# reads, info).
 # Time: about 25-35 min on the 2-core machine with the defaults (most of it
 # seeding 100,000 tenants and touching each); BENCH_DURATION=5
 # BENCH_SCALE_TENANTS=2000 BENCH_PURGE_ROWS=100000 runs every scenario in a
@@ -28,9 +30,12 @@ unset TENANTRY_PG_TUNE
 scale=${BENCH_SCALE_TENANTS:-100000}
 purge_rows=${BENCH_PURGE_ROWS:-1000000}
 purge_pause=${BENCH_PURGE_PAUSE:-15ms}
+purge_target=${BENCH_PURGE_TARGET:-}
 metrics_only=${BENCH_METRICS_ONLY:-0}
 # shellcheck source=scripts/bench-lib.sh
 source "$(dirname "$0")/bench-lib.sh"
+# The controls' length (scenario 5).
+control_s=$((3 * duration))
 
 # --- Scenario 1 and 4: tenant reads; RLS overhead -----------------------------
 log "seeding $tenants tenants x $per instances"
@@ -120,8 +125,14 @@ record memory "{\"rss_before_kb\":$before_kb,\"rss_after_kb\":$after_kb,\"tenant
 # - purge: with the sweeper's default settings (adaptive pacing, #18, when
 #   the binary has it) while reads run against other tenants for exactly as
 #   long as the purge (wrk starts first and is stopped when the sweep ends),
-#   against the same reads right before it;
+#   against the same reads beside a sleep of $control_s s right before it
+#   and right after it (the controls: started, sampled and stopped the same
+#   way), and, as before #18 measured it, a plain run right before;
+#   bench/sampler.py samples each of those windows (wait events, CPU and
+#   run-queue time, the service's slow requests by second);
 # - idle_purge: the same defaults with no traffic at all;
+# - tuned_purge (info; only with BENCH_PURGE_TARGET): the defaults but
+#   target_batch_latency = $purge_target, under reads, with its controls;
 # - paced_purge (info; BENCH_PURGE_FIXED=0 skips it): the fixed pace,
 #   `batch_pause = $purge_pause` (and `adaptive = false`), under reads.
 # Who writes dirty buffers out while the purge runs: the checkpointer, the
@@ -162,36 +173,61 @@ SQL
 sweep_timed() { # [VAR=value ...: the sweep's settings] — writes $tmp/sweep.{json,time}
     local start end
     start=$(date +%s.%N)
-    env TENANTRY__RETENTION__PERIOD=1s "$@" "$bin" sweep --once >"$tmp/sweep.json" 2>"$tmp/sweep.err" ||
+    # Its own application_name: bench/sampler.py tells its backend apart.
+    env TENANTRY__RETENTION__PERIOD=1s TENANTRY__DATABASE__APPLICATION_NAME=tenantry-bench-sweep "$@" \
+        "$bin" sweep --once >"$tmp/sweep.json" 2>"$tmp/sweep.err" ||
         die "the sweep failed: $(tail -3 "$tmp/sweep.err")"
     end=$(date +%s.%N)
     echo "$start $end" >"$tmp/sweep.time"
+}
+sample_start() { # max-seconds
+    python3 bench/sampler.py "$psql" "$su_url" "$tmp/waits.json" "$1" "$service_pid" "http://127.0.0.1:$metrics_port/metrics" &
+    sampler_pid=$!
+}
+sample_stop() { # key
+    kill -TERM "$sampler_pid" 2>/dev/null || true
+    wait "$sampler_pid" || die "bench/sampler.py failed"
+    record "$1" "$(cat "$tmp/waits.json")"
+    log "$1: $(python3 -c "import json, sys; w = json.load(open(sys.argv[1])); print(json.dumps({k: w[k] for k in ('sched', 'cpu_share', 'runnable_mean')}))" "$tmp/waits.json")"
+}
+reads_beside() { # key command... — reads for exactly as long as the command runs: read_during_<key>
+    local wrk_pid
+    # wrk stops on SIGINT and still reports (its done() runs).
+    BENCH_TOKENS="$tmp/tokens-sample" wrk -t$threads -c$clients -d600s --latency -s bench/read.lua \
+        "http://127.0.0.1:$app_port" >"$tmp/wrk-during.out" 2>"$tmp/wrk.err" &
+    wrk_pid=$!
+    sleep 1
+    sample_start 600
+    "${@:2}"
+    sample_stop "waits_during_$1"
+    kill -INT "$wrk_pid" 2>/dev/null || true
+    wait "$wrk_pid" || die "wrk during the purge failed: $(tail -3 "$tmp/wrk.err")"
+    sed -n 's/^BENCH //p' "$tmp/wrk-during.out" | tail -1 >"$tmp/wrk.json"
+    [[ -s "$tmp/wrk.json" ]] || die "wrk during the purge reported nothing: $(tail -3 "$tmp/wrk-during.out")"
+    record "read_during_$1" "$(cat "$tmp/wrk.json")"
+    log "read_during_$1: $(cat "$tmp/wrk.json")"
 }
 purge_once() { # key tenant-suffix traffic|idle [VAR=value ...: the sweep's settings]
     local key=$1 suffix=$2 mode=$3
     shift 3
     seed_purge "$suffix"
-    local before_writes wrk_pid start end removed
+    local before_writes after_writes="" start end removed
     if [[ "$mode" == traffic ]]; then
         local quiet_writes
         quiet_writes=$(bgwriter)
         wrk_run "read_before_$key" read.lua "$tmp/tokens-sample"
-        before_writes=$(bgwriter)
         # The same counters over the reads alone: what backends write out
         # with no purge running (the pacer's backend-write signal's floor).
-        record "buffers_read_before_$key" "{\"before\":$quiet_writes,\"after\":$before_writes,\"seconds\":$duration}"
-        # wrk stops on SIGINT and still reports (its done() runs).
-        BENCH_TOKENS="$tmp/tokens-sample" wrk -t$threads -c$clients -d600s --latency -s bench/read.lua \
-            "http://127.0.0.1:$app_port" >"$tmp/wrk-during.out" 2>"$tmp/wrk.err" &
-        wrk_pid=$!
-        sleep 1
-        sweep_timed "$@"
-        kill -INT "$wrk_pid" 2>/dev/null || true
-        wait "$wrk_pid" || die "wrk during the purge failed: $(tail -3 "$tmp/wrk.err")"
-        sed -n 's/^BENCH //p' "$tmp/wrk-during.out" | tail -1 >"$tmp/wrk.json"
-        [[ -s "$tmp/wrk.json" ]] || die "wrk during the purge reported nothing: $(tail -3 "$tmp/wrk-during.out")"
-        record "read_during_$key" "$(cat "$tmp/wrk.json")"
-        log "read_during_$key: $(cat "$tmp/wrk.json")"
+        record "buffers_read_before_$key" "{\"before\":$quiet_writes,\"after\":$(bgwriter),\"seconds\":$duration}"
+        # The baseline the purge is held to: the same reads started,
+        # sampled and stopped exactly as those beside it, beside a sleep
+        # instead, once before the purge and once after (this VM's rates
+        # drift between minutes; the two bracket the purge).
+        reads_beside "control_before_$key" sleep "$control_s"
+        before_writes=$(bgwriter)
+        reads_beside "$key" sweep_timed "$@"
+        after_writes=$(bgwriter)
+        reads_beside "control_after_$key" sleep "$control_s"
     else
         before_writes=$(bgwriter)
         sweep_timed "$@"
@@ -201,11 +237,15 @@ purge_once() { # key tenant-suffix traffic|idle [VAR=value ...: the sweep's sett
     # How the sweeper paced itself (batches, sizes, pauses, backoffs by
     # cause), from its own report; {} from a binary without pacing.
     pacing=$(python3 -c "import json; print(json.dumps(json.load(open('$tmp/sweep.json')).get('pacing', {})))")
-    record "$key" "{\"rows\":$removed,\"seconds\":$(python3 -c "print(round($end - $start, 3))"),\"mode\":\"$mode\",\"settings\":\"${*:-defaults}\",\"buffers_before\":$before_writes,\"buffers_after\":$(bgwriter),\"pacing\":$pacing}"
+    record "$key" "{\"rows\":$removed,\"seconds\":$(python3 -c "print(round($end - $start, 3))"),\"mode\":\"$mode\",\"settings\":\"${*:-defaults}\",\"buffers_before\":$before_writes,\"buffers_after\":${after_writes:-$(bgwriter)},\"pacing\":$pacing}"
     log "$key ($mode, ${*:-defaults}): $removed rows in $(python3 -c "print(round($end - $start, 1))") s"
 }
 purge_once purge ffffffffffff traffic
 purge_once idle_purge fffffffffffd idle
+# The pacer's one knob between rate and tail, set otherwise (info).
+if [[ -n "$purge_target" && "$adaptive" == true ]]; then
+    purge_once tuned_purge fffffffffffc traffic TENANTRY__RETENTION__TARGET_BATCH_LATENCY="$purge_target"
+fi
 if [[ "${BENCH_PURGE_FIXED:-1}" == 1 ]]; then
     fixed=(TENANTRY__RETENTION__BATCH_PAUSE="$purge_pause")
     [[ "$adaptive" == true ]] && fixed+=(TENANTRY__RETENTION__ADAPTIVE=false)
