@@ -83,10 +83,14 @@ pub async fn create(
     data["name"] = json!(new.name.as_str());
     // The row, the quota charge and the activity event do not depend on
     // each other's answers: they are sent together, in this order, and the
-    // first error (in that order) is the answer — after an error the
-    // server refuses the rest, and the whole rolls back.
+    // first error in that order is the answer — after an error the server
+    // refuses the rest ("current transaction is aborted"), and the whole
+    // rolls back. Every answer is awaited before one is picked: a
+    // `try_join` would answer with whichever error its polling saw first,
+    // which under load was a later statement's refusal (a 500) instead of
+    // the row's foreign-key violation (a 422).
     let (mut c0, mut c1, mut c2): (Conn<'_>, Conn<'_>, Conn<'_>) = (&**conn, &**conn, &**conn);
-    let (instance, (), ()) = futures_util::future::try_join3(
+    let (instance, charged, recorded) = futures_util::future::join3(
         async {
             instances::create_with_id(&mut c0, tenant, id, new.cluster, new.name.as_str(), size)
                 .await
@@ -106,7 +110,10 @@ pub async fn create(
             .map_err(Error::from)
         },
     )
-    .await?;
+    .await;
+    let instance = instance?;
+    charged?;
+    recorded?;
     Ok(instance.into())
 }
 

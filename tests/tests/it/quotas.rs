@@ -279,6 +279,29 @@ async fn validation_and_uniqueness_come_before_the_quota_and_a_failed_create_tak
 }
 
 #[tokio::test]
+async fn instance_creates_on_a_missing_cluster_are_all_422_however_many_run_at_once() {
+    // The row, its quota charge and its event go out in one flight; the
+    // row's foreign-key violation must be the answer even when the later
+    // statements' refusals ("transaction aborted") are read first.
+    let app = TestApp::spawn().await;
+    let (_, token) = app.tenant_with("acme", json!({"max_instances": 100})).await;
+    let creates = (0..64).map(|i| {
+        let body = json!({"name": format!("vm{i}"), "cluster_id": uuid::Uuid::now_v7(), "cpu_cores": 1, "memory_gb": 1});
+        let (app, token) = (&app, &token);
+        async move { app.call(token, Method::POST, "/v1/instances", Some(body)).await }
+    });
+    let answers = futures_util::future::join_all(creates).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+    let used = usage(&app, &token).await;
+    assert_eq!(
+        (used["instances"].as_i64(), used["cpu_cores"].as_i64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test]
 async fn a_resize_pays_only_the_difference_and_a_delete_gives_everything_back() {
     let app = TestApp::spawn().await;
     let (_, token) = app.tenant_with("acme", json!({"max_cpu_cores": 8})).await;
