@@ -193,8 +193,10 @@ while samples < max_samples and not stop:
         second = {"at": t0, "served": now, "sweep_active": 0, "samples": 0}
     second["samples"] += 1
     second["sweep_active"] += any(r[2] == SWEEP and r[3] == "active" for r in rows)
-    if sweeper is None and samples % max(1, round(1 / interval)) == 1:
-        sweeper = sweep_process()
+    # The same /proc scan once a second in every window (controls and
+    # purges alike), whether or not a sweep was found already.
+    if (samples - 1) % max(1, round(1 / interval)) == 0:
+        sweeper = sweep_process() or sweeper
     if sweeper is not None:
         now = process_sched(sweeper)
         if now != [0, 0]:

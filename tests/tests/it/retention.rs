@@ -145,6 +145,13 @@ async fn a_deleted_tenant_is_purged_after_the_period_and_no_other_tenant_is_touc
     tokio::time::sleep(Duration::from_millis(2200)).await;
 
     let report = sweep(&app, false).await;
+    let last_batch = report["pacing"]["last_batch"].as_i64().unwrap();
+    assert!(last_batch > 0, "{report}");
+    let after_first = app.metrics().await;
+    assert!(
+        after_first.contains(&format!("tenantry_sweep_batch_rows {last_batch}\n")),
+        "{after_first}"
+    );
     let purged = report["purged"].as_array().unwrap();
     assert_eq!(purged.len(), 1, "{report}");
     let receipt = &purged[0];
