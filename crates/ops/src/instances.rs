@@ -86,9 +86,10 @@ pub async fn create(
     // first error in that order is the answer — after an error the server
     // refuses the rest ("current transaction is aborted"), and the whole
     // rolls back. Every answer is awaited before one is picked: a
-    // `try_join` would answer with whichever error its polling saw first,
-    // which under load was a later statement's refusal (a 500) instead of
-    // the row's foreign-key violation (a 422).
+    // `try_join` answers with whichever error its polling sees first,
+    // which may be a later statement's refusal (a 500) instead of the
+    // row's foreign-key violation (a 422) — the likely cause of a 500
+    // seen once under the full suite's load.
     let (mut c0, mut c1, mut c2): (Conn<'_>, Conn<'_>, Conn<'_>) = (&**conn, &**conn, &**conn);
     let (instance, charged, recorded) = futures_util::future::join3(
         async {
