@@ -170,17 +170,30 @@ if paced:
 
 
 def waits_section(key):
-    """The readers' time before the purge and during it (bench/sampler.py)."""
-    before, during = r.get(f"waits_during_control_before_{key}"), r.get(f"waits_during_{key}")
-    if not before or not during:
+    """The readers' time in the control before the purge, during it and in the
+    control after it (bench/sampler.py)."""
+    runs = {
+        "before": r.get(f"waits_during_control_before_{key}"),
+        "during": r.get(f"waits_during_{key}"),
+        "after": r.get(f"waits_during_control_after_{key}"),
+    }
+    runs = {k: v for k, v in runs.items() if v}
+    if "before" not in runs or "during" not in runs:
         return []
-    reqs = {"before": get(f"read_during_control_before_{key}")["requests"], "during": get(f"read_during_{key}")["requests"]}
+    cols = list(runs)
+    wrk_keys = {"before": f"read_during_control_before_{key}", "during": f"read_during_{key}", "after": f"read_during_control_after_{key}"}
+    # Requests the service answered within the sampled span (its own
+    # histogram); from a sampler without that, wrk's whole run.
+    reqs = {k: (run.get("served") or [None])[0] or get(wrk_keys[k])["requests"] for k, run in runs.items()}
+    head = "| " + " | ".join(cols) + " |"
+    rule = "|---|" + "---|" * len(cols)
     out = [
-        f"Where the readers' time went in the control before the `{key}` and during it (bench/sampler.py: "
-        f"{before['samples']} and {during['samples']} samples of pg_stat_activity; /proc schedstat):",
+        f"Where the readers' time went around the `{key}` (bench/sampler.py: "
+        + ", ".join(f"{runs[k]['samples']} samples {k}" for k in cols)
+        + " of pg_stat_activity; /proc schedstat; per request: over the requests the service answered in each sampled span):",
         "",
-        "| share of samples | before | during |",
-        "|---|---|---|",
+        f"| share of samples {head}",
+        rule,
     ]
 
     def shares(run, who):
@@ -189,30 +202,26 @@ def waits_section(key):
         return {k: v / total for k, v in counts.items()}
 
     for who in ("readers", "sweep"):
-        b, d = shares(before, who), shares(during, who)
-        for state in sorted(set(b) | set(d), key=lambda k: -(d.get(k, 0) + b.get(k, 0))):
-            if max(b.get(state, 0), d.get(state, 0)) >= 0.005:
-                out.append(f"| {who}: {state} | {b.get(state, 0):.1%} | {d.get(state, 0):.1%} |")
-    av = {k: sum(v["waits"].get("autovacuum", {}).values()) / max(v["samples"], 1) for k, v in (("before", before), ("during", during))}
-    out.append(f"| autovacuum workers (mean present) | {av['before']:.2f} | {av['during']:.2f} |")
-    out += ["", "| per read request (µs) | before | during |", "|---|---|---|"]
-    for who, label in (("readers", "readers' backends"), ("service", "the service's threads"), ("sweep", "the sweep's backend")):
+        sh = {k: shares(run, who) for k, run in runs.items()}
+        states = set().union(*sh.values())
+        for state in sorted(states, key=lambda st: -sum(v.get(st, 0) for v in sh.values())):
+            if max(v.get(state, 0) for v in sh.values()) >= 0.005:
+                out.append(f"| {who}: {state} | " + " | ".join(f"{sh[k].get(state, 0):.1%}" for k in cols) + " |")
+    out.append("| autovacuum workers (mean present) | " + " | ".join(f"{sum(runs[k]['waits'].get('autovacuum', {}).values()) / max(runs[k]['samples'], 1):.2f}" for k in cols) + " |")
+    out += ["", f"| per read request (µs) {head}", rule]
+    for who, label in (("readers", "readers' backends"), ("service", "the service's threads"), ("sweep", "the sweep's backend"), ("sweep_process", "the sweep process")):
         for field, what in (("cpu_ms", "on a CPU"), ("runqueue_ms", "runnable, waiting for a CPU")):
-            vals = {k: run["sched"][who][field] * 1000 / max(reqs[k] or 0, 1) for k, run in (("before", before), ("during", during))}
-            out.append(f"| {label}: {what} | {vals['before']:.0f} | {vals['during']:.0f} |")
-    vals = {k: run.get("sched", {}).get("sweep_process") for k, run in (("before", before), ("during", during))}
-    if vals["during"]:
-        for field, what in (("cpu_ms", "on a CPU"), ("runqueue_ms", "runnable, waiting for a CPU")):
-            out.append(f"| the sweep process: {what} | 0 | {vals['during'][field] * 1000 / max(reqs['during'] or 0, 1):.0f} |")
-    if "cpu_share" in during:
-        out += ["", "| the machine | before | during |", "|---|---|---|"]
+            vals = [runs[k]["sched"].get(who, {}).get(field, 0) * 1000 / max(reqs[k] or 0, 1) for k in cols]
+            out.append(f"| {label}: {what} | " + " | ".join(f"{v:.0f}" for v in vals) + " |")
+    if "cpu_share" in runs["during"]:
+        out += ["", f"| the machine {head}", rule]
         for kind in ("user", "system", "softirq", "iowait", "steal", "idle"):
-            out.append(f"| CPU time: {kind} | {before['cpu_share'].get(kind, 0):.1%} | {during['cpu_share'].get(kind, 0):.1%} |")
+            out.append(f"| CPU time: {kind} | " + " | ".join(f"{runs[k]['cpu_share'].get(kind, 0):.1%}" for k in cols) + " |")
         for kind in ("cpu", "io"):
-            if kind in during.get("stalled_share", {}):
-                out.append(f"| some task stalled on {kind} (PSI) | {before['stalled_share'].get(kind, 0):.1%} | {during['stalled_share'][kind]:.1%} |")
-        out.append(f"| tasks runnable (mean of samples) | {before['runnable_mean']} | {during['runnable_mean']} |")
-    per_second = during.get("per_second") or []
+            if kind in runs["during"].get("stalled_share", {}):
+                out.append(f"| some task stalled on {kind} (PSI) | " + " | ".join(f"{runs[k].get('stalled_share', {}).get(kind, 0):.1%}" for k in cols) + " |")
+        out.append("| tasks runnable (mean of samples) | " + " | ".join(str(runs[k]["runnable_mean"]) for k in cols) + " |")
+    per_second = runs["during"].get("per_second") or []
     if per_second:
         # Seconds in which the sweep's backend was running a statement in
         # at least half of the samples, against the others.
@@ -225,14 +234,17 @@ def waits_section(key):
 
         out += [
             "",
-            "| requests over 50 ms (over 100 ms), by second of the purge | share |",
+            "| requests over 50 ms (over 100 ms), by second | share |",
             "|---|---|",
-            f"| seconds with the sweep's backend busy ({len(busy)}) | {slow(busy, 2)} ({slow(busy, 3)}) |",
-            f"| seconds with it mostly idle ({len(quiet)}) | {slow(quiet, 2)} ({slow(quiet, 3)}) |",
-            f"| the control before it ({len(before.get('per_second') or [])} s) | {slow(before.get('per_second') or [], 2)} ({slow(before.get('per_second') or [], 3)}) |",
+            f"| the purge: seconds with the sweep's backend busy ({len(busy)}) | {slow(busy, 2)} ({slow(busy, 3)}) |",
+            f"| the purge: seconds with it mostly idle ({len(quiet)}) | {slow(quiet, 2)} ({slow(quiet, 3)}) |",
         ]
-    if during.get("autovacuum_work"):
-        out += ["", f"Autovacuum during it: {json.dumps(during['autovacuum_work'])}"]
+        for k in ("before", "after"):
+            if k in runs:
+                ps = runs[k].get("per_second") or []
+                out.append(f"| the control {k} it ({len(ps)} s) | {slow(ps, 2)} ({slow(ps, 3)}) |")
+    if runs["during"].get("autovacuum_work"):
+        out += ["", f"Autovacuum during it: {json.dumps(runs['during']['autovacuum_work'])}"]
     return out + [""]
 
 

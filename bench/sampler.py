@@ -10,16 +10,19 @@ readers (application_name "tenantry"), the sweep (application_name
 that is active without a wait event is on a CPU or waiting for one.
 
 From the kernel (/proc/<pid>/schedstat: time on a CPU and time runnable but
-waiting for one), over the same span: the service's threads, the readers'
-backends (those present at the first sample and at the last), and the
-sweep's backend (its last reading while it was seen), and the sweep
-process's threads. The machine's CPU time by kind (/proc/stat), the share
-of time some task stalled on CPU or IO (/proc/pressure) and the mean count
-of runnable tasks (/proc/loadavg).
+waiting for one), over the same span: the service's threads (scanned at the
+start, once a second and at the end; a thread that exits keeps its last
+reading, one born in the span counts from zero), the readers' backends
+(those present at the first sample and at the last), the sweep's backend
+(its last reading while it was seen) and the sweep process's threads
+(counted as the service's). The machine's CPU time by kind (/proc/stat),
+the share of time some task stalled on CPU or IO (/proc/pressure) and the
+mean count of runnable tasks (/proc/loadavg).
 
-Each second, from the service's own latency histogram: requests answered
-and how many took over 50 and 100 ms, beside whether the sweep's backend
-was running a statement in that second's samples.
+From the service's own latency histogram: the requests it answered over the
+sampled span and how many took over 50 and 100 ms ("served", the
+per-request figures' divisor), and the same each second, beside whether
+the sweep's backend was running a statement in that second's samples.
 
 Stops at SIGINT/SIGTERM or after max_seconds (a bounded count of samples)
 and writes the tally to out.json.
@@ -112,14 +115,31 @@ def sweep_process():
     return None
 
 
-def process_sched(pid):
-    total = [0, 0]
-    for t in threads(pid):
-        s = schedstat(f"{pid}/task/{t}")
-        if s:
-            total[0] += s[0]
-            total[1] += s[1]
-    return total
+class Threads:
+    """CPU and run-queue time of one process's threads over the window, threads
+    that exit in it included (each keeps its last reading) and threads born in
+    it counted from zero."""
+
+    def __init__(self, pid):
+        self.pid, self.seen, self.scans = pid, {}, 0
+
+    def scan(self):
+        for t in threads(self.pid):
+            s = schedstat(f"{self.pid}/task/{t}")
+            if s:
+                first = self.seen[t][0] if t in self.seen else (s if self.scans == 0 else (0, 0))
+                self.seen[t] = [first, s]
+        self.scans += 1
+
+    def span(self):
+        return span(
+            [sum(v[0][0] for v in self.seen.values()), sum(v[0][1] for v in self.seen.values())],
+            [sum(v[1][0] for v in self.seen.values()), sum(v[1][1] for v in self.seen.values())],
+        )
+
+
+def span(first, last):
+    return {"cpu_ms": round((last[0] - first[0]) / 1e6, 1), "runqueue_ms": round((last[1] - first[1]) / 1e6, 1)}
 
 
 def served():
@@ -142,10 +162,6 @@ def served():
     return total[0], total[0] - total[1], total[0] - total[2]
 
 
-def service_sched():
-    return process_sched(service_pid)
-
-
 conn = subprocess.Popen(
     [psql, url, "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1"],
     stdin=subprocess.PIPE,
@@ -158,9 +174,11 @@ autovacuum_work = collections.Counter()
 readers_first = {}
 readers_last = {}
 sweep_seen = {}
-service_first = service_sched()
+service = Threads(service_pid)
+service.scan()
+served_first = served()
 cpu_first, pressure_first = cpu_times(), {k: pressure(k) for k in ("cpu", "io")}
-sweeper, sweeper_sched = None, None
+sweeper = None
 runnable_total = 0
 # Each second: requests answered, of them over 50 and 100 ms, and in how
 # many of its samples the sweep's backend was running a statement.
@@ -169,8 +187,11 @@ started = time.monotonic()
 samples = 0
 while samples < max_samples and not stop:
     t0 = time.monotonic()
-    conn.stdin.write(QUERY)
-    conn.stdin.flush()
+    try:
+        conn.stdin.write(QUERY)
+        conn.stdin.flush()
+    except OSError:
+        break  # psql went away
     rows = []
     for line in conn.stdout:
         line = line.rstrip("\n")
@@ -196,11 +217,12 @@ while samples < max_samples and not stop:
     # The same /proc scan once a second in every window (controls and
     # purges alike), whether or not a sweep was found already.
     if (samples - 1) % max(1, round(1 / interval)) == 0:
-        sweeper = sweep_process() or sweeper
+        found = sweep_process()
+        if found is not None and (sweeper is None or sweeper.pid != found):
+            sweeper = Threads(found)
+        service.scan()
     if sweeper is not None:
-        now = process_sched(sweeper)
-        if now != [0, 0]:
-            sweeper_sched = [sweeper_sched[0] if sweeper_sched else now, now]
+        sweeper.scan()
     for pid, backend_type, app, state, wait, query in rows:
         if backend_type == "autovacuum worker":
             who = "autovacuum"
@@ -225,15 +247,15 @@ while samples < max_samples and not stop:
             tally[who]["active, " + (wait or "no wait (CPU)")] += 1
     time.sleep(max(0.0, interval - (time.monotonic() - t0)))
 elapsed = time.monotonic() - started
-service_last = service_sched()
+service.scan()
+served_last = served()
 cpu_last, pressure_last = cpu_times(), {k: pressure(k) for k in ("cpu", "io")}
 ticks = sum(cpu_last.values()) - sum(cpu_first.values()) or 1
-conn.stdin.close()
+try:
+    conn.stdin.close()
+except OSError:
+    pass
 conn.wait(timeout=10)
-
-
-def span(first, last):
-    return {"cpu_ms": round((last[0] - first[0]) / 1e6, 1), "runqueue_ms": round((last[1] - first[1]) / 1e6, 1)}
 
 
 both = [p for p in readers_first if p in readers_last]
@@ -253,10 +275,10 @@ json.dump(
         "waits": {k: dict(v.most_common()) for k, v in tally.items()},
         "autovacuum_work": dict(autovacuum_work.most_common(5)),
         "sched": {
-            "service": span(service_first, service_last),
+            "service": service.span(),
             "readers": readers_sched,
             "sweep": sweep_sched,
-            "sweep_process": span(*sweeper_sched) if sweeper_sched else {"cpu_ms": 0.0, "runqueue_ms": 0.0},
+            "sweep_process": sweeper.span() if sweeper else {"cpu_ms": 0.0, "runqueue_ms": 0.0},
         },
         "cpu_share": {k: round((cpu_last[k] - cpu_first[k]) / ticks, 4) for k in cpu_first},
         "stalled_share": {
@@ -265,6 +287,9 @@ json.dump(
             if pressure_first[k] is not None and pressure_last[k] is not None
         },
         "runnable_mean": round(runnable_total / max(samples, 1), 2),
+        # [requests, over 50 ms, over 100 ms] the service answered within
+        # the sampled span (the per-request figures' divisor), or None.
+        "served": [round(b - a) for a, b in zip(served_first, served_last)] if served_first and served_last else None,
         # [second, requests, over 50 ms, over 100 ms, samples with the sweep active, samples]
         "per_second": seconds,
     },

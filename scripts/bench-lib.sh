@@ -6,7 +6,10 @@
 # pgbench_run, record, ...). Removes the cluster on exit.
 #
 # Knobs (env): BENCH_DURATION (s per run, 10), BENCH_TENANTS (1000),
-# BENCH_INSTANCES (100), BENCH_CITUS (0), BENCH_SHARDS (32).
+# BENCH_INSTANCES (100), BENCH_CITUS (0), BENCH_SHARDS (32),
+# BENCH_PG_SETTINGS ("name=value ...": server settings on top of the
+# defaults, e.g. "shared_buffers=4GB"; PostgreSQL only, not Citus; an
+# experiment, not the cluster the targets are defined on).
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$root" || exit 1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
@@ -17,6 +20,11 @@ tenants=${BENCH_TENANTS:-1000}
 per=${BENCH_INSTANCES:-100}
 citus=${BENCH_CITUS:-0}
 shards=${BENCH_SHARDS:-32}
+read -r -a pg_settings <<<"${BENCH_PG_SETTINGS:-}"
+for setting in "${pg_settings[@]}"; do
+    [[ "$setting" =~ ^[a-z_]+=[A-Za-z0-9._]+$ ]] || { echo "bench: BENCH_PG_SETTINGS: not name=value: $setting" >&2; exit 2; }
+done
+[[ ${#pg_settings[@]} -eq 0 || "$citus" != 1 ]] || { echo "bench: BENCH_PG_SETTINGS is for PostgreSQL, not BENCH_CITUS=1" >&2; exit 2; }
 clients=32
 threads=2
 
@@ -62,6 +70,7 @@ cleanup() {
         wait "$service_pid" 2>/dev/null || true
     fi
     [[ -z "${sampler_pid:-}" ]] || kill "$sampler_pid" 2>/dev/null || true
+    [[ -z "${beside_wrk_pid:-}" ]] || kill "$beside_wrk_pid" 2>/dev/null || true
     scripts/pg.sh down "$tmp" >/dev/null 2>&1 || true
     rm -rf -- "$tmp"
     exit "$rc"
@@ -90,8 +99,23 @@ if [[ "$citus" == 1 ]]; then
     export TENANTRY__DATABASE__CITUS__TENANT_MULTI_SHARD=error
 else
     log "starting PostgreSQL on port $pg_port"
-    TENANTRY_DB_NAME=$db TENANTRY_OWNER_PASSWORD=$owner_pw TENANTRY_APP_PASSWORD=$app_pw \
-        scripts/pg.sh up "$tmp" "$pg_port" >/dev/null
+    pg_up() {
+        TENANTRY_DB_NAME=$db TENANTRY_OWNER_PASSWORD=$owner_pw TENANTRY_APP_PASSWORD=$app_pw \
+            scripts/pg.sh up "$tmp" "$pg_port" >/dev/null
+    }
+    pg_up
+    if ((${#pg_settings[@]})); then
+        log "server settings on top of the defaults: ${pg_settings[*]}"
+        for setting in "${pg_settings[@]}"; do
+            scripts/pg.sh psql "$tmp" "$pg_port" -q -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET ${setting%%=*} = '${setting#*=}'" >/dev/null ||
+                die "BENCH_PG_SETTINGS: PostgreSQL refused $setting"
+        done
+        scripts/pg.sh down "$tmp" >/dev/null
+        pg_up
+        for setting in "${pg_settings[@]}"; do
+            log "  ${setting%%=*} is now $(scripts/pg.sh psql "$tmp" "$pg_port" -At -c "SHOW ${setting%%=*}")"
+        done
+    fi
     scripts/pg.sh psql "$tmp" "$pg_port" -q -c "ALTER ROLE postgres PASSWORD '$su_pw'" >/dev/null
 fi
 app_url="postgres://tenantry_app:$app_pw@127.0.0.1:$pg_port/$db"

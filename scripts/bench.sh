@@ -12,7 +12,9 @@
 # the fixed-pace purge, info; 0 skips it), BENCH_PURGE_PAUSE (15ms:
 # retention.batch_pause of that fixed-pace purge), BENCH_PURGE_TARGET (unset:
 # e.g. 20ms, also an adaptive purge with this target_batch_latency under
-# reads, info).
+# reads, info), BENCH_PG_SETTINGS ("name=value ...": server settings on
+# top of PostgreSQL's defaults, an experiment; the report is then
+# bench/results/<date>-settings.{md,json}).
 # Time: about 25-35 min on the 2-core machine with the defaults (most of it
 # seeding 100,000 tenants and touching each); BENCH_DURATION=5
 # BENCH_SCALE_TENANTS=2000 BENCH_PURGE_ROWS=100000 runs every scenario in a
@@ -187,21 +189,23 @@ sample_start() { # max-seconds
 sample_stop() { # key
     kill -TERM "$sampler_pid" 2>/dev/null || true
     wait "$sampler_pid" || die "bench/sampler.py failed"
+    sampler_pid=""
     record "$1" "$(cat "$tmp/waits.json")"
     log "$1: $(python3 -c "import json, sys; w = json.load(open(sys.argv[1])); print(json.dumps({k: w[k] for k in ('sched', 'cpu_share', 'runnable_mean')}))" "$tmp/waits.json")"
 }
 reads_beside() { # key command... — reads for exactly as long as the command runs: read_during_<key>
-    local wrk_pid
-    # wrk stops on SIGINT and still reports (its done() runs).
+    # wrk stops on SIGINT and still reports (its done() runs); a global
+    # pid, so that cleanup stops it if the command fails.
     BENCH_TOKENS="$tmp/tokens-sample" wrk -t$threads -c$clients -d600s --latency -s bench/read.lua \
         "http://127.0.0.1:$app_port" >"$tmp/wrk-during.out" 2>"$tmp/wrk.err" &
-    wrk_pid=$!
+    beside_wrk_pid=$!
     sleep 1
     sample_start 600
     "${@:2}"
     sample_stop "waits_during_$1"
-    kill -INT "$wrk_pid" 2>/dev/null || true
-    wait "$wrk_pid" || die "wrk during the purge failed: $(tail -3 "$tmp/wrk.err")"
+    kill -INT "$beside_wrk_pid" 2>/dev/null || true
+    wait "$beside_wrk_pid" || die "wrk during the purge failed: $(tail -3 "$tmp/wrk.err")"
+    beside_wrk_pid=""
     sed -n 's/^BENCH //p' "$tmp/wrk-during.out" | tail -1 >"$tmp/wrk.json"
     [[ -s "$tmp/wrk.json" ]] || die "wrk during the purge reported nothing: $(tail -3 "$tmp/wrk-during.out")"
     record "read_during_$1" "$(cat "$tmp/wrk.json")"
@@ -257,5 +261,7 @@ mode=()
 if [[ "$citus" == 1 ]]; then
     version=$("$psql" "$su_url" -At -c "SELECT split_part(citus_version(), ' ', 2)")
     mode=(citus "Citus $version on PostgreSQL $("$psql" "$su_url" -At -c "SELECT split_part(current_setting('server_version'), ' ', 1)"): a coordinator and ${#workers[@]} workers on this machine, $shards shards; the service and pgbench both through the coordinator.")
+elif ((${#pg_settings[@]})); then
+    mode=(settings "PostgreSQL's defaults but ${pg_settings[*]} (BENCH_PG_SETTINGS): an experiment, not the defaults the targets are defined on.")
 fi
 python3 bench/report.py "$results" "$tenants" "$scale" "$per" "$clients" "$duration" "${mode[@]}"
