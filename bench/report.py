@@ -111,6 +111,8 @@ rows = [
     (f"3 read at {scale} tenants vs at {tenants}", get("read_service_scaled")["rps"], get("read_service")["rps"], ">= 0.9"),
     (f"3 (info) pgbench simple at {scale} tenants vs at {tenants}", get("read_pgbench_simple_scaled")["tps"], get("read_pgbench_simple")["tps"], "(info)"),
     (f"3 (info) service vs pgbench simple at {scale} tenants", get("read_service_scaled")["rps"], get("read_pgbench_simple_scaled")["tps"], "(info)"),
+    (f"3 (info) as loaded, before VACUUM: read at {scale} tenants vs at {tenants}", get("read_service_scaled_fresh")["rps"], get("read_service")["rps"], "(info)"),
+    (f"3 (info) as loaded, before VACUUM: pgbench simple at {scale} tenants vs at {tenants}", get("read_pgbench_simple_scaled_fresh")["tps"], get("read_pgbench_simple")["tps"], "(info)"),
     ("3 RSS bytes per touched tenant", None if bytes_per_tenant is None else round(bytes_per_tenant), None, "<= 2048"),
     ("4 RLS on vs off (pgbench simple, same SQL)", get("read_pgbench_simple")["tps"], get("read_pgbench_rls_off")["tps"], ">= 0.95"),
     ("4 RLS on vs off (pgbench prepared, same SQL)", get("read_pgbench_prepared")["tps"], get("read_pgbench_rls_off_prepared")["tps"], ">= 0.95"),
@@ -162,6 +164,11 @@ lines = [
 for s, a, b, t in rows:
     lines.append(f"| {s} | {a} | {'' if b is None else b} | {'' if b is None else ratio(a, b)} | {t} | {met(a, b, t)} |")
 lines += ["", f"Non-2xx responses: {summary['non2xx']}", ""]
+av = {k: r[f"autovacuum_{k}"] for k in ("scaled_fresh", "scaled") if f"autovacuum_{k}" in r}
+if av:
+    # Scenario 3's reads as loaded and after VACUUM: what autovacuum was
+    # doing at the start and end of each (workers, tables, runs finished).
+    lines += [f"Autovacuum at the start and end of scenario 3's reads: {json.dumps(av)}", ""]
 paced = {k: r[k]["pacing"] for k in ("purge", "idle_purge", "tuned_purge", "paced_purge") if r.get(k, {}).get("pacing")}
 if paced:
     lines += ["How each purge paced itself (the sweep report's `pacing`):", ""]

@@ -103,12 +103,38 @@ pipelined write.sql "$tmp/write-pipeline.sql"
 pgbench_run write_pgbench_pipeline "$tmp/write-pipeline.sql" "$app_url" prepared "$tenants" "-c plan_cache_mode=force_custom_plan"
 
 # --- Scenario 3: 100,000 tenants; memory per tenant --------------------------------
+# (On Citus every node checkpoints.)
+checkpoint_sql="CHECKPOINT"
+[[ "$citus" != 1 ]] || checkpoint_sql="SELECT run_command_on_all_nodes('CHECKPOINT')"
 log "seeding up to $scale tenants"
 seed $((tenants + 1)) "$scale" "$per"
 tokens_for 1 "$scale" 2000 "$tmp/tokens-sample"
+# What autovacuum is doing (on the node connected to; on Citus the shards'
+# vacuums run on the workers): workers present, tables being vacuumed, and
+# autovacuums and autoanalyzes finished so far.
+autovacuum_sql="SELECT json_build_object(
+    'workers', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'),
+    'vacuuming', (SELECT coalesce(json_agg(relid::regclass::text), '[]') FROM pg_stat_progress_vacuum),
+    'done', (SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables))::jsonb"
+autovacuum() { "$psql" "$su_url" -At -c "$autovacuum_sql"; }
+# First as loaded (info): the same reads seconds after the bulk insert of
+# the other tenants' rows, while autovacuum and the first readers (hint
+# bits, the visibility map) still work through them on the same two cores.
 warm_up "$tmp/tokens-sample"
+av_start=$(autovacuum)
+wrk_run read_service_scaled_fresh read.lua "$tmp/tokens-sample"
+pgbench_run read_pgbench_simple_scaled_fresh read.sql "$app_url" simple "$scale"
+record autovacuum_scaled_fresh "{\"start\":$av_start,\"end\":$(autovacuum)}"
+log "autovacuum_scaled_fresh: $av_start -> $(autovacuum)"
+# Then settled, as a database of that size runs (the target): vacuumed and
+# analyzed, as the 1,000 tenants were by the time scenario 1 ran.
+log "vacuuming the seeded tables"
+"$psql" "$su_url" -q -c "VACUUM (ANALYZE)" -c "$checkpoint_sql" >/dev/null
+warm_up "$tmp/tokens-sample"
+av_start=$(autovacuum)
 wrk_run read_service_scaled read.lua "$tmp/tokens-sample"
 pgbench_run read_pgbench_simple_scaled read.sql "$app_url" simple "$scale"
+record autovacuum_scaled "{\"start\":$av_start,\"end\":$(autovacuum)}"
 before_kb=$(rss_kb)
 before_tenants=$(limiter_tenants)
 tokens_for 1 "$scale" "$scale" "$tmp/tokens-all"
@@ -140,10 +166,8 @@ record memory "{\"rss_before_kb\":$before_kb,\"rss_after_kb\":$after_kb,\"tenant
 # Who writes dirty buffers out while the purge runs: the checkpointer, the
 # background writer, or backends (including the readers) themselves. On
 # Citus the rows are on the workers: there, summed, and every node checkpoints.
-checkpoint_sql="CHECKPOINT"
 bgwriter_sql="SELECT json_build_object('backend', buffers_backend, 'clean', buffers_clean, 'checkpoint', buffers_checkpoint) FROM pg_stat_bgwriter"
 if [[ "$citus" == 1 ]]; then
-    checkpoint_sql="SELECT run_command_on_all_nodes('CHECKPOINT')"
     bgwriter_sql="SELECT json_build_object('backend', sum((r->>'backend')::bigint), 'clean', sum((r->>'clean')::bigint),
                                            'checkpoint', sum((r->>'checkpoint')::bigint))
                     FROM (SELECT result::json AS r FROM run_command_on_workers(\$q\$$bgwriter_sql\$q\$)) w"
