@@ -164,6 +164,26 @@ lines = [
 for s, a, b, t in rows:
     lines.append(f"| {s} | {a} | {'' if b is None else b} | {'' if b is None else ratio(a, b)} | {t} | {met(a, b, t)} |")
 lines += ["", f"Non-2xx responses: {summary['non2xx']}", ""]
+
+
+def per_round(a, fa, b, fb):
+    """The ratio a/b round by round (scenarios 1 and 2 record their rounds)."""
+    ra, rb = get(a).get("rounds") or [], get(b).get("rounds") or []
+    return [ratio(x[fa], y[fb]) for x, y in zip(ra, rb)]
+
+
+if get("read_service").get("rounds"):
+    lines += [
+        f"Scenarios 1 and 2 ran in {len(get('read_service')['rounds'])} interleaved rounds; each figure above is the median of its rounds. Round by round:",
+        "",
+        f"- reads vs pgbench prepared: {per_round('read_service', 'rps', 'read_pgbench_prepared', 'tps')}",
+        f"- reads vs pgbench simple: {per_round('read_service', 'rps', 'read_pgbench_simple', 'tps')}",
+        f"- read p99 vs pgbench prepared p99: {per_round('read_service', 'p99_ms', 'read_pgbench_prepared', 'p99_ms')}",
+        f"- writes vs pgbench prepared: {per_round('write_service', 'rps', 'write_pgbench_prepared', 'tps')}",
+        f"- service reads/s: {[x['rps'] for x in get('read_service')['rounds']]}; pgbench prepared tx/s: {[x['tps'] for x in get('read_pgbench_prepared')['rounds']]}",
+        f"- service writes/s: {[x['rps'] for x in get('write_service').get('rounds') or []]}; pgbench prepared tx/s: {[x['tps'] for x in get('write_pgbench_prepared').get('rounds') or []]}",
+        "",
+    ]
 av = {k: r[f"autovacuum_{k}"] for k in ("scaled_fresh", "scaled") if f"autovacuum_{k}" in r}
 if av:
     # Scenario 3's reads as loaded and after VACUUM: what autovacuum was

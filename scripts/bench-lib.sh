@@ -189,6 +189,24 @@ PY
 results="$tmp/results.jsonl"
 : >"$results"
 record() { echo "{\"key\":\"$1\",\"value\":$2}" >>"$results"; }
+median_of_rounds() { # key — records key: each figure the median of key_r1, key_r2, ... (and the rounds)
+    local value
+    value=$(python3 - "$results" "$1" <<'PY'
+import json, re, statistics, sys
+path, key = sys.argv[1:]
+records = [json.loads(line) for line in open(path) if line.strip()]
+runs = [rec["value"] for rec in records if re.fullmatch(re.escape(key) + r"_r[0-9]", rec["key"])]
+median = {f: round(statistics.median(run[f] for run in runs), 3) for f in runs[0] if all(isinstance(run.get(f), (int, float)) for run in runs)}
+# Errors are counted over every round, never hidden by a median.
+for f in ("non2xx", "socket_errors"):
+    if f in median:
+        median[f] = sum(run[f] for run in runs)
+median["rounds"] = runs
+print(json.dumps(median))
+PY
+    ) || die "no rounds of $1 to take the median of"
+    record "$1" "$value"
+}
 wrk_run() { # key lua tokens [duration]
     BENCH_TOKENS="$3" BENCH_THREADS=$threads wrk -t$threads -c$clients -d"${4:-$duration}s" --latency \
         -s "bench/$2" "http://127.0.0.1:$app_port" 2>"$tmp/wrk.err" | sed -n 's/^BENCH //p' | tail -1 >"$tmp/wrk.json" ||

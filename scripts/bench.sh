@@ -5,6 +5,8 @@
 # service sends, stops everything, and writes bench/results/<date>.{md,json}.
 #
 # Knobs (env): BENCH_DURATION (s per run, 10), BENCH_TENANTS (1000),
+# BENCH_ROUNDS (3: scenarios 1 and 2 run in this many interleaved rounds,
+# each figure the median of its rounds),
 # BENCH_METRICS_ONLY (1: scenarios 1 and 6 only, then the report: a quick
 # check of the per-tenant metrics' cost),
 # BENCH_SCALE_TENANTS (100000), BENCH_INSTANCES (100), BENCH_PURGE_ROWS (1000000:
@@ -34,6 +36,8 @@ purge_rows=${BENCH_PURGE_ROWS:-1000000}
 purge_pause=${BENCH_PURGE_PAUSE:-15ms}
 purge_target=${BENCH_PURGE_TARGET:-}
 metrics_only=${BENCH_METRICS_ONLY:-0}
+rounds=${BENCH_ROUNDS:-3}
+[[ "$rounds" =~ ^[1-9]$ ]] || { echo "bench: BENCH_ROUNDS must be 1-9" >&2; exit 2; }
 # shellcheck source=scripts/bench-lib.sh
 source "$(dirname "$0")/bench-lib.sh"
 # The controls' length (scenario 5).
@@ -59,14 +63,23 @@ fi
 tokens_for 1 "$tenants" "$tenants" "$tmp/tokens-1k"
 start_service
 warm_up "$tmp/tokens-1k"
-wrk_run read_service read.lua "$tmp/tokens-1k"
-pgbench_run read_pgbench_simple read.sql "$app_url" simple "$tenants"
-pgbench_run read_pgbench_prepared read.sql "$app_url" prepared "$tenants"
-# The new limit (#18): the same statements in one pipeline, one round trip.
+# Scenarios 1 and 2 run in $rounds interleaved rounds, each figure the
+# median of its rounds: this VM's rates drift by tens of percent between
+# minutes, and one 10 s run of each side let a ratio land anywhere in
+# that drift. The rounds' figures are in the report.
 pipelined read.sql "$tmp/read-pipeline.sql"
-pgbench_run read_pgbench_pipeline "$tmp/read-pipeline.sql" "$app_url" prepared "$tenants"
-pgbench_run read_pgbench_rls_off read.sql "$su_url" simple "$tenants"
-pgbench_run read_pgbench_rls_off_prepared read.sql "$su_url" prepared "$tenants"
+for round in $(seq 1 "$rounds"); do
+    wrk_run "read_service_r$round" read.lua "$tmp/tokens-1k"
+    pgbench_run "read_pgbench_simple_r$round" read.sql "$app_url" simple "$tenants"
+    pgbench_run "read_pgbench_prepared_r$round" read.sql "$app_url" prepared "$tenants"
+    # The new limit (#18): the same statements in one pipeline, one round trip.
+    pgbench_run "read_pgbench_pipeline_r$round" "$tmp/read-pipeline.sql" "$app_url" prepared "$tenants"
+    pgbench_run "read_pgbench_rls_off_r$round" read.sql "$su_url" simple "$tenants"
+    pgbench_run "read_pgbench_rls_off_prepared_r$round" read.sql "$su_url" prepared "$tenants"
+done
+for key in read_service read_pgbench_simple read_pgbench_prepared read_pgbench_pipeline read_pgbench_rls_off read_pgbench_rls_off_prepared; do
+    median_of_rounds "$key"
+done
 
 # --- Scenario 6: per-tenant metrics on vs off -------------------------------------
 # The same reads against a fresh service with [metrics] per_tenant = false
@@ -93,14 +106,19 @@ if [[ "$metrics_only" == 1 ]]; then
 fi
 
 # --- Scenario 2: provisioning writes ---------------------------------------------
-wrk_run write_service write.lua "$tmp/tokens-1k"
-pgbench_run write_pgbench_simple write.sql "$app_url" simple "$tenants"
-# On Citus, PostgreSQL's one try of a generic plan for the quota UPDATE ...
-# FROM (after five executions) cannot be pruned to a shard and fans out,
-# which is refused; custom plans, as the service's one-off statement gets.
-pgbench_run write_pgbench_prepared write.sql "$app_url" prepared "$tenants" "-c plan_cache_mode=force_custom_plan"
 pipelined write.sql "$tmp/write-pipeline.sql"
-pgbench_run write_pgbench_pipeline "$tmp/write-pipeline.sql" "$app_url" prepared "$tenants" "-c plan_cache_mode=force_custom_plan"
+for round in $(seq 1 "$rounds"); do
+    wrk_run "write_service_r$round" write.lua "$tmp/tokens-1k"
+    pgbench_run "write_pgbench_simple_r$round" write.sql "$app_url" simple "$tenants"
+    # On Citus, PostgreSQL's one try of a generic plan for the quota UPDATE ...
+    # FROM (after five executions) cannot be pruned to a shard and fans out,
+    # which is refused; custom plans, as the service's one-off statement gets.
+    pgbench_run "write_pgbench_prepared_r$round" write.sql "$app_url" prepared "$tenants" "-c plan_cache_mode=force_custom_plan"
+    pgbench_run "write_pgbench_pipeline_r$round" "$tmp/write-pipeline.sql" "$app_url" prepared "$tenants" "-c plan_cache_mode=force_custom_plan"
+done
+for key in write_service write_pgbench_simple write_pgbench_prepared write_pgbench_pipeline; do
+    median_of_rounds "$key"
+done
 
 # --- Scenario 3: 100,000 tenants; memory per tenant --------------------------------
 # (On Citus every node checkpoints.)
