@@ -12,10 +12,12 @@ that is active without a wait event is on a CPU or waiting for one.
 From the kernel (/proc/<pid>/schedstat: time on a CPU and time runnable but
 waiting for one), over the same span: the service's threads (scanned at the
 start, once a second and at the end; a thread that exits keeps its last
-reading, one born in the span counts from zero), the readers' backends
-(those present at the first sample and at the last), the sweep's backend
-(its last reading while it was seen) and the sweep process's threads
-(counted as the service's). The machine's CPU time by kind (/proc/stat),
+reading from those scans, one born in the span counts from zero; a thread
+that lives less than a second between two scans can be missed), the
+readers' backends (those present at the first sample and at the last),
+the sweep's backend (its last reading while it was seen) and the sweep
+process's threads (counted as the service's, from zero: it starts after
+the window does). The machine's CPU time by kind (/proc/stat),
 the share of time some task stalled on CPU or IO (/proc/pressure) and the
 mean count of runnable tasks (/proc/loadavg).
 
@@ -120,8 +122,10 @@ class Threads:
     that exit in it included (each keeps its last reading) and threads born in
     it counted from zero."""
 
-    def __init__(self, pid):
-        self.pid, self.seen, self.scans = pid, {}, 0
+    def __init__(self, pid, born=False):
+        # born: the process started after the window did (the sweep), so
+        # even its first scan counts from zero.
+        self.pid, self.seen, self.scans = pid, {}, 1 if born else 0
 
     def scan(self):
         for t in threads(self.pid):
@@ -219,7 +223,7 @@ while samples < max_samples and not stop:
     if (samples - 1) % max(1, round(1 / interval)) == 0:
         found = sweep_process()
         if found is not None and (sweeper is None or sweeper.pid != found):
-            sweeper = Threads(found)
+            sweeper = Threads(found, born=True)
         service.scan()
     if sweeper is not None:
         sweeper.scan()

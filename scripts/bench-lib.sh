@@ -112,7 +112,12 @@ else
         done
         scripts/pg.sh down "$tmp" >/dev/null
         pg_up
+        # pg.sh's own command-line settings (max_connections, PG_FAST's)
+        # would win over ALTER SYSTEM: refuse a setting that did not take.
         for setting in "${pg_settings[@]}"; do
+            source_now=$(scripts/pg.sh psql "$tmp" "$pg_port" -At -c "SELECT source FROM pg_settings WHERE name = '${setting%%=*}'")
+            [[ "$source_now" == "configuration file" ]] ||
+                die "BENCH_PG_SETTINGS: ${setting%%=*} did not take (its value comes from: ${source_now:-nowhere: unknown setting})"
             log "  ${setting%%=*} is now $(scripts/pg.sh psql "$tmp" "$pg_port" -At -c "SHOW ${setting%%=*}")"
         done
     fi

@@ -21,7 +21,7 @@
 # fallback used where perf cannot record), PROFILE_NOTE (a line for the report,
 # e.g. what else ran on the machine).
 set -euo pipefail
-unset TENANTRY_PG_TUNE
+unset TENANTRY_PG_TUNE BENCH_PG_SETTINGS
 
 log_prefix=profile
 export BENCH_TENANTS=${PROFILE_TENANTS:-200}
