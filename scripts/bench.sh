@@ -17,7 +17,7 @@
 # reads, info), BENCH_PG_SETTINGS ("name=value ...": server settings on
 # top of PostgreSQL's defaults, an experiment; the report is then
 # bench/results/<date>-settings.{md,json}).
-# Time: about 25-35 min on the 2-core machine with the defaults (most of it
+# Time: about 30-40 min on the 2-core machine with the defaults (most of it
 # seeding 100,000 tenants and touching each); BENCH_DURATION=5
 # BENCH_SCALE_TENANTS=2000 BENCH_PURGE_ROWS=100000 runs every scenario in a
 # few minutes (the figures then only prove the script).
